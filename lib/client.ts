@@ -1,0 +1,325 @@
+// The browser (and Node) client. It must stay free of runtime imports: the
+// compiled file is served as-is at `<path>/client.js` and loaded by pages as a
+// standalone ES module.
+import type {
+  ClientFrame,
+  ErrorFrame,
+  JoinedFrame,
+  LeftFrame,
+  MessageFrame,
+  PresenceFrame,
+  RenamedFrame,
+  SendFrame,
+  ServerFrame,
+  Since,
+  WelcomeFrame
+} from './wire.js'
+
+/** Where the connection is: `reconnecting` lasts from a drop until the next `welcome`. */
+export type ConnectionStatus = 'connecting' | 'open' | 'reconnecting' | 'closed'
+
+/** Events of a {@link ChatConnection} and what their listeners receive. */
+export interface ChatEvents {
+  message: MessageFrame
+  joined: JoinedFrame
+  presence: PresenceFrame
+  error: ErrorFrame
+  welcome: WelcomeFrame
+  left: LeftFrame
+  renamed: RenamedFrame
+  status: ConnectionStatus
+}
+
+/** The part of the WebSocket API the client uses; the browser's `WebSocket` and `ws` both fit. */
+export interface WebSocketLike {
+  send (data: string): void
+  close (code?: number, reason?: string): void
+  // `never` parameters accept both the DOM's and ws's event types.
+  onmessage: ((event: never) => void) | null
+  onclose: ((event: never) => void) | null
+  onerror: ((event: never) => void) | null
+}
+
+/** Options of {@link connect}. */
+export interface ConnectOptions {
+  /** Display name, sent as `?name=`. @default the URL's `name`, else a guest name from the server */
+  name?: string
+  /** Rooms to join besides the URL's `?room=`. @default [] */
+  rooms?: string[]
+  /** WebSocket implementation; pass `WebSocket` from `ws` in Node. @default globalThis.WebSocket */
+  WebSocket?: new (url: string) => WebSocketLike
+  /** Reconnect delays: full jitter over `initialMs * 2^attempt`, capped at `maxMs`. @default { initialMs: 250, maxMs: 10000 } */
+  backoff?: { initialMs: number, maxMs: number }
+  /** Messages kept while not open; `send()` throws past this. @default 100 */
+  maxQueue?: number
+}
+
+/**
+ * Room names the server accepts. A copy of wire.ts's, since a type import
+ * cannot carry a value (a test keeps the two equal); checking here keeps a bad
+ * name from being retried on every reconnect.
+ */
+export const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
+
+function checkRoom (room: string): string {
+  if (typeof room !== 'string' || !ROOM_PATTERN.test(room)) {
+    throw new TypeError(`invalid room name ${JSON.stringify(room)}: use 1 to 64 of A-Z a-z 0-9 _ -`)
+  }
+  return room
+}
+
+/** 12 random bytes, hex; getRandomValues works on plain-http pages, unlike randomUUID. */
+function randomCid (): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(12))
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+/** A tiny typed emitter: the same in browsers and Node, and nothing to subclass. */
+class Emitter<Events> {
+  #listeners = new Map<keyof Events, Set<(payload: never) => void>>()
+
+  on<E extends keyof Events> (event: E, listener: (payload: Events[E]) => void): () => void {
+    let set = this.#listeners.get(event)
+    if (set === undefined) this.#listeners.set(event, set = new Set())
+    set.add(listener)
+    return () => this.off(event, listener)
+  }
+
+  off<E extends keyof Events> (event: E, listener: (payload: Events[E]) => void): void {
+    this.#listeners.get(event)?.delete(listener)
+  }
+
+  emit<E extends keyof Events> (event: E, payload: Events[E]): void {
+    // A copy, so listeners may unsubscribe while being called.
+    for (const listener of [...(this.#listeners.get(event) ?? [])]) {
+      try {
+        (listener as (payload: Events[E]) => void)(payload)
+      } catch (err) {
+        // Like EventTarget: report it without breaking the other listeners or our state.
+        queueMicrotask(() => { throw err })
+      }
+    }
+  }
+}
+
+/** A chat connection that reconnects by itself and resumes every room where it stopped. */
+export class ChatConnection {
+  #url: URL
+  #WebSocket: new (url: string) => WebSocketLike
+  #backoff: { initialMs: number, maxMs: number }
+  #maxQueue: number
+  #events = new Emitter<ChatEvents>()
+  #socket: WebSocketLike | null = null
+  #status: ConnectionStatus = 'connecting'
+  #attempt = 0
+  #timer: ReturnType<typeof setTimeout> | undefined
+  #id: string | null = null
+  #name: string | null
+  // Rooms to be in, in order: the first one rides in the URL on every (re)connect.
+  #wanted = new Set<string>()
+  #joined = new Set<string>()
+  #cursors = new Map<string, Since>()
+  #queue: SendFrame[] = []
+
+  constructor (url: string | URL, opts: ConnectOptions = {}) {
+    const Socket = opts.WebSocket ?? globalThis.WebSocket
+    if (typeof Socket !== 'function') {
+      throw new TypeError('no global WebSocket: pass { WebSocket } from the "ws" package')
+    }
+    this.#WebSocket = Socket
+    this.#backoff = { initialMs: opts.backoff?.initialMs ?? 250, maxMs: opts.backoff?.maxMs ?? 10_000 }
+    if (!(this.#backoff.initialMs > 0) || !(this.#backoff.maxMs >= this.#backoff.initialMs)) {
+      throw new TypeError('backoff needs 0 < initialMs <= maxMs')
+    }
+    this.#maxQueue = opts.maxQueue ?? 100
+    if (!Number.isInteger(this.#maxQueue) || this.#maxQueue < 0) throw new TypeError('maxQueue must be an integer >= 0')
+
+    // Relative URLs ('/chat') resolve against the page, with http(s) turned into ws(s).
+    this.#url = new URL(url, globalThis.location?.href)
+    this.#url.protocol = this.#url.protocol.replace(/^http/, 'ws')
+    const params = this.#url.searchParams
+    this.#name = opts.name ?? params.get('name')
+    const first = params.get('room')
+    if (first !== null) {
+      this.#wanted.add(checkRoom(first))
+      const since = params.get('since') ?? ''
+      const sep = since.lastIndexOf(':')
+      if (sep > 0) this.#cursors.set(first, { epoch: since.slice(0, sep), offset: Number(since.slice(sep + 1)) || 0 })
+    }
+    for (const room of opts.rooms ?? []) this.#wanted.add(checkRoom(room))
+    this.#open()
+  }
+
+  get status (): ConnectionStatus { return this.#status }
+  /** This socket's user id, from `welcome`; it changes on reconnect unless the server's `identify` fixes it. */
+  get id (): string | null { return this.#id }
+  get name (): string | null { return this.#name }
+  /** Rooms the server has confirmed with `joined` on the current socket. */
+  get rooms (): string[] { return [...this.#joined] }
+
+  /** Adds a listener; returns a function that removes it. */
+  on<E extends keyof ChatEvents> (event: E, listener: (payload: ChatEvents[E]) => void): () => void {
+    return this.#events.on(event, listener)
+  }
+
+  off<E extends keyof ChatEvents> (event: E, listener: (payload: ChatEvents[E]) => void): void {
+    this.#events.off(event, listener)
+  }
+
+  /** Sends `text` to `room` (default: the first room); queued while not open. Returns the message's `cid`. */
+  send (text: string, room?: string): string {
+    if (this.#status === 'closed') throw new Error('chat connection is closed')
+    const cid = randomCid()
+    const frame: SendFrame = { type: 'message', text, cid }
+    if (room !== undefined) frame.room = checkRoom(room)
+    if (this.#status === 'open') {
+      this.#write(frame)
+    } else if (this.#queue.length >= this.#maxQueue) {
+      throw new Error(`chat send queue is full (${this.#maxQueue} messages waiting for the connection)`)
+    } else {
+      this.#queue.push(frame)
+    }
+    return cid
+  }
+
+  join (room: string): void {
+    this.#wanted.add(checkRoom(room))
+    if (this.#status === 'open') this.#write(this.#joinFrame(room))
+  }
+
+  leave (room: string): void {
+    // A join may still be on its way, so a wanted room is left even before its `joined`.
+    const inRoom = this.#wanted.delete(room) || this.#joined.has(room)
+    if (this.#status === 'open' && inRoom) this.#write({ type: 'leave', room })
+  }
+
+  /** Asks for a new name; while not open it is used on the next connect. */
+  rename (name: string): void {
+    if (this.#status === 'open') this.#write({ type: 'name', name })
+    else this.#name = name
+  }
+
+  /** Stops for good: no reconnect, no timer, queued messages dropped. */
+  close (): void {
+    if (this.#status === 'closed') return
+    clearTimeout(this.#timer)
+    this.#queue = []
+    this.#joined.clear()
+    this.#socket?.close(1000, 'client closed')
+    this.#socket = null
+    this.#setStatus('closed')
+  }
+
+  #setStatus (status: ConnectionStatus): void {
+    if (status === this.#status) return
+    this.#status = status
+    this.#events.emit('status', status)
+  }
+
+  #write (frame: ClientFrame): void {
+    this.#socket?.send(JSON.stringify(frame))
+  }
+
+  #joinFrame (room: string): ClientFrame {
+    const since = this.#cursors.get(room)
+    return since === undefined ? { type: 'join', room } : { type: 'join', room, since: { ...since } }
+  }
+
+  #open (): void {
+    const url = new URL(this.#url)
+    const params = url.searchParams
+    if (this.#name !== null) params.set('name', this.#name)
+    params.delete('room')
+    params.delete('since')
+    // The first room joins with the upgrade itself; the server's default room applies when there is none.
+    const [first] = this.#wanted
+    if (first !== undefined) {
+      params.set('room', first)
+      const since = this.#cursors.get(first)
+      if (since !== undefined) params.set('since', `${since.epoch}:${since.offset}`)
+    }
+
+    const socket = new this.#WebSocket(url.href)
+    this.#socket = socket
+    socket.onmessage = (event: { data: unknown }) => {
+      if (socket === this.#socket && typeof event.data === 'string') this.#receive(event.data)
+    }
+    socket.onclose = () => { if (socket === this.#socket) this.#dropped() }
+    // An error is always followed by close, which does the work.
+    socket.onerror = () => {}
+  }
+
+  #dropped (): void {
+    this.#socket = null
+    this.#joined.clear()
+    this.#setStatus('reconnecting')
+    const ceiling = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** this.#attempt++)
+    this.#timer = setTimeout(() => this.#open(), Math.random() * ceiling)
+  }
+
+  #receive (data: string): void {
+    let frame: ServerFrame
+    try {
+      frame = JSON.parse(data)
+    } catch {
+      return
+    }
+    switch (frame.type) {
+      case 'welcome': return this.#welcome(frame)
+      case 'joined': return this.#onJoined(frame)
+      case 'message': return this.#onMessage(frame)
+      case 'left':
+        this.#joined.delete(frame.room)
+        this.#wanted.delete(frame.room)
+        return this.#events.emit('left', frame)
+      case 'renamed':
+        this.#name = frame.name
+        return this.#events.emit('renamed', frame)
+      case 'presence': return this.#events.emit('presence', frame)
+      case 'error': return this.#events.emit('error', frame)
+    }
+  }
+
+  #welcome (frame: WelcomeFrame): void {
+    this.#attempt = 0
+    this.#id = frame.id
+    this.#name = frame.name
+    this.#events.emit('welcome', frame)
+    if (this.#status === 'closed') return
+    // The server handles one socket's frames in order, so these joins are done
+    // before the queued messages that follow them.
+    const [, ...rest] = this.#wanted
+    for (const room of rest) this.#write(this.#joinFrame(room))
+    for (const queued of this.#queue.splice(0)) this.#write(queued)
+    this.#setStatus('open')
+  }
+
+  #onJoined (frame: JoinedFrame): void {
+    const seen = this.#cursors.get(frame.room)
+    let history = frame.history
+    if (frame.recovered && seen !== undefined && seen.epoch === frame.epoch) {
+      // A join while already in the room can replay what has arrived live since the join was sent.
+      history = history.filter((m) => m.offset > seen.offset)
+      this.#cursors.set(frame.room, { epoch: frame.epoch, offset: Math.max(seen.offset, frame.offset) })
+    } else {
+      this.#cursors.set(frame.room, { epoch: frame.epoch, offset: frame.offset })
+    }
+    this.#wanted.add(frame.room)
+    this.#joined.add(frame.room)
+    this.#events.emit('joined', history === frame.history ? frame : { ...frame, history })
+  }
+
+  #onMessage (frame: MessageFrame): void {
+    const seen = this.#cursors.get(frame.room)
+    if (seen !== undefined) {
+      if (frame.offset <= seen.offset) return
+      seen.offset = frame.offset
+    }
+    this.#events.emit('message', frame)
+  }
+}
+
+/** Opens a chat connection to `url` (`ws://host/chat?room=lobby`, or `/chat` in a page). */
+export function connect (url: string | URL, opts?: ConnectOptions): ChatConnection {
+  return new ChatConnection(url, opts)
+}

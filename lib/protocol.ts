@@ -1,0 +1,160 @@
+import type { ChatMessage, ClientFrame, ErrorCode, MessageFrame, Since } from './wire.js'
+import { MAX_CID_LENGTH, MAX_NAME_LENGTH, ROOM_PATTERN } from './wire.js'
+
+/** The result of decoding one client frame: a checked frame, or the error to answer with. */
+export type Decoded =
+  | { ok: true, frame: ClientFrame }
+  | { ok: false, code: ErrorCode, message: string, cid?: string }
+
+// C0/C1 controls, bidi marks, overrides and isolates (which let a name display
+// as something it is not), line separators, and invisible zero-width marks.
+const UNSAFE_NAME_CHARS = /[\p{Cc}\u061C\u200B\u200E\u200F\u2028-\u202E\u2066-\u2069\uFEFF]/gu
+const NOT_BLANK = /\S/
+// JSON's own whitespace: what may stand before the `{` of a protocol frame.
+const NOT_JSON_SPACE = /[^ \t\r\n]/
+const DIGITS = /^\d{1,16}$/
+
+/** Unicode code points in `text`, counting a surrogate pair once. */
+export function codePointLength (text: string): number {
+  let count = text.length
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1)
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        count--
+        i++
+      }
+    }
+  }
+  return count
+}
+
+/** Whether `text` has at most `max` code points; cheap when the UTF-16 length already settles it. */
+export function fitsLength (text: string, max: number): boolean {
+  return text.length <= max || codePointLength(text) <= max
+}
+
+export function isRoomName (room: unknown): room is string {
+  return typeof room === 'string' && ROOM_PATTERN.test(room)
+}
+
+/** Trims and strips control characters; `null` when nothing usable is left or it is too long. */
+export function sanitizeName (name: unknown): string | null {
+  if (typeof name !== 'string') return null
+  const clean = name.replace(UNSAFE_NAME_CHARS, '').trim()
+  if (clean.length === 0 || !fitsLength(clean, MAX_NAME_LENGTH)) return null
+  return clean
+}
+
+/** Parses the `since` query parameter, `<epoch>:<offset>`. */
+export function parseSinceParam (value: unknown): Since | null {
+  if (typeof value !== 'string') return null
+  const sep = value.lastIndexOf(':')
+  if (sep < 1) return null
+  const digits = value.slice(sep + 1)
+  const offset = Number(digits)
+  if (!DIGITS.test(digits) || !isOffset(offset)) return null
+  return { epoch: value.slice(0, sep), offset }
+}
+
+function isOffset (value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+}
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function fail (code: ErrorCode, message: string, cid?: string): Decoded {
+  return cid === undefined ? { ok: false, code, message } : { ok: false, code, message, cid }
+}
+
+function checkText (text: string, maxLength: number, cid?: string): Decoded | null {
+  if (!NOT_BLANK.test(text)) return fail('empty_text', 'message text is empty', cid)
+  if (!fitsLength(text, maxLength)) {
+    return fail('text_too_long', `message text is longer than ${maxLength} characters`, cid)
+  }
+  return null
+}
+
+/**
+ * Decodes one text frame from a client. A frame whose first non-blank
+ * character is not `{` is a plain chat message, so the classic chat page and
+ * `wscat` work unchanged; anything starting with `{` must be a protocol object.
+ */
+export function decodeClientFrame (raw: string, maxMessageLength: number): Decoded {
+  const start = raw.search(NOT_JSON_SPACE)
+  if (start === -1 || raw.charCodeAt(start) !== 0x7b /* { */) {
+    return checkText(raw, maxMessageLength) ?? { ok: true, frame: { type: 'message', text: raw } }
+  }
+
+  let value: unknown
+  try {
+    value = JSON.parse(raw)
+  } catch {
+    return fail('invalid_message', 'frame starts with "{" but is not valid JSON')
+  }
+  if (!isPlainObject(value) || typeof value.type !== 'string') {
+    return fail('invalid_message', 'frame must be an object with a string "type"')
+  }
+
+  // A cid that is itself malformed is not echoed: it is the error.
+  let cid: string | undefined
+  if (value.cid !== undefined) {
+    if (typeof value.cid !== 'string' || value.cid.length === 0 || value.cid.length > MAX_CID_LENGTH) {
+      return fail('invalid_message', `"cid" must be a string of 1 to ${MAX_CID_LENGTH} characters`)
+    }
+    cid = value.cid
+  }
+
+  switch (value.type) {
+    case 'message': {
+      if (typeof value.text !== 'string') return fail('invalid_message', '"text" must be a string', cid)
+      if (value.room !== undefined && !isRoomName(value.room)) {
+        return fail('invalid_room', 'room names match ^[A-Za-z0-9_-]{1,64}$', cid)
+      }
+      const bad = checkText(value.text, maxMessageLength, cid)
+      if (bad !== null) return bad
+      const frame: ClientFrame = { type: 'message', text: value.text }
+      if (value.room !== undefined) frame.room = value.room
+      if (cid !== undefined) frame.cid = cid
+      return { ok: true, frame }
+    }
+    case 'join': {
+      if (!isRoomName(value.room)) return fail('invalid_room', 'room names match ^[A-Za-z0-9_-]{1,64}$', cid)
+      if (value.since === undefined) return { ok: true, frame: { type: 'join', room: value.room } }
+      const since = value.since
+      if (!isPlainObject(since) || typeof since.epoch !== 'string' || !isOffset(since.offset)) {
+        return fail('invalid_message', '"since" must be { epoch: string, offset: integer >= 0 }', cid)
+      }
+      return { ok: true, frame: { type: 'join', room: value.room, since: { epoch: since.epoch, offset: since.offset } } }
+    }
+    case 'leave':
+      if (!isRoomName(value.room)) return fail('invalid_room', 'room names match ^[A-Za-z0-9_-]{1,64}$', cid)
+      return { ok: true, frame: { type: 'leave', room: value.room } }
+    case 'name': {
+      const name = sanitizeName(value.name)
+      if (name === null) {
+        return fail('invalid_name', `name must have 1 to ${MAX_NAME_LENGTH} characters besides blanks and control characters`, cid)
+      }
+      return { ok: true, frame: { type: 'name', name } }
+    }
+    default:
+      return fail('unknown_type', `unknown frame type "${value.type.slice(0, 32)}"`, cid)
+  }
+}
+
+/** The `message` frame for a stored message, encoded once for every recipient. */
+export function encodeMessage (message: ChatMessage): string {
+  const frame: MessageFrame = {
+    type: 'message',
+    room: message.room,
+    offset: message.offset,
+    ts: message.ts,
+    from: message.from,
+    text: message.text
+  }
+  if (message.cid !== undefined) frame.cid = message.cid
+  return JSON.stringify(frame)
+}

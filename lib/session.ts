@@ -1,0 +1,93 @@
+import type { Connection } from './connection.js'
+import type { Hub } from './hub.js'
+import type { OutgoingMessage, ResolvedOptions } from './options.js'
+import { decodeClientFrame, fitsLength } from './protocol.js'
+import type { ClientFrame, SendFrame } from './wire.js'
+
+/** Reads one client's frames and turns them into hub actions, answering bad ones with `error` frames. */
+export class Session {
+  #hub: Hub
+  #opts: ResolvedOptions
+
+  constructor (hub: Hub, opts: ResolvedOptions) {
+    this.#hub = hub
+    this.#opts = opts
+  }
+
+  async handle (conn: Connection, raw: string): Promise<void> {
+    const decoded = decodeClientFrame(raw, this.#opts.maxMessageLength)
+    if (!decoded.ok) {
+      conn.request.log.debug({ code: decoded.code }, 'fastify-chat: bad frame')
+      conn.sendError(decoded.code, decoded.message, decoded.cid)
+      return
+    }
+    await this.#dispatch(conn, decoded.frame)
+  }
+
+  async #dispatch (conn: Connection, frame: ClientFrame): Promise<void> {
+    switch (frame.type) {
+      case 'message':
+        return await this.#send(conn, frame)
+      case 'join':
+        return await this.#hub.join(conn, frame.room, frame.since)
+      case 'leave':
+        if (!this.#hub.leave(conn, frame.room)) conn.sendError('not_in_room', `not in room "${frame.room}"`)
+        return
+      case 'name':
+        return this.#hub.rename(conn, frame.name)
+    }
+  }
+
+  async #send (conn: Connection, frame: SendFrame): Promise<void> {
+    const { cid } = frame
+    const room = frame.room ?? conn.firstRoom
+    if (room === undefined || !conn.rooms.has(room)) {
+      conn.sendError('not_in_room', room === undefined ? 'join a room first' : `not in room "${room}"`, cid)
+      return
+    }
+    let message: OutgoingMessage = cid === undefined ? { room, text: frame.text } : { room, text: frame.text, cid }
+    if (this.#opts.onMessage !== null) {
+      const changed = await this.#runOnMessage(conn, message)
+      if (changed === null) return
+      message = changed
+    }
+    try {
+      await this.#hub.publish({
+        room,
+        ts: Date.now(),
+        from: { id: conn.id, name: conn.name },
+        text: message.text,
+        ...(cid === undefined ? {} : { cid })
+      }, this.#opts.echo ? null : conn.key)
+    } catch (err) {
+      conn.request.log.error({ err }, 'fastify-chat: publish failed')
+      conn.sendError('internal_error', 'the message could not be stored', cid)
+    }
+  }
+
+  /** Runs the user's hook; `null` means the sender has been answered and nothing is sent. */
+  async #runOnMessage (conn: Connection, message: OutgoingMessage): Promise<OutgoingMessage | null> {
+    const { cid } = message
+    let result
+    try {
+      result = await (this.#opts.onMessage as NonNullable<ResolvedOptions['onMessage']>)({ ...message }, conn)
+    } catch (err) {
+      conn.request.log.error({ err }, 'fastify-chat: onMessage threw')
+      conn.sendError('internal_error', 'the message could not be processed', cid)
+      return null
+    }
+    if (result === false) {
+      conn.sendError('rejected', 'the message was rejected', cid)
+      return null
+    }
+    if (result === undefined || result === true) return message
+    const text: unknown = (result as Partial<OutgoingMessage> | null)?.text
+    if (typeof text !== 'string' || text.trim() === '' || !fitsLength(text, this.#opts.maxMessageLength)) {
+      conn.request.log.error('fastify-chat: onMessage returned a message without valid text')
+      conn.sendError('internal_error', 'the message could not be processed', cid)
+      return null
+    }
+    // The room stays the one the sender is in: onMessage may change the text, not the audience.
+    return { ...message, text }
+  }
+}

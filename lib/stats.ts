@@ -1,0 +1,70 @@
+import diagnostics from 'node:diagnostics_channel'
+
+/** Why an upgrade was refused. */
+export type RefusalReason = 'origin' | 'unauthorized' | 'forbidden' | 'server_full' | 'ip_full' | 'closing'
+
+/** Why a frame or a socket was dropped. */
+export type DropReason = 'rate_limited' | 'slow_consumer' | 'too_large' | 'invalid' | 'dead_peer'
+
+/** Counters since the plugin registered, returned by `app.chat.stats()`. */
+export interface ChatStats {
+  /** Open chat sockets now. */
+  open: number
+  connections: {
+    accepted: number
+    refused: Record<RefusalReason, number>
+  }
+  /** Frames received from clients. */
+  messagesIn: number
+  /** Message frames written to sockets. */
+  deliveriesOut: number
+  drops: Record<DropReason, number>
+}
+
+/** `node:diagnostics_channel` channels the plugin publishes on. */
+export const channels = Object.freeze({
+  /** `{ event: 'accepted' | 'refused' | 'closed', reason?, ip, code? }` */
+  connection: diagnostics.channel('fastify-chat:connection'),
+  /** `{ room, offset, from }` for every stored message. */
+  message: diagnostics.channel('fastify-chat:message'),
+  /** `{ reason, ip, room? }` for every drop. */
+  drop: diagnostics.channel('fastify-chat:drop')
+})
+
+/** Counts what happens and mirrors it on the diagnostics channels (only when someone listens). */
+export class Stats {
+  accepted = 0
+  refused: Record<RefusalReason, number> = { origin: 0, unauthorized: 0, forbidden: 0, server_full: 0, ip_full: 0, closing: 0 }
+  messagesIn = 0
+  deliveriesOut = 0
+  drops: Record<DropReason, number> = { rate_limited: 0, slow_consumer: 0, too_large: 0, invalid: 0, dead_peer: 0 }
+
+  accept (ip: string): void {
+    this.accepted++
+    if (channels.connection.hasSubscribers) channels.connection.publish({ event: 'accepted', ip })
+  }
+
+  refuse (reason: RefusalReason, ip: string): void {
+    this.refused[reason]++
+    if (channels.connection.hasSubscribers) channels.connection.publish({ event: 'refused', reason, ip })
+  }
+
+  closed (ip: string, code: number): void {
+    if (channels.connection.hasSubscribers) channels.connection.publish({ event: 'closed', ip, code })
+  }
+
+  drop (reason: DropReason, ip: string, room?: string): void {
+    this.drops[reason]++
+    if (channels.drop.hasSubscribers) channels.drop.publish(room === undefined ? { reason, ip } : { reason, ip, room })
+  }
+
+  snapshot (open: number): ChatStats {
+    return {
+      open,
+      connections: { accepted: this.accepted, refused: { ...this.refused } },
+      messagesIn: this.messagesIn,
+      deliveriesOut: this.deliveriesOut,
+      drops: { ...this.drops }
+    }
+  }
+}

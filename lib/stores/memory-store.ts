@@ -1,0 +1,112 @@
+import { randomBytes } from 'node:crypto'
+import type { ChatMessage } from '../wire.js'
+import type { HistoryPage, HistoryStore, NewMessage } from './history-store.js'
+
+interface RoomLog {
+  epoch: string
+  offset: number
+  // Ring buffer: `start` is the index of the oldest kept message.
+  messages: ChatMessage[]
+  start: number
+}
+
+/** Options of {@link MemoryStore}. */
+export interface MemoryStoreOptions {
+  /** Messages kept per room. @default 100 */
+  size?: number
+  /** Rooms kept; the least recently written room is forgotten past this. @default 10000 */
+  maxRooms?: number
+}
+
+function newEpoch (): string {
+  return randomBytes(6).toString('base64url')
+}
+
+/**
+ * Keeps each room's latest messages in process memory. A fresh store means
+ * fresh epochs, so clients resuming from before a restart get `recovered: false`.
+ */
+export class MemoryStore implements HistoryStore {
+  #size: number
+  #maxRooms: number
+  // Rooms with messages, least recently written first.
+  #rooms = new Map<string, RoomLog>()
+  // Epochs handed out for rooms that were read but never written. Kept apart
+  // so that clients probing many room names cannot evict real history.
+  #unwritten = new Map<string, string>()
+
+  constructor (opts: MemoryStoreOptions = {}) {
+    this.#size = opts.size ?? 100
+    this.#maxRooms = opts.maxRooms ?? 10_000
+  }
+
+  #read (room: string): RoomLog {
+    const log = this.#rooms.get(room)
+    if (log !== undefined) return log
+    let epoch = this.#unwritten.get(room)
+    if (epoch === undefined) {
+      epoch = newEpoch()
+      this.#unwritten.set(room, epoch)
+      if (this.#unwritten.size > this.#maxRooms) this.#unwritten.delete(this.#unwritten.keys().next().value as string)
+    }
+    return { epoch, offset: 0, messages: [], start: 0 }
+  }
+
+  #write (room: string): RoomLog {
+    let log = this.#rooms.get(room)
+    if (log !== undefined) {
+      // Re-insert so the map stays ordered by last write.
+      this.#rooms.delete(room)
+    } else {
+      const epoch = this.#unwritten.get(room) ?? newEpoch()
+      this.#unwritten.delete(room)
+      log = { epoch, offset: 0, messages: [], start: 0 }
+      if (this.#rooms.size >= this.#maxRooms) this.#rooms.delete(this.#rooms.keys().next().value as string)
+    }
+    this.#rooms.set(room, log)
+    return log
+  }
+
+  #latest (log: RoomLog, count: number): ChatMessage[] {
+    const n = log.messages.length
+    const out = new Array<ChatMessage>(Math.max(0, Math.min(Math.floor(count), n)))
+    for (let i = 0; i < out.length; i++) {
+      out[i] = log.messages[(log.start + n - out.length + i) % n] as ChatMessage
+    }
+    return out
+  }
+
+  async append (message: NewMessage): Promise<ChatMessage> {
+    const log = this.#write(message.room)
+    const stored: ChatMessage = { ...message, offset: ++log.offset }
+    if (this.#size === 0) return stored
+    if (log.messages.length < this.#size) {
+      log.messages.push(stored)
+    } else {
+      log.messages[log.start] = stored
+      log.start = (log.start + 1) % this.#size
+    }
+    return stored
+  }
+
+  async recent (room: string, limit: number): Promise<HistoryPage> {
+    const log = this.#read(room)
+    return { epoch: log.epoch, offset: log.offset, messages: this.#latest(log, limit) }
+  }
+
+  async since (room: string, offset: number): Promise<HistoryPage | null> {
+    const log = this.#read(room)
+    const missed = log.offset - offset
+    if (missed < 0 || missed > log.messages.length) return null
+    return { epoch: log.epoch, offset: log.offset, messages: this.#latest(log, missed) }
+  }
+
+  async epoch (room: string): Promise<string> {
+    return this.#read(room).epoch
+  }
+
+  async close (): Promise<void> {
+    this.#rooms.clear()
+    this.#unwritten.clear()
+  }
+}

@@ -1,0 +1,93 @@
+// Wire protocol v1: the frames exchanged over the socket. This module holds
+// types and constants only, so the browser client can import it without
+// pulling in any server code.
+
+/** Version of the wire protocol described here. */
+export const PROTOCOL_VERSION = 1
+
+/** Room names accepted by the server. */
+export const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
+
+/** Longest display name, in Unicode characters, after sanitizing. */
+export const MAX_NAME_LENGTH = 32
+
+/** Longest client-chosen message id (`cid`). */
+export const MAX_CID_LENGTH = 64
+
+/** A user as other clients see it. */
+export interface User {
+  id: string
+  name: string
+}
+
+/** A stored chat message, as delivered to clients and returned by `app.chat`. */
+export interface ChatMessage {
+  room: string
+  /** Position in the room: 1, 2, 3, ... */
+  offset: number
+  /** Milliseconds since the Unix epoch. */
+  ts: number
+  from: User
+  text: string
+  /** Client-chosen id, echoed back. */
+  cid?: string
+}
+
+/** Error codes sent in `error` frames. */
+export type ErrorCode =
+  | 'invalid_message'
+  | 'unknown_type'
+  | 'empty_text'
+  | 'text_too_long'
+  | 'invalid_room'
+  | 'not_in_room'
+  | 'too_many_rooms'
+  | 'invalid_name'
+  | 'rejected'
+  | 'internal_error'
+
+/** Where a client stopped reading a room: resume after `offset` if `epoch` still matches. */
+export interface Since {
+  epoch: string
+  offset: number
+}
+
+export interface WelcomeFrame { type: 'welcome', id: string, name: string }
+export interface JoinedFrame {
+  type: 'joined'
+  room: string
+  epoch: string
+  offset: number
+  recovered: boolean
+  history: ChatMessage[]
+  users: User[]
+}
+export interface MessageFrame extends ChatMessage { type: 'message' }
+export interface PresenceFrame {
+  type: 'presence'
+  room: string
+  event: 'join' | 'leave' | 'rename'
+  user: User
+  previous?: string
+}
+export interface LeftFrame { type: 'left', room: string }
+export interface RenamedFrame { type: 'renamed', name: string, previous: string }
+export interface ErrorFrame { type: 'error', code: ErrorCode, message: string, cid?: string }
+
+/** Every frame the server sends. */
+export type ServerFrame =
+  | WelcomeFrame
+  | JoinedFrame
+  | MessageFrame
+  | PresenceFrame
+  | LeftFrame
+  | RenamedFrame
+  | ErrorFrame
+
+export interface SendFrame { type: 'message', text: string, room?: string, cid?: string }
+export interface JoinFrame { type: 'join', room: string, since?: Since }
+export interface LeaveFrame { type: 'leave', room: string }
+export interface NameFrame { type: 'name', name: string }
+
+/** Every frame a client may send (a plain-text frame is a `message` to the first room). */
+export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame

@@ -1,0 +1,320 @@
+import t from 'tap'
+import WebSocket from 'ws'
+import { connect } from '../lib/client.js'
+import type { ChatConnection, ChatEvents, ConnectOptions, WebSocketLike } from '../lib/client.js'
+import type { ClientFrame, ServerFrame } from '../lib/wire.js'
+import { join, listen, within } from './helpers/chat.js'
+
+const fast: ConnectOptions = { WebSocket, backoff: { initialMs: 5, maxMs: 20 } }
+
+/** The next `event` whose payload passes `predicate`; start waiting before you act. */
+async function waitFor<E extends keyof ChatEvents> (
+  conn: ChatConnection, event: E, predicate: (payload: ChatEvents[E]) => boolean = () => true
+): Promise<ChatEvents[E]> {
+  let off = (): void => {}
+  const seen = new Promise<ChatEvents[E]>((resolve) => {
+    off = conn.on(event, (payload) => { if (predicate(payload)) resolve(payload) })
+  })
+  try {
+    return await within(seen, 3000, `a ${event} event`)
+  } finally {
+    off()
+  }
+}
+
+/** Every message text the connection would show, from `joined` history and live messages. */
+function shown (conn: ChatConnection): string[] {
+  const texts: string[] = []
+  conn.on('joined', (frame) => texts.push(...frame.history.map((m) => m.text)))
+  conn.on('message', (frame) => texts.push(frame.text))
+  return texts
+}
+
+function timers (): number {
+  return process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length
+}
+
+t.test('connects, gets welcome and joined, and joins the rooms it was given', async (t) => {
+  const { url } = await listen(t)
+  const conn = connect(`${url}/chat?name=alice&room=lobby`, { ...fast, rooms: ['news', 'lobby'] })
+  t.teardown(() => conn.close())
+  t.equal(conn.status, 'connecting')
+  const welcome = waitFor(conn, 'welcome')
+  const news = waitFor(conn, 'joined', (f) => f.room === 'news')
+  t.equal((await welcome).name, 'alice')
+  const joined = await news
+  t.same(joined.users.map((u) => u.name), ['alice'])
+  t.equal(conn.status, 'open')
+  t.equal(conn.name, 'alice')
+  t.equal(conn.id, (await welcome).id)
+  t.same(conn.rooms.sort(), ['lobby', 'news'])
+})
+
+t.test('sends with a cid that comes back on the message', async (t) => {
+  const { url } = await listen(t)
+  const bob = await join(url, '?name=bob')
+  const alice = connect(`${url}/chat?name=alice`, fast)
+  t.teardown(() => alice.close())
+  await waitFor(alice, 'joined')
+
+  const echoed = waitFor(alice, 'message')
+  const cid = alice.send('hello')
+  t.match(cid, /^[0-9a-f]{24}$/)
+  const message = await echoed
+  t.equal(message.cid, cid)
+  t.equal(message.text, 'hello')
+  t.equal(message.from.id, alice.id)
+
+  t.equal((await bob.expect('presence')).user.name, 'alice')
+  const received = await bob.expect('message')
+  t.same([received.text, received.cid, received.from.name], ['hello', cid, 'alice'])
+})
+
+t.test('reports error frames with the cid of the failed message', async (t) => {
+  const { url } = await listen(t)
+  const conn = connect(`${url}/chat`, fast)
+  t.teardown(() => conn.close())
+  await waitFor(conn, 'joined')
+  const failed = waitFor(conn, 'error')
+  const cid = conn.send('anyone?', 'elsewhere')
+  t.match(await failed, { code: 'not_in_room', cid })
+})
+
+t.test('joins, leaves and renames', async (t) => {
+  const { url } = await listen(t)
+  const conn = connect(`${url}/chat?name=alice`, fast)
+  t.teardown(() => conn.close())
+  await waitFor(conn, 'joined', (f) => f.room === 'lobby')
+
+  const joined = waitFor(conn, 'joined', (f) => f.room === 'news')
+  conn.join('news')
+  await joined
+  t.same(conn.rooms, ['lobby', 'news'])
+
+  const left = waitFor(conn, 'left')
+  conn.leave('lobby')
+  t.equal((await left).room, 'lobby')
+  t.same(conn.rooms, ['news'])
+
+  const renamed = waitFor(conn, 'renamed')
+  conn.rename('alicia')
+  t.same(await renamed, { type: 'renamed', name: 'alicia', previous: 'alice' })
+  t.equal(conn.name, 'alicia')
+
+  t.throws(() => conn.join('no spaces'), TypeError)
+  t.throws(() => conn.send('hi', '../etc'), TypeError)
+})
+
+t.test('reconnects after a drop and resumes every room exactly once, in order', async (t) => {
+  // Alice's reconnect waits at this gate, so what Bob says meanwhile surely happens while she is away.
+  let gate: Promise<void> | null = null
+  const { app, url } = await listen(t, {
+    identify: async (request) => {
+      if ((request.query as { name?: string }).name === 'alice') await gate
+      return {}
+    }
+  })
+  const alice = connect(`${url}/chat?name=alice&room=lobby`, fast)
+  t.teardown(() => alice.close())
+  const texts = shown(alice)
+  const statuses: string[] = []
+  await waitFor(alice, 'joined')
+  alice.on('status', (status) => statuses.push(status))
+
+  const bob = await join(url, '?name=bob&room=lobby')
+  const one = waitFor(alice, 'message')
+  bob.send('one')
+  await one
+
+  let release = (): void => {}
+  gate = new Promise((resolve) => { release = resolve })
+  const dropped = waitFor(alice, 'status', (s) => s === 'reconnecting')
+  for (const socket of app.websocketServer.clients) socket.terminate()
+  await dropped
+
+  const bob2 = await join(url, '?name=bob&room=lobby')
+  for (const text of ['two', 'three']) {
+    bob2.send(text)
+    await bob2.expect('message')
+  }
+  const cid = alice.send('while away')
+  t.equal(alice.status, 'reconnecting')
+
+  const rejoined = waitFor(alice, 'joined')
+  const opened = waitFor(alice, 'status', (s) => s === 'open')
+  release()
+  const frame = await rejoined
+  await opened
+  t.equal(frame.recovered, true)
+  t.same(frame.history.map((m) => m.text), ['two', 'three'])
+
+  t.equal((await bob2.expect('presence')).event, 'join')
+  const away = await bob2.expect('message')
+  t.same([away.text, away.cid], ['while away', cid])
+  const four = waitFor(alice, 'message', (m) => m.text === 'four')
+  bob2.send('four')
+  await four
+  // Bob's own echo of 'four' comes right after Alice's message: nothing in between.
+  t.equal((await bob2.expect('message')).text, 'four')
+
+  t.same(texts, ['one', 'two', 'three', 'while away', 'four'])
+  t.same(statuses, ['reconnecting', 'open'])
+})
+
+t.test('queues while not open, up to maxQueue', async (t) => {
+  const { url } = await listen(t)
+  const conn = connect(`${url}/chat`, { ...fast, maxQueue: 2 })
+  t.teardown(() => conn.close())
+  const texts = shown(conn)
+  const first = conn.send('first')
+  const second = conn.send('second')
+  t.throws(() => conn.send('third'), { message: /queue is full/ })
+
+  const last = waitFor(conn, 'message', (m) => m.cid === second)
+  await last
+  t.same(texts, ['first', 'second'])
+  t.not(first, second)
+})
+
+t.test('close() ends with status closed and leaves no timer behind', async (t) => {
+  const { app, url } = await listen(t)
+  const conn = connect(`${url}/chat`, { WebSocket, backoff: { initialMs: 3_600_000, maxMs: 3_600_000 } })
+  await waitFor(conn, 'joined')
+  const dropped = waitFor(conn, 'status', (s) => s === 'reconnecting')
+  for (const socket of app.websocketServer.clients) socket.terminate()
+  await dropped
+
+  const before = timers()
+  const closed = waitFor(conn, 'status')
+  conn.close()
+  t.equal(await closed, 'closed')
+  t.equal(conn.status, 'closed')
+  t.equal(timers(), before - 1, 'the reconnect timer is cleared')
+  t.throws(() => conn.send('late'), { message: /closed/ })
+  conn.close()
+  t.equal(conn.status, 'closed', 'closing twice is harmless')
+})
+
+t.test('close() while open closes the socket', async (t) => {
+  const { url } = await listen(t)
+  const bob = await join(url, '?name=bob')
+  const alice = connect(`${url}/chat?name=alice`, fast)
+  await waitFor(alice, 'joined')
+  t.equal((await bob.expect('presence')).event, 'join')
+  alice.close()
+  t.match(await bob.expect('presence'), { event: 'leave', user: { name: 'alice' } })
+  t.same(alice.rooms, [])
+})
+
+t.test('rejects bad options', async (t) => {
+  t.throws(() => connect('ws://127.0.0.1:1/chat', { ...fast, backoff: { initialMs: 0, maxMs: 10 } }), TypeError)
+  t.throws(() => connect('ws://127.0.0.1:1/chat', { ...fast, backoff: { initialMs: 10, maxMs: 5 } }), TypeError)
+  t.throws(() => connect('ws://127.0.0.1:1/chat', { ...fast, maxQueue: -1 }), TypeError)
+  t.throws(() => connect('ws://127.0.0.1:1/chat?room=bad%20room', fast), TypeError)
+  t.throws(() => connect('ws://127.0.0.1:1/chat', { ...fast, rooms: ['bad room'] }), TypeError)
+
+  // Node 22 has a global WebSocket; hide it to check the message for Node 20.
+  const saved = Object.getOwnPropertyDescriptor(globalThis, 'WebSocket')
+  Reflect.deleteProperty(globalThis, 'WebSocket')
+  try {
+    t.throws(() => connect('ws://127.0.0.1:1/chat'), { name: 'TypeError', message: /pass \{ WebSocket \}/ })
+  } finally {
+    if (saved !== undefined) Object.defineProperty(globalThis, 'WebSocket', saved)
+  }
+})
+
+/** A scripted socket, to replay frame sequences a live server only produces under races. */
+function fakeSockets () {
+  const sockets: FakeSocket[] = []
+  let created: ((socket: FakeSocket) => void) | null = null
+  class FakeSocket implements WebSocketLike {
+    readonly sent: ClientFrame[] = []
+    onmessage: ((event: never) => void) | null = null
+    onclose: ((event: never) => void) | null = null
+    onerror: ((event: never) => void) | null = null
+    constructor (readonly url: string) {
+      sockets.push(this)
+      created?.(this)
+    }
+
+    send (data: string): void { this.sent.push(JSON.parse(data)) }
+    close (): void {}
+    receive (frame: ServerFrame | string): void {
+      const data = typeof frame === 'string' ? frame : JSON.stringify(frame)
+      ;(this.onmessage as unknown as (event: { data: unknown }) => void)({ data })
+    }
+
+    drop (): void { (this.onclose as unknown as (event: object) => void)({}) }
+  }
+  const next = async (): Promise<FakeSocket> => await within(new Promise((resolve) => { created = resolve }), 3000, 'a new socket')
+  return { FakeSocket, sockets, next }
+}
+
+t.test('shows nothing twice and resumes from the highest offset seen', async (t) => {
+  const { FakeSocket, sockets, next } = fakeSockets()
+  const conn = connect('ws://chat.test/chat?room=lobby&since=e1:1', { WebSocket: FakeSocket, backoff: { initialMs: 1, maxMs: 1 } })
+  t.teardown(() => conn.close())
+  const texts = shown(conn)
+  const recovered: boolean[] = []
+  conn.on('joined', (frame) => recovered.push(frame.recovered))
+  const [socket] = sockets as [InstanceType<typeof FakeSocket>]
+  t.equal(new URL(socket.url).searchParams.get('since'), 'e1:1')
+
+  const from = { id: 'u1', name: 'bob' }
+  const message = (offset: number) => ({ room: 'lobby', offset, ts: 0, from, text: `m${offset}` })
+  socket.receive({ type: 'welcome', id: 'me', name: 'guest' })
+  socket.receive({ type: 'joined', room: 'lobby', epoch: 'e1', offset: 2, recovered: true, history: [message(2)], users: [] })
+  socket.receive({ type: 'message', ...message(2) })
+  socket.receive({ type: 'message', ...message(3) })
+  socket.receive('not json')
+  conn.join('lobby')
+  t.same(socket.sent.at(-1), { type: 'join', room: 'lobby', since: { epoch: 'e1', offset: 3 } })
+  // The replay of a join while in the room overlaps what arrived live.
+  socket.receive({ type: 'joined', room: 'lobby', epoch: 'e1', offset: 4, recovered: true, history: [message(3), message(4)], users: [] })
+  socket.receive({ type: 'message', ...message(4) })
+  t.same(texts, ['m2', 'm3', 'm4'])
+
+  // A new epoch (the server's store restarted): offsets start over and the gap is reported.
+  const reconnected = next()
+  socket.drop()
+  conn.rename('carol')
+  const socket2 = await reconnected
+  const params = new URL(socket2.url).searchParams
+  t.same([params.get('room'), params.get('since'), params.get('name')], ['lobby', 'e1:4', 'carol'])
+  socket2.receive({ type: 'welcome', id: 'me2', name: 'carol' })
+  socket2.receive({ type: 'joined', room: 'lobby', epoch: 'e2', offset: 1, recovered: false, history: [message(1)], users: [] })
+  socket2.receive({ type: 'message', ...message(2) })
+  t.same(texts, ['m2', 'm3', 'm4', 'm1', 'm2'])
+  t.same(recovered, [true, true, false])
+  t.equal(conn.status, 'open')
+})
+
+t.test('a throwing listener is reported and the others still run', async (t) => {
+  const { FakeSocket, sockets } = fakeSockets()
+  const conn = connect('ws://chat.test/chat', { WebSocket: FakeSocket })
+  t.teardown(() => conn.close())
+  const reported: Array<() => void> = []
+  const queueMicrotask = globalThis.queueMicrotask
+  globalThis.queueMicrotask = (task) => { reported.push(task) }
+  t.teardown(() => { globalThis.queueMicrotask = queueMicrotask })
+
+  const calls: string[] = []
+  const broken = (): void => { throw new Error('listener bug') }
+  conn.on('welcome', broken)
+  conn.on('welcome', (frame) => calls.push(frame.id))
+  const [socket] = sockets as [InstanceType<typeof FakeSocket>]
+  socket.receive({ type: 'welcome', id: 'me', name: 'guest' })
+  t.same(calls, ['me'])
+  t.equal(conn.status, 'open')
+  t.equal(reported.length, 1)
+  t.throws(() => reported[0]?.(), { message: 'listener bug' })
+
+  conn.off('welcome', broken)
+  socket.receive({ type: 'welcome', id: 'me', name: 'guest' })
+  t.equal(reported.length, 1, 'off() removed it')
+
+  // Closing from a listener wins over the rest of the frame's handling.
+  conn.on('welcome', () => conn.close())
+  socket.receive({ type: 'welcome', id: 'me', name: 'guest' })
+  t.equal(conn.status, 'closed')
+})

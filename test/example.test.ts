@@ -1,0 +1,106 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import t from 'tap'
+import WebSocket from 'ws'
+import { buildServer } from '../example/server.js'
+import type { ServerFrame } from '../lib/wire.js'
+import { within } from './helpers/chat.js'
+
+async function build (t: { teardown (fn: () => unknown): void }) {
+  const app = await buildServer()
+  t.teardown(() => app.close())
+  return app
+}
+
+t.test('serves the page and its assets', async (t) => {
+  const app = await build(t)
+  const page = await app.inject('/')
+  t.equal(page.statusCode, 200)
+  t.match(page.headers['content-type'], /^text\/html/)
+  t.match(page.body, '<script type="module" src="/app.js"></script>')
+
+  const script = await app.inject('/app.js')
+  t.equal(script.statusCode, 200)
+  t.match(script.headers['content-type'], /javascript/)
+  t.match(script.body, "from '/chat/client.js'")
+
+  const css = await app.inject('/style.css')
+  t.equal(css.statusCode, 200)
+  t.match(css.headers['content-type'], /^text\/css/)
+})
+
+t.test('serves the compiled browser client', async (t) => {
+  const app = await build(t)
+  const res = await app.inject('/chat/client.js')
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /^text\/javascript/)
+  t.match(res.body, 'export function connect')
+  t.notMatch(res.body, /^import /m, 'a standalone module: nothing to import')
+})
+
+t.test('chats over the socket', async (t) => {
+  const app = await build(t)
+  await app.ready()
+  const frames: ServerFrame[] = []
+  let arrived = (): void => {}
+  // Listen from the start: the server speaks first.
+  const ws = await app.injectWS('/chat?name=alice', {}, {
+    onInit (socket: WebSocket) {
+      socket.on('message', (data) => {
+        frames.push(JSON.parse(data.toString()))
+        arrived()
+      })
+    }
+  })
+  const next = async (type: ServerFrame['type']): Promise<ServerFrame> => {
+    while (frames.length === 0) await within(new Promise<void>((resolve) => { arrived = resolve }), 3000, type)
+    const frame = frames.shift() as ServerFrame
+    t.equal(frame.type, type)
+    return frame
+  }
+
+  t.match(await next('welcome'), { name: 'alice' })
+  t.match(await next('joined'), { room: 'lobby', users: [{ name: 'alice' }] })
+  ws.send(JSON.stringify({ type: 'message', text: 'hello', cid: 'c1' }))
+  t.match(await next('message'), { text: 'hello', cid: 'c1', from: { name: 'alice' } })
+
+  // An injected socket never reports its close to the server, which would
+  // hold app.close() for the shutdown timeout; terminating it does not.
+  const closed = once(ws, 'close')
+  ws.terminate()
+  await closed
+})
+
+// The built example as a user starts it: `npm start` runs dist/example/server.js.
+t.test('the example process serves, then closes every socket with 1001 on SIGTERM', { timeout: 30_000 }, async (t) => {
+  const server = new URL('../dist/example/server.js', import.meta.url).pathname
+  const child = spawn(process.execPath, [server], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1' } })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const exited = once(child, 'exit')
+
+  const lines = createInterface({ input: child.stdout })
+  let address: string | undefined
+  for await (const line of lines) {
+    const match = /chat example at (http:\/\/127\.0\.0\.1:\d+)\//.exec(line)
+    if (match !== null) {
+      address = match[1]
+      break
+    }
+  }
+  t.ok(address, 'logs the URL it serves')
+  const page = await fetch(`${address as string}/`)
+  t.equal(page.status, 200)
+  t.match(await page.text(), /<script type="module" src="\/app.js">/)
+
+  const socket = new WebSocket(`${(address as string).replace('http', 'ws')}/chat?name=probe`)
+  const welcome = once(socket, 'message')
+  await once(socket, 'open')
+  t.match(JSON.parse(String((await welcome)[0])), { type: 'welcome', name: 'probe' })
+  const closed = once(socket, 'close')
+  child.kill('SIGTERM')
+  const [code] = await closed
+  t.equal(code, 1001, 'the page is told the server is going away')
+  const [exitCode] = await exited
+  t.equal(exitCode, 0, 'exits cleanly once closed')
+})

@@ -1,0 +1,97 @@
+import { once } from 'node:events'
+import Fastify from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import WebSocket from 'ws'
+import fastifyChat from '../../index.js'
+import type { FastifyChatOptions, ServerFrame } from '../../index.js'
+
+/** The subset of tap's `t` the helpers need. */
+interface Teardown { teardown (fn: () => unknown): void }
+
+const WAIT_MS = 3000
+
+/** A fresh app with the plugin, listening on a free loopback port, closed when the test ends. */
+export async function listen (t: Teardown, opts: FastifyChatOptions = {}, setup?: (app: FastifyInstance) => unknown): Promise<{ app: FastifyInstance, url: string }> {
+  const app = Fastify()
+  await app.register(fastifyChat, opts)
+  await setup?.(app)
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return { app, url: `ws://127.0.0.1:${address.port}` }
+}
+
+/** Rejects after `ms` unless `promise` settles first; the timer never outlives the wait. */
+export async function within<T> (promise: Promise<T>, ms = WAIT_MS, what = 'event'): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** A real `ws` client that queues every frame it receives, so tests can await them in order. */
+export class Client {
+  readonly ws: WebSocket
+  readonly frames: ServerFrame[] = []
+  readonly closed: Promise<{ code: number, reason: string }>
+  #waiters: Array<(frame: ServerFrame) => void> = []
+
+  constructor (ws: WebSocket) {
+    this.ws = ws
+    ws.on('message', (data) => {
+      const frame = JSON.parse(data.toString()) as ServerFrame
+      const waiter = this.#waiters.shift()
+      if (waiter === undefined) this.frames.push(frame)
+      else waiter(frame)
+    })
+    this.closed = new Promise((resolve) => {
+      ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }))
+    })
+    // Errors surface as the close code; a listener keeps them from throwing.
+    ws.on('error', () => {})
+  }
+
+  /** Opens a socket to `url` + `path` and waits for the `welcome` frame (kept in the queue). */
+  static async connect (url: string, path = '/chat', headers?: Record<string, string>): Promise<Client> {
+    const ws = new WebSocket(url + path, headers === undefined ? undefined : { headers })
+    const client = new Client(ws)
+    await within(once(ws, 'open'), WAIT_MS, 'open')
+    return client
+  }
+
+  /** The next frame, whatever it is. */
+  async next (what = 'a frame'): Promise<ServerFrame> {
+    const queued = this.frames.shift()
+    if (queued !== undefined) return queued
+    return await within(new Promise<ServerFrame>((resolve) => this.#waiters.push(resolve)), WAIT_MS, what)
+  }
+
+  /** The next frame, which must be of `type`. */
+  async expect<T extends ServerFrame['type']> (type: T): Promise<Extract<ServerFrame, { type: T }>> {
+    const frame = await this.next(`a ${type} frame`)
+    if (frame.type !== type) throw new Error(`expected a ${type} frame, got ${JSON.stringify(frame)}`)
+    return frame as Extract<ServerFrame, { type: T }>
+  }
+
+  send (frame: string | object): void {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame))
+  }
+
+  close (): void {
+    this.ws.close()
+  }
+}
+
+/** Connects and reads `welcome` and the auto-join's `joined`. */
+export async function join (url: string, query = ''): Promise<Client> {
+  const client = await Client.connect(url, `/chat${query}`)
+  await client.expect('welcome')
+  await client.expect('joined')
+  return client
+}

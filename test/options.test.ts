@@ -1,0 +1,152 @@
+import Fastify from 'fastify'
+import t from 'tap'
+import fastifyChat from '../index.js'
+import { FST_CHAT_INVALID_OPTION } from '../lib/errors.js'
+import { defaults, resolveOptions } from '../lib/options.js'
+import type { FastifyChatOptions } from '../lib/options.js'
+import { MemoryStore } from '../lib/stores/memory-store.js'
+
+const CODE = 'FST_CHAT_INVALID_OPTION'
+
+/** Lets a test hand resolveOptions what plain JavaScript callers could. */
+function loose (opts: unknown): FastifyChatOptions {
+  return opts as FastifyChatOptions
+}
+
+function storeWithout (method: string): Record<string, unknown> {
+  const store: Record<string, unknown> = {
+    append: async () => {},
+    recent: async () => {},
+    since: async () => {},
+    epoch: async () => ''
+  }
+  delete store[method]
+  return store
+}
+
+t.test('no options resolve to the defaults, complete and frozen', async (t) => {
+  const expected = {
+    path: '/chat',
+    echo: true,
+    defaultRoom: 'lobby',
+    historySize: 100,
+    maxMessageLength: 2000,
+    maxRoomsPerClient: 20,
+    identify: null,
+    onMessage: null,
+    store: null,
+    serveClient: true
+  }
+  const resolved = resolveOptions()
+  t.strictSame(resolved, expected)
+  t.ok(Object.isFrozen(resolved))
+  t.strictSame(resolveOptions({}), expected)
+  t.not(resolveOptions(), resolved, 'every call returns a new object')
+  t.ok(Object.isFrozen(defaults))
+})
+
+t.test('given values are kept and the user object is left alone', async (t) => {
+  const identify = async (): Promise<{ id: string }> => ({ id: 'u1' })
+  const onMessage = (): boolean => true
+  const store = new MemoryStore()
+  const opts: FastifyChatOptions = {
+    path: '/ws',
+    echo: false,
+    defaultRoom: 'general',
+    historySize: 0,
+    maxMessageLength: 1,
+    maxRoomsPerClient: 1,
+    identify,
+    onMessage,
+    store,
+    serveClient: false
+  }
+  const before = { ...opts }
+
+  const resolved = resolveOptions(opts)
+  t.strictSame(resolved, before)
+  t.equal(resolved.identify, identify)
+  t.equal(resolved.onMessage, onMessage)
+  t.equal(resolved.store, store)
+  t.not(resolved, opts)
+  t.strictSame(opts, before, 'the user object is unchanged')
+  t.notOk(Object.isFrozen(opts), 'the user object is not frozen')
+})
+
+t.test('defaultRoom null means no auto-join', async (t) => {
+  t.equal(resolveOptions({ defaultRoom: null }).defaultRoom, null)
+})
+
+t.test('upper bounds are inclusive', async (t) => {
+  const resolved = resolveOptions({ historySize: 100_000, maxMessageLength: 1_000_000, maxRoomsPerClient: 10_000 })
+  t.equal(resolved.historySize, 100_000)
+  t.equal(resolved.maxMessageLength, 1_000_000)
+  t.equal(resolved.maxRoomsPerClient, 10_000)
+})
+
+t.test('every invalid value throws FST_CHAT_INVALID_OPTION naming the option', async (t) => {
+  const cases: Array<[string, unknown]> = [
+    ['path', { path: 'chat' }],
+    ['path', { path: '' }],
+    ['path', { path: 5 }],
+    ['echo', { echo: 'yes' }],
+    ['echo', { echo: 1 }],
+    ['defaultRoom', { defaultRoom: 'has space' }],
+    ['defaultRoom', { defaultRoom: '' }],
+    ['defaultRoom', { defaultRoom: 'a'.repeat(65) }],
+    ['defaultRoom', { defaultRoom: 5 }],
+    ['historySize', { historySize: -1 }],
+    ['historySize', { historySize: 1.5 }],
+    ['historySize', { historySize: 100_001 }],
+    ['historySize', { historySize: Number.NaN }],
+    ['historySize', { historySize: Number.POSITIVE_INFINITY }],
+    ['historySize', { historySize: '100' }],
+    ['maxMessageLength', { maxMessageLength: 0 }],
+    ['maxMessageLength', { maxMessageLength: 1_000_001 }],
+    ['maxMessageLength', { maxMessageLength: 2.5 }],
+    ['maxRoomsPerClient', { maxRoomsPerClient: 0 }],
+    ['maxRoomsPerClient', { maxRoomsPerClient: 10_001 }],
+    ['identify', { identify: 'fn' }],
+    ['identify', { identify: {} }],
+    ['onMessage', { onMessage: true }],
+    ['store', { store: {} }],
+    ['store', { store: 'redis' }],
+    ['store', { store: storeWithout('append') }],
+    ['store', { store: storeWithout('recent') }],
+    ['store', { store: storeWithout('since') }],
+    ['store', { store: storeWithout('epoch') }],
+    ['serveClient', { serveClient: 'no' }],
+    ['options', null],
+    ['options', 'path=/chat'],
+    ['options', 5]
+  ]
+  for (const [name, opts] of cases) {
+    t.throws(() => resolveOptions(loose(opts)), {
+      code: CODE,
+      message: new RegExp(`option "${name}"`)
+    }, `${name}: ${String(JSON.stringify(opts))}`)
+  }
+})
+
+t.test('the error is a TypeError built by FST_CHAT_INVALID_OPTION', async (t) => {
+  try {
+    resolveOptions(loose({ echo: 'yes' }))
+    t.fail('resolveOptions should have thrown')
+  } catch (err) {
+    t.type(err, FST_CHAT_INVALID_OPTION)
+    t.type(err, TypeError)
+  }
+})
+
+t.test('a store missing only the optional close() is accepted', async (t) => {
+  const store = storeWithout('close')
+  t.equal(resolveOptions(loose({ store })).store, store)
+})
+
+t.test('an invalid option makes app.ready() reject', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.register(fastifyChat, { historySize: -1 })
+  // ready() returns the instance, a PromiseLike; t.rejects wants a real promise.
+  await t.rejects(async () => { await app.ready() }, { code: CODE })
+})

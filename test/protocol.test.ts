@@ -1,0 +1,311 @@
+import t from 'tap'
+import {
+  codePointLength,
+  decodeClientFrame,
+  encodeMessage,
+  fitsLength,
+  isRoomName,
+  parseSinceParam,
+  sanitizeName
+} from '../lib/protocol.js'
+import type { Decoded } from '../lib/protocol.js'
+import type { ChatMessage } from '../lib/wire.js'
+
+const MAX = 10
+const EMOJI = '\u{1F600}'
+
+/** Decodes a raw string as is, anything else as its JSON. */
+function decode (frame: unknown, max = MAX): Decoded {
+  return decodeClientFrame(typeof frame === 'string' ? frame : JSON.stringify(frame), max)
+}
+
+/** The failure's code and echoed cid, with `cid` left out when none was echoed. */
+function failure (result: Decoded): { code: string, cid?: string } {
+  if (result.ok) throw new Error(`expected a failure, got ${JSON.stringify(result)}`)
+  if (typeof result.message !== 'string' || result.message === '') throw new Error(`no message in ${JSON.stringify(result)}`)
+  return result.cid === undefined ? { code: result.code } : { code: result.code, cid: result.cid }
+}
+
+t.test('plain text frames', async (t) => {
+  t.test('a frame whose first non-blank character is not "{" is a message, kept as sent', async (t) => {
+    t.strictSame(decode('hello'), { ok: true, frame: { type: 'message', text: 'hello' } })
+    t.strictSame(decode('  hi there \n', 100), { ok: true, frame: { type: 'message', text: '  hi there \n' } })
+    t.strictSame(decode('hi {"type":"join"}', 100), { ok: true, frame: { type: 'message', text: 'hi {"type":"join"}' } })
+  })
+
+  t.test('arrays and other JSON values are plain text, not protocol frames', async (t) => {
+    t.strictSame(decode('[{"type":"join","room":"a"}]', 100), {
+      ok: true,
+      frame: { type: 'message', text: '[{"type":"join","room":"a"}]' }
+    })
+    t.strictSame(decode('42'), { ok: true, frame: { type: 'message', text: '42' } })
+    t.strictSame(decode('"quoted"'), { ok: true, frame: { type: 'message', text: '"quoted"' } })
+  })
+
+  t.test('a blank frame is empty_text', async (t) => {
+    t.strictSame(failure(decode('')), { code: 'empty_text' })
+    t.strictSame(failure(decode(' \t\r\n ')), { code: 'empty_text' })
+  })
+
+  t.test('length is measured in code points', async (t) => {
+    t.strictSame(decode('a'.repeat(MAX)), { ok: true, frame: { type: 'message', text: 'a'.repeat(MAX) } })
+    t.strictSame(failure(decode('a'.repeat(MAX + 1))), { code: 'text_too_long' })
+
+    const emoji = EMOJI.repeat(MAX)
+    t.equal(emoji.length, MAX * 2, 'UTF-16 length is twice the limit')
+    t.strictSame(decode(emoji), { ok: true, frame: { type: 'message', text: emoji } })
+    t.strictSame(failure(decode(EMOJI.repeat(MAX + 1))), { code: 'text_too_long' })
+  })
+})
+
+t.test('JSON frames', async (t) => {
+  t.test('leading whitespace before "{" still makes a JSON frame', async (t) => {
+    t.strictSame(decode(' \n\t{"type":"leave","room":"a"}'), { ok: true, frame: { type: 'leave', room: 'a' } })
+    t.strictSame(failure(decode('  {not json')), { code: 'invalid_message' })
+  })
+
+  t.test('invalid JSON is invalid_message', async (t) => {
+    t.strictSame(failure(decode('{')), { code: 'invalid_message' })
+    t.strictSame(failure(decode('{"type":"message","text":"hi"')), { code: 'invalid_message' })
+    t.strictSame(failure(decode("{'type':'message'}")), { code: 'invalid_message' })
+    t.strictSame(failure(decode('{"type":"message"} trailing')), { code: 'invalid_message' })
+  })
+
+  t.test('a missing or non-string type is invalid_message', async (t) => {
+    t.strictSame(failure(decode({})), { code: 'invalid_message' })
+    t.strictSame(failure(decode({ type: 5 })), { code: 'invalid_message' })
+    t.strictSame(failure(decode({ type: null })), { code: 'invalid_message' })
+    t.strictSame(failure(decode({ type: ['message'] })), { code: 'invalid_message' })
+    t.strictSame(failure(decode({ text: 'hi' })), { code: 'invalid_message' })
+  })
+
+  t.test('an unknown type is unknown_type, with a bounded message', async (t) => {
+    t.strictSame(failure(decode({ type: 'shout', text: 'hi' })), { code: 'unknown_type' })
+    t.strictSame(failure(decode({ type: 'Message', text: 'hi' })), { code: 'unknown_type' }, 'types are case-sensitive')
+
+    const result = decode({ type: 'x'.repeat(1000) })
+    t.equal(failure(result).code, 'unknown_type')
+    t.notOk(!result.ok && result.message.includes('x'.repeat(33)), 'the type is cut to 32 characters')
+  })
+})
+
+t.test('message frames', async (t) => {
+  t.test('valid frames keep text, room and cid, and drop anything else', async (t) => {
+    t.strictSame(decode({ type: 'message', text: 'hi' }), { ok: true, frame: { type: 'message', text: 'hi' } })
+    t.strictSame(decode({ type: 'message', text: 'hi', room: 'dev', cid: 'c1', extra: true }), {
+      ok: true,
+      frame: { type: 'message', text: 'hi', room: 'dev', cid: 'c1' }
+    })
+  })
+
+  t.test('text must be a string', async (t) => {
+    t.strictSame(failure(decode({ type: 'message' })), { code: 'invalid_message' })
+    t.strictSame(failure(decode({ type: 'message', text: 5 })), { code: 'invalid_message' })
+    t.strictSame(failure(decode({ type: 'message', text: null })), { code: 'invalid_message' })
+    t.strictSame(failure(decode({ type: 'message', text: ['hi'] })), { code: 'invalid_message' })
+  })
+
+  t.test('blank text is empty_text', async (t) => {
+    t.strictSame(failure(decode({ type: 'message', text: '' })), { code: 'empty_text' })
+    t.strictSame(failure(decode({ type: 'message', text: ' \n ' })), { code: 'empty_text' })
+  })
+
+  t.test('text length is measured in code points', async (t) => {
+    const emoji = EMOJI.repeat(MAX)
+    t.strictSame(decode({ type: 'message', text: emoji }), { ok: true, frame: { type: 'message', text: emoji } })
+    t.strictSame(failure(decode({ type: 'message', text: EMOJI.repeat(MAX + 1) })), { code: 'text_too_long' })
+    t.strictSame(failure(decode({ type: 'message', text: 'a'.repeat(MAX + 1) })), { code: 'text_too_long' })
+  })
+
+  t.test('an invalid room is invalid_room', async (t) => {
+    for (const room of ['', 'has space', 'a'.repeat(65), 5, null, { name: 'a' }]) {
+      t.strictSame(failure(decode({ type: 'message', text: 'hi', room })), { code: 'invalid_room' }, JSON.stringify(room))
+    }
+  })
+})
+
+t.test('join frames', async (t) => {
+  t.test('valid frames, with and without since', async (t) => {
+    t.strictSame(decode({ type: 'join', room: 'dev' }), { ok: true, frame: { type: 'join', room: 'dev' } })
+    t.strictSame(decode({ type: 'join', room: 'dev', since: { epoch: 'e:1', offset: 0, extra: 1 } }), {
+      ok: true,
+      frame: { type: 'join', room: 'dev', since: { epoch: 'e:1', offset: 0 } }
+    })
+    t.strictSame(decode({ type: 'join', room: 'dev', since: { epoch: 'e', offset: 12 } }), {
+      ok: true,
+      frame: { type: 'join', room: 'dev', since: { epoch: 'e', offset: 12 } }
+    })
+  })
+
+  t.test('a missing or invalid room is invalid_room', async (t) => {
+    t.strictSame(failure(decode({ type: 'join' })), { code: 'invalid_room' })
+    t.strictSame(failure(decode({ type: 'join', room: 'a.b' })), { code: 'invalid_room' })
+    t.strictSame(failure(decode({ type: 'join', room: 7 })), { code: 'invalid_room' })
+  })
+
+  t.test('a malformed since is invalid_message', async (t) => {
+    const bad = [
+      null,
+      'e:1',
+      [],
+      {},
+      { epoch: 'e' },
+      { offset: 1 },
+      { epoch: 5, offset: 1 },
+      { epoch: 'e', offset: -1 },
+      { epoch: 'e', offset: 1.5 },
+      { epoch: 'e', offset: '1' },
+      { epoch: 'e', offset: Number.MAX_SAFE_INTEGER + 1 }
+    ]
+    for (const since of bad) {
+      t.strictSame(failure(decode({ type: 'join', room: 'dev', since })), { code: 'invalid_message' }, JSON.stringify(since))
+    }
+  })
+})
+
+t.test('leave frames', async (t) => {
+  t.strictSame(decode({ type: 'leave', room: 'dev', cid: 'c1' }), { ok: true, frame: { type: 'leave', room: 'dev' } })
+  t.strictSame(failure(decode({ type: 'leave' })), { code: 'invalid_room' })
+  t.strictSame(failure(decode({ type: 'leave', room: 'no/slash' })), { code: 'invalid_room' })
+})
+
+t.test('name frames', async (t) => {
+  t.strictSame(decode({ type: 'name', name: '  Alice\u202E ' }), { ok: true, frame: { type: 'name', name: 'Alice' } })
+  for (const name of [undefined, '', '   ', '\u0000\u202E', 'a'.repeat(33), 5, null]) {
+    t.strictSame(failure(decode({ type: 'name', name })), { code: 'invalid_name' }, JSON.stringify(name))
+  }
+})
+
+t.test('cid', async (t) => {
+  t.test('a valid cid is echoed on every error after the type check', async (t) => {
+    const cases: Array<[object, string]> = [
+      [{ type: 'message', text: 5 }, 'invalid_message'],
+      [{ type: 'message', text: '' }, 'empty_text'],
+      [{ type: 'message', text: 'a'.repeat(MAX + 1) }, 'text_too_long'],
+      [{ type: 'message', text: 'hi', room: 'bad room' }, 'invalid_room'],
+      [{ type: 'join', room: 'bad room' }, 'invalid_room'],
+      [{ type: 'join', room: 'dev', since: { epoch: 'e', offset: -1 } }, 'invalid_message'],
+      [{ type: 'leave' }, 'invalid_room'],
+      [{ type: 'name', name: '' }, 'invalid_name'],
+      [{ type: 'shout' }, 'unknown_type']
+    ]
+    for (const [frame, code] of cases) {
+      t.strictSame(failure(decode({ ...frame, cid: 'c-42' })), { code, cid: 'c-42' }, JSON.stringify(frame))
+    }
+  })
+
+  t.test('an error without a cid has no cid key', async (t) => {
+    const result = decode({ type: 'message', text: '' })
+    t.equal(result.ok, false)
+    t.notOk(Object.hasOwn(result, 'cid'))
+  })
+
+  t.test('a cid of 64 characters is accepted', async (t) => {
+    const cid = 'c'.repeat(64)
+    t.strictSame(decode({ type: 'message', text: 'hi', cid }), { ok: true, frame: { type: 'message', text: 'hi', cid } })
+  })
+
+  t.test('a non-string, empty or too long cid is rejected and not echoed', async (t) => {
+    for (const cid of [5, null, true, { id: 'x' }, '', 'c'.repeat(65)]) {
+      t.strictSame(failure(decode({ type: 'message', text: 'hi', cid })), { code: 'invalid_message' }, JSON.stringify(cid))
+    }
+    t.strictSame(failure(decode({ type: 'shout', cid: '' })), { code: 'invalid_message' }, 'the cid is checked before the type')
+  })
+})
+
+t.test('codePointLength and fitsLength', async (t) => {
+  t.equal(codePointLength(''), 0)
+  t.equal(codePointLength('abc'), 3)
+  t.equal(codePointLength(EMOJI.repeat(3)), 3)
+  t.equal(codePointLength('a\u{1F469}\u200D\u{1F4BB}b'), 5, 'a ZWJ sequence counts each code point')
+  t.equal(codePointLength('\uD83D'), 1, 'a lone high surrogate counts once')
+  t.equal(codePointLength('\uDE00x'), 2, 'a lone low surrogate counts once')
+  t.equal(codePointLength('\uD83Dx'), 2, 'a high surrogate followed by a non-surrogate is not a pair')
+
+  t.ok(fitsLength('abc', 3))
+  t.notOk(fitsLength('abcd', 3))
+  t.ok(fitsLength(EMOJI.repeat(3), 3))
+  t.notOk(fitsLength(EMOJI.repeat(4), 3))
+})
+
+t.test('sanitizeName', async (t) => {
+  t.equal(sanitizeName('  alice  '), 'alice')
+  t.equal(sanitizeName('al\u0000i\u0007ce\u007F\u0085'), 'alice', 'C0 and C1 controls are removed')
+  t.equal(sanitizeName('line\nbreak\ttab'), 'linebreaktab')
+  t.equal(sanitizeName('\u202Eevil\u202C'), 'evil', 'bidi overrides are removed')
+  t.equal(sanitizeName('\u2066a\u2067b\u2068c\u2069\u200E\u200F'), 'abc', 'bidi isolates and marks are removed')
+  t.equal(sanitizeName(' \u0000 bob \u202E '), 'bob', 'blanks exposed by removal are trimmed')
+  t.equal(sanitizeName('Zoë 李'), 'Zoë 李', 'ordinary Unicode is kept')
+
+  t.equal(sanitizeName('a'.repeat(32)), 'a'.repeat(32))
+  t.equal(sanitizeName('a'.repeat(33)), null)
+  t.equal(sanitizeName(`${'a'.repeat(32)}\u0000\u202E`), 'a'.repeat(32), 'the limit applies after removal')
+  t.equal(sanitizeName(EMOJI.repeat(32)), EMOJI.repeat(32), 'the limit counts code points')
+  t.equal(sanitizeName(EMOJI.repeat(33)), null)
+
+  for (const empty of ['', '   ', '\u0000\u0001', '\u202E \u202C']) {
+    t.equal(sanitizeName(empty), null, JSON.stringify(empty))
+  }
+  for (const notString of [undefined, null, 5, ['alice'], { name: 'alice' }]) {
+    t.equal(sanitizeName(notString), null, String(notString))
+  }
+})
+
+t.test('parseSinceParam', async (t) => {
+  t.strictSame(parseSinceParam('epoch:12'), { epoch: 'epoch', offset: 12 })
+  t.strictSame(parseSinceParam('epoch:0'), { epoch: 'epoch', offset: 0 })
+  t.strictSame(parseSinceParam('a:b:7'), { epoch: 'a:b', offset: 7 }, 'the last colon separates the offset')
+  t.strictSame(parseSinceParam(`e:${Number.MAX_SAFE_INTEGER}`), { epoch: 'e', offset: Number.MAX_SAFE_INTEGER })
+
+  const bad = ['', 'epoch', ':12', 'epoch:x', 'epoch:-1', 'epoch:1.5', `e:${Number.MAX_SAFE_INTEGER + 1}`, 'epoch:NaN', 'epoch:Infinity']
+  for (const value of bad) t.equal(parseSinceParam(value), null, JSON.stringify(value))
+  for (const value of [undefined, null, 12, ['e:1'], { epoch: 'e', offset: 1 }]) {
+    t.equal(parseSinceParam(value), null, String(value))
+  }
+
+  // Number() would accept '', blanks, hex and exponents; only digits may pass.
+  for (const value of ['epoch:', 'epoch:12:', 'epoch: 12', 'epoch:0x10', 'epoch:1e3', 'epoch:1.0', 'epoch:+5']) {
+    t.equal(parseSinceParam(value), null, JSON.stringify(value))
+  }
+})
+
+t.test('isRoomName', async (t) => {
+  for (const room of ['a', 'lobby', 'Room_2-b', '0', '-', '_', 'a'.repeat(64)]) {
+    t.ok(isRoomName(room), JSON.stringify(room))
+  }
+  for (const room of ['', 'a'.repeat(65), 'a b', 'a.b', 'a/b', 'a:b', 'ä', 'room\n', '\nroom', EMOJI]) {
+    t.notOk(isRoomName(room), JSON.stringify(room))
+  }
+  for (const room of [undefined, null, 5, ['a'], { room: 'a' }]) {
+    t.notOk(isRoomName(room), String(room))
+  }
+})
+
+t.test('encodeMessage', async (t) => {
+  const message: ChatMessage = { room: 'lobby', offset: 3, ts: 1700000000000, from: { id: 'u1', name: 'alice' }, text: 'hi' }
+
+  t.test('key order is type, room, offset, ts, from, text', async (t) => {
+    const encoded = encodeMessage(message)
+    t.equal(encoded, '{"type":"message","room":"lobby","offset":3,"ts":1700000000000,"from":{"id":"u1","name":"alice"},"text":"hi"}')
+    t.strictSame(Object.keys(JSON.parse(encoded)), ['type', 'room', 'offset', 'ts', 'from', 'text'])
+  })
+
+  t.test('cid is present only when set', async (t) => {
+    const encoded = JSON.parse(encodeMessage({ ...message, cid: 'c1' }))
+    t.strictSame(Object.keys(encoded), ['type', 'room', 'offset', 'ts', 'from', 'text', 'cid'])
+    t.equal(encoded.cid, 'c1')
+    t.notOk(Object.hasOwn(JSON.parse(encodeMessage({ ...message, cid: undefined })), 'cid'))
+  })
+
+  t.test('text is escaped as JSON', async (t) => {
+    const text = 'quote " backslash \\ newline \n'
+    t.equal(JSON.parse(encodeMessage({ ...message, text })).text, text)
+  })
+})
+
+t.test('the browser client checks rooms with the server\'s pattern', async (t) => {
+  const client = await import('../lib/client.js')
+  const wire = await import('../lib/wire.js')
+  t.equal(client.ROOM_PATTERN.source, wire.ROOM_PATTERN.source)
+  t.equal(client.ROOM_PATTERN.flags, wire.ROOM_PATTERN.flags)
+})

@@ -1,0 +1,139 @@
+// Imported by package name, as users do: the self-reference resolves through
+// package.json "exports" to dist/index.d.ts, so `npm run build` must run first.
+import Fastify from 'fastify'
+import type { FastifyRequest } from 'fastify'
+import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
+import fastifyChat, { FST_CHAT_INVALID_OPTION, MemoryStore, fastifyChat as namedFastifyChat } from 'fastify-chat'
+import type {
+  Adapter,
+  Chat,
+  ChatClient,
+  ChatMessage,
+  ClientFrame,
+  Deliver,
+  FastifyChatOptions,
+  HistoryPage,
+  HistoryStore,
+  Identity,
+  NewMessage,
+  OutgoingMessage,
+  ServerFrame,
+  User
+} from 'fastify-chat'
+
+const app = Fastify()
+
+// Valid registrations compile.
+app.register(fastifyChat)
+app.register(fastifyChat, {})
+app.register(namedFastifyChat, { path: '/chat' })
+app.register(fastifyChat, {
+  path: '/ws',
+  echo: false,
+  identify: async (req) => ({ id: 'u1', name: String(req.headers['x-name'] ?? 'guest') }),
+  onMessage: (m, c) => ({ ...m, text: `${c.name}: ${m.text.trim()}` })
+})
+app.register(fastifyChat, {
+  defaultRoom: null,
+  historySize: 0,
+  maxMessageLength: 500,
+  maxRoomsPerClient: 5,
+  serveClient: false,
+  store: new MemoryStore({ size: 10, maxRooms: 100 }),
+  identify: () => false,
+  onMessage: async () => false
+})
+app.register(fastifyChat, { identify: (req) => req.headers.authorization === undefined ? false : {} })
+app.register(fastifyChat, { onMessage: () => undefined })
+app.register(fastifyChat, { onMessage: () => true })
+
+// The callbacks see the right types.
+app.register(fastifyChat, {
+  identify: (req) => {
+    expectType<FastifyRequest>(req)
+    return { id: 'u1' }
+  },
+  onMessage: (message, client) => {
+    expectType<OutgoingMessage>(message)
+    expectType<ChatClient>(client)
+    expectType<string>(client.id)
+    expectType<ReadonlySet<string>>(client.rooms)
+    expectType<FastifyRequest>(client.request)
+    return message
+  }
+})
+
+// Wrong option types are errors.
+expectError(app.register(fastifyChat, { echo: 'yes' }))
+expectError(app.register(fastifyChat, { historySize: '100' }))
+expectError(app.register(fastifyChat, { path: 42 }))
+expectError(app.register(fastifyChat, { defaultRoom: 7 }))
+expectError(app.register(fastifyChat, { serveClient: 1 }))
+expectError(app.register(fastifyChat, { store: {} }))
+expectError(app.register(fastifyChat, { identify: 'u1' }))
+expectError(app.register(fastifyChat, { identify: () => 'u1' }))
+expectError(app.register(fastifyChat, { onMessage: () => 'drop' }))
+expectError(app.register(fastifyChat, { unknownOption: true }))
+
+expectAssignable<FastifyChatOptions>({ path: '/chat', echo: true })
+expectNotAssignable<FastifyChatOptions>({ echo: 'yes' })
+expectAssignable<Identity>({})
+expectNotAssignable<Identity>({ id: 5 })
+
+// app.chat is typed.
+expectType<Chat>(app.chat)
+expectType<Promise<ChatMessage>>(app.chat.broadcast('lobby', 'hello'))
+expectType<Promise<ChatMessage>>(app.chat.broadcast('lobby', 'hello', { from: { id: 'bot', name: 'Bot' } }))
+expectType<Promise<ChatMessage[]>>(app.chat.history('lobby', { since: 3, limit: 10 }))
+expectType<User[]>(app.chat.presence('lobby'))
+expectType<string[]>(app.chat.rooms())
+expectType<number>(app.chat.size)
+expectError(app.chat.broadcast('lobby'))
+expectError(app.chat.broadcast('lobby', 42))
+expectError(app.chat.size = 3)
+
+// Errors can be matched on their code.
+expectType<'FST_CHAT_INVALID_OPTION'>(new FST_CHAT_INVALID_OPTION('path', 'is wrong').code)
+
+// Frames are discriminated unions.
+declare const frame: ServerFrame
+if (frame.type === 'message') expectType<number>(frame.offset)
+if (frame.type === 'error') expectType<string | undefined>(frame.cid)
+expectAssignable<ClientFrame>({ type: 'join', room: 'dev', since: { epoch: 'e', offset: 3 } })
+expectNotAssignable<ClientFrame>({ type: 'shout' })
+
+// A user class can implement HistoryStore and be passed as the store.
+class ArrayStore implements HistoryStore {
+  #messages: ChatMessage[] = []
+
+  async append (message: NewMessage): Promise<ChatMessage> {
+    const stored = { ...message, offset: this.#messages.length + 1 }
+    this.#messages.push(stored)
+    return stored
+  }
+
+  async recent (room: string, limit: number): Promise<HistoryPage> {
+    const messages = this.#messages.filter((m) => m.room === room).slice(-limit)
+    return { epoch: 'e1', offset: this.#messages.length, messages }
+  }
+
+  async since (room: string, offset: number): Promise<HistoryPage | null> {
+    const messages = this.#messages.filter((m) => m.room === room && m.offset > offset)
+    return { epoch: 'e1', offset: this.#messages.length, messages }
+  }
+
+  async epoch (): Promise<string> {
+    return 'e1'
+  }
+}
+app.register(fastifyChat, { store: new ArrayStore() })
+expectAssignable<HistoryStore>(new MemoryStore())
+
+// A user class can implement Adapter, the seam for fan-out between servers.
+class LoopbackAdapter implements Adapter {
+  #deliver: Deliver | null = null
+  start (deliver: Deliver): void { this.#deliver = deliver }
+  publish (message: ChatMessage, exclude: string | null): void { this.#deliver?.(message, exclude) }
+  close (): void { this.#deliver = null }
+}
+expectAssignable<Adapter>(new LoopbackAdapter())
