@@ -98,6 +98,13 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
   }
 
   function onConnect (socket: WebSocket, request: FastifyRequest): void {
+    if (hub.closed) {
+      // The upgrade finished after shutdown began (identify was still running).
+      socket.close(CloseCode.GOING_AWAY, 'server shutting down')
+      const timer = setTimeout(() => socket.terminate(), SHUTDOWN_TIMEOUT_MS)
+      socket.once('close', () => clearTimeout(timer))
+      return
+    }
     if (!ownWebsocket) {
       // The host's @fastify/websocket closes its tracked clients without a
       // code on shutdown; our preClose closes ours with 1001 instead.

@@ -23,7 +23,12 @@ function publicDir (): string {
 
 /** The example app: the chat endpoint at /chat and the page at /, not listening yet. */
 export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: opts.logger ?? false })
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    // Browsers keep idle HTTP connections open, and reconnecting pages open
+    // new ones while the server drains; close them all so shutdown is prompt.
+    forceCloseConnections: true
+  })
   await app.register(fastifyChat, opts.chat ?? {})
   await app.register(fastifyStatic, { root: publicDir() })
   return app

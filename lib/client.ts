@@ -120,6 +120,9 @@ export class ChatConnection {
   #joined = new Set<string>()
   #cursors = new Map<string, Since>()
   #queue: SendFrame[] = []
+  // Sent on a socket but not yet seen back: if that socket drops, they go out
+  // again with the same cid, and the server's cid memory keeps them single.
+  #inFlight = new Map<string, SendFrame>()
 
   constructor (url: string | URL, opts: ConnectOptions = {}) {
     const Socket = opts.WebSocket ?? globalThis.WebSocket
@@ -173,7 +176,7 @@ export class ChatConnection {
     const frame: SendFrame = { type: 'message', text, cid }
     if (room !== undefined) frame.room = checkRoom(room)
     if (this.#status === 'open') {
-      this.#write(frame)
+      this.#sendMessage(frame)
     } else if (this.#queue.length >= this.#maxQueue) {
       throw new Error(`chat send queue is full (${this.#maxQueue} messages waiting for the connection)`)
     } else {
@@ -204,6 +207,7 @@ export class ChatConnection {
     if (this.#status === 'closed') return
     clearTimeout(this.#timer)
     this.#queue = []
+    this.#inFlight.clear()
     this.#joined.clear()
     this.#socket?.close(1000, 'client closed')
     this.#socket = null
@@ -218,6 +222,17 @@ export class ChatConnection {
 
   #write (frame: ClientFrame): void {
     this.#socket?.send(JSON.stringify(frame))
+  }
+
+  #sendMessage (frame: SendFrame): void {
+    this.#inFlight.set(frame.cid as string, frame)
+    // Bounded like the queue; the oldest is the likeliest to have arrived.
+    if (this.#inFlight.size > this.#maxQueue) this.#inFlight.delete(this.#inFlight.keys().next().value as string)
+    this.#write(frame)
+  }
+
+  #settled (cid: string | undefined): void {
+    if (cid !== undefined) this.#inFlight.delete(cid)
   }
 
   #joinFrame (room: string): ClientFrame {
@@ -276,7 +291,9 @@ export class ChatConnection {
         this.#name = frame.name
         return this.#events.emit('renamed', frame)
       case 'presence': return this.#events.emit('presence', frame)
-      case 'error': return this.#events.emit('error', frame)
+      case 'error':
+        this.#settled(frame.cid)
+        return this.#events.emit('error', frame)
     }
   }
 
@@ -290,11 +307,13 @@ export class ChatConnection {
     // before the queued messages that follow them.
     const [, ...rest] = this.#wanted
     for (const room of rest) this.#write(this.#joinFrame(room))
-    for (const queued of this.#queue.splice(0)) this.#write(queued)
+    for (const unclear of [...this.#inFlight.values()]) this.#write(unclear)
+    for (const queued of this.#queue.splice(0)) this.#sendMessage(queued)
     this.#setStatus('open')
   }
 
   #onJoined (frame: JoinedFrame): void {
+    for (const message of frame.history) this.#settled(message.cid)
     const seen = this.#cursors.get(frame.room)
     let history = frame.history
     if (frame.recovered && seen !== undefined && seen.epoch === frame.epoch) {
@@ -310,6 +329,7 @@ export class ChatConnection {
   }
 
   #onMessage (frame: MessageFrame): void {
+    this.#settled(frame.cid)
     const seen = this.#cursors.get(frame.room)
     if (seen !== undefined) {
       if (frame.offset <= seen.offset) return

@@ -1,13 +1,15 @@
 import type { Connection } from './connection.js'
 import type { Hub } from './hub.js'
 import type { OutgoingMessage, ResolvedOptions } from './options.js'
-import { decodeClientFrame, fitsLength } from './protocol.js'
-import type { ClientFrame, SendFrame } from './wire.js'
+import { decodeClientFrame, encodeMessage, fitsLength } from './protocol.js'
+import { RecentCids } from './recent-cids.js'
+import type { ChatMessage, ClientFrame, SendFrame } from './wire.js'
 
 /** Reads one client's frames and turns them into hub actions, answering bad ones with `error` frames. */
 export class Session {
   #hub: Hub
   #opts: ResolvedOptions
+  #cids = new RecentCids()
 
   constructor (hub: Hub, opts: ResolvedOptions) {
     this.#hub = hub
@@ -45,14 +47,38 @@ export class Session {
       conn.sendError('not_in_room', room === undefined ? 'join a room first' : `not in room "${room}"`, cid)
       return
     }
-    let message: OutgoingMessage = cid === undefined ? { room, text: frame.text } : { room, text: frame.text, cid }
+    if (cid !== undefined) {
+      const seen = this.#cids.get(room, cid)
+      if (seen !== undefined) {
+        // A retry of a message already taken: it is (or is being) broadcast
+        // once. The sender gets the stored copy back; the client drops it
+        // by offset if the first echo did arrive.
+        if (seen !== 'pending' && this.#opts.echo) conn.sendRaw(encodeMessage(seen))
+        return
+      }
+      this.#cids.set(room, cid, 'pending')
+    }
+    let stored: ChatMessage | null = null
+    try {
+      stored = await this.#store(conn, room, frame.text, cid)
+    } finally {
+      if (cid !== undefined) {
+        if (stored === null) this.#cids.delete(room, cid)
+        else this.#cids.set(room, cid, stored)
+      }
+    }
+  }
+
+  /** Runs `onMessage`, then stores and publishes; `null` when the message was not sent. */
+  async #store (conn: Connection, room: string, text: string, cid: string | undefined): Promise<ChatMessage | null> {
+    let message: OutgoingMessage = cid === undefined ? { room, text } : { room, text, cid }
     if (this.#opts.onMessage !== null) {
       const changed = await this.#runOnMessage(conn, message)
-      if (changed === null) return
+      if (changed === null) return null
       message = changed
     }
     try {
-      await this.#hub.publish({
+      return await this.#hub.publish({
         room,
         ts: Date.now(),
         from: { id: conn.id, name: conn.name },
@@ -62,6 +88,7 @@ export class Session {
     } catch (err) {
       conn.request.log.error({ err }, 'fastify-chat: publish failed')
       conn.sendError('internal_error', 'the message could not be stored', cid)
+      return null
     }
   }
 

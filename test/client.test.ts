@@ -2,7 +2,9 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { connect } from '../lib/client.js'
 import type { ChatConnection, ChatEvents, ConnectOptions, WebSocketLike } from '../lib/client.js'
-import type { ClientFrame, ServerFrame } from '../lib/wire.js'
+import type { ChatMessage, ClientFrame, ServerFrame } from '../lib/wire.js'
+import { MemoryStore } from '../lib/stores/memory-store.js'
+import type { NewMessage } from '../lib/stores/history-store.js'
 import { join, listen, within } from './helpers/chat.js'
 
 const fast: ConnectOptions = { WebSocket, backoff: { initialMs: 5, maxMs: 20 } }
@@ -159,6 +161,41 @@ t.test('reconnects after a drop and resumes every room exactly once, in order', 
 
   t.same(texts, ['one', 'two', 'three', 'while away', 'four'])
   t.same(statuses, ['reconnecting', 'open'])
+})
+
+t.test('a send whose echo was lost is retried with its cid and broadcast once', async (t) => {
+  // A store that drops every socket right after storing 'unclear': the message
+  // is in, but the sender never sees it come back.
+  class DroppingStore extends MemoryStore {
+    override async append (message: NewMessage): Promise<ChatMessage> {
+      const stored = await super.append(message)
+      if (message.text === 'unclear') for (const socket of app.websocketServer.clients) socket.terminate()
+      return stored
+    }
+  }
+  const { app, url } = await listen(t, { store: new DroppingStore() })
+  const alice = connect(`${url}/chat?name=alice&room=lobby`, fast)
+  t.teardown(() => alice.close())
+  const texts = shown(alice)
+  await waitFor(alice, 'joined')
+
+  const cid = alice.send('unclear')
+  await waitFor(alice, 'status', (s) => s === 'reconnecting')
+  const bob = await join(url, '?name=bob')
+  await waitFor(alice, 'status', (s) => s === 'open')
+  // Alice's reconnect replays the stored message and resends it; the server keeps it single.
+  const after = waitFor(alice, 'message', (m) => m.text === 'after')
+  bob.send('after')
+  await after
+  const seenByBob = []
+  for (let frame = await bob.next(); ; frame = await bob.next()) {
+    if (frame.type === 'message') seenByBob.push(frame.text)
+    if (frame.type === 'message' && frame.text === 'after') break
+  }
+  t.same(seenByBob, ['after'], 'bob, who joined after it was stored, gets no second copy live')
+  t.same(texts, ['unclear', 'after'], 'alice shows it once')
+  const history = await app.chat.history('lobby')
+  t.same(history.map((m) => [m.text, m.cid ?? null]), [['unclear', cid], ['after', null]], 'stored once')
 })
 
 t.test('queues while not open, up to maxQueue', async (t) => {

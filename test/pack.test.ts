@@ -24,21 +24,21 @@ t.test('the packed tarball installs and works in another app', { timeout: 240_00
     import Fastify from 'fastify'
     import WebSocket from 'ws'
     import fastifyChat, { FST_CHAT_INVALID_OPTION } from 'fastify-chat'
+    import { connect } from 'fastify-chat/client'
+    setTimeout(() => { console.error('timed out'); process.exit(1) }, 10000).unref()
     const app = Fastify()
     await app.register(fastifyChat, { path: '/ws' })
     await app.listen({ port: 0, host: '127.0.0.1' })
-    const ws = new WebSocket('ws://127.0.0.1:' + app.server.address().port + '/ws?name=consumer')
-    const frames = []
-    ws.on('message', async (data) => {
-      frames.push(JSON.parse(data).type)
-      if (frames.length === 2) ws.send('hello')
-      if (frames.length === 3) {
-        console.log(JSON.stringify({ frames, errors: typeof FST_CHAT_INVALID_OPTION }))
-        await app.close()
-      }
+    const chat = connect('ws://127.0.0.1:' + app.server.address().port + '/ws', { WebSocket, name: 'consumer' })
+    const got = await new Promise((resolve) => {
+      chat.on('joined', () => chat.send('hello'))
+      chat.on('message', resolve)
     })
-    setTimeout(() => { console.error('timed out'); process.exit(1) }, 10000).unref()
+    chat.close()
+    await app.close()
+    const code = new FST_CHAT_INVALID_OPTION('x', 'y').code
+    console.log(JSON.stringify({ text: got.text, from: got.from.name, code }))
   `)
   const out = await run('node', ['app.js'], { cwd: dir, timeout: 20_000 })
-  t.same(JSON.parse(out.stdout), { frames: ['welcome', 'joined', 'message'], errors: 'function' })
+  t.same(JSON.parse(out.stdout), { text: 'hello', from: 'consumer', code: 'FST_CHAT_INVALID_OPTION' })
 })

@@ -199,6 +199,21 @@ t.test('every error code, with the cid echoed', async (t) => {
   t.equal(c.ws.readyState, WebSocket.OPEN, 'the connection stays open')
 })
 
+t.test('a repeated cid is broadcast once; the sender gets the stored copy back', async (t) => {
+  const { app, url } = await listen(t)
+  const alice = await join(url, '?name=alice')
+  const bob = await join(url, '?name=bob')
+  await alice.expect('presence')
+  alice.send({ type: 'message', text: 'once', cid: 'same' })
+  const first = await alice.expect('message')
+  t.equal((await bob.expect('message')).offset, first.offset)
+  alice.send({ type: 'message', text: 'once', cid: 'same' })
+  t.same(await alice.expect('message'), first, 'the retry is answered with the stored message')
+  alice.send('marker')
+  t.equal((await bob.expect('message')).text, 'marker', 'bob never saw the retry')
+  t.equal((await app.chat.history('lobby')).length, 2)
+})
+
 t.test('names and rooms from the query', async (t) => {
   const { url } = await listen(t, { defaultRoom: null })
   const guest = await Client.connect(url)

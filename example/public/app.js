@@ -1,4 +1,4 @@
-/* global document, localStorage, setTimeout, clearTimeout */
+/* global document, localStorage, setTimeout, clearTimeout, window */
 // The example page. Every piece of user text goes through textContent: names,
 // room names and messages come from other people.
 import { connect } from '/chat/client.js'
@@ -31,7 +31,12 @@ let current = null
 // A room the user asked to join: we switch to it once the server confirms.
 let switchTo = null
 
-const chat = connect('/chat', { name: localStorage.getItem(NAME_KEY) ?? undefined })
+// ?name= and ?room= in the page's address pick the name and first room, so a link can share them.
+const params = new URLSearchParams(window.location.search)
+const startRoom = params.get('room')
+const chat = connect(startRoom === null ? '/chat' : `/chat?room=${encodeURIComponent(startRoom)}`, {
+  name: params.get('name') ?? localStorage.getItem(NAME_KEY) ?? undefined
+})
 
 function element (tag, className, text) {
   const node = document.createElement(tag)
@@ -83,7 +88,8 @@ function renderMessages () {
 }
 
 function renderComposer () {
-  const disabled = chat.status !== 'open' || current === null
+  // Open while reconnecting too: what is typed then waits in the client's queue.
+  const disabled = chat.status === 'closed' || current === null
   ui.textInput.disabled = disabled
   ui.sendButton.disabled = disabled
   ui.leave.disabled = current === null
