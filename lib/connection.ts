@@ -1,12 +1,22 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import WebSocket from 'ws'
+import { CloseCode } from './close-codes.js'
 import type { ChatClient } from './options.js'
+import type { TokenBucket } from './rate-limit.js'
+import type { Stats } from './stats.js'
 import type { ChatMessage, ErrorCode, ServerFrame } from './wire.js'
 
 /** 12 random bytes, base64url: unique across processes without coordination. */
 export function randomId (): string {
   return randomBytes(12).toString('base64url')
+}
+
+/** What every connection of one plugin instance shares. */
+export interface ConnectionContext {
+  maxBufferedBytes: number
+  closeTimeout: number
+  stats: Stats
 }
 
 /** One chat socket and what the hub knows about it. */
@@ -22,17 +32,22 @@ export class Connection implements ChatClient {
   readonly pending = new Map<string, ChatMessage[]>()
   /** Frames received but not yet handled; handled one at a time to keep their order. */
   queued = 0
+  /** Cleared by each heartbeat, set by the pong: a socket still cleared at the next beat is dead. */
+  alive = true
+  /** Set when the server closes this socket: frames still queued from it are dropped. */
+  closedByServer = false
+  readonly bucket: TokenBucket | null
+  #ctx: ConnectionContext
   #chain: Promise<void> = Promise.resolve()
+  #closeTimer: NodeJS.Timeout | undefined
 
-  constructor (socket: WebSocket, request: FastifyRequest, id: string, name: string) {
+  constructor (socket: WebSocket, request: FastifyRequest, id: string, name: string, ctx: ConnectionContext, bucket: TokenBucket | null) {
     this.socket = socket
     this.request = request
     this.id = id
     this.name = name
-  }
-
-  get open (): boolean {
-    return this.socket.readyState === WebSocket.OPEN
+    this.#ctx = ctx
+    this.bucket = bucket
   }
 
   /** The room a message without `room` goes to. */
@@ -50,18 +65,44 @@ export class Connection implements ChatClient {
     this.sendRaw(JSON.stringify(frame))
   }
 
-  /** Writes already-encoded data; a socket that fails to take it is dropped. */
-  sendRaw (data: string): void {
-    if (this.socket.readyState !== WebSocket.OPEN) return
+  /**
+   * Writes already-encoded data unless the socket is not open or already has
+   * more than `maxBufferedBytes` waiting: a reader that slow is closed with
+   * 1013 rather than buffered for without bound. Returns whether it wrote.
+   */
+  sendRaw (data: string | Buffer): boolean {
+    const { socket } = this
+    if (socket.readyState !== WebSocket.OPEN) return false
+    if (socket.bufferedAmount > this.#ctx.maxBufferedBytes) {
+      this.#ctx.stats.drop('slow_consumer', this.request.ip, undefined, socket.bufferedAmount)
+      this.close(CloseCode.TRY_AGAIN_LATER, 'too slow: reconnect and resume with since')
+      return false
+    }
     try {
-      this.socket.send(data)
+      socket.send(data)
+      return true
     } catch (err) {
       this.request.log.warn({ err }, 'fastify-chat: send failed, dropping socket')
-      this.socket.terminate()
+      socket.terminate()
+      return false
     }
   }
 
   sendError (code: ErrorCode, message: string, cid?: string): void {
     this.send(cid === undefined ? { type: 'error', code, message } : { type: 'error', code, message, cid })
+  }
+
+  /**
+   * Starts the close handshake and terminates the socket if the peer has not
+   * answered within `closeTimeout`, so a peer that stopped reading cannot
+   * hold the socket (and what is buffered for it) for long.
+   */
+  close (code: number, reason: string): void {
+    const { socket } = this
+    if (socket.readyState === WebSocket.CLOSED || this.#closeTimer !== undefined) return
+    this.closedByServer = true
+    socket.close(code, reason)
+    this.#closeTimer = setTimeout(() => socket.terminate(), this.#ctx.closeTimeout)
+    socket.once('close', () => clearTimeout(this.#closeTimer))
   }
 }

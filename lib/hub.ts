@@ -1,9 +1,12 @@
 import type { Adapter } from './adapters/adapter.js'
+import { CloseCode } from './close-codes.js'
 import type { Connection } from './connection.js'
 import { FST_CHAT_CLOSED, FST_CHAT_INVALID_ARGUMENT, FST_CHAT_INVALID_MESSAGE, FST_CHAT_INVALID_ROOM } from './errors.js'
 import { SYSTEM_USER } from './options.js'
 import type { ResolvedOptions } from './options.js'
 import { encodeMessage, fitsLength, isRoomName } from './protocol.js'
+import { channels } from './stats.js'
+import type { ChatStats, Stats } from './stats.js'
 import type { HistoryStore, NewMessage } from './stores/history-store.js'
 import type { ChatMessage, ServerFrame, Since, User } from './wire.js'
 
@@ -11,14 +14,6 @@ import type { ChatMessage, ServerFrame, Since, User } from './wire.js'
 // they follow the replay in order; a client whose hold fills up this far
 // cannot keep up and is better off reconnecting with `since`.
 const MAX_HELD_PER_ROOM = 1024
-
-/** Close codes from RFC 6455 §7.4.1. */
-export const CloseCode = Object.freeze({
-  GOING_AWAY: 1001,
-  UNSUPPORTED_DATA: 1003,
-  POLICY_VIOLATION: 1008,
-  TRY_AGAIN_LATER: 1013
-})
 
 interface Room {
   members: Set<Connection>
@@ -52,6 +47,8 @@ export interface Chat {
   presence (room: string): User[]
   /** Stored messages of `room`, oldest first. */
   history (room: string, opts?: HistoryOptions): Promise<ChatMessage[]>
+  /** Counters since the plugin registered. */
+  stats (): ChatStats
 }
 
 /** Connection registry, room membership, presence and delivery for one server. */
@@ -61,12 +58,18 @@ export class Hub implements Chat {
   #adapter: Adapter
   #connections = new Set<Connection>()
   #rooms = new Map<string, Room>()
+  #stats: Stats
   #closed = false
 
-  constructor (opts: ResolvedOptions, store: HistoryStore, adapter: Adapter) {
+  constructor (opts: ResolvedOptions, store: HistoryStore, adapter: Adapter, stats: Stats) {
     this.#opts = opts
     this.#store = store
     this.#adapter = adapter
+    this.#stats = stats
+  }
+
+  stats (): ChatStats {
+    return this.#stats.snapshot(this.size)
   }
 
   get size (): number {
@@ -113,6 +116,7 @@ export class Hub implements Chat {
   async publish (message: NewMessage, exclude: string | null): Promise<ChatMessage> {
     if (this.#closed) throw new FST_CHAT_CLOSED()
     const stored = await this.#store.append(message)
+    if (channels.message.hasSubscribers) channels.message.publish({ room: stored.room, offset: stored.offset, from: stored.from })
     await this.#adapter.publish(stored, exclude)
     return stored
   }
@@ -127,11 +131,11 @@ export class Hub implements Chat {
       const held = conn.pending.get(message.room)
       if (held !== undefined) {
         if (held.length < MAX_HELD_PER_ROOM) held.push(message)
-        else conn.socket.close(CloseCode.TRY_AGAIN_LATER, 'too far behind')
+        else conn.close(CloseCode.TRY_AGAIN_LATER, 'too far behind: reconnect and resume with since')
         continue
       }
       data ??= encodeMessage(message)
-      conn.sendRaw(data)
+      if (conn.sendRaw(data)) this.#stats.deliveriesOut++
     }
   }
 
@@ -190,7 +194,7 @@ export class Hub implements Chat {
       users: this.presence(roomName)
     })
     for (const message of held) {
-      if (message.offset > page.offset) conn.sendRaw(encodeMessage(message))
+      if (message.offset > page.offset && conn.sendRaw(encodeMessage(message))) this.#stats.deliveriesOut++
     }
   }
 
@@ -253,6 +257,19 @@ export class Hub implements Chat {
     }
   }
 
+  /** One heartbeat: terminates sockets that missed the previous ping, pings the rest. */
+  heartbeat (): void {
+    for (const conn of this.#connections) {
+      if (!conn.alive) {
+        this.#stats.drop('dead_peer', conn.request.ip)
+        conn.socket.terminate()
+        continue
+      }
+      conn.alive = false
+      if (conn.socket.readyState === conn.socket.OPEN) conn.socket.ping()
+    }
+  }
+
   /**
    * Closes every socket with `code` and waits for the close handshakes, at
    * most `timeoutMs`; sockets still open then are terminated.
@@ -269,8 +286,12 @@ export class Hub implements Chat {
     if (closing.length === 0) return
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })
-    await Promise.race([Promise.all(closing), timedOut])
+    const all = Promise.all(closing)
+    await Promise.race([all, timedOut])
     clearTimeout(timer)
     for (const conn of this.#connections) conn.socket.terminate()
+    // A terminated socket emits 'close' once its TCP socket is destroyed, a
+    // tick later; waiting for it means no socket (or ws timer) outlives close.
+    await all
   }
 }

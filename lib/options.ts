@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { FST_CHAT_INVALID_OPTION } from './errors.js'
 import { isRoomName } from './protocol.js'
+import type { RateLimit } from './rate-limit.js'
 import type { HistoryStore } from './stores/history-store.js'
 import type { User } from './wire.js'
 
@@ -50,6 +51,22 @@ export interface FastifyChatOptions {
   store?: HistoryStore
   /** Serve the browser client at `<path>/client.js`. @default true */
   serveClient?: boolean
+  /** Largest frame a client may send, in bytes; a larger one closes the socket with 1009. @default 65536 */
+  maxPayload?: number
+  /** Milliseconds between pings; a socket that missed the previous pong is terminated. 0 turns it off. @default 30000 */
+  heartbeatInterval?: number
+  /** Bytes that may wait in one socket's send buffer; past this it is closed with 1013. @default 1048576 */
+  maxBufferedBytes?: number
+  /** Per-connection token bucket for incoming frames, or `false` for none. @default { messages: 10, intervalMs: 1000, burst: 20 } */
+  rateLimit?: RateLimit | false
+  /** Open chat sockets allowed on this server; past this the upgrade gets 503. @default 10000 */
+  maxConnections?: number
+  /** Open chat sockets allowed per client IP (`request.ip`); past this the upgrade gets 429. 0 turns it off. @default 0 */
+  maxConnectionsPerIp?: number
+  /** Origins allowed to open sockets, or a function deciding. @default same host as the request, or no Origin header */
+  allowedOrigins?: string[] | ((origin: string, request: FastifyRequest) => boolean | Promise<boolean>)
+  /** Milliseconds `app.close()` (and any server-side close) waits for the close handshake before terminating. @default 2000 */
+  closeTimeout?: number
 }
 
 /** The options after validation: complete and frozen. */
@@ -64,6 +81,15 @@ export interface ResolvedOptions {
   readonly onMessage: NonNullable<FastifyChatOptions['onMessage']> | null
   readonly store: HistoryStore | null
   readonly serveClient: boolean
+  readonly maxPayload: number
+  readonly heartbeatInterval: number
+  readonly maxBufferedBytes: number
+  readonly rateLimit: Readonly<RateLimit> | null
+  readonly maxConnections: number
+  readonly maxConnectionsPerIp: number
+  /** Normalized origins, a function, or `null` for the same-host rule. */
+  readonly allowedOrigins: ReadonlySet<string> | ((origin: string, request: FastifyRequest) => boolean | Promise<boolean>) | null
+  readonly closeTimeout: number
 }
 
 /** Defaults, in the order the README lists them. */
@@ -74,8 +100,18 @@ export const defaults = Object.freeze({
   historySize: 100,
   maxMessageLength: 2000,
   maxRoomsPerClient: 20,
-  serveClient: true
+  serveClient: true,
+  maxPayload: 64 * 1024,
+  heartbeatInterval: 30_000,
+  maxBufferedBytes: 1024 * 1024,
+  rateLimit: Object.freeze({ messages: 10, intervalMs: 1000, burst: 20 }) as RateLimit | false,
+  maxConnections: 10_000,
+  maxConnectionsPerIp: 0,
+  closeTimeout: 2000
 })
+
+// Timers take at most a signed 32-bit number of milliseconds.
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** Sender used by `app.chat.broadcast` when none is given. */
 export const SYSTEM_USER: Readonly<User> = Object.freeze({ id: 'system', name: 'system' })
@@ -94,6 +130,37 @@ function optionalFunction<T> (name: string, value: T | undefined): NonNullable<T
 }
 
 const STORE_METHODS = ['append', 'recent', 'since', 'epoch'] as const
+
+function resolveRateLimit (value: unknown): Readonly<RateLimit> | null {
+  if (value === false) return null
+  if (typeof value !== 'object' || value === null) {
+    throw new FST_CHAT_INVALID_OPTION('rateLimit', 'must be false or { messages, intervalMs, burst }')
+  }
+  const limit = value as Record<string, unknown>
+  return Object.freeze({
+    messages: integer('rateLimit.messages', limit.messages, 1, 1_000_000),
+    intervalMs: integer('rateLimit.intervalMs', limit.intervalMs, 1, MAX_TIMER_MS),
+    burst: integer('rateLimit.burst', limit.burst, 1, 1_000_000)
+  })
+}
+
+function resolveOrigins (value: unknown): ResolvedOptions['allowedOrigins'] {
+  if (value === undefined) return null
+  if (typeof value === 'function') return value as ResolvedOptions['allowedOrigins']
+  if (!Array.isArray(value)) throw new FST_CHAT_INVALID_OPTION('allowedOrigins', 'must be an array of origins or a function')
+  const origins = new Set<string>()
+  for (const entry of value) {
+    let origin: string | undefined
+    try {
+      origin = typeof entry === 'string' ? new URL(entry).origin : undefined
+    } catch {}
+    if (origin === undefined || origin === 'null') {
+      throw new FST_CHAT_INVALID_OPTION('allowedOrigins', `has ${JSON.stringify(entry)}, which is not an origin like "https://example.com"`)
+    }
+    origins.add(origin)
+  }
+  return origins
+}
 
 /** Validates the user's options and returns a new, complete, frozen object. */
 export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions {
@@ -131,6 +198,9 @@ export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions 
   const serveClient = pick('serveClient')
   if (typeof serveClient !== 'boolean') throw new FST_CHAT_INVALID_OPTION('serveClient', 'must be a boolean')
 
+  const heartbeat = integer('heartbeatInterval', pick('heartbeatInterval'), 0, MAX_TIMER_MS)
+  if (heartbeat !== 0 && heartbeat < 10) throw new FST_CHAT_INVALID_OPTION('heartbeatInterval', 'must be 0 (off) or at least 10')
+
   return Object.freeze({
     path,
     echo,
@@ -141,6 +211,14 @@ export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions 
     identify: optionalFunction('identify', opts.identify),
     onMessage: optionalFunction('onMessage', opts.onMessage),
     store,
-    serveClient
+    serveClient,
+    maxPayload: integer('maxPayload', pick('maxPayload'), 16, 100 * 1024 * 1024),
+    heartbeatInterval: heartbeat,
+    maxBufferedBytes: integer('maxBufferedBytes', pick('maxBufferedBytes'), 1, Number.MAX_SAFE_INTEGER),
+    rateLimit: resolveRateLimit(pick('rateLimit')),
+    maxConnections: integer('maxConnections', pick('maxConnections'), 1, 10_000_000),
+    maxConnectionsPerIp: integer('maxConnectionsPerIp', pick('maxConnectionsPerIp'), 0, 10_000_000),
+    allowedOrigins: resolveOrigins(opts.allowedOrigins),
+    closeTimeout: integer('closeTimeout', pick('closeTimeout'), 0, MAX_TIMER_MS)
   })
 }

@@ -158,3 +158,15 @@ export function encodeMessage (message: ChatMessage): string {
   if (message.cid !== undefined) frame.cid = message.cid
   return JSON.stringify(frame)
 }
+
+/** The `cid` of a frame, if it has a valid one; for answering frames that are refused before decoding. */
+export function peekCid (raw: string): string | undefined {
+  const start = raw.search(NOT_JSON_SPACE)
+  if (start === -1 || raw.charCodeAt(start) !== 0x7b /* { */) return undefined
+  try {
+    const cid: unknown = (JSON.parse(raw) as { cid?: unknown } | null)?.cid
+    return typeof cid === 'string' && cid.length > 0 && cid.length <= MAX_CID_LENGTH ? cid : undefined
+  } catch {
+    return undefined
+  }
+}

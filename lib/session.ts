@@ -17,6 +17,8 @@ export class Session {
   }
 
   async handle (conn: Connection, raw: string): Promise<void> {
+    // A client the server closed (flood, too slow, too large) has no say any more.
+    if (conn.closedByServer) return
     const decoded = decodeClientFrame(raw, this.#opts.maxMessageLength)
     if (!decoded.ok) {
       conn.request.log.debug({ code: decoded.code }, 'fastify-chat: bad frame')

@@ -27,7 +27,7 @@ export const channels = Object.freeze({
   connection: diagnostics.channel('fastify-chat:connection'),
   /** `{ room, offset, from }` for every stored message. */
   message: diagnostics.channel('fastify-chat:message'),
-  /** `{ reason, ip, room? }` for every drop. */
+  /** `{ reason, ip, room?, buffered? }` for every drop; `buffered` is the socket's queued bytes for `slow_consumer`. */
   drop: diagnostics.channel('fastify-chat:drop')
 })
 
@@ -53,9 +53,9 @@ export class Stats {
     if (channels.connection.hasSubscribers) channels.connection.publish({ event: 'closed', ip, code })
   }
 
-  drop (reason: DropReason, ip: string, room?: string): void {
+  drop (reason: DropReason, ip: string, room?: string, buffered?: number): void {
     this.drops[reason]++
-    if (channels.drop.hasSubscribers) channels.drop.publish(room === undefined ? { reason, ip } : { reason, ip, room })
+    if (channels.drop.hasSubscribers) channels.drop.publish({ reason, ip, room, buffered })
   }
 
   snapshot (open: number): ChatStats {

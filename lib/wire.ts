@@ -44,6 +44,7 @@ export type ErrorCode =
   | 'too_many_rooms'
   | 'invalid_name'
   | 'rejected'
+  | 'rate_limited'
   | 'internal_error'
 
 /** Where a client stopped reading a room: resume after `offset` if `epoch` still matches. */

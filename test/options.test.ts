@@ -35,7 +35,15 @@ t.test('no options resolve to the defaults, complete and frozen', async (t) => {
     identify: null,
     onMessage: null,
     store: null,
-    serveClient: true
+    serveClient: true,
+    maxPayload: 65536,
+    heartbeatInterval: 30_000,
+    maxBufferedBytes: 1024 * 1024,
+    rateLimit: { messages: 10, intervalMs: 1000, burst: 20 },
+    maxConnections: 10_000,
+    maxConnectionsPerIp: 0,
+    allowedOrigins: null,
+    closeTimeout: 2000
   }
   const resolved = resolveOptions()
   t.strictSame(resolved, expected)
@@ -59,18 +67,37 @@ t.test('given values are kept and the user object is left alone', async (t) => {
     identify,
     onMessage,
     store,
-    serveClient: false
+    serveClient: false,
+    maxPayload: 16,
+    heartbeatInterval: 0,
+    maxBufferedBytes: 1,
+    rateLimit: false,
+    maxConnections: 1,
+    maxConnectionsPerIp: 1,
+    closeTimeout: 0
   }
   const before = { ...opts }
 
   const resolved = resolveOptions(opts)
-  t.strictSame(resolved, before)
+  t.strictSame(resolved, { ...before, rateLimit: null, allowedOrigins: null })
   t.equal(resolved.identify, identify)
   t.equal(resolved.onMessage, onMessage)
   t.equal(resolved.store, store)
   t.not(resolved, opts)
   t.strictSame(opts, before, 'the user object is unchanged')
   t.notOk(Object.isFrozen(opts), 'the user object is not frozen')
+})
+
+t.test('allowedOrigins and rateLimit are normalized', async (t) => {
+  const list = resolveOptions({ allowedOrigins: ['https://Example.com:443/path', 'http://localhost:3000'] }).allowedOrigins
+  t.strictSame(list, new Set(['https://example.com', 'http://localhost:3000']))
+  const decide = (): boolean => true
+  t.equal(resolveOptions({ allowedOrigins: decide }).allowedOrigins, decide)
+  const limit = { messages: 5, intervalMs: 100, burst: 7 }
+  const resolved = resolveOptions({ rateLimit: limit }).rateLimit
+  t.strictSame(resolved, limit)
+  t.not(resolved, limit, 'a copy')
+  t.ok(Object.isFrozen(resolved))
 })
 
 t.test('defaultRoom null means no auto-join', async (t) => {
@@ -116,6 +143,24 @@ t.test('every invalid value throws FST_CHAT_INVALID_OPTION naming the option', a
     ['store', { store: storeWithout('since') }],
     ['store', { store: storeWithout('epoch') }],
     ['serveClient', { serveClient: 'no' }],
+    ['maxPayload', { maxPayload: 15 }],
+    ['maxPayload', { maxPayload: 100 * 1024 * 1024 + 1 }],
+    ['heartbeatInterval', { heartbeatInterval: 5 }],
+    ['heartbeatInterval', { heartbeatInterval: -1 }],
+    ['heartbeatInterval', { heartbeatInterval: 2 ** 31 }],
+    ['maxBufferedBytes', { maxBufferedBytes: 0 }],
+    ['rateLimit', { rateLimit: true }],
+    ['rateLimit', { rateLimit: null }],
+    ['rateLimit.messages', { rateLimit: { messages: 0, intervalMs: 1000, burst: 1 } }],
+    ['rateLimit.intervalMs', { rateLimit: { messages: 1, intervalMs: 0, burst: 1 } }],
+    ['rateLimit.burst', { rateLimit: { messages: 1, intervalMs: 1000 } }],
+    ['maxConnections', { maxConnections: 0 }],
+    ['maxConnectionsPerIp', { maxConnectionsPerIp: -1 }],
+    ['allowedOrigins', { allowedOrigins: 'https://example.com' }],
+    ['allowedOrigins', { allowedOrigins: ['example.com'] }],
+    ['allowedOrigins', { allowedOrigins: ['null'] }],
+    ['allowedOrigins', { allowedOrigins: [5] }],
+    ['closeTimeout', { closeTimeout: -1 }],
     ['options', null],
     ['options', 'path=/chat'],
     ['options', 5]

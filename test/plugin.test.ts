@@ -354,3 +354,16 @@ t.test('serves the browser client unless told not to', async (t) => {
   t.teardown(() => off.close())
   t.equal((await off.inject('/chat/client.js')).statusCode, 404)
 })
+
+t.test('an injected socket left open does not hold app.close() past closeTimeout', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyChat, { closeTimeout: 200 })
+  await app.ready()
+  const ws = await app.injectWS('/chat')
+  const closed = once(ws, 'close')
+  const started = performance.now()
+  await app.close()
+  t.ok(performance.now() - started < 1500, 'closed within closeTimeout and a margin')
+  await within(closed)
+  t.equal(app.chat.size, 0)
+})

@@ -22,6 +22,15 @@ export async function listen (t: Teardown, opts: FastifyChatOptions = {}, setup?
   return { app, url: `ws://127.0.0.1:${address.port}` }
 }
 
+/** The HTTP status a refused upgrade answered with. */
+export async function refusedWith (url: string, headers: Record<string, string> = {}): Promise<number> {
+  const ws = new WebSocket(url, { headers })
+  ws.on('error', () => {})
+  const [, response] = await within(once(ws, 'unexpected-response'), WAIT_MS, 'a refusal') as [unknown, { statusCode: number }]
+  ws.terminate()
+  return response.statusCode
+}
+
 /** Rejects after `ms` unless `promise` settles first; the timer never outlives the wait. */
 export async function within<T> (promise: Promise<T>, ms = WAIT_MS, what = 'event'): Promise<T> {
   let timer: NodeJS.Timeout | undefined
@@ -58,8 +67,8 @@ export class Client {
   }
 
   /** Opens a socket to `url` + `path` and waits for the `welcome` frame (kept in the queue). */
-  static async connect (url: string, path = '/chat', headers?: Record<string, string>): Promise<Client> {
-    const ws = new WebSocket(url + path, headers === undefined ? undefined : { headers })
+  static async connect (url: string, path = '/chat', headers?: Record<string, string>, options: WebSocket.ClientOptions = {}): Promise<Client> {
+    const ws = new WebSocket(url + path, { ...options, ...(headers === undefined ? {} : { headers }) })
     const client = new Client(ws)
     await within(once(ws, 'open'), WAIT_MS, 'open')
     return client
@@ -89,8 +98,8 @@ export class Client {
 }
 
 /** Connects and reads `welcome` and the auto-join's `joined`. */
-export async function join (url: string, query = ''): Promise<Client> {
-  const client = await Client.connect(url, `/chat${query}`)
+export async function join (url: string, query = '', options: WebSocket.ClientOptions = {}): Promise<Client> {
+  const client = await Client.connect(url, `/chat${query}`, undefined, options)
   await client.expect('welcome')
   await client.expect('joined')
   return client

@@ -137,3 +137,19 @@ class LoopbackAdapter implements Adapter {
   close (): void { this.#deliver = null }
 }
 expectAssignable<Adapter>(new LoopbackAdapter())
+
+// Limits (issue: bad clients, load and faults).
+app.register(fastifyChat, {
+  maxPayload: 1024,
+  heartbeatInterval: 0,
+  maxBufferedBytes: 1 << 20,
+  rateLimit: { messages: 5, intervalMs: 1000, burst: 10 },
+  maxConnections: 100,
+  maxConnectionsPerIp: 4,
+  allowedOrigins: ['https://app.example'],
+  closeTimeout: 500
+})
+app.register(fastifyChat, { rateLimit: false, allowedOrigins: async (origin: string) => origin.endsWith('.example') })
+expectError(app.register(fastifyChat, { rateLimit: { messages: 5 } }))
+expectError(app.register(fastifyChat, { allowedOrigins: 'https://app.example' }))
+expectType<number>(app.chat.stats().drops.slow_consumer)

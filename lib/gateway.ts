@@ -1,0 +1,182 @@
+import { randomBytes } from 'node:crypto'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import type { Admission, Refusal } from './admission.js'
+import { Connection, randomId } from './connection.js'
+import type { ConnectionContext } from './connection.js'
+import { CloseCode } from './close-codes.js'
+import type { Hub } from './hub.js'
+import type { Identity, ResolvedOptions } from './options.js'
+import { isRoomName, parseSinceParam, peekCid, sanitizeName } from './protocol.js'
+import { TokenBucket } from './rate-limit.js'
+import type { Session } from './session.js'
+import type { Stats } from './stats.js'
+import { setMaxPayload } from './ws-internals.js'
+
+// Frames a client may have waiting to be handled; past this it is sending
+// faster than the store can take them.
+const MAX_QUEUED_FRAMES = 256
+
+interface ConnectQuery {
+  name?: unknown
+  room?: unknown
+  since?: unknown
+}
+
+function guestName (): string {
+  return `guest-${randomBytes(2).toString('hex')}`
+}
+
+/** ws's error codes for frames over `maxPayload`. */
+const TOO_LARGE_CODES = new Set(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH'])
+
+export interface GatewayParts {
+  opts: ResolvedOptions
+  hub: Hub
+  session: Session
+  admission: Admission
+  stats: Stats
+  /** Whether our own WebSocketServer enforces `maxPayload` already. */
+  payloadEnforced: boolean
+}
+
+/**
+ * The HTTP side of a chat socket: the hooks that admit or refuse an upgrade
+ * before any socket opens, and the handler that turns an accepted socket
+ * into a hub connection.
+ */
+export class Gateway {
+  #p: GatewayParts
+  #ctx: ConnectionContext
+  #identities = new WeakMap<FastifyRequest, Identity>()
+
+  constructor (parts: GatewayParts) {
+    this.#p = parts
+    this.#ctx = { maxBufferedBytes: parts.opts.maxBufferedBytes, closeTimeout: parts.opts.closeTimeout, stats: parts.stats }
+  }
+
+  async #refuse (request: FastifyRequest, reply: FastifyReply, refusal: Refusal): Promise<FastifyReply> {
+    this.#p.stats.refuse(refusal.reason, request.ip)
+    request.log.info({ reason: refusal.reason }, 'fastify-chat: upgrade refused')
+    return await reply.code(refusal.status).send({ statusCode: refusal.status, error: refusal.reason, message: refusal.message })
+  }
+
+  /** onRequest: origin, shutdown and the connection caps, cheapest first. */
+  readonly admit = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    const { admission, hub } = this.#p
+    if (hub.closed) return await this.#refuse(request, reply, { reason: 'closing', status: 503, message: 'the server is shutting down' })
+    let refusal: Refusal | null
+    try {
+      refusal = await admission.checkOrigin(request)
+    } catch (err) {
+      request.log.error({ err }, 'fastify-chat: allowedOrigins threw')
+      refusal = { reason: 'origin', status: 403, message: 'origin check failed' }
+    }
+    refusal ??= admission.admit(request)
+    if (refusal !== null) return await this.#refuse(request, reply, refusal)
+  }
+
+  /** preValidation: the user's `identify`. */
+  readonly identify = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    const { identify } = this.#p.opts
+    if (identify === null) return
+    let identity
+    try {
+      identity = await identify(request)
+    } catch (err) {
+      const status = (err as { statusCode?: unknown })?.statusCode
+      const code = typeof status === 'number' && status >= 400 && status < 500 ? status : 401
+      request.log.warn({ err }, 'fastify-chat: identify threw, refusing the connection')
+      return await this.#refuse(request, reply, { reason: 'unauthorized', status: code, message: 'not identified' })
+    }
+    if (identity === false || typeof identity !== 'object' || identity === null) {
+      return await this.#refuse(request, reply, { reason: 'forbidden', status: 403, message: 'connection refused' })
+    }
+    this.#identities.set(request, identity)
+  }
+
+  /** The WebSocket route handler. Synchronous: listeners go on before anything async. */
+  readonly connect = (socket: WebSocket, request: FastifyRequest): void => {
+    const { opts, hub, session, admission, stats } = this.#p
+    socket.once('close', () => admission.release(request))
+    if (hub.closed) {
+      // The upgrade finished after shutdown began (identify was still running).
+      stats.refuse('closing', request.ip)
+      socket.close(CloseCode.GOING_AWAY, 'server shutting down')
+      const timer = setTimeout(() => socket.terminate(), opts.closeTimeout)
+      socket.once('close', () => clearTimeout(timer))
+      return
+    }
+    const payloadEnforced = this.#p.payloadEnforced || setMaxPayload(socket, opts.maxPayload)
+
+    const query = (request.query ?? {}) as ConnectQuery
+    const identity = this.#identities.get(request) ?? {}
+    const id = typeof identity.id === 'string' && identity.id !== '' ? identity.id : randomId()
+    const askedName = identity.name ?? query.name
+    const name = sanitizeName(askedName)
+    const bucket = opts.rateLimit === null ? null : new TokenBucket(opts.rateLimit)
+    const conn = new Connection(socket, request, id, name ?? guestName(), this.#ctx, bucket)
+
+    // @fastify/websocket's default error handler terminates the socket right
+    // after ws queues its close frame, so the client would see 1006 instead
+    // of 1007/1009. ws closes the socket itself; we only count and log.
+    socket.removeAllListeners('error')
+    socket.on('error', (err: Error & { code?: string }) => {
+      stats.drop(TOO_LARGE_CODES.has(err.code ?? '') ? 'too_large' : 'invalid', request.ip)
+      request.log.info({ err }, 'fastify-chat: protocol error from client')
+    })
+    socket.on('pong', () => { conn.alive = true })
+    socket.on('close', (code) => {
+      hub.remove(conn)
+      stats.closed(request.ip, code)
+    })
+    socket.on('message', (data: Buffer, isBinary) => {
+      conn.alive = true
+      stats.messagesIn++
+      if (isBinary) {
+        stats.drop('invalid', request.ip)
+        conn.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
+        return
+      }
+      if (!payloadEnforced && data.length > opts.maxPayload) {
+        stats.drop('too_large', request.ip)
+        conn.close(CloseCode.MESSAGE_TOO_BIG, 'frame too large')
+        return
+      }
+      const raw = data.toString()
+      if (bucket !== null && !bucket.take()) {
+        stats.drop('rate_limited', request.ip)
+        if (bucket.strikes >= (opts.rateLimit?.burst ?? 0)) {
+          conn.close(CloseCode.POLICY_VIOLATION, 'rate limit exceeded')
+        } else {
+          conn.sendError('rate_limited', 'slow down: the message was not sent', peekCid(raw))
+        }
+        return
+      }
+      if (conn.queued >= MAX_QUEUED_FRAMES) {
+        conn.close(CloseCode.POLICY_VIOLATION, 'too many frames in flight')
+        return
+      }
+      conn.enqueue(() => session.handle(conn, raw).catch((err: unknown) => {
+        request.log.error({ err }, 'fastify-chat: frame handling failed')
+        conn.sendError('internal_error', 'the frame could not be handled')
+      }))
+    })
+
+    hub.add(conn)
+    stats.accept(request.ip)
+    conn.send({ type: 'welcome', id: conn.id, name: conn.name })
+    if (askedName !== undefined && name === null) {
+      conn.sendError('invalid_name', 'name must have 1 to 32 characters besides blanks and control characters; using a guest name')
+    }
+
+    const room = query.room ?? opts.defaultRoom
+    if (room === null) return
+    if (!isRoomName(room)) {
+      conn.sendError('invalid_room', 'room names match ^[A-Za-z0-9_-]{1,64}$')
+      return
+    }
+    const since = parseSinceParam(query.since) ?? undefined
+    conn.enqueue(() => hub.join(conn, room, since))
+  }
+}

@@ -1,0 +1,367 @@
+// One bad client must never hurt the others: each limit closes or refuses with
+// the exact code, and a well-behaved client on the same server carries on.
+import diagnostics from 'node:diagnostics_channel'
+import { createRequire } from 'node:module'
+import { Writable } from 'node:stream'
+import fastifyWebsocket from '@fastify/websocket'
+import Fastify from 'fastify'
+import t from 'tap'
+import type { Test } from 'tap'
+import WebSocket from 'ws'
+import fastifyChat, { MemoryStore } from '../index.js'
+import type { ChatMessage, NewMessage } from '../index.js'
+import { Client, join, listen, refusedWith, within } from './helpers/chat.js'
+
+/** Proves a client still chats: its own message comes back. */
+async function stillChats (t: Test, client: Client, text = 'still here'): Promise<void> {
+  client.send(text)
+  const frame = await client.next()
+  t.match(frame, { type: 'message', text }, 'a well-behaved client still sends and receives')
+}
+
+/** Resolves with the first event on `channel` that passes `predicate`. */
+function nextEvent<T> (t: Test, name: string, predicate: (event: T) => boolean = () => true): Promise<T> {
+  return new Promise((resolve) => {
+    const handler = (event: unknown): void => {
+      if (!predicate(event as T)) return
+      diagnostics.unsubscribe(name, handler)
+      resolve(event as T)
+    }
+    diagnostics.subscribe(name, handler)
+    t.teardown(() => { diagnostics.unsubscribe(name, handler) })
+  })
+}
+
+t.test('a frame over maxPayload closes that socket with 1009', async (t) => {
+  const { app, url } = await listen(t, { maxPayload: 1024, maxMessageLength: 100_000 })
+  const good = await join(url)
+  const bad = await join(url)
+  await good.expect('presence')
+  bad.send('x'.repeat(1025))
+  t.equal((await bad.closed).code, 1009)
+  await good.expect('presence')
+  await stillChats(t, good)
+  t.equal(app.chat.stats().drops.too_large, 1)
+})
+
+t.test('maxPayload holds when the host registered @fastify/websocket', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyWebsocket)
+  await app.register(fastifyChat, { maxPayload: 1024, maxMessageLength: 100_000 })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = `ws://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const bad = await join(url)
+  bad.send('x'.repeat(1025))
+  t.equal((await bad.closed).code, 1009)
+  await stillChats(t, await join(url))
+})
+
+t.test('invalid UTF-8 in a text frame closes with 1007', async (t) => {
+  const { url } = await listen(t)
+  const good = await join(url)
+  const bad = await join(url)
+  await good.expect('presence')
+  bad.ws.send(Buffer.from([0x68, 0xff, 0xfe]), { binary: false })
+  t.equal((await bad.closed).code, 1007)
+  await good.expect('presence')
+  await stillChats(t, good)
+})
+
+t.test('a binary frame closes with 1003', async (t) => {
+  const { url } = await listen(t)
+  const good = await join(url)
+  const bad = await join(url)
+  await good.expect('presence')
+  bad.ws.send(Buffer.from('hi'), { binary: true })
+  t.equal((await bad.closed).code, 1003)
+  await good.expect('presence')
+  await stillChats(t, good)
+})
+
+t.test('a peer that stops answering pings is terminated and leaves presence', async (t) => {
+  const { app, url } = await listen(t, { heartbeatInterval: 20 })
+  const good = await join(url, '?name=good')
+  const dead = await join(url, '?name=dead', { autoPong: false })
+  t.match(await good.expect('presence'), { event: 'join', user: { name: 'dead' } })
+  t.match(await good.expect('presence'), { event: 'leave', user: { name: 'dead' } }, 'reaped')
+  t.equal((await dead.closed).code, 1006, 'terminated, no handshake')
+  await stillChats(t, good)
+  t.equal(app.chat.stats().drops.dead_peer, 1)
+  t.equal(app.chat.size, 1, 'the live socket answered every ping')
+})
+
+t.test('a client that stops reading is dropped with 1013 and recovers everything on reconnect', async (t) => {
+  const cap = 64 * 1024
+  const { app, url } = await listen(t, {
+    maxBufferedBytes: cap,
+    maxMessageLength: 100_000,
+    historySize: 5000,
+    closeTimeout: 30_000,
+    rateLimit: false
+  })
+  const slow = await Client.connect(url, '/chat?name=slow')
+  await slow.expect('welcome')
+  const { epoch } = await slow.expect('joined')
+  const good = await join(url, '?name=good')
+  await slow.expect('presence')
+  const received: number[] = []
+  slow.ws.on('message', (data) => {
+    const frame = JSON.parse(data.toString()) as { type: string, offset: number }
+    if (frame.type === 'message') received.push(frame.offset)
+  })
+  // Stop reading: the kernel buffers fill, then the server's own buffer grows.
+  const tcp = (slow.ws as unknown as { _socket: { pause (): void, resume (): void } })._socket
+  tcp.pause()
+
+  const state = { dropped: false }
+  const dropped = nextEvent<{ reason: string, buffered: number }>(t, 'fastify-chat:drop', (e) => e.reason === 'slow_consumer')
+  dropped.then(() => { state.dropped = true }, () => {})
+  const text = 'x'.repeat(50_000)
+  let sent = 0
+  // Bounded: at most 2000 frames of 50 kB through loopback; a few MB in practice.
+  while (!state.dropped && sent < 2000) {
+    await app.chat.broadcast('lobby', `${sent}:${text}`)
+    sent++
+    // Let the sockets write, so the good client keeps up.
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  const { buffered } = await within(dropped)
+  t.ok(buffered <= cap + 50_100, `stopped queueing at the cap (${buffered} bytes buffered)`)
+  for (let i = 0; i < 20; i++) await app.chat.broadcast('lobby', `after ${i}`)
+  sent += 20
+  for (const socket of app.websocketServer.clients) {
+    t.ok(socket.bufferedAmount <= cap + 50_100, `nothing more was queued (${socket.bufferedAmount} bytes)`)
+  }
+
+  // The good client kept up all along and still chats.
+  let last = 0
+  while (last < sent) {
+    const frame = await good.next()
+    if (frame.type === 'message') last = frame.offset
+  }
+  await stillChats(t, good)
+
+  tcp.resume()
+  t.equal((await slow.closed).code, 1013, 'told to try again later')
+  const lastSeen = received.at(-1) ?? 0
+  t.ok(lastSeen < sent, `it missed messages (saw ${lastSeen} of ${sent})`)
+
+  const back = await Client.connect(url, `/chat?name=slow&since=${epoch}:${lastSeen}`)
+  await back.expect('welcome')
+  const joined = await back.expect('joined')
+  t.equal(joined.recovered, true)
+  const all = [...received, ...joined.history.map((m) => m.offset)]
+  t.same(all, Array.from({ length: sent + 1 }, (_, i) => i + 1), 'every message exactly once, in order')
+  t.equal(app.chat.stats().drops.slow_consumer, 1)
+})
+
+t.test('a flood is rate limited, then closed with 1008; others stay timely', async (t) => {
+  const { app, url } = await listen(t, { rateLimit: { messages: 1, intervalMs: 60_000, burst: 3 } })
+  const good = await join(url, '?name=good')
+  const flooder = await join(url, '?name=flooder')
+  await good.expect('presence')
+  for (let i = 0; i < 3; i++) flooder.send(`burst ${i}`)
+  for (let i = 0; i < 3; i++) {
+    t.equal((await flooder.expect('message')).text, `burst ${i}`, 'the burst goes through')
+    t.equal((await good.expect('message')).text, `burst ${i}`)
+  }
+  flooder.send({ type: 'message', text: 'one too many', cid: 'c9' })
+  t.match(await flooder.expect('error'), { code: 'rate_limited', cid: 'c9' })
+  flooder.send('still flooding')
+  t.equal((await flooder.expect('error')).code, 'rate_limited')
+  flooder.send('and again')
+  t.equal((await flooder.closed).code, 1008, 'a client that keeps flooding is closed')
+  t.equal((await good.expect('presence')).event, 'leave')
+  const history = await app.chat.history('lobby')
+  t.same(history.map((m) => m.text), ['burst 0', 'burst 1', 'burst 2'], 'nothing over the limit was broadcast')
+  t.equal(app.chat.stats().drops.rate_limited, 3)
+})
+
+t.test('during a flood of thousands of frames, others keep chatting', async (t) => {
+  const { url } = await listen(t)
+  const good = await join(url, '?name=good')
+  const flooder = await join(url, '?name=flooder')
+  await good.expect('presence')
+  // Bounded: 5000 frames, written at once.
+  for (let i = 0; i < 5000; i++) flooder.ws.send(`flood ${i}`)
+  good.send('timely')
+  let frame
+  do frame = await good.next(); while (!(frame.type === 'message' && frame.text === 'timely'))
+  t.pass('the good client\'s message came back during the flood')
+  t.equal((await flooder.closed).code, 1008)
+  const texts = []
+  for (;;) {
+    frame = await good.next()
+    if (frame.type === 'presence') break
+    if (frame.type === 'message') texts.push(frame.text)
+  }
+  t.ok(texts.length + 1 <= 20, `at most the default burst of flood messages reached others (${texts.length} after the good one)`)
+  await stillChats(t, good)
+})
+
+t.test('more than 256 frames waiting on a slow store closes with 1008', async (t) => {
+  let release = (): void => {}
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  class SlowStore extends MemoryStore {
+    override async append (message: NewMessage): Promise<ChatMessage> {
+      await gate
+      return await super.append(message)
+    }
+  }
+  const { url } = await listen(t, { store: new SlowStore(), rateLimit: false })
+  const good = await join(url)
+  const greedy = await join(url)
+  await good.expect('presence')
+  for (let i = 0; i < 300; i++) greedy.send(`queued ${i}`)
+  t.equal((await greedy.closed).code, 1008)
+  release()
+  // The one frame that was already being stored still goes out; the rest were dropped.
+  const before: string[] = []
+  for (let frame = await good.next(); frame.type !== 'presence'; frame = await good.next()) {
+    if (frame.type === 'message') before.push(frame.text)
+  }
+  t.same(before, ['queued 0'])
+  await stillChats(t, good, 'after the store caught up')
+})
+
+t.test('maxConnections refuses with 503, maxConnectionsPerIp with 429, before any socket opens', async (t) => {
+  const full = await listen(t, { maxConnections: 2 })
+  const a = await join(full.url)
+  await join(full.url)
+  t.equal(await refusedWith(`${full.url}/chat`), 503)
+  a.close()
+  await a.closed
+  // The place is given back when a socket closes; the TCP close can trail the WebSocket close.
+  let again: Client | null = null
+  for (let tries = 0; again === null && tries < 50; tries++) {
+    again = await join(full.url).catch(() => null)
+  }
+  t.ok(again, 'a closed socket gives its place back')
+  t.equal(full.app.chat.stats().connections.refused.server_full >= 1, true)
+
+  const perIp = await listen(t, { maxConnectionsPerIp: 1 })
+  const only = await join(perIp.url)
+  t.equal(await refusedWith(`${perIp.url}/chat`), 429)
+  t.equal(perIp.app.chat.stats().connections.refused.ip_full, 1)
+  await stillChats(t, only)
+})
+
+t.test('cross-site WebSocket hijacking: foreign and null origins get 403', async (t) => {
+  const { app, url } = await listen(t)
+  const host = url.replace('ws://', '')
+  t.equal(await refusedWith(`${url}/chat`, { origin: 'https://evil.example' }), 403)
+  t.equal(await refusedWith(`${url}/chat`, { origin: 'null' }), 403)
+  t.equal(await refusedWith(`${url}/chat`, { origin: `http://${host.replace(/:\d+$/, ':1')}` }), 403, 'same host, other port')
+  const same = await Client.connect(url, '/chat', { origin: `http://${host}` })
+  t.equal((await same.expect('welcome')).type, 'welcome', 'same host and port is fine')
+  const noOrigin = await Client.connect(url, '/chat')
+  t.equal((await noOrigin.expect('welcome')).type, 'welcome', 'no Origin (not a browser) is fine')
+  t.equal(app.chat.stats().connections.refused.origin, 3)
+
+  const listed = await listen(t, { allowedOrigins: ['https://app.example'] })
+  const ok = await Client.connect(listed.url, '/chat', { origin: 'https://app.example' })
+  t.equal((await ok.expect('welcome')).type, 'welcome')
+  t.equal(await refusedWith(`${listed.url}/chat`, { origin: `http://${listed.url.replace('ws://', '')}` }), 403, 'the list replaces the same-host rule')
+
+  const decided = await listen(t, {
+    allowedOrigins: (origin) => {
+      if (origin === 'https://boom.example') throw new Error('boom')
+      return origin.endsWith('.trusted.example')
+    }
+  })
+  const yes = await Client.connect(decided.url, '/chat', { origin: 'https://a.trusted.example' })
+  t.equal((await yes.expect('welcome')).type, 'welcome')
+  t.equal(await refusedWith(`${decided.url}/chat`, { origin: 'https://other.example' }), 403)
+  t.equal(await refusedWith(`${decided.url}/chat`, { origin: 'https://boom.example' }), 403, 'a throwing check refuses')
+})
+
+t.test('faults in identify and onMessage are answered and logged with the request id', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = new Writable({
+    write (chunk, _encoding, done) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>)
+      done()
+    }
+  })
+  const app = Fastify({ logger: { level: 'info', stream } })
+  await app.register(fastifyChat, {
+    identify: async (request) => {
+      if (request.headers['x-fail'] === 'throw') throw new Error('identify exploded')
+      if (request.headers['x-fail'] === 'reject') return await Promise.reject(new Error('identify rejected'))
+      return {}
+    },
+    onMessage: async (message) => {
+      if (message.text === 'crash') throw new Error('onMessage exploded')
+      return message
+    }
+  })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = `ws://127.0.0.1:${(app.server.address() as { port: number }).port}`
+
+  t.equal(await refusedWith(`${url}/chat`, { 'x-fail': 'throw' }), 401)
+  t.equal(await refusedWith(`${url}/chat`, { 'x-fail': 'reject' }), 401)
+  const client = await join(url)
+  client.send({ type: 'message', text: 'crash', cid: 'k1' })
+  t.match(await client.expect('error'), { code: 'internal_error', cid: 'k1' })
+  await stillChats(t, client)
+
+  for (const message of ['identify exploded', 'identify rejected', 'onMessage exploded']) {
+    const line = lines.find((l) => (l.err as { message?: string } | undefined)?.message === message)
+    t.ok(line, `logged: ${message}`)
+    t.type(line?.reqId, 'string', 'with the request id')
+  }
+})
+
+t.test('app.close() with 200 clients: every one sees 1001, within closeTimeout', async (t) => {
+  const { app, url } = await listen(t, { closeTimeout: 500 })
+  const clients = await Promise.all(Array.from({ length: 200 }, () => join(url)))
+  // One peer that never answers the close handshake: it is terminated at closeTimeout.
+  const stuck = await join(url)
+  ;(stuck.ws as unknown as { _socket: { pause (): void } })._socket.pause()
+  const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+  const started = performance.now()
+  await app.close()
+  const took = performance.now() - started
+  t.ok(took < 500 + 1000, `closed in ${Math.round(took)} ms`)
+  const codes = await Promise.all(clients.map(async (c) => (await c.closed).code))
+  t.same(new Set(codes), new Set([1001]), 'every client saw 1001')
+  t.equal(app.chat.size, 0)
+  t.equal(app.server.listenerCount('upgrade'), 0, 'no upgrade listener left')
+  const timersAfter = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+  t.ok(timersAfter <= timersBefore, 'no timer left behind')
+  ;(stuck.ws as unknown as { _socket: { resume (): void } })._socket.resume()
+  await stuck.closed
+})
+
+t.test('stats() and the diagnostics channels', async (t) => {
+  const { app, url } = await listen(t, { maxConnections: 2 })
+  const accepted = nextEvent<{ event: string }>(t, 'fastify-chat:connection', (e) => e.event === 'accepted')
+  const stored = nextEvent<{ room: string, offset: number }>(t, 'fastify-chat:message')
+  const a = await join(url)
+  await within(accepted)
+  a.send('counted')
+  await a.expect('message')
+  t.match(await within(stored), { room: 'lobby', offset: 1 })
+  const refused = nextEvent<{ event: string, reason: string }>(t, 'fastify-chat:connection', (e) => e.event === 'refused')
+  await join(url)
+  t.equal(await refusedWith(`${url}/chat`), 503)
+  t.match(await within(refused), { reason: 'server_full' })
+  const stats = app.chat.stats()
+  t.match(stats, {
+    open: 2,
+    connections: { accepted: 2, refused: { server_full: 1, origin: 0 } },
+    messagesIn: 1,
+    deliveriesOut: 1,
+    drops: { rate_limited: 0, slow_consumer: 0, too_large: 0, invalid: 0, dead_peer: 0 }
+  })
+})
+
+t.test('the ws that @fastify/websocket loads has the 8.21 security fixes', async (t) => {
+  const fromPlugin = createRequire(createRequire(import.meta.url).resolve('@fastify/websocket'))
+  const version = (fromPlugin('ws/package.json') as { version: string }).version
+  const [major, minor] = version.split('.').map(Number) as [number, number]
+  t.ok(major === 8 && minor >= 21, `ws ${version}`)
+  t.equal(WebSocket.OPEN, 1)
+})

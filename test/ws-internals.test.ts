@@ -1,0 +1,27 @@
+// Fails loudly when a ws upgrade moves the internals lib/ws-internals.ts uses.
+import { once } from 'node:events'
+import t from 'tap'
+import WebSocket, { WebSocketServer } from 'ws'
+import { setMaxPayload } from '../lib/ws-internals.js'
+
+t.test('setMaxPayload reaches the receiver of a real socket', async (t) => {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', maxPayload: 1 << 20 })
+  t.teardown(() => new Promise((resolve) => wss.close(resolve)))
+  await once(wss, 'listening')
+  const { port } = wss.address() as { port: number }
+  const accepted = once(wss, 'connection')
+  const client = new WebSocket(`ws://127.0.0.1:${port}`)
+  client.on('error', () => {})
+  const [server] = await accepted as [WebSocket]
+  server.on('error', () => {})
+  await once(client, 'open')
+  t.equal(setMaxPayload(server, 8), true, 'ws still has _receiver._maxPayload: if this fails, update lib/ws-internals.ts')
+  const closed = once(client, 'close')
+  client.send('more than eight bytes')
+  t.equal((await closed)[0], 1009, 'and the receiver enforces it')
+})
+
+t.test('without the internals it says so instead of throwing', async (t) => {
+  t.equal(setMaxPayload({} as WebSocket, 8), false)
+  t.equal(setMaxPayload({ _receiver: { _maxPayload: 'x' } } as unknown as WebSocket, 8), false)
+})
