@@ -12,6 +12,7 @@ import { resolveOptions } from './lib/options.js'
 import type { FastifyChatOptions } from './lib/options.js'
 import { Session } from './lib/session.js'
 import { Stats } from './lib/stats.js'
+import type { HistoryStore } from './lib/stores/history-store.js'
 import { MemoryStore } from './lib/stores/memory-store.js'
 
 declare module 'fastify' {
@@ -42,7 +43,8 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
   const opts = resolveOptions(rawOpts)
 
   const ownStore = opts.store === null
-  const store = opts.store ?? new MemoryStore({ size: opts.historySize })
+  const store: HistoryStore = opts.store ?? new MemoryStore({ size: opts.historySize })
+  await store.init?.()
   const adapter = new MemoryAdapter()
   const stats = new Stats()
   const hub = new Hub(opts, store, adapter, stats)

@@ -30,6 +30,11 @@ export interface HistoryStore {
   since (room: string, offset: number): Promise<HistoryPage | null>
   /** The room's current epoch. */
   epoch (room: string): Promise<string>
+  /**
+   * Opens what the store needs (a file, a connection); called once when the
+   * plugin registers, so a bad environment fails `register` with a clear error.
+   */
+  init? (): Promise<void>
   /** Releases what the store holds; called once on `app.close()` for a store the plugin created. */
   close? (): Promise<void>
 }
