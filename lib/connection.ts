@@ -6,6 +6,10 @@ import type { ChatClient } from './options.js'
 import type { TokenBucket } from './rate-limit.js'
 import type { Stats } from './stats.js'
 import type { ChatMessage, ErrorCode, ServerFrame } from './wire.js'
+import { writeCoalesced } from './fanout.js'
+import type { Prepared } from './fanout.js'
+import { rawSocketOf } from './ws-internals.js'
+import type { RawSocket } from './ws-internals.js'
 
 /** 12 random bytes, base64url: unique across processes without coordination. */
 export function randomId (): string {
@@ -38,6 +42,8 @@ export class Connection implements ChatClient {
   closedByServer = false
   readonly bucket: TokenBucket | null
   #ctx: ConnectionContext
+  // The stream under the socket, for pre-framed writes; null means go through ws.
+  #raw: RawSocket | null
   #chain: Promise<void> = Promise.resolve()
   #closeTimer: NodeJS.Timeout | undefined
 
@@ -48,6 +54,7 @@ export class Connection implements ChatClient {
     this.name = name
     this.#ctx = ctx
     this.bucket = bucket
+    this.#raw = rawSocketOf(socket)
   }
 
   /** The room a message without `room` goes to. */
@@ -74,8 +81,7 @@ export class Connection implements ChatClient {
     const { socket } = this
     if (socket.readyState !== WebSocket.OPEN) return false
     if (socket.bufferedAmount > this.#ctx.maxBufferedBytes) {
-      this.#ctx.stats.drop('slow_consumer', this.request.ip, undefined, socket.bufferedAmount)
-      this.close(CloseCode.TRY_AGAIN_LATER, 'too slow: reconnect and resume with since')
+      this.#slow(socket.bufferedAmount)
       return false
     }
     try {
@@ -86,6 +92,27 @@ export class Connection implements ChatClient {
       socket.terminate()
       return false
     }
+  }
+
+  /**
+   * The broadcast hot path: per recipient, a state check, a buffered-bytes
+   * check and a coalesced write of bytes framed once for everyone.
+   */
+  deliver (prepared: Prepared): boolean {
+    const raw = this.#raw
+    if (raw === null) return this.sendRaw(prepared.text)
+    if (this.socket.readyState !== WebSocket.OPEN) return false
+    if (raw.writableLength > this.#ctx.maxBufferedBytes) {
+      this.#slow(raw.writableLength)
+      return false
+    }
+    writeCoalesced(raw, prepared.frame)
+    return true
+  }
+
+  #slow (buffered: number): void {
+    this.#ctx.stats.drop('slow_consumer', this.request.ip, undefined, buffered)
+    this.close(CloseCode.TRY_AGAIN_LATER, 'too slow: reconnect and resume with since')
   }
 
   sendError (code: ErrorCode, message: string, cid?: string): void {

@@ -38,3 +38,10 @@ export const FST_CHAT_CLOSED = createError<'FST_CHAT_CLOSED', []>(
   'fastify-chat: the chat is closed',
   503
 )
+
+/** Thrown when a history store cannot be opened (at `register`) or is used after `close()`. */
+export const FST_CHAT_STORE_UNAVAILABLE = createError<'FST_CHAT_STORE_UNAVAILABLE', [string, string, { cause: unknown }?]>(
+  'FST_CHAT_STORE_UNAVAILABLE',
+  'fastify-chat: cannot open history store at %s: %s',
+  500
+)

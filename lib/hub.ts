@@ -4,6 +4,7 @@ import type { Connection } from './connection.js'
 import { FST_CHAT_CLOSED, FST_CHAT_INVALID_ARGUMENT, FST_CHAT_INVALID_MESSAGE, FST_CHAT_INVALID_ROOM } from './errors.js'
 import { SYSTEM_USER } from './options.js'
 import type { ResolvedOptions } from './options.js'
+import { Prepared } from './fanout.js'
 import { encodeMessage, fitsLength, isRoomName } from './protocol.js'
 import { channels } from './stats.js'
 import type { ChatStats, Stats } from './stats.js'
@@ -121,22 +122,31 @@ export class Hub implements Chat {
     return stored
   }
 
-  /** Sends a stored message to this server's members of its room. */
+  /**
+   * Sends a stored message to this server's members of its room: encoded
+   * and framed once, whatever the number of recipients.
+   */
   deliver (message: ChatMessage, exclude: string | null): void {
     const room = this.#rooms.get(message.room)
     if (room === undefined) return
-    let data: string | null = null
+    let prepared: Prepared | null = null
+    let delivered = 0
     for (const conn of room.members) {
       if (conn.key === exclude) continue
-      const held = conn.pending.get(message.room)
-      if (held !== undefined) {
-        if (held.length < MAX_HELD_PER_ROOM) held.push(message)
-        else conn.close(CloseCode.TRY_AGAIN_LATER, 'too far behind: reconnect and resume with since')
-        continue
-      }
-      data ??= encodeMessage(message)
-      if (conn.sendRaw(data)) this.#stats.deliveriesOut++
+      if (conn.pending.size !== 0 && this.#hold(conn, message)) continue
+      prepared ??= new Prepared(encodeMessage(message))
+      if (conn.deliver(prepared)) delivered++
     }
+    this.#stats.deliveriesOut += delivered
+  }
+
+  /** Holds a live message back while `conn`'s join of its room replays history. */
+  #hold (conn: Connection, message: ChatMessage): boolean {
+    const held = conn.pending.get(message.room)
+    if (held === undefined) return false
+    if (held.length < MAX_HELD_PER_ROOM) held.push(message)
+    else conn.close(CloseCode.TRY_AGAIN_LATER, 'too far behind: reconnect and resume with since')
+    return true
   }
 
   add (conn: Connection): void {

@@ -19,3 +19,32 @@ export function setMaxPayload (socket: WebSocket, bytes: number): boolean {
   receiver._maxPayload = bytes
   return true
 }
+
+/** What fan-out needs of the stream under a WebSocket. */
+export interface RawSocket {
+  write (chunk: Buffer): boolean
+  cork (): void
+  uncork (): void
+  readonly writableLength: number
+}
+
+interface WebSocketInternals { _socket?: Partial<RawSocket> | null, _sender?: { _state?: unknown } | null }
+
+/**
+ * The stream under a ws WebSocket, for writing pre-framed bytes to it
+ * directly, or `null` when that is not safe: a compression extension is in
+ * use (frames must then go through ws's Sender, which may queue them), or the
+ * internals are not where we expect. Callers fall back to `socket.send()`.
+ *
+ * Writing beside ws's Sender keeps frames in order because, without
+ * compression, the Sender writes each frame synchronously to this stream.
+ */
+export function rawSocketOf (socket: WebSocket): RawSocket | null {
+  if (socket.extensions !== '') return null
+  const internals = socket as unknown as WebSocketInternals
+  const raw = internals._socket
+  if (raw == null || typeof raw.write !== 'function' || typeof raw.cork !== 'function' ||
+    typeof raw.uncork !== 'function' || typeof raw.writableLength !== 'number') return null
+  if (internals._sender == null || !('_state' in internals._sender)) return null
+  return raw as RawSocket
+}

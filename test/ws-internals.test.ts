@@ -25,3 +25,44 @@ t.test('without the internals it says so instead of throwing', async (t) => {
   t.equal(setMaxPayload({} as WebSocket, 8), false)
   t.equal(setMaxPayload({ _receiver: { _maxPayload: 'x' } } as unknown as WebSocket, 8), false)
 })
+
+t.test('rawSocketOf finds the stream under a socket, and frames written to it arrive in order', async (t) => {
+  const { Prepared, writeCoalesced } = await import('../lib/fanout.js')
+  const { rawSocketOf } = await import('../lib/ws-internals.js')
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => new Promise((resolve) => wss.close(resolve)))
+  await once(wss, 'listening')
+  const { port } = wss.address() as { port: number }
+  const accepted = once(wss, 'connection')
+  const client = new WebSocket(`ws://127.0.0.1:${port}`)
+  const [server] = await accepted as [WebSocket]
+  await once(client, 'open')
+  const raw = rawSocketOf(server)
+  t.ok(raw, 'ws still has _socket and _sender: if this fails, update lib/ws-internals.ts')
+  const got: string[] = []
+  const three = new Promise<void>((resolve) => client.on('message', (data) => { if (got.push(data.toString()) === 3) resolve() }))
+  writeCoalesced(raw as NonNullable<typeof raw>, new Prepared('one').frame)
+  server.send('two')
+  writeCoalesced(raw as NonNullable<typeof raw>, new Prepared('three').frame)
+  await three
+  t.same(got, ['one', 'two', 'three'], 'pre-framed writes and ws.send() keep their order')
+  client.close()
+  await once(client, 'close')
+})
+
+t.test('rawSocketOf refuses a socket with compression, so frames go through ws', async (t) => {
+  const { rawSocketOf } = await import('../lib/ws-internals.js')
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: true })
+  t.teardown(() => new Promise((resolve) => wss.close(resolve)))
+  await once(wss, 'listening')
+  const { port } = wss.address() as { port: number }
+  const accepted = once(wss, 'connection')
+  const client = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: true })
+  const [server] = await accepted as [WebSocket]
+  await once(client, 'open')
+  t.equal(server.extensions, 'permessage-deflate')
+  t.equal(rawSocketOf(server), null)
+  t.equal(rawSocketOf({ extensions: '' } as WebSocket), null, 'no internals, no raw socket')
+  client.close()
+  await once(client, 'close')
+})
