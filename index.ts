@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Adapter } from './lib/adapters/adapter.js'
 import { MemoryAdapter } from './lib/adapters/memory-adapter.js'
 import { Admission } from './lib/admission.js'
 import { CloseCode } from './lib/close-codes.js'
@@ -42,13 +43,14 @@ async function readClientScript (): Promise<string> {
 const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyChat (fastify, rawOpts) {
   const opts = resolveOptions(rawOpts)
 
-  const ownStore = opts.store === null
-  const store: HistoryStore = opts.store ?? new MemoryStore({ size: opts.historySize })
+  // History comes from the adapter when it keeps its own (Redis), else the store.
+  const adapter: Adapter = opts.adapter ?? new MemoryAdapter()
+  const ownStore = opts.store === null && adapter.store === undefined
+  const store: HistoryStore = adapter.store ?? opts.store ?? new MemoryStore({ size: opts.historySize })
   await store.init?.()
-  const adapter = new MemoryAdapter()
   const stats = new Stats()
-  const hub = new Hub(opts, store, adapter, stats)
-  await adapter.start((message, exclude) => hub.deliver(message, exclude))
+  const hub = new Hub(opts, store, adapter, stats, fastify.log)
+  await adapter.start(hub.node, { historySize: opts.historySize, store, log: fastify.log })
 
   const ownWebsocket = !fastify.hasDecorator('websocketServer')
   if (ownWebsocket) {
@@ -104,6 +106,7 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
     await hub.closeAll(CloseCode.GOING_AWAY, 'server shutting down', opts.closeTimeout)
   })
   fastify.addHook('onClose', async () => {
+    // The adapter closes only the connections it made itself; a store handed in is the user's.
     await adapter.close()
     if (ownStore) await store.close?.()
   })
@@ -114,15 +117,20 @@ export const fastifyChat = fp(plugin, { fastify: '5.x', name: 'fastify-chat' })
 export default fastifyChat
 
 export { CloseCode } from './lib/close-codes.js'
-export { FST_CHAT_CLOSED, FST_CHAT_INVALID_ARGUMENT, FST_CHAT_INVALID_MESSAGE, FST_CHAT_INVALID_OPTION, FST_CHAT_INVALID_ROOM } from './lib/errors.js'
+export { FST_CHAT_ADAPTER_UNAVAILABLE, FST_CHAT_CLOSED, FST_CHAT_INVALID_ARGUMENT, FST_CHAT_INVALID_MESSAGE, FST_CHAT_INVALID_OPTION, FST_CHAT_INVALID_ROOM } from './lib/errors.js'
 export { defaults } from './lib/options.js'
 export type { ChatClient, FastifyChatOptions, Identity, OutgoingMessage } from './lib/options.js'
 export type { RateLimit } from './lib/rate-limit.js'
 export { channels } from './lib/stats.js'
 export type { ChatStats, DropReason, RefusalReason } from './lib/stats.js'
 export type { BroadcastOptions, Chat, HistoryOptions } from './lib/hub.js'
-export type { Adapter, Deliver } from './lib/adapters/adapter.js'
+export type { Adapter, AdapterContext, AdapterNode, PresenceEvent, PublishResult } from './lib/adapters/adapter.js'
 export type { HistoryPage, HistoryStore, NewMessage } from './lib/stores/history-store.js'
 export { MemoryStore } from './lib/stores/memory-store.js'
+export { redisAdapter, RedisAdapter } from './lib/adapters/redis-adapter.js'
+export type { RedisAdapterOptions } from './lib/adapters/redis-adapter.js'
 export type { MemoryStoreOptions } from './lib/stores/memory-store.js'
 export type * from './lib/wire.js'
+export { sqliteStore, SqliteStore } from './lib/stores/sqlite-store.js'
+export type { SqliteRetention, SqliteStoreOptions } from './lib/stores/sqlite-store.js'
+export { FST_CHAT_STORE_UNAVAILABLE } from './lib/errors.js'

@@ -1,17 +1,37 @@
 import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import Fastify from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
-import { fastifyChat } from '../index.js'
-import type { FastifyChatOptions } from '../index.js'
+import { fastifyChat, redisAdapter, sqliteStore } from '../index.js'
+import type { FastifyChatOptions, HistoryStore } from '../index.js'
 
 /** Options of {@link buildServer}. */
 export interface ExampleOptions {
   /** Fastify's logger. @default false */
   logger?: FastifyServerOptions['logger']
-  /** Options passed to fastify-chat. @default {} */
+  /** Options passed to fastify-chat; a `chat.store` here wins over `store`. @default {} */
   chat?: FastifyChatOptions
+  /** Where history lives. A store given here is the caller's to close. @default storeFromEnv(env) */
+  store?: HistoryStore
+  /** Where the settings come from: `REDIS_URL` selects Redis, else `CHAT_DB` (see storeFromEnv). @default process.env */
+  env?: NodeJS.ProcessEnv
+}
+
+/** SQLite file of the example's history when `CHAT_DB` is not set. */
+export const DEFAULT_CHAT_DB = './data/chat.db'
+
+/**
+ * The history store the environment asks for: SQLite at `CHAT_DB` (default
+ * ./data/chat.db, its directory created if missing; `:memory:` keeps nothing
+ * on disk), so the chat survives a restart.
+ */
+export async function storeFromEnv (env: NodeJS.ProcessEnv = process.env): Promise<HistoryStore> {
+  const path = env.CHAT_DB ?? DEFAULT_CHAT_DB
+  if (path !== ':memory:') await mkdir(dirname(path), { recursive: true })
+  return sqliteStore({ path })
 }
 
 // Run from source, public/ sits next to this file; compiled to
@@ -29,7 +49,17 @@ export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyIn
     // new ones while the server drains; close them all so shutdown is prompt.
     forceCloseConnections: true
   })
-  await app.register(fastifyChat, opts.chat ?? {})
+  const env = opts.env ?? process.env
+  const given = opts.chat?.store ?? opts.store
+  if (given === undefined && opts.chat?.adapter === undefined && env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
+    // Several instances share history, presence and fan-out through Redis.
+    await app.register(fastifyChat, { ...opts.chat, adapter: redisAdapter({ url: env.REDIS_URL }) })
+  } else {
+    const store = given ?? await storeFromEnv(env)
+    await app.register(fastifyChat, { ...opts.chat, store })
+    // The plugin leaves a store it is given open, so the example closes the one it made.
+    if (given === undefined) app.addHook('onClose', async () => await store.close?.())
+  }
   await app.register(fastifyStatic, { root: publicDir() })
   return app
 }

@@ -32,8 +32,10 @@ export class Connection implements ChatClient {
   readonly rooms = new Set<string>()
   readonly request: FastifyRequest
   readonly socket: WebSocket
-  /** Rooms whose join is replaying history, with the live messages held back meanwhile. */
-  readonly pending = new Map<string, ChatMessage[]>()
+  /** Rooms whose join is replaying history, with the live messages (and encoded presence frames) held back meanwhile. */
+  readonly pending = new Map<string, Array<ChatMessage | string>>()
+  /** Presence announcements of this socket's joins still on their way through the adapter. */
+  readonly joining = new Map<string, Promise<void>>()
   /** Frames received but not yet handled; handled one at a time to keep their order. */
   queued = 0
   /** Cleared by each heartbeat, set by the pong: a socket still cleared at the next beat is dead. */

@@ -45,3 +45,10 @@ export const FST_CHAT_STORE_UNAVAILABLE = createError<'FST_CHAT_STORE_UNAVAILABL
   'fastify-chat: cannot open history store at %s: %s',
   500
 )
+
+/** Thrown at `register` (or by `app.chat`) when the adapter cannot reach its backend. */
+export const FST_CHAT_ADAPTER_UNAVAILABLE = createError<'FST_CHAT_ADAPTER_UNAVAILABLE', [string]>(
+  'FST_CHAT_ADAPTER_UNAVAILABLE',
+  'fastify-chat: adapter unavailable: %s',
+  503
+)

@@ -1,15 +1,16 @@
-import type { Adapter } from './adapters/adapter.js'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Adapter, AdapterNode, PresenceEvent, PublishResult } from './adapters/adapter.js'
 import { CloseCode } from './close-codes.js'
 import type { Connection } from './connection.js'
 import { FST_CHAT_CLOSED, FST_CHAT_INVALID_ARGUMENT, FST_CHAT_INVALID_MESSAGE, FST_CHAT_INVALID_ROOM } from './errors.js'
+import { Prepared } from './fanout.js'
 import { SYSTEM_USER } from './options.js'
 import type { ResolvedOptions } from './options.js'
-import { Prepared } from './fanout.js'
 import { encodeMessage, fitsLength, isRoomName } from './protocol.js'
 import { channels } from './stats.js'
 import type { ChatStats, Stats } from './stats.js'
-import type { HistoryStore, NewMessage } from './stores/history-store.js'
-import type { ChatMessage, ServerFrame, Since, User } from './wire.js'
+import type { HistoryPage, HistoryStore, NewMessage } from './stores/history-store.js'
+import type { ChatMessage, Since, User } from './wire.js'
 
 // Live messages that arrive while a join replays history are held back so
 // they follow the replay in order; a client whose hold fills up this far
@@ -18,8 +19,10 @@ const MAX_HELD_PER_ROOM = 1024
 
 interface Room {
   members: Set<Connection>
-  /** Sockets per user id: a user with two tabs is present once. */
-  users: Map<string, { user: User, sockets: number }>
+  /** Local sockets per user id: a user with two tabs is one user. */
+  users: Map<string, number>
+  /** Settles once this node receives the room's messages; every join waits for it. */
+  ready: Promise<void>
 }
 
 /** Options of `app.chat.broadcast`. */
@@ -38,14 +41,14 @@ export interface HistoryOptions {
 
 /** The `app.chat` decorator. */
 export interface Chat {
-  /** Stores a message and sends it to every member of `room`; resolves to the stored message. */
+  /** Stores a message and sends it to every member of `room`, on every node; resolves to the stored message. */
   broadcast (room: string, text: string, opts?: BroadcastOptions): Promise<ChatMessage>
   /** Open chat sockets on this server. */
   readonly size: number
   /** Rooms with at least one member on this server. */
   rooms (): string[]
-  /** Users in `room` on this server, each once. */
-  presence (room: string): User[]
+  /** Users in `room` on every node, each once. */
+  presence (room: string): Promise<User[]>
   /** Stored messages of `room`, oldest first. */
   history (room: string, opts?: HistoryOptions): Promise<ChatMessage[]>
   /** Counters since the plugin registered. */
@@ -57,20 +60,21 @@ export class Hub implements Chat {
   #opts: ResolvedOptions
   #store: HistoryStore
   #adapter: Adapter
+  #stats: Stats
+  #log: FastifyBaseLogger
   #connections = new Set<Connection>()
   #rooms = new Map<string, Room>()
-  #stats: Stats
+  // Users whose last local socket left a room, announced only if they do not
+  // come back within presenceGraceMs, so a reconnect does not flash leave/join.
+  #leaving = new Map<string, { timer: NodeJS.Timeout, room: string, user: User }>()
   #closed = false
 
-  constructor (opts: ResolvedOptions, store: HistoryStore, adapter: Adapter, stats: Stats) {
+  constructor (opts: ResolvedOptions, store: HistoryStore, adapter: Adapter, stats: Stats, log: FastifyBaseLogger) {
     this.#opts = opts
     this.#store = store
     this.#adapter = adapter
     this.#stats = stats
-  }
-
-  stats (): ChatStats {
-    return this.#stats.snapshot(this.size)
+    this.#log = log
   }
 
   get size (): number {
@@ -81,24 +85,26 @@ export class Hub implements Chat {
     return this.#closed
   }
 
+  stats (): ChatStats {
+    return this.#stats.snapshot(this.size)
+  }
+
   rooms (): string[] {
     return [...this.#rooms.keys()]
   }
 
-  presence (room: string): User[] {
-    const users = this.#rooms.get(room)?.users
-    return users === undefined ? [] : [...users.values()].map(({ user }) => ({ ...user }))
+  async presence (room: string): Promise<User[]> {
+    if (!isRoomName(room)) throw new FST_CHAT_INVALID_ROOM(JSON.stringify(room))
+    return await this.#adapter.presence(room)
   }
 
   async history (room: string, opts: HistoryOptions = {}): Promise<ChatMessage[]> {
     if (!isRoomName(room)) throw new FST_CHAT_INVALID_ROOM(JSON.stringify(room))
     const limit = opts.limit ?? this.#opts.historySize
     if (!Number.isSafeInteger(limit) || limit < 0) throw new FST_CHAT_INVALID_ARGUMENT('limit', 'must be an integer >= 0')
-    if (opts.since !== undefined && (!Number.isSafeInteger(opts.since) || opts.since < 0)) {
-      throw new FST_CHAT_INVALID_ARGUMENT('since', 'must be an integer >= 0')
-    }
     if (opts.since === undefined) return (await this.#store.recent(room, limit)).messages
     const after = opts.since
+    if (!Number.isSafeInteger(after) || after < 0) throw new FST_CHAT_INVALID_ARGUMENT('since', 'must be an integer >= 0')
     const page = await this.#store.since(room, after) ??
       await this.#store.recent(room, this.#opts.historySize)
     return page.messages.filter((m) => m.offset > after).slice(0, limit)
@@ -110,16 +116,19 @@ export class Hub implements Chat {
       throw new FST_CHAT_INVALID_MESSAGE(`text must be non-blank and at most ${this.#opts.maxMessageLength} characters`)
     }
     const from = opts.from ?? SYSTEM_USER
-    return await this.publish({ room, ts: Date.now(), from: { id: from.id, name: from.name }, text }, null)
+    const result = await this.publish({ room, ts: Date.now(), from: { id: from.id, name: from.name }, text }, null)
+    return result.message
   }
 
-  /** Stores a message, then hands it to the adapter so every node delivers it. */
-  async publish (message: NewMessage, exclude: string | null): Promise<ChatMessage> {
+  /** Stores a message and fans it out through the adapter; every node delivers it. */
+  async publish (message: NewMessage, exclude: string | null): Promise<PublishResult> {
     if (this.#closed) throw new FST_CHAT_CLOSED()
-    const stored = await this.#store.append(message)
-    if (channels.message.hasSubscribers) channels.message.publish({ room: stored.room, offset: stored.offset, from: stored.from })
-    await this.#adapter.publish(stored, exclude)
-    return stored
+    const result = await this.#adapter.publish(message, exclude)
+    if (channels.message.hasSubscribers && !result.duplicate) {
+      const { room, offset, from } = result.message
+      channels.message.publish({ room, offset, from })
+    }
+    return result
   }
 
   /**
@@ -138,6 +147,29 @@ export class Hub implements Chat {
       if (conn.deliver(prepared)) delivered++
     }
     this.#stats.deliveriesOut += delivered
+  }
+
+  /** Sends a presence event to this server's members of its room, except the user's own sockets. */
+  presenceEvent (event: PresenceEvent): void {
+    const room = this.#rooms.get(event.room)
+    if (room === undefined) return
+    const frame = event.previous === undefined
+      ? { type: 'presence' as const, room: event.room, event: event.event, user: event.user }
+      : { type: 'presence' as const, room: event.room, event: event.event, user: event.user, previous: event.previous }
+    const data = JSON.stringify(frame)
+    for (const conn of room.members) {
+      if (conn.id === event.user.id) continue
+      // During a join's replay it follows the joined frame, like messages do.
+      const held = conn.pending.get(event.room)
+      if (held !== undefined) held.push(data)
+      else conn.sendRaw(data)
+    }
+  }
+
+  /** What the adapter calls back into. */
+  readonly node: AdapterNode = {
+    deliver: (message, exclude) => this.deliver(message, exclude),
+    presence: (event) => this.presenceEvent(event)
   }
 
   /** Holds a live message back while `conn`'s join of its room replays history. */
@@ -167,33 +199,38 @@ export class Hub implements Chat {
    * store still has it, the latest history otherwise.
    */
   async join (conn: Connection, roomName: string, since?: Since): Promise<void> {
-    if (!conn.rooms.has(roomName)) {
-      if (conn.rooms.size >= this.#opts.maxRoomsPerClient) {
-        conn.sendError('too_many_rooms', `a client may be in at most ${this.#opts.maxRoomsPerClient} rooms`)
-        return
-      }
-      this.#addMember(conn, roomName)
+    const isNew = !conn.rooms.has(roomName)
+    if (isNew && conn.rooms.size >= this.#opts.maxRoomsPerClient) {
+      conn.sendError('too_many_rooms', `a client may be in at most ${this.#opts.maxRoomsPerClient} rooms`)
+      return
     }
+    // Hold live messages from now on: the replay below may or may not have them.
     conn.pending.set(roomName, [])
-    let page
+    let page: HistoryPage | null = null
     let recovered = false
+    let users: User[]
     try {
+      const room = isNew ? this.#addMember(conn, roomName) : this.#rooms.get(roomName) as Room
+      await room.ready
+      await conn.joining.get(roomName)
+      conn.joining.delete(roomName)
       if (since !== undefined) {
         page = await this.#store.since(roomName, since.offset)
         recovered = page !== null && page.epoch === since.epoch
       }
       if (!recovered) page = await this.#store.recent(roomName, this.#opts.historySize)
+      users = await this.#adapter.presence(roomName)
     } catch (err) {
-      conn.request.log.error({ err, room: roomName }, 'fastify-chat: history read failed')
+      conn.request.log.error({ err, room: roomName }, 'fastify-chat: join failed, the adapter or store is unavailable')
       conn.pending.delete(roomName)
-      if (conn.rooms.delete(roomName)) this.#removeMember(conn, roomName)
-      conn.sendError('internal_error', 'could not read the room history, try joining again')
+      if (isNew && conn.rooms.delete(roomName)) this.#removeMember(conn, roomName)
+      conn.sendError('unavailable', 'the room is unavailable right now, try joining again')
       return
     }
     // The socket may have closed or left while the store answered.
     const held = conn.pending.get(roomName)
     conn.pending.delete(roomName)
-    if (held === undefined || !conn.rooms.has(roomName) || page == null) return
+    if (held === undefined || !conn.rooms.has(roomName) || page === null) return
     conn.send({
       type: 'joined',
       room: roomName,
@@ -201,10 +238,11 @@ export class Hub implements Chat {
       offset: page.offset,
       recovered,
       history: page.messages,
-      users: this.presence(roomName)
+      users
     })
-    for (const message of held) {
-      if (message.offset > page.offset && conn.sendRaw(encodeMessage(message))) this.#stats.deliveriesOut++
+    for (const item of held) {
+      if (typeof item === 'string') conn.sendRaw(item)
+      else if (item.offset > page.offset && conn.sendRaw(encodeMessage(item))) this.#stats.deliveriesOut++
     }
   }
 
@@ -216,55 +254,76 @@ export class Hub implements Chat {
     return true
   }
 
-  rename (conn: Connection, name: string): void {
+  async rename (conn: Connection, name: string): Promise<void> {
     const previous = conn.name
     conn.name = name
     const user = { id: conn.id, name }
-    for (const roomName of conn.rooms) {
-      const room = this.#rooms.get(roomName) as Room
-      const entry = room.users.get(conn.id)
-      if (entry !== undefined) entry.user = user
-      this.#toOthers(room, conn, { type: 'presence', room: roomName, event: 'rename', user, previous })
-    }
+    for (const room of conn.rooms) this.#background(this.#adapter.rename(room, user, previous), 'rename')
     conn.send({ type: 'renamed', name, previous })
   }
 
-  #addMember (conn: Connection, roomName: string): void {
+  /** Adds a member locally; the first member subscribes the node, the user's first socket announces the join. */
+  #addMember (conn: Connection, roomName: string): Room {
     let room = this.#rooms.get(roomName)
     if (room === undefined) {
-      room = { members: new Set(), users: new Map() }
+      const ready = this.#adapter.subscribe(roomName)
+      // Joins await it; this keeps a failure from also being an unhandled rejection.
+      ready.catch(() => {})
+      room = { members: new Set(), users: new Map(), ready }
       this.#rooms.set(roomName, room)
     }
     room.members.add(conn)
     conn.rooms.add(roomName)
-    const entry = room.users.get(conn.id)
-    if (entry !== undefined) {
-      entry.sockets++
-      return
+    const sockets = room.users.get(conn.id) ?? 0
+    room.users.set(conn.id, sockets + 1)
+    if (sockets === 0) {
+      const key = `${roomName}\n${conn.id}`
+      const leaving = this.#leaving.get(key)
+      if (leaving !== undefined) {
+        // Back within the grace period: no leave, no join.
+        clearTimeout(leaving.timer)
+        this.#leaving.delete(key)
+      } else {
+        const joined = this.#adapter.join(roomName, { id: conn.id, name: conn.name })
+        joined.catch(() => {})
+        conn.joining.set(roomName, joined)
+      }
     }
-    const user = { id: conn.id, name: conn.name }
-    room.users.set(conn.id, { user, sockets: 1 })
-    this.#toOthers(room, conn, { type: 'presence', room: roomName, event: 'join', user })
+    return room
   }
 
   #removeMember (conn: Connection, roomName: string): void {
     const room = this.#rooms.get(roomName)
     if (room === undefined || !room.members.delete(conn)) return
-    const entry = room.users.get(conn.id)
-    if (entry !== undefined && --entry.sockets === 0) {
+    const sockets = (room.users.get(conn.id) ?? 1) - 1
+    if (sockets > 0) {
+      room.users.set(conn.id, sockets)
+    } else {
       room.users.delete(conn.id)
-      this.#toOthers(room, conn, { type: 'presence', room: roomName, event: 'leave', user: { id: conn.id, name: conn.name } })
+      this.#scheduleLeave(roomName, { id: conn.id, name: conn.name })
     }
-    if (room.members.size === 0) this.#rooms.delete(roomName)
+    if (room.members.size === 0) {
+      this.#rooms.delete(roomName)
+      this.#background(this.#adapter.unsubscribe(roomName), 'unsubscribe')
+    }
   }
 
-  #toOthers (room: Room, except: Connection, frame: ServerFrame): void {
-    let data: string | null = null
-    for (const conn of room.members) {
-      if (conn === except || conn.id === except.id) continue
-      data ??= JSON.stringify(frame)
-      conn.sendRaw(data)
+  #scheduleLeave (room: string, user: User): void {
+    if (this.#opts.presenceGraceMs === 0 || this.#closed) {
+      this.#background(this.#adapter.leave(room, user), 'leave')
+      return
     }
+    const key = `${room}\n${user.id}`
+    const timer = setTimeout(() => {
+      this.#leaving.delete(key)
+      this.#background(this.#adapter.leave(room, user), 'leave')
+    }, this.#opts.presenceGraceMs)
+    this.#leaving.set(key, { timer, room, user })
+  }
+
+  /** Runs adapter work nobody waits for; a failure is logged, never thrown. */
+  #background (work: Promise<void>, what: string): void {
+    work.catch((err: unknown) => this.#log.warn({ err }, `fastify-chat: presence ${what} failed`))
   }
 
   /** One heartbeat: terminates sockets that missed the previous ping, pings the rest. */
@@ -282,10 +341,16 @@ export class Hub implements Chat {
 
   /**
    * Closes every socket with `code` and waits for the close handshakes, at
-   * most `timeoutMs`; sockets still open then are terminated.
+   * most `timeoutMs`; sockets still open then are terminated. Users still in
+   * their grace period are announced as gone.
    */
   async closeAll (code: number, reason: string, timeoutMs: number): Promise<void> {
     this.#closed = true
+    for (const { timer, room, user } of this.#leaving.values()) {
+      clearTimeout(timer)
+      this.#background(this.#adapter.leave(room, user), 'leave')
+    }
+    this.#leaving.clear()
     const closing: Promise<void>[] = []
     for (const conn of this.#connections) {
       const { socket } = conn

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { FST_CHAT_INVALID_OPTION } from './errors.js'
 import { isRoomName } from './protocol.js'
+import type { Adapter } from './adapters/adapter.js'
 import type { RateLimit } from './rate-limit.js'
 import type { HistoryStore } from './stores/history-store.js'
 import type { User } from './wire.js'
@@ -67,6 +68,10 @@ export interface FastifyChatOptions {
   allowedOrigins?: string[] | ((origin: string, request: FastifyRequest) => boolean | Promise<boolean>)
   /** Milliseconds `app.close()` (and any server-side close) waits for the close handshake before terminating. @default 2000 */
   closeTimeout?: number
+  /** Milliseconds a user whose last socket left a room stays present, so a quick reconnect does not flash leave/join. @default 1000 */
+  presenceGraceMs?: number
+  /** Fan-out between servers (and their shared history); see `redisAdapter`. @default in-process */
+  adapter?: Adapter
 }
 
 /** The options after validation: complete and frozen. */
@@ -90,6 +95,8 @@ export interface ResolvedOptions {
   /** Normalized origins, a function, or `null` for the same-host rule. */
   readonly allowedOrigins: ReadonlySet<string> | ((origin: string, request: FastifyRequest) => boolean | Promise<boolean>) | null
   readonly closeTimeout: number
+  readonly presenceGraceMs: number
+  readonly adapter: Adapter | null
 }
 
 /** Defaults, in the order the README lists them. */
@@ -107,7 +114,8 @@ export const defaults = Object.freeze({
   rateLimit: Object.freeze({ messages: 10, intervalMs: 1000, burst: 20 }) as RateLimit | false,
   maxConnections: 10_000,
   maxConnectionsPerIp: 0,
-  closeTimeout: 2000
+  closeTimeout: 2000,
+  presenceGraceMs: 1000
 })
 
 // Timers take at most a signed 32-bit number of milliseconds.
@@ -130,6 +138,7 @@ function optionalFunction<T> (name: string, value: T | undefined): NonNullable<T
 }
 
 const STORE_METHODS = ['append', 'recent', 'since', 'epoch'] as const
+const ADAPTER_METHODS = ['start', 'publish', 'subscribe', 'unsubscribe', 'join', 'leave', 'rename', 'presence', 'close'] as const
 
 function resolveRateLimit (value: unknown): Readonly<RateLimit> | null {
   if (value === false) return null
@@ -195,6 +204,19 @@ export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions 
     }
   }
 
+  const adapter = opts.adapter === undefined ? null : opts.adapter
+  if (opts.adapter !== undefined) {
+    if (typeof adapter !== 'object' || adapter === null) throw new FST_CHAT_INVALID_OPTION('adapter', 'must be an Adapter object')
+    for (const method of ADAPTER_METHODS) {
+      if (typeof (adapter as unknown as Record<string, unknown>)[method] !== 'function') {
+        throw new FST_CHAT_INVALID_OPTION('adapter', `must implement Adapter (missing ${method}())`)
+      }
+    }
+    if (adapter.store !== undefined && store !== null) {
+      throw new FST_CHAT_INVALID_OPTION('store', 'cannot be given with an adapter that keeps its own history')
+    }
+  }
+
   const serveClient = pick('serveClient')
   if (typeof serveClient !== 'boolean') throw new FST_CHAT_INVALID_OPTION('serveClient', 'must be a boolean')
 
@@ -219,6 +241,8 @@ export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions 
     maxConnections: integer('maxConnections', pick('maxConnections'), 1, 10_000_000),
     maxConnectionsPerIp: integer('maxConnectionsPerIp', pick('maxConnectionsPerIp'), 0, 10_000_000),
     allowedOrigins: resolveOrigins(opts.allowedOrigins),
-    closeTimeout: integer('closeTimeout', pick('closeTimeout'), 0, MAX_TIMER_MS)
+    closeTimeout: integer('closeTimeout', pick('closeTimeout'), 0, MAX_TIMER_MS),
+    presenceGraceMs: integer('presenceGraceMs', pick('presenceGraceMs'), 0, MAX_TIMER_MS),
+    adapter
   })
 }

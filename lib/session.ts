@@ -38,7 +38,7 @@ export class Session {
         if (!this.#hub.leave(conn, frame.room)) conn.sendError('not_in_room', `not in room "${frame.room}"`)
         return
       case 'name':
-        return this.#hub.rename(conn, frame.name)
+        return await this.#hub.rename(conn, frame.name)
     }
   }
 
@@ -80,16 +80,20 @@ export class Session {
       message = changed
     }
     try {
-      return await this.#hub.publish({
+      const { message: stored, duplicate } = await this.#hub.publish({
         room,
         ts: Date.now(),
         from: { id: conn.id, name: conn.name },
         text: message.text,
         ...(cid === undefined ? {} : { cid })
       }, this.#opts.echo ? null : conn.key)
+      // A retry that reached another node than the first attempt: the
+      // adapter found the cid stored and sent nothing; answer as for a local retry.
+      if (duplicate && this.#opts.echo) conn.sendRaw(encodeMessage(stored))
+      return stored
     } catch (err) {
-      conn.request.log.error({ err }, 'fastify-chat: publish failed')
-      conn.sendError('internal_error', 'the message could not be stored', cid)
+      conn.request.log.error({ err }, 'fastify-chat: publish failed, the adapter or store is unavailable')
+      conn.sendError('unavailable', 'the message could not be stored, send it again', cid)
       return null
     }
   }

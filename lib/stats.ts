@@ -28,7 +28,9 @@ export const channels = Object.freeze({
   /** `{ room, offset, from }` for every stored message. */
   message: diagnostics.channel('fastify-chat:message'),
   /** `{ reason, ip, room?, buffered? }` for every drop; `buffered` is the socket's queued bytes for `slow_consumer`. */
-  drop: diagnostics.channel('fastify-chat:drop')
+  drop: diagnostics.channel('fastify-chat:drop'),
+  /** `{ event: 'down' | 'up', role, err? }` when an adapter loses or regains its backend (Redis). */
+  adapter: diagnostics.channel('fastify-chat:adapter')
 })
 
 /** Counts what happens and mirrors it on the diagnostics channels (only when someone listens). */

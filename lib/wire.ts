@@ -45,6 +45,7 @@ export type ErrorCode =
   | 'invalid_name'
   | 'rejected'
   | 'rate_limited'
+  | 'unavailable'
   | 'internal_error'
 
 /** Where a client stopped reading a room: resume after `offset` if `epoch` still matches. */

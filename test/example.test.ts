@@ -1,14 +1,24 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { access, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import t from 'tap'
 import WebSocket from 'ws'
-import { buildServer } from '../example/server.js'
+import { buildServer, DEFAULT_CHAT_DB, storeFromEnv } from '../example/server.js'
+import { MemoryStore } from '../lib/stores/memory-store.js'
+import { SqliteStore } from '../lib/stores/sqlite-store.js'
 import type { ServerFrame } from '../lib/wire.js'
 import { within } from './helpers/chat.js'
 
+// Tests never write the example's ./data: each one that keeps history on
+// disk gets its own temp dir, the others keep it in memory.
+const tmp = await mkdtemp(join(tmpdir(), 'fastify-chat-example-'))
+t.teardown(() => rm(tmp, { recursive: true, force: true }))
+
 async function build (t: { teardown (fn: () => unknown): void }) {
-  const app = await buildServer()
+  const app = await buildServer({ env: { CHAT_DB: ':memory:' } })
   t.teardown(() => app.close())
   return app
 }
@@ -72,10 +82,48 @@ t.test('chats over the socket', async (t) => {
   await closed
 })
 
+t.test('history lives in CHAT_DB (directory created) and survives a restart', async (t) => {
+  const db = join(tmp, 'restart', 'nested', 'chat.db')
+  const env = { CHAT_DB: db }
+  const first = await buildServer({ env })
+  t.teardown(() => first.close())
+  await first.ready()
+  await access(db)
+  const one = await first.chat.broadcast('lobby', 'before the restart')
+  await first.close()
+
+  const second = await buildServer({ env })
+  t.teardown(() => second.close())
+  await second.ready()
+  const two = await second.chat.broadcast('lobby', 'after the restart')
+  t.equal(two.offset, one.offset + 1)
+  t.strictSame((await second.chat.history('lobby')).map((m) => m.text), ['before the restart', 'after the restart'])
+})
+
+t.test('storeFromEnv picks SQLite at CHAT_DB, ./data/chat.db by default', async (t) => {
+  t.equal(DEFAULT_CHAT_DB, './data/chat.db')
+  const store = await storeFromEnv({ CHAT_DB: ':memory:' })
+  t.teardown(() => store.close?.())
+  t.type(store, SqliteStore)
+  t.equal((store as SqliteStore).path, ':memory:')
+})
+
+t.test('a store passed in is used, and left open on close', async (t) => {
+  for (const opts of [(store: MemoryStore) => ({ store }), (store: MemoryStore) => ({ chat: { store } })]) {
+    const store = new MemoryStore()
+    const app = await buildServer({ ...opts(store), env: { CHAT_DB: join(tmp, 'unused', 'chat.db') } })
+    await app.chat.broadcast('lobby', 'kept')
+    await app.close()
+    t.strictSame((await store.recent('lobby', 10)).messages.map((m) => m.text), ['kept'], 'still readable after close')
+  }
+  await t.rejects(access(join(tmp, 'unused')), { code: 'ENOENT' }, 'CHAT_DB was not touched')
+})
+
 // The built example as a user starts it: `npm start` runs dist/example/server.js.
 t.test('the example process serves, then closes every socket with 1001 on SIGTERM', { timeout: 30_000 }, async (t) => {
   const server = new URL('../dist/example/server.js', import.meta.url).pathname
-  const child = spawn(process.execPath, [server], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1' } })
+  const db = join(tmp, 'process', 'chat.db')
+  const child = spawn(process.execPath, [server], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', CHAT_DB: db } })
   t.teardown(() => { child.kill('SIGKILL') })
   const exited = once(child, 'exit')
 
@@ -103,4 +151,5 @@ t.test('the example process serves, then closes every socket with 1001 on SIGTER
   t.equal(code, 1001, 'the page is told the server is going away')
   const [exitCode] = await exited
   t.equal(exitCode, 0, 'exits cleanly once closed')
+  await t.resolves(access(db), 'history went to CHAT_DB')
 })

@@ -43,7 +43,9 @@ t.test('no options resolve to the defaults, complete and frozen', async (t) => {
     maxConnections: 10_000,
     maxConnectionsPerIp: 0,
     allowedOrigins: null,
-    closeTimeout: 2000
+    closeTimeout: 2000,
+    presenceGraceMs: 1000,
+    adapter: null
   }
   const resolved = resolveOptions()
   t.strictSame(resolved, expected)
@@ -79,7 +81,7 @@ t.test('given values are kept and the user object is left alone', async (t) => {
   const before = { ...opts }
 
   const resolved = resolveOptions(opts)
-  t.strictSame(resolved, { ...before, rateLimit: null, allowedOrigins: null })
+  t.strictSame(resolved, { ...before, rateLimit: null, allowedOrigins: null, presenceGraceMs: 1000, adapter: null })
   t.equal(resolved.identify, identify)
   t.equal(resolved.onMessage, onMessage)
   t.equal(resolved.store, store)
@@ -161,6 +163,10 @@ t.test('every invalid value throws FST_CHAT_INVALID_OPTION naming the option', a
     ['allowedOrigins', { allowedOrigins: ['null'] }],
     ['allowedOrigins', { allowedOrigins: [5] }],
     ['closeTimeout', { closeTimeout: -1 }],
+    ['presenceGraceMs', { presenceGraceMs: -1 }],
+    ['adapter', { adapter: 'redis' }],
+    ['adapter', { adapter: null }],
+    ['adapter', { adapter: { start () {} } }],
     ['options', null],
     ['options', 'path=/chat'],
     ['options', 5]

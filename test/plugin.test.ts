@@ -59,7 +59,7 @@ t.test('join, leave and presence', async (t) => {
   const joined = await bob.expect('joined')
   t.same(joined.users.map((u) => u.name).sort(), ['alice', 'bob'])
   t.match(await alice.expect('presence'), { event: 'join', room: 'lobby', user: { id: welcome.id, name: 'bob' } })
-  t.same(app.chat.presence('lobby').map((u) => u.name).sort(), ['alice', 'bob'])
+  t.same((await app.chat.presence('lobby')).map((u) => u.name).sort(), ['alice', 'bob'])
 
   bob.send({ type: 'name', name: '  robert\u0007 ' })
   t.same(await bob.expect('renamed'), { type: 'renamed', name: 'robert', previous: 'bob' })
@@ -90,7 +90,7 @@ t.test('a user on two sockets is present once', async (t) => {
   const tab1 = await join(url, '?u=bob')
   t.equal((await alice.expect('presence')).event, 'join')
   const tab2 = await join(url, '?u=bob')
-  t.equal(app.chat.presence('lobby').length, 2)
+  t.equal((await app.chat.presence('lobby')).length, 2)
   tab1.close()
   await tab1.closed
   tab2.send('still here')
@@ -283,7 +283,8 @@ t.test('app.chat', async (t) => {
   await t.rejects(app.chat.history('bad room'), { code: 'FST_CHAT_INVALID_ROOM' })
   await t.rejects(app.chat.history('lobby', { limit: -1 }), { code: 'FST_CHAT_INVALID_ARGUMENT' })
   await t.rejects(app.chat.history('lobby', { since: 1.5 }), { code: 'FST_CHAT_INVALID_ARGUMENT' })
-  t.same(app.chat.presence('nowhere'), [])
+  t.same(await app.chat.presence('nowhere'), [])
+  await t.rejects(app.chat.presence('bad room'), { code: 'FST_CHAT_INVALID_ROOM' })
 })
 
 t.test('since recovery after history is trimmed by app.chat.history', async (t) => {
@@ -366,4 +367,37 @@ t.test('an injected socket left open does not hold app.close() past closeTimeout
   t.ok(performance.now() - started < 1500, 'closed within closeTimeout and a margin')
   await within(closed)
   t.equal(app.chat.size, 0)
+})
+
+t.test('a reconnect within presenceGraceMs does not flash leave and join', async (t) => {
+  const { url } = await listen(t, {
+    presenceGraceMs: 60_000,
+    identify: (req) => ({ id: String((req.query as { u: string }).u), name: String((req.query as { u: string }).u) })
+  })
+  const alice = await join(url, '?u=alice')
+  const bob = await join(url, '?u=bob')
+  t.equal((await alice.expect('presence')).event, 'join')
+  bob.close()
+  await bob.closed
+  const back = await join(url, '?u=bob')
+  back.send('back again')
+  t.equal((await alice.expect('message')).text, 'back again', 'no leave, no join in between')
+
+  const carol = await join(url, '?u=carol')
+  t.equal((await alice.expect('presence')).event, 'join')
+  carol.close()
+  await carol.closed
+  alice.send('marker')
+  t.equal((await alice.expect('message')).text, 'marker', 'the leave waits for the grace period')
+})
+
+t.test('users still in their grace period are announced gone when the app closes', async (t) => {
+  const { app, url } = await listen(t, { presenceGraceMs: 60_000 })
+  const alice = await join(url)
+  await join(url)
+  await alice.expect('presence')
+  const started = performance.now()
+  await app.close()
+  t.ok(performance.now() - started < 1500, 'the grace timers do not hold close')
+  t.equal((await alice.closed).code, 1001)
 })

@@ -1,19 +1,53 @@
-import type { ChatMessage } from '../wire.js'
-import type { Adapter, Deliver } from './adapter.js'
+import type { HistoryStore, NewMessage } from '../stores/history-store.js'
+import type { User } from '../wire.js'
+import type { Adapter, AdapterContext, AdapterNode, PublishResult } from './adapter.js'
 
-/** The single-node adapter: a published message goes straight back to the local hub. */
+/** The single-node adapter: stores through the plugin's store and hands everything straight back to this node. */
 export class MemoryAdapter implements Adapter {
-  #deliver: Deliver | null = null
+  #node: AdapterNode | null = null
+  #store: HistoryStore | null = null
+  #presence = new Map<string, Map<string, User>>()
 
-  start (deliver: Deliver): void {
-    this.#deliver = deliver
+  start (node: AdapterNode, context: AdapterContext): void {
+    this.#node = node
+    this.#store = context.store
   }
 
-  publish (message: ChatMessage, exclude: string | null): void {
-    this.#deliver?.(message, exclude)
+  async publish (message: NewMessage, exclude: string | null): Promise<PublishResult> {
+    const stored = await (this.#store as HistoryStore).append(message)
+    this.#node?.deliver(stored, exclude)
+    return { message: stored, duplicate: false }
+  }
+
+  async subscribe (): Promise<void> {}
+
+  async unsubscribe (): Promise<void> {}
+
+  async join (room: string, user: User): Promise<void> {
+    let users = this.#presence.get(room)
+    if (users === undefined) this.#presence.set(room, users = new Map())
+    users.set(user.id, { ...user })
+    this.#node?.presence({ room, event: 'join', user: { ...user } })
+  }
+
+  async leave (room: string, user: User): Promise<void> {
+    const users = this.#presence.get(room)
+    if (users?.delete(user.id) !== true) return
+    if (users.size === 0) this.#presence.delete(room)
+    this.#node?.presence({ room, event: 'leave', user: { ...user } })
+  }
+
+  async rename (room: string, user: User, previous: string): Promise<void> {
+    this.#presence.get(room)?.set(user.id, { ...user })
+    this.#node?.presence({ room, event: 'rename', user: { ...user }, previous })
+  }
+
+  async presence (room: string): Promise<User[]> {
+    return [...(this.#presence.get(room)?.values() ?? [])].map((user) => ({ ...user }))
   }
 
   close (): void {
-    this.#deliver = null
+    this.#node = null
+    this.#presence.clear()
   }
 }

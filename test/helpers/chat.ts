@@ -13,7 +13,8 @@ const WAIT_MS = 3000
 /** A fresh app with the plugin, listening on a free loopback port, closed when the test ends. */
 export async function listen (t: Teardown, opts: FastifyChatOptions = {}, setup?: (app: FastifyInstance) => unknown): Promise<{ app: FastifyInstance, url: string }> {
   const app = Fastify()
-  await app.register(fastifyChat, opts)
+  // Leaves are announced at once unless a test is about the grace period.
+  await app.register(fastifyChat, { presenceGraceMs: 0, ...opts })
   await setup?.(app)
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })

@@ -3,14 +3,16 @@
 import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
-import fastifyChat, { FST_CHAT_INVALID_OPTION, MemoryStore, fastifyChat as namedFastifyChat } from 'fastify-chat'
+import fastifyChat, { FST_CHAT_INVALID_OPTION, FST_CHAT_STORE_UNAVAILABLE, MemoryStore, fastifyChat as namedFastifyChat, redisAdapter, sqliteStore } from 'fastify-chat'
 import type {
   Adapter,
+  AdapterContext,
+  AdapterNode,
+  PublishResult,
   Chat,
   ChatClient,
   ChatMessage,
   ClientFrame,
-  Deliver,
   FastifyChatOptions,
   HistoryPage,
   HistoryStore,
@@ -85,7 +87,6 @@ expectType<Chat>(app.chat)
 expectType<Promise<ChatMessage>>(app.chat.broadcast('lobby', 'hello'))
 expectType<Promise<ChatMessage>>(app.chat.broadcast('lobby', 'hello', { from: { id: 'bot', name: 'Bot' } }))
 expectType<Promise<ChatMessage[]>>(app.chat.history('lobby', { since: 3, limit: 10 }))
-expectType<User[]>(app.chat.presence('lobby'))
 expectType<string[]>(app.chat.rooms())
 expectType<number>(app.chat.size)
 expectError(app.chat.broadcast('lobby'))
@@ -131,11 +132,31 @@ expectAssignable<HistoryStore>(new MemoryStore())
 
 // A user class can implement Adapter, the seam for fan-out between servers.
 class LoopbackAdapter implements Adapter {
-  #deliver: Deliver | null = null
-  start (deliver: Deliver): void { this.#deliver = deliver }
-  publish (message: ChatMessage, exclude: string | null): void { this.#deliver?.(message, exclude) }
-  close (): void { this.#deliver = null }
+  #node: AdapterNode | null = null
+  #store: HistoryStore | null = null
+  start (node: AdapterNode, context: AdapterContext): void {
+    this.#node = node
+    this.#store = context.store
+  }
+
+  async publish (message: NewMessage, exclude: string | null): Promise<PublishResult> {
+    const stored = await (this.#store as HistoryStore).append(message)
+    this.#node?.deliver(stored, exclude)
+    return { message: stored, duplicate: false }
+  }
+
+  async subscribe (): Promise<void> {}
+  async unsubscribe (): Promise<void> {}
+  async join (room: string, user: User): Promise<void> { this.#node?.presence({ room, event: 'join', user }) }
+  async leave (room: string, user: User): Promise<void> { this.#node?.presence({ room, event: 'leave', user }) }
+  async rename (room: string, user: User, previous: string): Promise<void> { this.#node?.presence({ room, event: 'rename', user, previous }) }
+  async presence (): Promise<User[]> { return [] }
+  close (): void { this.#node = null }
 }
+app.register(fastifyChat, { adapter: new LoopbackAdapter() })
+app.register(fastifyChat, { adapter: redisAdapter({ url: 'redis://127.0.0.1:6379', prefix: 'chat' }) })
+expectError(redisAdapter({ url: 6379 }))
+expectType<Promise<User[]>>(app.chat.presence('lobby'))
 expectAssignable<Adapter>(new LoopbackAdapter())
 
 // Limits (issue: bad clients, load and faults).
@@ -153,3 +174,8 @@ app.register(fastifyChat, { rateLimit: false, allowedOrigins: async (origin: str
 expectError(app.register(fastifyChat, { rateLimit: { messages: 5 } }))
 expectError(app.register(fastifyChat, { allowedOrigins: 'https://app.example' }))
 expectType<number>(app.chat.stats().drops.slow_consumer)
+
+// Durable history (SQLite).
+app.register(fastifyChat, { store: sqliteStore({ path: './data/chat.db', retain: { count: 1000, maxAgeMs: 86_400_000 } }) })
+expectError(sqliteStore({ retain: { count: 10 } }))
+expectType<'FST_CHAT_STORE_UNAVAILABLE'>(new FST_CHAT_STORE_UNAVAILABLE('path', 'reason').code)

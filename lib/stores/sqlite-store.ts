@@ -1,0 +1,343 @@
+import { randomBytes } from 'node:crypto'
+import { stat } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import type BetterSqlite3 from 'better-sqlite3'
+import { FST_CHAT_INVALID_OPTION, FST_CHAT_STORE_UNAVAILABLE } from '../errors.js'
+import type { ChatMessage } from '../wire.js'
+import type { HistoryPage, HistoryStore, NewMessage } from './history-store.js'
+
+/** How much of the history the file keeps; without it, every message stays. */
+export interface SqliteRetention {
+  /** Keep at most the latest `count` messages per room. */
+  count?: number
+  /** Delete messages older than this many milliseconds (by their `ts`). */
+  maxAgeMs?: number
+}
+
+/** Options of {@link sqliteStore}. */
+export interface SqliteStoreOptions {
+  /** The database file, created if missing (its directory must exist), or `':memory:'`. */
+  path: string
+  /**
+   * Most messages one read returns: a `since` further behind than this is a
+   * gap (the client gets the latest history with `recovered: false`).
+   * @default 100
+   */
+  historySize?: number
+  /** What the file keeps. @default every message */
+  retain?: SqliteRetention
+  /** How long to wait for a lock held by another connection before failing. @default 5000 */
+  busyTimeoutMs?: number
+}
+
+type Database = BetterSqlite3.Database
+
+interface MessageRow {
+  seq: number
+  ts: number
+  from_id: string
+  from_name: string
+  text: string
+  cid: string | null
+}
+
+interface RoomRow {
+  epoch: string
+  offset: number
+}
+
+// Bump when the tables change, and migrate older files in #migrate.
+const SCHEMA_VERSION = 1
+
+// One row per message. `seq` is the message's offset ("offset" is an SQL
+// keyword). Offsets come from rooms.last_offset, never from MAX(seq), so they
+// keep counting after the oldest messages are pruned.
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS rooms (
+  name TEXT PRIMARY KEY,
+  epoch TEXT NOT NULL,
+  last_offset INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+  room TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  from_id TEXT NOT NULL,
+  from_name TEXT NOT NULL,
+  text TEXT NOT NULL,
+  cid TEXT,
+  PRIMARY KEY (room, seq)
+);
+`
+
+// Only age pruning needs it, and every index slows appends down.
+const TS_INDEX = 'CREATE INDEX IF NOT EXISTS messages_by_ts ON messages (ts)'
+
+// Age pruning is a range delete over the ts index: cheap, but not worth
+// running on every append.
+const AGE_PRUNE_EVERY_MS = 60_000
+
+// Epochs handed out for rooms that were read but never written are kept in
+// memory only (so probing room names cannot grow the file), at most this many.
+const MAX_UNWRITTEN = 10_000
+
+function newEpoch (): string {
+  return randomBytes(6).toString('base64url')
+}
+
+function integer (name: string, value: unknown, fallback: number | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new FST_CHAT_INVALID_OPTION(name, `must be an integer from ${min} to ${max}`)
+  }
+  return value
+}
+
+function toMessage (room: string, row: MessageRow): ChatMessage {
+  const message: ChatMessage = { room, offset: row.seq, ts: row.ts, from: { id: row.from_id, name: row.from_name }, text: row.text }
+  if (row.cid !== null) message.cid = row.cid
+  return message
+}
+
+/** A readable reason for a failed open, naming the cause the driver's message hides. */
+async function explain (path: string, err: unknown, busyTimeoutMs: number): Promise<string> {
+  const message = err instanceof Error ? err.message : String(err)
+  const code = (err as { code?: unknown } | null)?.code
+  if (code === 'SQLITE_BUSY') return `${message} (another connection held it for longer than busyTimeoutMs, ${busyTimeoutMs} ms)`
+  if (path === ':memory:') return message
+  const dir = dirname(resolve(path))
+  const dirStat = await stat(dir).catch((error: NodeJS.ErrnoException) => error)
+  if (dirStat instanceof Error) {
+    if (dirStat.code === 'ENOENT') return `directory ${dir} does not exist`
+    return dirStat.code === 'ENOTDIR' ? `${dir} is not a directory` : `directory ${dir} cannot be read (${dirStat.code ?? dirStat.message})`
+  }
+  if (!dirStat.isDirectory()) return `${dir} is not a directory`
+  if ((await stat(path).catch(() => null))?.isDirectory() === true) return 'the path is a directory'
+  if (code === 'SQLITE_CANTOPEN') return `${message} (can the directory ${dir} be written?)`
+  return message
+}
+
+/** The open database and its prepared statements. */
+interface Connection {
+  db: Database
+  append: (message: NewMessage) => number
+  read: <T>(fn: () => T) => T
+  room: BetterSqlite3.Statement<[string], RoomRow>
+  latest: BetterSqlite3.Statement<[string, number], MessageRow>
+  after: BetterSqlite3.Statement<[string, number, number], MessageRow>
+  pruneAge: BetterSqlite3.Statement<[number]>
+}
+
+/**
+ * Keeps history in an embedded SQLite database (better-sqlite3, an optional
+ * peer dependency loaded by `init()`), so it survives restarts: offsets keep
+ * counting and epochs stay, and clients resume with `recovered: true`.
+ *
+ * better-sqlite3 is synchronous, so each call is one short transaction on the
+ * event loop; one process should own the file. A store you pass to the plugin
+ * is yours to `close()`.
+ */
+export class SqliteStore implements HistoryStore {
+  /** The database file, as given. */
+  readonly path: string
+  #historySize: number
+  #retainCount: number | undefined
+  #maxAgeMs: number | undefined
+  #busyTimeoutMs: number
+  #sql: Connection | null = null
+  #opening: Promise<Connection> | null = null
+  #closed = false
+  #nextAgePrune = 0
+  #unwritten = new Map<string, string>()
+
+  constructor (opts: SqliteStoreOptions) {
+    if (typeof opts !== 'object' || opts === null) throw new FST_CHAT_INVALID_OPTION('sqliteStore', 'needs an options object with a path')
+    if (typeof opts.path !== 'string' || opts.path === '') throw new FST_CHAT_INVALID_OPTION('path', 'must be a file path or \':memory:\'')
+    this.path = opts.path
+    this.#historySize = integer('historySize', opts.historySize, 100, 0, 100_000) as number
+    this.#busyTimeoutMs = integer('busyTimeoutMs', opts.busyTimeoutMs, 5000, 0, 2 ** 31 - 1) as number
+    const retain = opts.retain
+    if (retain !== undefined) {
+      if (typeof retain !== 'object' || retain === null || (retain.count === undefined && retain.maxAgeMs === undefined)) {
+        throw new FST_CHAT_INVALID_OPTION('retain', 'must be an object with count and/or maxAgeMs')
+      }
+      this.#retainCount = integer('retain.count', retain.count, undefined, 1)
+      this.#maxAgeMs = integer('retain.maxAgeMs', retain.maxAgeMs, undefined, 1)
+    }
+  }
+
+  /** Opens the database (loading better-sqlite3) and creates the tables; the other methods call it when needed. */
+  async init (): Promise<void> {
+    await this.#open()
+  }
+
+  async #open (): Promise<Connection> {
+    if (this.#closed) throw new FST_CHAT_STORE_UNAVAILABLE(this.path, 'the store is closed')
+    this.#opening ??= this.#connect().then((sql) => {
+      if (!this.#closed) this.#sql = sql
+      return sql
+    }, (err: unknown) => {
+      // A failed open may be retried, say once the directory exists.
+      this.#opening = null
+      throw err
+    })
+    return await this.#opening
+  }
+
+  async #connect (): Promise<Connection> {
+    let Driver: typeof BetterSqlite3
+    try {
+      Driver = (await import('better-sqlite3')).default
+    } catch (err) {
+      const missing = (err as { code?: unknown }).code === 'ERR_MODULE_NOT_FOUND'
+      throw new FST_CHAT_STORE_UNAVAILABLE(this.path, missing
+        ? 'better-sqlite3 is not installed (npm install better-sqlite3)'
+        : `better-sqlite3 could not be loaded: ${(err as Error).message}`, { cause: err })
+    }
+    // close() may have run while the driver loaded; from here on nothing awaits.
+    if (this.#closed) throw new FST_CHAT_STORE_UNAVAILABLE(this.path, 'the store is closed')
+    let db: Database | undefined
+    try {
+      db = new Driver(this.path, { timeout: this.#busyTimeoutMs })
+      this.#migrate(db)
+      const sql = this.#prepare(db)
+      this.#pruneOnOpen(sql)
+      return sql
+    } catch (err) {
+      db?.close()
+      throw new FST_CHAT_STORE_UNAVAILABLE(this.path, await explain(this.path, err, this.#busyTimeoutMs), { cause: err })
+    }
+  }
+
+  #migrate (db: Database): void {
+    db.pragma('journal_mode = WAL')
+    // In WAL mode this loses nothing when the process crashes, only the last
+    // commits on a power cut, and spares an fsync per message.
+    db.pragma('synchronous = NORMAL')
+    // IMMEDIATE takes the write lock even when the tables exist, so a file
+    // that another connection keeps locked fails here, at register, after
+    // busyTimeoutMs, rather than on the first message.
+    db.transaction(() => {
+      const version = db.pragma('user_version', { simple: true }) as number
+      if (version > SCHEMA_VERSION) {
+        throw new Error(`it was written by a newer fastify-chat (schema ${version}, this version reads ${SCHEMA_VERSION})`)
+      }
+      db.exec(SCHEMA)
+      if (this.#maxAgeMs !== undefined) db.exec(TS_INDEX)
+      db.pragma(`user_version = ${SCHEMA_VERSION}`)
+    }).immediate()
+  }
+
+  #prepare (db: Database): Connection {
+    const bump = db.prepare<[string], { offset: number }>('UPDATE rooms SET last_offset = last_offset + 1 WHERE name = ? RETURNING last_offset AS offset')
+    const create = db.prepare<[string, string]>('INSERT INTO rooms (name, epoch, last_offset) VALUES (?, ?, 1)')
+    const insert = db.prepare<[string, number, number, string, string, string, string | null]>(
+      'INSERT INTO messages (room, seq, ts, from_id, from_name, text, cid) VALUES (?, ?, ?, ?, ?, ?, ?)'
+    )
+    const pruneCount = db.prepare<[string, number]>('DELETE FROM messages WHERE room = ? AND seq <= ?')
+    const retainCount = this.#retainCount
+    const append = db.transaction((message: NewMessage): number => {
+      let offset = bump.get(message.room)?.offset
+      if (offset === undefined) {
+        offset = 1
+        create.run(message.room, this.#unwritten.get(message.room) ?? newEpoch())
+      }
+      insert.run(message.room, offset, message.ts, message.from.id, message.from.name, message.text, message.cid ?? null)
+      if (retainCount !== undefined && offset > retainCount) pruneCount.run(message.room, offset - retainCount)
+      return offset
+    })
+    // One snapshot per read, so a room's offset and its messages agree even
+    // when another connection writes in between.
+    const read = db.transaction((fn: () => unknown) => fn())
+    return {
+      db,
+      // IMMEDIATE: a second process writing the file waits for the lock up
+      // front instead of failing when a read lock cannot be upgraded.
+      append: (message) => append.immediate(message),
+      read: <T>(fn: () => T): T => read(fn) as T,
+      room: db.prepare('SELECT epoch, last_offset AS offset FROM rooms WHERE name = ?'),
+      latest: db.prepare('SELECT seq, ts, from_id, from_name, text, cid FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?'),
+      after: db.prepare('SELECT seq, ts, from_id, from_name, text, cid FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      pruneAge: db.prepare('DELETE FROM messages WHERE ts < ?')
+    }
+  }
+
+  // Applies `retain` to the whole file, in case it changed since the last run.
+  #pruneOnOpen (sql: Connection): void {
+    if (this.#retainCount !== undefined) {
+      sql.db.prepare('DELETE FROM messages WHERE seq <= (SELECT last_offset FROM rooms WHERE name = messages.room) - ?').run(this.#retainCount)
+    }
+    this.#agePrune(sql)
+  }
+
+  #agePrune (sql: Connection): void {
+    if (this.#maxAgeMs === undefined) return
+    const now = Date.now()
+    if (now < this.#nextAgePrune) return
+    this.#nextAgePrune = now + Math.min(this.#maxAgeMs, AGE_PRUNE_EVERY_MS)
+    sql.pruneAge.run(now - this.#maxAgeMs)
+  }
+
+  #roomState (sql: Connection, room: string): RoomRow {
+    const row = sql.room.get(room)
+    if (row !== undefined) return row
+    let epoch = this.#unwritten.get(room)
+    if (epoch === undefined) {
+      epoch = newEpoch()
+      this.#unwritten.set(room, epoch)
+      if (this.#unwritten.size > MAX_UNWRITTEN) this.#unwritten.delete(this.#unwritten.keys().next().value as string)
+    }
+    return { epoch, offset: 0 }
+  }
+
+  async append (message: NewMessage): Promise<ChatMessage> {
+    const sql = this.#sql ?? await this.#open()
+    const offset = sql.append(message)
+    if (offset === 1) this.#unwritten.delete(message.room)
+    this.#agePrune(sql)
+    return { ...message, offset }
+  }
+
+  async recent (room: string, limit: number): Promise<HistoryPage> {
+    const sql = this.#sql ?? await this.#open()
+    const count = Math.max(0, Math.min(Math.floor(limit), this.#historySize))
+    return sql.read(() => {
+      const { epoch, offset } = this.#roomState(sql, room)
+      const rows = count === 0 || offset === 0 ? [] : sql.latest.all(room, count)
+      return { epoch, offset, messages: rows.reverse().map((row) => toMessage(room, row)) }
+    })
+  }
+
+  async since (room: string, offset: number): Promise<HistoryPage | null> {
+    const sql = this.#sql ?? await this.#open()
+    return sql.read(() => {
+      const state = this.#roomState(sql, room)
+      const missed = state.offset - offset
+      if (missed < 0 || missed > this.#historySize) return null
+      const rows = missed === 0 ? [] : sql.after.all(room, offset, missed)
+      // Offsets are consecutive, so fewer rows than missed means some were pruned.
+      if (rows.length !== missed) return null
+      return { epoch: state.epoch, offset: state.offset, messages: rows.map((row) => toMessage(room, row)) }
+    })
+  }
+
+  async epoch (room: string): Promise<string> {
+    const sql = this.#sql ?? await this.#open()
+    return sql.read(() => this.#roomState(sql, room).epoch)
+  }
+
+  /** Closes the database; later calls fail with `FST_CHAT_STORE_UNAVAILABLE`. Closing twice is harmless. */
+  async close (): Promise<void> {
+    this.#closed = true
+    const opening = this.#opening
+    this.#opening = null
+    this.#sql = null
+    this.#unwritten.clear()
+    if (opening !== null) await opening.then((sql) => sql.db.close(), () => {})
+  }
+}
+
+/** An embedded SQLite {@link HistoryStore}: history that survives a restart. */
+export function sqliteStore (opts: SqliteStoreOptions): SqliteStore {
+  return new SqliteStore(opts)
+}

@@ -1,0 +1,215 @@
+// Several instances behind one real redis-server, in one test process.
+import { spawn } from 'node:child_process'
+import diagnostics from 'node:diagnostics_channel'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import Fastify from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
+import t from 'tap'
+import type { Test } from 'tap'
+import fastifyChat, { MemoryStore, redisAdapter } from '../index.js'
+import type { FastifyChatOptions, RedisAdapterOptions } from '../index.js'
+import { Client, join, within } from './helpers/chat.js'
+import { startRedis } from './helpers/redis.js'
+import type { RedisServer } from './helpers/redis.js'
+
+interface Node { app: FastifyInstance, url: string }
+
+async function node (t: Test, redis: RedisServer, opts: FastifyChatOptions = {}, adapter: Partial<RedisAdapterOptions> = {}): Promise<Node> {
+  const app = Fastify()
+  await app.register(fastifyChat, {
+    presenceGraceMs: 0,
+    ...opts,
+    adapter: redisAdapter({ url: redis.url, presenceTtlMs: 600, ...adapter } as RedisAdapterOptions)
+  })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return { app, url: `ws://127.0.0.1:${(app.server.address() as { port: number }).port}` }
+}
+
+/** Reads frames until `count` messages have arrived; returns their texts. */
+async function messages (client: Client, count: number): Promise<Array<{ offset: number, text: string }>> {
+  const out: Array<{ offset: number, text: string }> = []
+  while (out.length < count) {
+    const frame = await client.next()
+    if (frame.type === 'message') out.push({ offset: frame.offset, text: frame.text })
+  }
+  return out
+}
+
+t.test('a message on any instance reaches every member on all, exactly once, in one order', async (t) => {
+  const redis = await startRedis(t)
+  const nodes = [await node(t, redis), await node(t, redis), await node(t, redis)]
+  const clients: Client[] = []
+  for (const [i, n] of nodes.entries()) {
+    clients.push(await join(n.url, `?name=c${i}`))
+    // Everyone already in sees the newcomer's join, whatever node they are on.
+    for (const earlier of clients.slice(0, -1)) t.match(await earlier.expect('presence'), { event: 'join', user: { name: `c${i}` } })
+  }
+
+  // Every client sends 10 messages at once: 30 interleaved publishes on 3 nodes.
+  for (let i = 0; i < 10; i++) clients.forEach((c, n) => c.send(`n${n}-${i}`))
+  const seen = await Promise.all(clients.map(async (c) => await messages(c, 30)))
+  t.same(seen[0]?.map((m) => m.offset), Array.from({ length: 30 }, (_, i) => i + 1), 'offsets consecutive across nodes')
+  t.same(seen[1], seen[0], 'node 2 saw the same messages in the same order')
+  t.same(seen[2], seen[0], 'node 3 too')
+  t.equal(new Set(seen[0]?.map((m) => m.text)).size, 30, 'each message once')
+  clients[0]?.send('marker')
+  for (const c of clients) t.equal((await c.expect('message')).text, 'marker', 'nothing else arrived')
+})
+
+t.test('history and since recovery are served by another instance', async (t) => {
+  const redis = await startRedis(t)
+  const [a, b, c] = [await node(t, redis), await node(t, redis), await node(t, redis)]
+  const alice = await Client.connect(a.url, '/chat?name=alice')
+  await alice.expect('welcome')
+  const { epoch } = await alice.expect('joined')
+  alice.send('one')
+  const one = await alice.expect('message')
+  alice.close()
+  await alice.closed
+  await b.app.chat.broadcast('lobby', 'two')
+  await b.app.chat.broadcast('lobby', 'three')
+  const back = await Client.connect(c.url, `/chat?name=alice&since=${epoch}:${one.offset}`)
+  await back.expect('welcome')
+  const joined = await back.expect('joined')
+  t.equal(joined.recovered, true)
+  t.same(joined.history.map((m) => m.text), ['two', 'three'], 'exactly the missed messages, from another node')
+  t.same((await c.app.chat.history('lobby')).map((m) => m.text), ['one', 'two', 'three'])
+})
+
+t.test('FLUSHALL changes the epoch: recovery says recovered: false', async (t) => {
+  const redis = await startRedis(t)
+  const a = await node(t, redis)
+  const alice = await Client.connect(a.url, '/chat')
+  await alice.expect('welcome')
+  const { epoch } = await alice.expect('joined')
+  alice.send('before the flush')
+  const before = await alice.expect('message')
+  const admin = new Redis(redis.url)
+  t.teardown(() => admin.disconnect())
+  await admin.flushall()
+  alice.send({ type: 'join', room: 'lobby', since: { epoch, offset: before.offset } })
+  const joined = await alice.expect('joined')
+  t.equal(joined.recovered, false)
+  t.not(joined.epoch, epoch, 'a new epoch')
+  t.equal(joined.offset, 0, 'numbering starts over')
+})
+
+t.test('presence across instances; a killed instance\'s users drop out within the expiry', async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = [await node(t, redis), await node(t, redis)]
+  const alice = await join(a.url, '?name=alice')
+  const bob = await join(b.url, '?name=bob')
+  t.match(await alice.expect('presence'), { event: 'join', user: { name: 'bob' } }, 'a join on another node is seen')
+  t.same((await a.app.chat.presence('lobby')).map((u) => u.name).sort(), ['alice', 'bob'])
+
+  // An instance in its own process, killed with SIGKILL: no goodbye.
+  const script = new URL('./fixtures/redis-node.mjs', import.meta.url).pathname
+  const child = spawn(process.execPath, [script], { env: { ...process.env, REDIS_URL: redis.url, PRESENCE_TTL_MS: '600' }, stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const [line] = await within(once(createInterface({ input: child.stdout }), 'line') as Promise<[string]>, 10_000, 'the child instance')
+  const carol = await join(`ws://127.0.0.1:${line.trim()}`, '?name=carol')
+  t.match(await alice.expect('presence'), { event: 'join', user: { name: 'carol' } })
+  t.match(await bob.expect('presence'), { event: 'join', user: { name: 'carol' } })
+  const started = performance.now()
+  child.kill('SIGKILL')
+  await carol.closed
+  t.match(await alice.expect('presence'), { event: 'leave', user: { name: 'carol' } }, 'announced once her node stopped refreshing')
+  t.ok(performance.now() - started < 600 + 1000, 'within the expiry and a sweep')
+  t.match(await bob.expect('presence'), { event: 'leave', user: { name: 'carol' } })
+  t.same((await b.app.chat.presence('lobby')).map((u) => u.name).sort(), ['alice', 'bob'])
+
+  bob.close()
+  t.match(await alice.expect('presence'), { event: 'leave', user: { name: 'bob' } })
+})
+
+t.test('Redis stopped and restarted: no crash, unavailable while down, delivery resumes', async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = [await node(t, redis), await node(t, redis)]
+  const alice = await join(a.url, '?name=alice')
+  const bob = await join(b.url, '?name=bob')
+  await alice.expect('presence')
+
+  await redis.stop()
+  alice.send({ type: 'message', text: 'into the void', cid: 'v1' })
+  t.match(await alice.expect('error'), { code: 'unavailable', cid: 'v1' }, 'told, not silently lost')
+  t.equal(alice.ws.readyState, alice.ws.OPEN, 'local clients stay connected')
+
+  // Two nodes, each with a command and a subscriber connection, report back.
+  const back = new Promise<void>((resolve) => {
+    let ups = 0
+    const onEvent = (event: unknown): void => {
+      if ((event as { event: string }).event === 'up' && ++ups === 4) {
+        diagnostics.unsubscribe('fastify-chat:adapter', onEvent)
+        resolve()
+      }
+    }
+    diagnostics.subscribe('fastify-chat:adapter', onEvent)
+  })
+  await redis.start()
+  await within(back, 15_000, 'the adapters to reconnect')
+  alice.send('after the restart')
+  t.equal((await alice.expect('message')).text, 'after the restart', 'sends work again')
+  let frame
+  do frame = await bob.next(); while (frame.type !== 'message')
+  t.equal(frame.text, 'after the restart', 'and reach the other instance')
+})
+
+t.test('a cid retried on another instance is stored and broadcast once', async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = [await node(t, redis), await node(t, redis)]
+  const alice = await join(a.url, '?name=alice')
+  const bob = await join(b.url, '?name=bob')
+  await alice.expect('presence')
+  alice.send({ type: 'message', text: 'only once', cid: 'retry-1' })
+  const first = await alice.expect('message')
+  t.equal((await bob.expect('message')).offset, first.offset)
+  // The same client, reconnected to the other node, retries the send.
+  const again = await join(b.url, '?name=alice')
+  await bob.expect('presence')
+  again.send({ type: 'message', text: 'only once', cid: 'retry-1' })
+  t.same(await again.expect('message'), first, 'answered with the stored message')
+  again.send('marker')
+  t.equal((await bob.expect('message')).text, 'marker', 'bob never saw the retry')
+  t.equal((await b.app.chat.history('lobby')).length, 2)
+})
+
+t.test('a client handed in stays open after app.close(); bad options throw at register', async (t) => {
+  const redis = await startRedis(t)
+  const client = new Redis(redis.url)
+  t.teardown(() => client.disconnect())
+  const app = Fastify()
+  await app.register(fastifyChat, { adapter: redisAdapter({ client }) })
+  await app.ready()
+  t.equal(await app.chat.broadcast('lobby', 'hi').then((m) => m.offset), 1)
+  await app.close()
+  t.equal(await client.ping(), 'PONG', 'the user\'s client is still theirs')
+
+  t.throws(() => redisAdapter({} as RedisAdapterOptions), { code: 'FST_CHAT_INVALID_OPTION' })
+  t.throws(() => redisAdapter({ url: redis.url, presenceTtlMs: 1 }), { code: 'FST_CHAT_INVALID_OPTION' })
+  const unreachable = Fastify()
+  unreachable.register(fastifyChat, { adapter: redisAdapter({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 300 }) })
+  await t.rejects(async () => { await unreachable.ready() }, { code: 'FST_CHAT_ADAPTER_UNAVAILABLE', message: /127\.0\.0\.1:1/ })
+  const both = Fastify()
+  both.register(fastifyChat, { adapter: redisAdapter({ url: redis.url }), store: new MemoryStore() })
+  await t.rejects(async () => { await both.ready() }, { code: 'FST_CHAT_INVALID_OPTION' })
+})
+
+t.test('the example app chats across two instances when REDIS_URL is set', async (t) => {
+  const redis = await startRedis(t)
+  const { buildServer } = await import('../example/server.js')
+  const urls: string[] = []
+  for (let i = 0; i < 2; i++) {
+    const app = await buildServer({ env: { REDIS_URL: redis.url }, chat: { presenceGraceMs: 0 } })
+    t.teardown(() => app.close())
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    urls.push(`ws://127.0.0.1:${(app.server.address() as { port: number }).port}`)
+  }
+  const alice = await join(urls[0] as string, '?name=alice')
+  const bob = await join(urls[1] as string, '?name=bob')
+  t.match(await alice.expect('presence'), { event: 'join', user: { name: 'bob' } })
+  bob.send('across instances')
+  t.equal((await alice.expect('message')).text, 'across instances')
+})

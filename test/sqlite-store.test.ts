@@ -1,0 +1,469 @@
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join as joinPath } from 'node:path'
+import { createInterface } from 'node:readline'
+import { promisify } from 'node:util'
+import Database from 'better-sqlite3'
+import Fastify from 'fastify'
+import t from 'tap'
+import type { Test } from 'tap'
+import fastifyChat from '../index.js'
+import type { ChatMessage, JoinedFrame } from '../index.js'
+import type { NewMessage } from '../lib/stores/history-store.js'
+import { SqliteStore, sqliteStore } from '../lib/stores/sqlite-store.js'
+import type { SqliteStoreOptions } from '../lib/stores/sqlite-store.js'
+import { Client, join, listen } from './helpers/chat.js'
+
+const run = promisify(execFile)
+const dir = await mkdtemp(joinPath(tmpdir(), 'fastify-chat-sqlite-'))
+t.teardown(() => rm(dir, { recursive: true, force: true }))
+let files = 0
+/** A path for a new database file in the test's temp dir. */
+const newFile = (): string => joinPath(dir, `chat-${++files}.db`)
+
+const storeModule = new URL('../lib/stores/sqlite-store.js', import.meta.url).href
+
+function message (room: string, text = 'hi', ts = 1_700_000_000_000): NewMessage {
+  return { room, ts, from: { id: 'u1', name: 'alice' }, text }
+}
+
+/** A store on `path`, opened, and closed when the test ends. */
+async function open (t: Test, opts: SqliteStoreOptions): Promise<SqliteStore> {
+  const store = sqliteStore(opts)
+  t.teardown(() => store.close())
+  await store.init()
+  return store
+}
+
+/** A second, raw connection to look inside the file. */
+function inspect (t: Test, path: string): Database.Database {
+  const db = new Database(path)
+  t.teardown(() => db.close())
+  return db
+}
+
+function rowsByRoom (db: Database.Database): Record<string, { count: number, first: number, last: number }> {
+  const rows = db.prepare('SELECT room, count(*) AS count, min(seq) AS first, max(seq) AS last FROM messages GROUP BY room').all() as Array<{ room: string, count: number, first: number, last: number }>
+  return Object.fromEntries(rows.map(({ room, ...rest }) => [room, rest]))
+}
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+const offsets = (messages: ChatMessage[] | undefined): number[] | undefined => messages?.map((m) => m.offset)
+
+/** Runs `code` (an ES module body; `sqliteStore` is in scope) in a child Node process, from the TS sources as tap runs them. */
+function child (code: string, extraArgs: string[] = []): ReturnType<typeof spawn> {
+  const body = `const { sqliteStore } = await import(${JSON.stringify(storeModule)});\n${code}`
+  return spawn(process.execPath, [...process.execArgv, ...extraArgs, '--input-type=module', '-e', body], { stdio: ['pipe', 'pipe', 'inherit'] })
+}
+
+t.test('options are checked when the store is made', async (t) => {
+  const bad: Array<[unknown, string]> = [
+    [undefined, 'sqliteStore'],
+    [{}, 'path'],
+    [{ path: '' }, 'path'],
+    [{ path: 42 }, 'path'],
+    [{ path: ':memory:', historySize: -1 }, 'historySize'],
+    [{ path: ':memory:', historySize: 1.5 }, 'historySize'],
+    [{ path: ':memory:', busyTimeoutMs: '100' }, 'busyTimeoutMs'],
+    [{ path: ':memory:', retain: {} }, 'retain'],
+    [{ path: ':memory:', retain: 10 }, 'retain'],
+    [{ path: ':memory:', retain: { count: 0 } }, 'retain.count'],
+    [{ path: ':memory:', retain: { maxAgeMs: -5 } }, 'retain.maxAgeMs']
+  ]
+  for (const [opts, name] of bad) {
+    t.throws(() => sqliteStore(opts as SqliteStoreOptions), { code: 'FST_CHAT_INVALID_OPTION', message: `"${name}"` }, JSON.stringify(opts) ?? 'undefined')
+  }
+  t.type(sqliteStore({ path: ':memory:', historySize: 0, busyTimeoutMs: 0, retain: { count: 1, maxAgeMs: 1 } }), SqliteStore)
+})
+
+t.test('the file is in WAL mode with one row per message, and the store opens itself on first use', async (t) => {
+  const path = newFile()
+  const store = sqliteStore({ path })
+  t.teardown(() => store.close())
+  t.equal((await store.append(message('a', 'one'))).offset, 1, 'no init() needed')
+  await store.append(message('a', 'two'))
+  await store.append({ ...message('b', 'three'), cid: 'c3' })
+
+  const db = inspect(t, path)
+  t.equal(db.pragma('journal_mode', { simple: true }), 'wal')
+  t.strictSame(db.prepare('SELECT room, seq, text, cid FROM messages ORDER BY room, seq').all(), [
+    { room: 'a', seq: 1, text: 'one', cid: null },
+    { room: 'a', seq: 2, text: 'two', cid: null },
+    { room: 'b', seq: 1, text: 'three', cid: 'c3' }
+  ])
+  t.strictSame(db.prepare('SELECT name, last_offset FROM rooms ORDER BY name').all(), [
+    { name: 'a', last_offset: 2 },
+    { name: 'b', last_offset: 1 }
+  ])
+})
+
+t.test('a restarted store keeps history, offsets and epochs; a new file gets new epochs', async (t) => {
+  const path = newFile()
+  const first = await open(t, { path })
+  for (let i = 1; i <= 3; i++) await first.append(message('a', `m${i}`))
+  const epochA = await first.epoch('a')
+  const epochFresh = await first.epoch('fresh')
+  await first.append(message('later', 'x'))
+  const epochLater = await first.epoch('later')
+  await first.close()
+
+  const second = await open(t, { path })
+  t.equal(await second.epoch('a'), epochA, 'the epoch survives')
+  t.equal(await second.epoch('later'), epochLater, 'as does one handed out before the first write')
+  t.not(await second.epoch('fresh'), epochFresh, 'a room never written has nothing to keep')
+  const page = await second.since('a', 1)
+  t.strictSame(page, { epoch: epochA, offset: 3, messages: [{ ...message('a', 'm2'), offset: 2 }, { ...message('a', 'm3'), offset: 3 }] })
+  t.equal((await second.append(message('a', 'm4'))).offset, 4, 'numbering continues')
+
+  const other = await open(t, { path: newFile() })
+  t.not(await other.epoch('a'), epochA, 'another file, another epoch')
+})
+
+t.test('the app restarts on the same file: history, offsets and epochs are intact, and a client that was away recovers', async (t) => {
+  const path = newFile()
+  const store1 = sqliteStore({ path })
+  t.teardown(() => store1.close())
+  const one = await listen(t, { store: store1 })
+
+  const alice = await Client.connect(one.url, '/chat?name=alice')
+  await alice.expect('welcome')
+  const aliceJoined = await alice.expect('joined')
+  t.equal(aliceJoined.offset, 0)
+  const epoch = aliceJoined.epoch
+  alice.send({ type: 'message', text: 'one' })
+  t.match(await alice.expect('message'), { offset: 1, text: 'one' })
+  alice.send({ type: 'message', text: 'two', cid: 'c2' })
+  t.match(await alice.expect('message'), { offset: 2, text: 'two', cid: 'c2' })
+
+  const bob = await Client.connect(one.url, '/chat?name=bob')
+  await bob.expect('welcome')
+  const bobJoined = await bob.expect('joined')
+  t.match(bobJoined, { epoch, offset: 2, recovered: false })
+  t.strictSame(offsets(bobJoined.history), [1, 2])
+  await alice.expect('presence')
+  bob.close()
+  await bob.closed
+  await alice.expect('presence')
+
+  await one.app.chat.broadcast('lobby', 'while bob was away')
+  t.match(await alice.expect('message'), { offset: 3, text: 'while bob was away' })
+  alice.close()
+  await alice.closed
+  await one.app.close()
+  await store1.close()
+
+  const store2 = sqliteStore({ path })
+  t.teardown(() => store2.close())
+  const two = await listen(t, { store: store2 })
+  await two.app.chat.broadcast('lobby', 'after the restart')
+
+  const carol = await Client.connect(two.url, '/chat?name=carol')
+  await carol.expect('welcome')
+  const carolJoined = await carol.expect('joined')
+  t.match(carolJoined, { epoch, offset: 4, recovered: false }, 'same epoch, offsets continue')
+  t.strictSame(carolJoined.history.map((m) => [m.offset, m.from.name, m.text, m.cid]), [
+    [1, 'alice', 'one', undefined],
+    [2, 'alice', 'two', 'c2'],
+    [3, 'system', 'while bob was away', undefined],
+    [4, 'system', 'after the restart', undefined]
+  ])
+
+  const back = await Client.connect(two.url, `/chat?name=bob&since=${encodeURIComponent(`${epoch}:2`)}`)
+  await back.expect('welcome')
+  const backJoined: JoinedFrame = await back.expect('joined')
+  t.match(backJoined, { epoch, offset: 4, recovered: true })
+  t.strictSame(backJoined.history.map((m) => m.text), ['while bob was away', 'after the restart'], 'exactly what bob missed')
+  await carol.expect('presence')
+
+  carol.send({ type: 'message', text: 'welcome back' })
+  t.match(await back.expect('message'), { offset: 5, text: 'welcome back' })
+  t.strictSame(offsets(await two.app.chat.history('lobby', { since: 3 })), [4, 5])
+})
+
+t.test('concurrent writers', async (t) => {
+  t.test('many appends in parallel: consecutive offsets per room, none twice', async (t) => {
+    const store = await open(t, { path: newFile(), historySize: 1000 })
+    const rooms = ['a', 'b', 'c', 'd', 'e']
+    const stored = await Promise.all(range(0, 999).map((i) => store.append(message(rooms[i % rooms.length] as string, `m${i}`))))
+    for (const room of rooms) {
+      t.strictSame(stored.filter((m) => m.room === room).map((m) => m.offset), range(1, 200), `room ${room}, in call order`)
+      const page = await store.recent(room, 1000)
+      t.strictSame(offsets(page.messages), range(1, 200))
+    }
+  })
+
+  t.test('clients sending at once in several rooms, through the plugin', async (t) => {
+    const store = sqliteStore({ path: newFile() })
+    t.teardown(() => store.close())
+    const { app, url } = await listen(t, { store })
+    const rooms = ['r1', 'r2', 'r3']
+    const watchers = await Promise.all(rooms.map((room) => join(url, `?room=${room}&name=watch`)))
+    const senders = await Promise.all(rooms.flatMap((room) => [join(url, `?room=${room}&name=s1`), join(url, `?room=${room}&name=s2`)]))
+    for (const watcher of watchers) {
+      await watcher.expect('presence')
+      await watcher.expect('presence')
+    }
+    for (const sender of senders) for (let i = 0; i < 10; i++) sender.send(`hello ${i}`)
+    for (const [i, watcher] of watchers.entries()) {
+      const seen: number[] = []
+      while (seen.length < 20) seen.push((await watcher.expect('message')).offset)
+      t.strictSame(seen, range(1, 20), `${rooms[i] as string}: every offset once, in order`)
+      t.strictSame(offsets(await app.chat.history(rooms[i] as string)), range(1, 20))
+    }
+  })
+
+  t.test('two connections to one file share the numbering', async (t) => {
+    const path = newFile()
+    const a = await open(t, { path })
+    const b = await open(t, { path })
+    const got: number[] = []
+    for (let i = 0; i < 10; i++) {
+      got.push((await a.append(message('x'))).offset)
+      got.push((await b.append(message('x'))).offset)
+    }
+    t.strictSame(got, range(1, 20))
+    t.equal(await a.epoch('x'), await b.epoch('x'))
+  })
+
+  t.test('three processes appending to one file at once', async (t) => {
+    const path = newFile()
+    const workers = [0, 1, 2].map((n) => child(`
+      const store = sqliteStore({ path: ${JSON.stringify(path)} })
+      await store.init()
+      console.log('ready')
+      // Every worker starts when the test says so, so their appends overlap.
+      await new Promise((resolve) => process.stdin.once('data', resolve))
+      const got = []
+      for (let i = 0; i < 300; i++) {
+        const room = i % 2 === 0 ? 'even' : 'odd'
+        got.push([room, (await store.append({ room, ts: Date.now(), from: { id: 'w${n}', name: 'w' }, text: String(i) })).offset])
+        await new Promise(setImmediate)
+      }
+      await store.close()
+      console.log(JSON.stringify(got))
+      process.stdin.destroy()
+    `))
+    t.teardown(() => { for (const w of workers) w.kill('SIGKILL') })
+    const lines = workers.map((w) => createInterface({ input: w.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]())
+    for (const line of lines) t.equal((await line.next()).value, 'ready')
+    for (const w of workers) w.stdin?.write('go\n')
+    const results = await Promise.all(lines.map(async (line) => JSON.parse((await line.next()).value as string) as Array<[string, number]>))
+    await Promise.all(workers.map(async (w) => { if (w.exitCode === null) await once(w, 'exit') }))
+    t.strictSame(workers.map((w) => w.exitCode), [0, 0, 0])
+
+    for (const room of ['even', 'odd']) {
+      const all = results.flat().filter(([r]) => r === room).map(([, offset]) => offset).sort((x, y) => x - y)
+      t.strictSame(all, range(1, 450), `${room}: 450 offsets handed out once each`)
+      for (const mine of results) {
+        const own = mine.filter(([r]) => r === room).map(([, offset]) => offset)
+        t.ok(own.every((offset, i) => i === 0 || offset > (own[i - 1] as number)), 'each worker sees its offsets grow')
+      }
+    }
+    t.strictSame(rowsByRoom(inspect(t, path)), { even: { count: 450, first: 1, last: 450 }, odd: { count: 450, first: 1, last: 450 } })
+  })
+})
+
+t.test('a bad environment fails register with FST_CHAT_STORE_UNAVAILABLE naming the path', async (t) => {
+  /** Registers the plugin with an SQLite store on `path` and returns the error `ready()` rejects with. */
+  async function registerError (t: Test, path: string, opts: Partial<SqliteStoreOptions> = {}): Promise<Error & { code?: string }> {
+    const store = sqliteStore({ ...opts, path })
+    const app = Fastify()
+    t.teardown(async () => {
+      await app.close().catch(() => {})
+      await store.close()
+    })
+    app.register(fastifyChat, { store })
+    const err = await app.ready().then(() => null, (err: Error) => err)
+    if (err === null) throw new Error(`register succeeded for ${path}`)
+    t.equal((err as { code?: string }).code, 'FST_CHAT_STORE_UNAVAILABLE')
+    t.ok(err.message.startsWith(`fastify-chat: cannot open history store at ${path}: `), err.message)
+    return err
+  }
+
+  t.test('a directory that does not exist', async (t) => {
+    const err = await registerError(t, joinPath(dir, 'no-such-dir', 'chat.db'))
+    t.match(err.message, `directory ${joinPath(dir, 'no-such-dir')} does not exist`)
+  })
+
+  // Tests run as root, which may write to a chmod-ed read-only directory, so
+  // "not writable" is made of things no permission bit can fix: a regular file
+  // where a directory should be, a path that is a directory, and procfs.
+  t.test('a parent that is a regular file', async (t) => {
+    const file = joinPath(dir, 'plain-file')
+    await writeFile(file, 'not a directory')
+    t.match((await registerError(t, joinPath(file, 'chat.db'))).message, `${file} is not a directory`)
+    t.match((await registerError(t, joinPath(file, 'sub', 'chat.db'))).message, `${joinPath(file, 'sub')} is not a directory`)
+  })
+
+  t.test('a path that is a directory', async (t) => {
+    const path = joinPath(dir, 'a-directory')
+    await mkdir(path)
+    t.match((await registerError(t, path)).message, 'the path is a directory')
+  })
+
+  // procfs refuses to create files whatever the caller's rights, root included.
+  t.test('a directory nobody can create files in', { skip: process.platform !== 'linux' && 'procfs is Linux only' }, async (t) => {
+    t.match((await registerError(t, '/proc/fastify-chat.db')).message, 'unable to open database file (can the directory /proc be written?)')
+  })
+
+  t.test('a file that is not a SQLite database', async (t) => {
+    const path = newFile()
+    await writeFile(path, 'these are not the bytes you are looking for\n'.repeat(100))
+    t.match((await registerError(t, path)).message, 'file is not a database')
+  })
+
+  t.test('a file written by a newer version', async (t) => {
+    const path = newFile()
+    const db = new Database(path)
+    db.pragma('user_version = 99')
+    db.close()
+    t.match((await registerError(t, path)).message, 'written by a newer fastify-chat (schema 99')
+  })
+
+  t.test('a database another connection keeps locked past busyTimeoutMs', async (t) => {
+    const path = newFile()
+    await (await open(t, { path })).close()
+    const holder = inspect(t, path)
+    holder.exec('BEGIN EXCLUSIVE')
+    const started = Date.now()
+    const err = await registerError(t, path, { busyTimeoutMs: 100 })
+    t.ok(Date.now() - started >= 90, 'it waited for the lock')
+    t.match(err.message, 'database is locked (another connection held it for longer than busyTimeoutMs, 100 ms)')
+
+    holder.exec('COMMIT')
+    const store = await open(t, { path, busyTimeoutMs: 100 })
+    t.equal((await store.append(message('a'))).offset, 1, 'the same file opens once the lock is gone')
+  })
+
+  t.test('better-sqlite3 not installed', async (t) => {
+    // A resolve hook makes the import fail the way it does where the optional
+    // peer dependency was never installed. This runs the built module on plain
+    // Node, as users do: tap's TypeScript loader reports a missing package
+    // without Node's ERR_MODULE_NOT_FOUND code.
+    const hook = `export async function resolve (specifier, context, next) {
+      return next(specifier === 'better-sqlite3' ? 'better-sqlite3-not-installed' : specifier, context)
+    }`
+    const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)})`
+    const built = new URL('../dist/lib/stores/sqlite-store.js', import.meta.url).href
+    const { stdout } = await run(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, '--input-type=module', '-e', `
+      const { sqliteStore } = await import(${JSON.stringify(built)})
+      const err = await sqliteStore({ path: ':memory:' }).init().then(() => null, (err) => err)
+      console.log(JSON.stringify({ code: err?.code, message: err?.message, cause: err?.cause?.code }))
+    `])
+    t.strictSame(JSON.parse(stdout), {
+      code: 'FST_CHAT_STORE_UNAVAILABLE',
+      message: 'fastify-chat: cannot open history store at :memory:: better-sqlite3 is not installed (npm install better-sqlite3)',
+      cause: 'ERR_MODULE_NOT_FOUND'
+    })
+  })
+
+  t.test('a failed open can be retried once the environment is fixed', async (t) => {
+    const path = joinPath(dir, 'made-later', 'chat.db')
+    const store = sqliteStore({ path })
+    t.teardown(() => store.close())
+    await t.rejects(store.init(), { code: 'FST_CHAT_STORE_UNAVAILABLE' })
+    await mkdir(joinPath(dir, 'made-later'))
+    await t.resolves(store.init())
+    t.equal((await store.append(message('a'))).offset, 1)
+  })
+})
+
+t.test('retain.count keeps the latest N messages per room', async (t) => {
+  const path = newFile()
+  const store = await open(t, { path, retain: { count: 3 } })
+  for (let i = 1; i <= 10; i++) await store.append(message('a', `m${i}`))
+  await store.append(message('b'))
+  await store.append(message('b'))
+
+  t.strictSame(rowsByRoom(inspect(t, path)), { a: { count: 3, first: 8, last: 10 }, b: { count: 2, first: 1, last: 2 } })
+  t.strictSame(offsets((await store.recent('a', 100)).messages), [8, 9, 10])
+  t.strictSame(offsets((await store.since('a', 7))?.messages), [8, 9, 10])
+  t.equal(await store.since('a', 6), null, 'a gap once messages were pruned')
+  t.equal((await store.append(message('a'))).offset, 11, 'numbering goes on')
+})
+
+t.test('retain.count applies to the whole file when it opens', async (t) => {
+  const path = newFile()
+  const before = await open(t, { path })
+  for (let i = 1; i <= 10; i++) await before.append(message('a'))
+  for (let i = 1; i <= 2; i++) await before.append(message('b'))
+  await before.close()
+
+  const after = await open(t, { path, retain: { count: 4 } })
+  t.strictSame(rowsByRoom(inspect(t, path)), { a: { count: 4, first: 7, last: 10 }, b: { count: 2, first: 1, last: 2 } })
+  t.equal((await after.recent('a', 10)).offset, 10)
+})
+
+t.test('retain.maxAgeMs', async (t) => {
+  const hour = 3_600_000
+
+  t.test('deletes older messages when the file opens', async (t) => {
+    const path = newFile()
+    const now = Date.now()
+    const before = await open(t, { path })
+    for (let i = 1; i <= 3; i++) await before.append(message('a', `old ${i}`, now - 2 * hour))
+    for (let i = 4; i <= 5; i++) await before.append(message('a', `new ${i}`, now))
+    await before.append(message('b', 'old', now - 2 * hour))
+    const epochB = await before.epoch('b')
+    await before.close()
+
+    const after = await open(t, { path, retain: { maxAgeMs: hour } })
+    t.strictSame(rowsByRoom(inspect(t, path)), { a: { count: 2, first: 4, last: 5 } })
+    t.strictSame((await after.recent('a', 10)).messages.map((m) => m.text), ['new 4', 'new 5'])
+    t.strictSame(offsets((await after.since('a', 3))?.messages), [4, 5])
+    t.equal(await after.since('a', 2), null)
+    const b = await after.recent('b', 10)
+    t.strictSame([b.epoch, b.offset, b.messages], [epochB, 1, []], 'an emptied room keeps its epoch and offset')
+    t.equal((await after.append(message('b', 'new', now))).offset, 2)
+  })
+
+  t.test('prunes on append at most once per interval', async (t) => {
+    let clock = 1_800_000_000_000
+    t.capture(Date, 'now', () => clock)
+    const path = newFile()
+    const store = await open(t, { path, retain: { maxAgeMs: 1000 } })
+    await store.append(message('a', 'old 1', clock - 5000))
+    await store.append(message('a', 'old 2', clock - 5000))
+    clock += 999
+    await store.append(message('a', 'fresh', clock))
+    t.equal(rowsByRoom(inspect(t, path)).a?.count, 3, 'within the interval nothing is pruned')
+
+    clock += 1
+    await store.append(message('a', 'fresher', clock))
+    t.strictSame((await store.recent('a', 10)).messages.map((m) => m.text), ['fresh', 'fresher'])
+    t.equal(await store.since('a', 1), null)
+  })
+})
+
+t.test('a store passed to the plugin is the caller\'s: app.close() leaves it open', async (t) => {
+  const store = sqliteStore({ path: ':memory:' })
+  t.teardown(() => store.close())
+  const app = Fastify()
+  await app.register(fastifyChat, { store })
+  await app.chat.broadcast('lobby', 'hi')
+  await app.close()
+  t.equal((await store.append(message('lobby'))).offset, 2)
+})
+
+t.test('close', async (t) => {
+  t.test('later calls fail, and closing twice is harmless', async (t) => {
+    const store = await open(t, { path: newFile() })
+    await store.append(message('a'))
+    await store.close()
+    await t.resolves(store.close())
+    const calls: Array<() => Promise<unknown>> = [() => store.append(message('a')), () => store.recent('a', 1), () => store.since('a', 0), () => store.epoch('a'), () => store.init()]
+    for (const call of calls) {
+      await t.rejects(call, { code: 'FST_CHAT_STORE_UNAVAILABLE', message: /the store is closed$/ })
+    }
+  })
+
+  t.test('before init, or while it runs', async (t) => {
+    await t.resolves(sqliteStore({ path: newFile() }).close(), 'never opened')
+    const store = sqliteStore({ path: newFile() })
+    const opening = store.init()
+    await store.close()
+    await t.rejects(opening, { code: 'FST_CHAT_STORE_UNAVAILABLE', message: /the store is closed$/ })
+  })
+})
