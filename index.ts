@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyPluginAsync } from 'fastify'
@@ -73,7 +74,8 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
     session: new Session(hub, opts),
     admission: new Admission(opts),
     stats,
-    payloadEnforced: ownWebsocket
+    payloadEnforced: ownWebsocket,
+    secret: await adapter.secret?.() ?? randomBytes(32).toString('base64url')
   })
   fastify.get(opts.path, {
     websocket: true,

@@ -114,6 +114,8 @@ export class ChatConnection {
   #attempt = 0
   #timer: ReturnType<typeof setTimeout> | undefined
   #id: string | null = null
+  // From welcome: sent back on reconnect so the server keeps our id.
+  #resume: string | null = null
   #name: string | null
   // Rooms to be in, in order: the first one rides in the URL on every (re)connect.
   #wanted = new Set<string>()
@@ -154,7 +156,7 @@ export class ChatConnection {
   }
 
   get status (): ConnectionStatus { return this.#status }
-  /** This socket's user id, from `welcome`; it changes on reconnect unless the server's `identify` fixes it. */
+  /** This user's id, from `welcome`; kept across reconnects. */
   get id (): string | null { return this.#id }
   get name (): string | null { return this.#name }
   /** Rooms the server has confirmed with `joined` on the current socket. */
@@ -246,6 +248,7 @@ export class ChatConnection {
     if (this.#name !== null) params.set('name', this.#name)
     params.delete('room')
     params.delete('since')
+    if (this.#resume !== null) params.set('resume', this.#resume)
     // The first room joins with the upgrade itself; the server's default room applies when there is none.
     const [first] = this.#wanted
     if (first !== undefined) {
@@ -301,6 +304,7 @@ export class ChatConnection {
     this.#attempt = 0
     this.#id = frame.id
     this.#name = frame.name
+    this.#resume = frame.resume ?? null
     this.#events.emit('welcome', frame)
     if (this.#status === 'closed') return
     // The server handles one socket's frames in order, so these joins are done

@@ -9,6 +9,7 @@ import type { Hub } from './hub.js'
 import type { Identity, ResolvedOptions } from './options.js'
 import { isRoomName, parseSinceParam, peekCid, sanitizeName } from './protocol.js'
 import { TokenBucket } from './rate-limit.js'
+import { resumeId, resumeToken } from './resume.js'
 import type { Session } from './session.js'
 import type { Stats } from './stats.js'
 import { setMaxPayload } from './ws-internals.js'
@@ -21,6 +22,7 @@ interface ConnectQuery {
   name?: unknown
   room?: unknown
   since?: unknown
+  resume?: unknown
 }
 
 function guestName (): string {
@@ -38,6 +40,8 @@ export interface GatewayParts {
   stats: Stats
   /** Whether our own WebSocketServer enforces `maxPayload` already. */
   payloadEnforced: boolean
+  /** Signs resume tokens. */
+  secret: string
 }
 
 /**
@@ -111,7 +115,8 @@ export class Gateway {
 
     const query = (request.query ?? {}) as ConnectQuery
     const identity = this.#identities.get(request) ?? {}
-    const id = typeof identity.id === 'string' && identity.id !== '' ? identity.id : randomId()
+    const identified = typeof identity.id === 'string' && identity.id !== ''
+    const id = identified ? identity.id as string : resumeId(query.resume, this.#p.secret) ?? randomId()
     const askedName = identity.name ?? query.name
     const name = sanitizeName(askedName)
     const bucket = opts.rateLimit === null ? null : new TokenBucket(opts.rateLimit)
@@ -165,7 +170,9 @@ export class Gateway {
 
     hub.add(conn)
     stats.accept(request.ip)
-    conn.send({ type: 'welcome', id: conn.id, name: conn.name })
+    conn.send(identified
+      ? { type: 'welcome', id: conn.id, name: conn.name }
+      : { type: 'welcome', id: conn.id, name: conn.name, resume: resumeToken(conn.id, this.#p.secret) })
     if (askedName !== undefined && name === null) {
       conn.sendError('invalid_name', 'name must have 1 to 32 characters besides blanks and control characters; using a guest name')
     }

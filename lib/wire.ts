@@ -54,7 +54,13 @@ export interface Since {
   offset: number
 }
 
-export interface WelcomeFrame { type: 'welcome', id: string, name: string }
+export interface WelcomeFrame {
+  type: 'welcome'
+  id: string
+  name: string
+  /** Send back as `?resume=` when reconnecting to keep this id (absent when `identify` gave the id). */
+  resume?: string
+}
 export interface JoinedFrame {
   type: 'joined'
   room: string

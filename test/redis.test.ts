@@ -213,3 +213,12 @@ t.test('the example app chats across two instances when REDIS_URL is set', async
   bob.send('across instances')
   t.equal((await alice.expect('message')).text, 'across instances')
 })
+
+t.test('a resume token from one instance is honoured by another', async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = [await node(t, redis), await node(t, redis)]
+  const first = await Client.connect(a.url, '/chat')
+  const welcome = await first.expect('welcome')
+  const moved = await Client.connect(b.url, `/chat?resume=${encodeURIComponent(welcome.resume as string)}`)
+  t.equal((await moved.expect('welcome')).id, welcome.id, 'the nodes share the secret through Redis')
+})

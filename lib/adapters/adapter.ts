@@ -42,6 +42,8 @@ export interface PublishResult {
 export interface Adapter {
   /** History kept by the adapter itself (the Redis adapter); the plugin then reads history from it. */
   readonly store?: HistoryStore
+  /** A secret shared by every node, for resume tokens; without it each node makes its own. */
+  secret? (): Promise<string>
   /** Called once when the plugin registers. */
   start (node: AdapterNode, context: AdapterContext): Promise<void> | void
   /** Stores a message and has every node (this one included) deliver it, in the same order everywhere. */

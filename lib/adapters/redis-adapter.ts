@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis, RedisOptions } from 'ioredis'
 import { randomId } from '../connection.js'
@@ -268,6 +269,13 @@ export class RedisAdapter implements Adapter {
       // The subscriber reports up only once it listens again and has filled the gap.
       if (role !== 'subscriber' && channels.adapter.hasSubscribers) channels.adapter.publish({ event: 'up', role })
     })
+  }
+
+  /** One secret for every node, made by whichever node asks first. */
+  async secret (): Promise<string> {
+    const key = `${this.#prefix}:secret`
+    await this.#client.set(key, randomBytes(32).toString('base64url'), 'NX')
+    return await this.#client.get(key) as string
   }
 
   async publish (message: NewMessage, exclude: string | null): Promise<PublishResult> {
