@@ -140,6 +140,18 @@ function optionalFunction<T> (name: string, value: T | undefined): NonNullable<T
 const STORE_METHODS = ['append', 'recent', 'since', 'epoch'] as const
 const ADAPTER_METHODS = ['start', 'publish', 'subscribe', 'unsubscribe', 'join', 'leave', 'rename', 'presence', 'close'] as const
 
+/** A user-supplied object that must have `methods`; `null` when not given. */
+function implementation<T> (name: string, role: string, value: T | undefined, methods: readonly string[]): T | null {
+  if (value === undefined) return null
+  if (typeof value !== 'object' || value === null) throw new FST_CHAT_INVALID_OPTION(name, `must be a ${role} object`)
+  for (const method of methods) {
+    if (typeof (value as Record<string, unknown>)[method] !== 'function') {
+      throw new FST_CHAT_INVALID_OPTION(name, `must implement ${role} (missing ${method}())`)
+    }
+  }
+  return value
+}
+
 function resolveRateLimit (value: unknown): Readonly<RateLimit> | null {
   if (value === false) return null
   if (typeof value !== 'object' || value === null) {
@@ -194,27 +206,10 @@ export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions 
     throw new FST_CHAT_INVALID_OPTION('defaultRoom', 'must be null or match ^[A-Za-z0-9_-]{1,64}$')
   }
 
-  const store = opts.store === undefined ? null : opts.store
-  if (opts.store !== undefined) {
-    if (typeof store !== 'object' || store === null) throw new FST_CHAT_INVALID_OPTION('store', 'must be a HistoryStore object')
-    for (const method of STORE_METHODS) {
-      if (typeof (store as unknown as Record<string, unknown>)[method] !== 'function') {
-        throw new FST_CHAT_INVALID_OPTION('store', `must implement HistoryStore (missing ${method}())`)
-      }
-    }
-  }
-
-  const adapter = opts.adapter === undefined ? null : opts.adapter
-  if (opts.adapter !== undefined) {
-    if (typeof adapter !== 'object' || adapter === null) throw new FST_CHAT_INVALID_OPTION('adapter', 'must be an Adapter object')
-    for (const method of ADAPTER_METHODS) {
-      if (typeof (adapter as unknown as Record<string, unknown>)[method] !== 'function') {
-        throw new FST_CHAT_INVALID_OPTION('adapter', `must implement Adapter (missing ${method}())`)
-      }
-    }
-    if (adapter.store !== undefined && store !== null) {
-      throw new FST_CHAT_INVALID_OPTION('store', 'cannot be given with an adapter that keeps its own history')
-    }
+  const store = implementation('store', 'HistoryStore', opts.store, STORE_METHODS)
+  const adapter = implementation('adapter', 'Adapter', opts.adapter, ADAPTER_METHODS)
+  if (adapter?.store !== undefined && store !== null) {
+    throw new FST_CHAT_INVALID_OPTION('store', 'cannot be given with an adapter that keeps its own history')
   }
 
   const serveClient = pick('serveClient')
