@@ -20,7 +20,7 @@ export class Admission {
   #opts: ResolvedOptions
   #total = 0
   #perIp = new Map<string, number>()
-  #places = new WeakMap<FastifyRequest, () => void>()
+  #places = new WeakMap<FastifyRequest, Place>()
 
   constructor (opts: ResolvedOptions) {
     this.#opts = opts
@@ -60,23 +60,24 @@ export class Admission {
     }
     this.#total++
     this.#perIp.set(ip, perIp + 1)
-    let held = true
-    const release = (): void => {
-      if (!held) return
-      held = false
-      this.#release(ip)
-    }
-    this.#places.set(request, release)
-    // The TCP socket outlives the upgrade, so its close covers both a refused
-    // request and a chat socket; injected requests have none and are
-    // released through release() when their WebSocket closes.
-    request.raw.socket?.once('close', release)
+    const place = new Place(this, ip)
+    // The TCP socket outlives the upgrade, so its close covers a refused
+    // request, a failed handshake and a chat socket alike. Injected requests
+    // have none and are released through release() when their WebSocket closes.
+    const socket = request.raw.socket as NodeJS.EventEmitter | undefined
+    if (socket !== undefined) socket.on('close', place.release)
+    else this.#places.set(request, place)
     return null
   }
 
-  /** Gives back the place taken for `request`; safe to call more than once. */
+  /** Gives back the place taken for an injected `request`; safe to call more than once. */
   release (request: FastifyRequest): void {
-    this.#places.get(request)?.()
+    this.#places.get(request)?.release()
+  }
+
+  /** @internal */
+  free (ip: string): void {
+    this.#release(ip)
   }
 
   #release (ip: string): void {
@@ -84,6 +85,22 @@ export class Admission {
     const left = (this.#perIp.get(ip) ?? 1) - 1
     if (left === 0) this.#perIp.delete(ip)
     else this.#perIp.set(ip, left)
+  }
+}
+
+/** One admitted request's place, given back once. */
+class Place {
+  #admission: Admission | null
+  #ip: string
+
+  constructor (admission: Admission, ip: string) {
+    this.#admission = admission
+    this.#ip = ip
+  }
+
+  readonly release = (): void => {
+    this.#admission?.free(this.#ip)
+    this.#admission = null
   }
 }
 

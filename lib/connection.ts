@@ -32,10 +32,12 @@ export class Connection implements ChatClient {
   readonly rooms = new Set<string>()
   readonly request: FastifyRequest
   readonly socket: WebSocket
-  /** Rooms whose join is replaying history, with the live messages (and encoded presence frames) held back meanwhile. */
-  readonly pending = new Map<string, Array<ChatMessage | string>>()
+  // Rooms whose join is replaying history, with the live messages (and
+  // encoded presence frames) held back meanwhile; made on first use, since
+  // most sockets of a big server are idle and every byte counts per socket.
+  #held: Map<string, Array<ChatMessage | string>> | null = null
   /** Presence announcements of this socket's joins still on their way through the adapter. */
-  readonly joining = new Map<string, Promise<void>>()
+  joining: Map<string, Promise<void>> | null = null
   /** Frames received but not yet handled; handled one at a time to keep their order. */
   queued = 0
   /** Cleared by each heartbeat, set by the pong: a socket still cleared at the next beat is dead. */
@@ -46,7 +48,7 @@ export class Connection implements ChatClient {
   #ctx: ConnectionContext
   // The stream under the socket, for pre-framed writes; null means go through ws.
   #raw: RawSocket | null
-  #chain: Promise<void> = Promise.resolve()
+  #chain: Promise<void> | null = null
   #closeTimer: NodeJS.Timeout | undefined
 
   constructor (socket: WebSocket, request: FastifyRequest, id: string, name: string, ctx: ConnectionContext, bucket: TokenBucket | null) {
@@ -59,6 +61,33 @@ export class Connection implements ChatClient {
     this.#raw = rawSocketOf(socket)
   }
 
+  /** Whether any join of this socket is replaying history (the broadcast loop's cheap check). */
+  get holding (): boolean {
+    return this.#held !== null && this.#held.size !== 0
+  }
+
+  /** Starts holding back live messages for `room`. */
+  hold (room: string): void {
+    (this.#held ??= new Map()).set(room, [])
+  }
+
+  /** What is held for `room`, if its join is replaying. */
+  held (room: string): Array<ChatMessage | string> | undefined {
+    return this.#held?.get(room)
+  }
+
+  /** Stops holding for `room` (all rooms without one) and returns what was held. */
+  release (room?: string): Array<ChatMessage | string> | undefined {
+    if (this.#held === null) return undefined
+    if (room === undefined) {
+      this.#held = null
+      return undefined
+    }
+    const held = this.#held.get(room)
+    this.#held.delete(room)
+    return held
+  }
+
   /** The room a message without `room` goes to. */
   get firstRoom (): string | undefined {
     return this.rooms.values().next().value
@@ -67,7 +96,10 @@ export class Connection implements ChatClient {
   /** Runs `task` after every task queued before it; a task never rejects the chain. */
   enqueue (task: () => Promise<void>): void {
     this.queued++
-    this.#chain = this.#chain.then(task).finally(() => { this.queued-- })
+    this.#chain = (this.#chain ?? Promise.resolve()).then(task).finally(() => {
+      // Dropped when idle: an idle socket should hold as little as possible.
+      if (--this.queued === 0) this.#chain = null
+    })
   }
 
   send (frame: ServerFrame): void {

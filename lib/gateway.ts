@@ -14,9 +14,13 @@ import type { Session } from './session.js'
 import type { Stats } from './stats.js'
 import { setMaxPayload } from './ws-internals.js'
 
-// Frames a client may have waiting to be handled; past this it is sending
-// faster than the store can take them.
-const MAX_QUEUED_FRAMES = 256
+// Frames waiting to be handled per client. Past the high mark the server
+// stops reading from that socket (TCP pushes back on the sender) until the
+// queue is down to the low mark. The hard cap guards against a ws that goes
+// on handing over frames after pause(): such a client is closed with 1008.
+const QUEUE_HIGH = 64
+const QUEUE_LOW = 16
+const MAX_QUEUED_FRAMES = 4096
 
 interface ConnectQuery {
   name?: unknown
@@ -102,7 +106,8 @@ export class Gateway {
   /** The WebSocket route handler. Synchronous: listeners go on before anything async. */
   readonly connect = (socket: WebSocket, request: FastifyRequest): void => {
     const { opts, hub, session, admission, stats } = this.#p
-    socket.once('close', () => admission.release(request))
+    // Injected sockets (injectWS) have no TCP socket to give their place back.
+    if (request.raw.socket === undefined) socket.once('close', () => admission.release(request))
     if (hub.closed) {
       // The upgrade finished after shutdown began (identify was still running).
       stats.refuse('closing', request.ip)
@@ -130,7 +135,7 @@ export class Gateway {
       stats.drop(TOO_LARGE_CODES.has(err.code ?? '') ? 'too_large' : 'invalid', request.ip)
       request.log.info({ err }, 'fastify-chat: protocol error from client')
     })
-    socket.on('pong', () => { conn.alive = true })
+    if (opts.heartbeatInterval !== 0) socket.on('pong', () => { conn.alive = true })
     socket.on('close', (code) => {
       hub.remove(conn)
       stats.closed(request.ip, code)
@@ -162,10 +167,16 @@ export class Gateway {
         conn.close(CloseCode.POLICY_VIOLATION, 'too many frames in flight')
         return
       }
-      conn.enqueue(() => session.handle(conn, raw).catch((err: unknown) => {
-        request.log.error({ err }, 'fastify-chat: frame handling failed')
-        conn.sendError('internal_error', 'the frame could not be handled')
-      }))
+      if (conn.queued === QUEUE_HIGH) socket.pause()
+      conn.enqueue(async () => {
+        try {
+          await session.handle(conn, raw)
+        } catch (err) {
+          request.log.error({ err }, 'fastify-chat: frame handling failed')
+          conn.sendError('internal_error', 'the frame could not be handled')
+        }
+        if (conn.queued === QUEUE_LOW && socket.isPaused) socket.resume()
+      })
     })
 
     hub.add(conn)

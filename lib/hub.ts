@@ -142,7 +142,7 @@ export class Hub implements Chat {
     let delivered = 0
     for (const conn of room.members) {
       if (conn.key === exclude) continue
-      if (conn.pending.size !== 0 && this.#hold(conn, message)) continue
+      if (conn.holding && this.#hold(conn, message)) continue
       prepared ??= new Prepared(encodeMessage(message))
       if (conn.deliver(prepared)) delivered++
     }
@@ -156,13 +156,15 @@ export class Hub implements Chat {
     const frame = event.previous === undefined
       ? { type: 'presence' as const, room: event.room, event: event.event, user: event.user }
       : { type: 'presence' as const, room: event.room, event: event.event, user: event.user, previous: event.previous }
-    const data = JSON.stringify(frame)
+    // Framed once and written coalesced like messages: filling a big room
+    // sends one presence event to every member per join.
+    const prepared = new Prepared(JSON.stringify(frame))
     for (const conn of room.members) {
       if (conn.id === event.user.id) continue
       // During a join's replay it follows the joined frame, like messages do.
-      const held = conn.pending.get(event.room)
-      if (held !== undefined) held.push(data)
-      else conn.sendRaw(data)
+      const held = conn.holding ? conn.held(event.room) : undefined
+      if (held !== undefined) held.push(prepared.text)
+      else conn.deliver(prepared)
     }
   }
 
@@ -174,7 +176,7 @@ export class Hub implements Chat {
 
   /** Holds a live message back while `conn`'s join of its room replays history. */
   #hold (conn: Connection, message: ChatMessage): boolean {
-    const held = conn.pending.get(message.room)
+    const held = conn.held(message.room)
     if (held === undefined) return false
     if (held.length < MAX_HELD_PER_ROOM) held.push(message)
     else conn.close(CloseCode.TRY_AGAIN_LATER, 'too far behind: reconnect and resume with since')
@@ -190,7 +192,7 @@ export class Hub implements Chat {
     if (!this.#connections.delete(conn)) return
     for (const room of conn.rooms) this.#removeMember(conn, room)
     conn.rooms.clear()
-    conn.pending.clear()
+    conn.release()
   }
 
   /**
@@ -205,15 +207,15 @@ export class Hub implements Chat {
       return
     }
     // Hold live messages from now on: the replay below may or may not have them.
-    conn.pending.set(roomName, [])
+    conn.hold(roomName)
     let page: HistoryPage | null = null
     let recovered = false
     let users: User[]
     try {
       const room = isNew ? this.#addMember(conn, roomName) : this.#rooms.get(roomName) as Room
       await room.ready
-      await conn.joining.get(roomName)
-      conn.joining.delete(roomName)
+      await conn.joining?.get(roomName)
+      conn.joining?.delete(roomName)
       if (since !== undefined) {
         page = await this.#store.since(roomName, since.offset)
         recovered = page !== null && page.epoch === since.epoch
@@ -222,14 +224,13 @@ export class Hub implements Chat {
       users = await this.#adapter.presence(roomName)
     } catch (err) {
       conn.request.log.error({ err, room: roomName }, 'fastify-chat: join failed, the adapter or store is unavailable')
-      conn.pending.delete(roomName)
+      conn.release(roomName)
       if (isNew && conn.rooms.delete(roomName)) this.#removeMember(conn, roomName)
       conn.sendError('unavailable', 'the room is unavailable right now, try joining again')
       return
     }
     // The socket may have closed or left while the store answered.
-    const held = conn.pending.get(roomName)
-    conn.pending.delete(roomName)
+    const held = conn.release(roomName)
     if (held === undefined || !conn.rooms.has(roomName) || page === null) return
     conn.send({
       type: 'joined',
@@ -248,7 +249,7 @@ export class Hub implements Chat {
 
   leave (conn: Connection, room: string): boolean {
     if (!conn.rooms.delete(room)) return false
-    conn.pending.delete(room)
+    conn.release(room)
     this.#removeMember(conn, room)
     conn.send({ type: 'left', room })
     return true
@@ -286,6 +287,7 @@ export class Hub implements Chat {
       } else {
         const joined = this.#adapter.join(roomName, { id: conn.id, name: conn.name })
         joined.catch(() => {})
+        conn.joining ??= new Map()
         conn.joining.set(roomName, joined)
       }
     }

@@ -1,0 +1,39 @@
+// fastify-chat as the benchmark measures it: the compiled plugin with the
+// per-connection rate limit off (the publishers send far more than 10 msg/s),
+// no heartbeat, room for 100k sockets, everyone auto-joined to one room.
+// CHAT_STORE=sqlite swaps the in-memory history for sqliteStore on a temp file.
+import { rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Fastify from 'fastify'
+import fastifyChat from '../../dist/index.js'
+import { serve } from './control.mjs'
+
+const opts = {
+  rateLimit: false,
+  heartbeatInterval: 0,
+  maxConnections: 100_000,
+  defaultRoom: 'bench',
+  historySize: 100
+}
+
+let dbPath = null
+if (process.env.CHAT_STORE === 'sqlite') {
+  const { sqliteStore } = await import('../../dist/index.js')
+  if (typeof sqliteStore !== 'function') {
+    console.error('CHAT_STORE=sqlite but dist/index.js does not export sqliteStore')
+    process.exit(2)
+  }
+  dbPath = join(tmpdir(), `fastify-chat-bench-${process.pid}.db`)
+  opts.store = sqliteStore({ path: dbPath })
+}
+
+const removeDb = () => {
+  if (dbPath === null) return
+  for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(dbPath + suffix, { force: true })
+}
+
+const app = Fastify({ logger: false })
+await app.register(fastifyChat, opts)
+await app.listen({ host: '127.0.0.1', port: 0 })
+serve(app.server.address().port, { stats: () => app.chat.stats(), cleanup: removeDb })

@@ -1,0 +1,30 @@
+// What every benchmark server shares: print the port once listening, then
+// answer the runner's commands on stdin, one per line ("gc", "stats"), and
+// exit when stdin closes so no server outlives a runner that died.
+import { createInterface } from 'node:readline'
+
+export function serve (port, { stats = () => ({}), cleanup = () => {} } = {}) {
+  process.stdout.write(`${port}\n`)
+  const lines = createInterface({ input: process.stdin })
+  lines.on('line', (line) => {
+    const command = line.trim()
+    if (command === 'gc') {
+      // Started with --expose-gc: collect twice so what is left is what is held.
+      globalThis.gc?.()
+      globalThis.gc?.()
+      process.stdout.write(`gc ${globalThis.gc === undefined ? 'unavailable' : 'done'}\n`)
+    } else if (command === 'stats') {
+      process.stdout.write(`stats ${JSON.stringify(stats())}\n`)
+    }
+  })
+  const exit = () => {
+    try {
+      cleanup()
+    } finally {
+      process.exit(0)
+    }
+  }
+  lines.on('close', exit)
+  process.on('SIGTERM', exit)
+  process.on('SIGINT', exit)
+}
