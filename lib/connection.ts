@@ -16,9 +16,21 @@ export function randomId (): string {
   return randomBytes(12).toString('base64url')
 }
 
+// Frames waiting to be handled per client. Past the high mark the server
+// stops reading from that socket (TCP pushes back on the sender) until the
+// queue is down to the low mark.
+export const QUEUE_HIGH = 64
+const QUEUE_LOW = 16
+
+/** What a broadcast write did; BEHIND: written, but the socket already had `behindBytes` waiting. */
+export const Delivery = Object.freeze({ NOT_WRITTEN: 0, WRITTEN: 1, BEHIND: 2 } as const)
+export type DeliveryResult = typeof Delivery[keyof typeof Delivery]
+
 /** What every connection of one plugin instance shares. */
 export interface ConnectionContext {
   maxBufferedBytes: number
+  /** Waiting bytes past which a socket counts as falling behind (for congestion). */
+  behindBytes: number
   closeTimeout: number
   stats: Stats
 }
@@ -59,6 +71,11 @@ export class Connection implements ChatClient {
     this.#ctx = ctx
     this.bucket = bucket
     this.#raw = rawSocketOf(socket)
+  }
+
+  /** Reads from the socket again once its queue is short. */
+  resumeReading (): void {
+    if (this.queued <= QUEUE_LOW && this.socket.isPaused) this.socket.resume()
   }
 
   /** Whether any join of this socket is replaying history (the broadcast loop's cheap check). */
@@ -132,16 +149,17 @@ export class Connection implements ChatClient {
    * The broadcast hot path: per recipient, a state check, a buffered-bytes
    * check and a coalesced write of bytes framed once for everyone.
    */
-  deliver (prepared: Prepared): boolean {
+  deliver (prepared: Prepared): DeliveryResult {
     const raw = this.#raw
-    if (raw === null) return this.sendRaw(prepared.text)
-    if (this.socket.readyState !== WebSocket.OPEN) return false
-    if (raw.writableLength > this.#ctx.maxBufferedBytes) {
-      this.#slow(raw.writableLength)
-      return false
+    if (raw === null) return this.sendRaw(prepared.text) ? Delivery.WRITTEN : Delivery.NOT_WRITTEN
+    if (this.socket.readyState !== WebSocket.OPEN) return Delivery.NOT_WRITTEN
+    const waiting = raw.writableLength
+    if (waiting > this.#ctx.maxBufferedBytes) {
+      this.#slow(waiting)
+      return Delivery.NOT_WRITTEN
     }
     writeCoalesced(raw, prepared.frame)
-    return true
+    return waiting > this.#ctx.behindBytes ? Delivery.BEHIND : Delivery.WRITTEN
   }
 
   #slow (buffered: number): void {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { Admission, Refusal } from './admission.js'
-import { Connection, randomId } from './connection.js'
+import { Connection, QUEUE_HIGH, randomId } from './connection.js'
 import type { ConnectionContext } from './connection.js'
 import { CloseCode } from './close-codes.js'
 import type { Hub } from './hub.js'
@@ -14,12 +14,9 @@ import type { Session } from './session.js'
 import type { Stats } from './stats.js'
 import { setMaxPayload } from './ws-internals.js'
 
-// Frames waiting to be handled per client. Past the high mark the server
-// stops reading from that socket (TCP pushes back on the sender) until the
-// queue is down to the low mark. The hard cap guards against a ws that goes
-// on handing over frames after pause(): such a client is closed with 1008.
-const QUEUE_HIGH = 64
-const QUEUE_LOW = 16
+// Past QUEUE_HIGH waiting frames the server stops reading from a socket.
+// This hard cap guards against a ws that goes on handing over frames after
+// pause(): such a client is closed with 1008.
 const MAX_QUEUED_FRAMES = 4096
 
 interface ConnectQuery {
@@ -60,7 +57,10 @@ export class Gateway {
 
   constructor (parts: GatewayParts) {
     this.#p = parts
-    this.#ctx = { maxBufferedBytes: parts.opts.maxBufferedBytes, closeTimeout: parts.opts.closeTimeout, stats: parts.stats }
+    const max = parts.opts.maxBufferedBytes
+    // A socket with this much waiting is behind: a quarter of the cap, and at
+    // most 64 KiB, a few hundred messages, so shedding starts before latency grows.
+    this.#ctx = { maxBufferedBytes: max, behindBytes: Math.min(max / 4, 64 * 1024), closeTimeout: parts.opts.closeTimeout, stats: parts.stats }
   }
 
   async #refuse (request: FastifyRequest, reply: FastifyReply, refusal: Refusal): Promise<FastifyReply> {
@@ -175,7 +175,7 @@ export class Gateway {
           request.log.error({ err }, 'fastify-chat: frame handling failed')
           conn.sendError('internal_error', 'the frame could not be handled')
         }
-        if (conn.queued === QUEUE_LOW && socket.isPaused) socket.resume()
+        conn.resumeReading()
       })
     })
 

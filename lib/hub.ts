@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, AdapterNode, PresenceEvent, PublishResult } from './adapters/adapter.js'
 import { CloseCode } from './close-codes.js'
+import { Delivery } from './connection.js'
 import type { Connection } from './connection.js'
 import { FST_CHAT_CLOSED, FST_CHAT_INVALID_ARGUMENT, FST_CHAT_INVALID_MESSAGE, FST_CHAT_INVALID_ROOM } from './errors.js'
 import { Prepared } from './fanout.js'
@@ -16,6 +17,7 @@ import type { ChatMessage, Since, User } from './wire.js'
 // they follow the replay in order; a client whose hold fills up this far
 // cannot keep up and is better off reconnecting with `since`.
 const MAX_HELD_PER_ROOM = 1024
+const CONGESTION_WINDOW_MS = 20
 
 interface Room {
   members: Set<Connection>
@@ -68,6 +70,7 @@ export class Hub implements Chat {
   // come back within presenceGraceMs, so a reconnect does not flash leave/join.
   #leaving = new Map<string, { timer: NodeJS.Timeout, room: string, user: User }>()
   #closed = false
+  #congestedAt = -Infinity
 
   constructor (opts: ResolvedOptions, store: HistoryStore, adapter: Adapter, stats: Stats, log: FastifyBaseLogger) {
     this.#opts = opts
@@ -140,13 +143,30 @@ export class Hub implements Chat {
     if (room === undefined) return
     let prepared: Prepared | null = null
     let delivered = 0
+    let behind = 0
     for (const conn of room.members) {
       if (conn.key === exclude) continue
       if (conn.holding && this.#hold(conn, message)) continue
       prepared ??= new Prepared(encodeMessage(message))
-      if (conn.deliver(prepared)) delivered++
+      const result = conn.deliver(prepared)
+      if (result !== Delivery.NOT_WRITTEN) delivered++
+      if (result === Delivery.BEHIND) behind++
     }
     this.#stats.deliveriesOut += delivered
+    // More than an eighth of the room falling behind is not a few slow
+    // readers (those are dropped one by one) but more traffic than this
+    // server can write: new messages are refused until it clears.
+    if (delivered >= 8 && behind * 8 > delivered) this.#congestedAt = performance.now()
+  }
+
+  /** Counts a message refused because the server is congested. */
+  shed (conn: Connection): void {
+    this.#stats.drop('overloaded', conn.request.ip)
+  }
+
+  /** Whether a recent broadcast found much of its room falling behind. */
+  get congested (): boolean {
+    return performance.now() - this.#congestedAt < CONGESTION_WINDOW_MS
   }
 
   /** Sends a presence event to this server's members of its room, except the user's own sockets. */

@@ -49,6 +49,14 @@ export class Session {
       conn.sendError('not_in_room', room === undefined ? 'join a room first' : `not in room "${room}"`, cid)
       return
     }
+    if (this.#hub.congested) {
+      // More is being sent than this server can write out: shed the new
+      // message (the sender is told, and may retry) so latency and memory
+      // stay bounded for everyone, instead of dropping every reader as slow.
+      this.#hub.shed(conn)
+      conn.sendError('overloaded', 'the server is overloaded: the message was not sent, try again shortly', cid)
+      return
+    }
     if (cid !== undefined) {
       const seen = this.#cids.get(room, cid)
       if (seen !== undefined) {

@@ -45,6 +45,7 @@ export type ErrorCode =
   | 'invalid_name'
   | 'rejected'
   | 'rate_limited'
+  | 'overloaded'
   | 'unavailable'
   | 'internal_error'
 

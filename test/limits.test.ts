@@ -373,3 +373,31 @@ t.test('the ws that @fastify/websocket loads has the 8.21 security fixes', async
   t.ok(major === 8 && minor >= 21, `ws ${version}`)
   t.equal(WebSocket.OPEN, 1)
 })
+
+t.test('when much of a room falls behind, new messages are refused with overloaded, not every reader dropped', async (t) => {
+  const { app, url } = await listen(t, { maxBufferedBytes: 4 * 1024 * 1024, maxMessageLength: 100_000, rateLimit: false, closeTimeout: 30_000 })
+  const sender = await join(url, '?name=sender')
+  const readers = []
+  for (let i = 0; i < 16; i++) readers.push(await join(url, `?name=r${i}`))
+  // They all stop reading: what the server writes to them piles up.
+  for (const reader of readers) (reader.ws as unknown as { _socket: { pause (): void } })._socket.pause()
+  const big = 'x'.repeat(50_000)
+  let refused = null
+  // Bounded: at most 400 broadcasts of 50 kB (20 MB per reader, past the kernel buffers).
+  for (let i = 0; i < 400 && refused === null; i++) {
+    await app.chat.broadcast('lobby', big)
+    if (i % 10 !== 9) continue
+    sender.send({ type: 'message', text: `try ${i}`, cid: `c${i}` })
+    for (;;) {
+      const frame = await sender.next()
+      if (frame.type === 'error') { refused = frame; break }
+      if (frame.type === 'message' && frame.text === `try ${i}`) break
+    }
+  }
+  t.match(refused, { code: 'overloaded' }, 'the sender is told')
+  t.equal(app.chat.stats().drops.slow_consumer, 0, 'no reader was dropped for it')
+  t.ok(app.chat.stats().drops.overloaded >= 1)
+  const stored = await app.chat.history('lobby', { limit: 1000 })
+  t.notOk(stored.some((m) => m.cid === refused?.cid), 'the refused message was not stored')
+  for (const reader of readers) (reader.ws as unknown as { _socket: { resume (): void } })._socket.resume()
+})
