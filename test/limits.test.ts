@@ -10,19 +10,9 @@ import type { Test } from 'tap'
 import WebSocket from 'ws'
 import fastifyChat, { MemoryStore } from '../index.js'
 import type { ChatMessage, NewMessage } from '../index.js'
-import { Client, join, listen, refusedWith, within } from './helpers/chat.js'
+import { Client, join, listen, messages, refusedWith, within } from './helpers/chat.js'
 
 /** Proves a client still chats: its own message comes back. */
-/** Reads frames until `count` messages have arrived. */
-async function messages (client: Client, count: number): Promise<Array<{ offset: number, text: string }>> {
-  const out: Array<{ offset: number, text: string }> = []
-  while (out.length < count) {
-    const frame = await client.next()
-    if (frame.type === 'message') out.push({ offset: frame.offset, text: frame.text })
-  }
-  return out
-}
-
 async function stillChats (t: Test, client: Client, text = 'still here'): Promise<void> {
   client.send(text)
   const frame = await client.next()

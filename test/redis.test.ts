@@ -10,7 +10,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import fastifyChat, { MemoryStore, redisAdapter } from '../index.js'
 import type { FastifyChatOptions, RedisAdapterOptions } from '../index.js'
-import { Client, join, within } from './helpers/chat.js'
+import { Client, join, messages, within } from './helpers/chat.js'
 import { startRedis } from './helpers/redis.js'
 import type { RedisServer } from './helpers/redis.js'
 
@@ -26,16 +26,6 @@ async function node (t: Test, redis: RedisServer, opts: FastifyChatOptions = {},
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   return { app, url: `ws://127.0.0.1:${(app.server.address() as { port: number }).port}` }
-}
-
-/** Reads frames until `count` messages have arrived; returns their texts. */
-async function messages (client: Client, count: number): Promise<Array<{ offset: number, text: string }>> {
-  const out: Array<{ offset: number, text: string }> = []
-  while (out.length < count) {
-    const frame = await client.next()
-    if (frame.type === 'message') out.push({ offset: frame.offset, text: frame.text })
-  }
-  return out
 }
 
 t.test('a message on any instance reaches every member on all, exactly once, in one order', async (t) => {

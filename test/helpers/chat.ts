@@ -105,3 +105,13 @@ export async function join (url: string, query = '', options: WebSocket.ClientOp
   await client.expect('joined')
   return client
 }
+
+/** Reads frames until `count` messages have arrived; returns their offsets and texts. */
+export async function messages (client: Client, count: number): Promise<Array<{ offset: number, text: string }>> {
+  const out: Array<{ offset: number, text: string }> = []
+  while (out.length < count) {
+    const frame = await client.next()
+    if (frame.type === 'message') out.push({ offset: frame.offset, text: frame.text })
+  }
+  return out
+}
