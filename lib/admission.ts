@@ -60,7 +60,7 @@ export class Admission {
     }
     this.#total++
     this.#perIp.set(ip, perIp + 1)
-    const place = new Place(this, ip)
+    const place = new Place(this.#free, ip)
     // The TCP socket outlives the upgrade, so its close covers a refused
     // request, a failed handshake and a chat socket alike. Injected requests
     // have none and are released through release() when their WebSocket closes.
@@ -75,12 +75,8 @@ export class Admission {
     this.#places.get(request)?.release()
   }
 
-  /** @internal */
-  free (ip: string): void {
-    this.#release(ip)
-  }
-
-  #release (ip: string): void {
+  // One function for every place, rather than a closure per request.
+  readonly #free = (ip: string): void => {
     this.#total--
     const left = (this.#perIp.get(ip) ?? 1) - 1
     if (left === 0) this.#perIp.delete(ip)
@@ -90,17 +86,17 @@ export class Admission {
 
 /** One admitted request's place, given back once. */
 class Place {
-  #admission: Admission | null
+  #free: ((ip: string) => void) | null
   #ip: string
 
-  constructor (admission: Admission, ip: string) {
-    this.#admission = admission
+  constructor (free: (ip: string) => void, ip: string) {
+    this.#free = free
     this.#ip = ip
   }
 
   readonly release = (): void => {
-    this.#admission?.free(this.#ip)
-    this.#admission = null
+    this.#free?.(this.#ip)
+    this.#free = null
   }
 }
 

@@ -105,8 +105,15 @@ async function say (page: Page, text: string): Promise<void> {
   await page.press('#text-input', 'Enter')
 }
 
-function count (list: string[], text: string): number {
-  return list.filter((x) => x === text).length
+/** Asserts that every page shows each of `expected` exactly once; returns the first page's texts. */
+async function shownOnce (t: Test, pages: Record<string, Page>, expected: string[]): Promise<string[]> {
+  const shown: string[][] = []
+  for (const [name, page] of Object.entries(pages)) {
+    const list = await texts(page)
+    shown.push(list)
+    for (const text of expected) t.equal(list.filter((x) => x === text).length, 1, `${name} shows "${text}" once`)
+  }
+  return shown[0] ?? []
 }
 
 t.test('two pages chat both ways; a page in another room sees none of it', async (t) => {
@@ -185,12 +192,7 @@ t.test('every socket dropped: reconnecting, then open; nothing lost, nothing twi
   await say(bob, 'after')
   await waitForText(alice, 'after')
   await waitForText(bob, 'after')
-  const seenByAlice = await texts(alice)
-  const seenByBob = await texts(bob)
-  for (const text of ['before', 'while alice was away', 'typed while away', 'after']) {
-    t.equal(count(seenByAlice, text), 1, `alice shows "${text}" once`)
-    t.equal(count(seenByBob, text), 1, `bob shows "${text}" once`)
-  }
+  const seenByAlice = await shownOnce(t, { alice, bob }, ['before', 'while alice was away', 'typed while away', 'after'])
   t.same(seenByAlice.indexOf('while alice was away') < seenByAlice.indexOf('typed while away'), true, 'in order')
   t.same(problems.splice(0), [], 'no dialog opened and no page error')
 })
@@ -220,11 +222,6 @@ t.test('the server restarts with the same store: the pages resume where they wer
   await waitForText(bob, 'typed while down')
   await waitForText(alice, 'typed while down')
 
-  const seenByAlice = await texts(alice)
-  const seenByBob = await texts(bob)
-  for (const text of ['before the restart', 'typed while down', 'right after the restart']) {
-    t.equal(count(seenByAlice, text), 1, `alice shows "${text}" once`)
-    t.equal(count(seenByBob, text), 1, `bob shows "${text}" once`)
-  }
+  await shownOnce(t, { alice, bob }, ['before the restart', 'typed while down', 'right after the restart'])
   t.same(problems.splice(0), [], 'no dialog opened and no page error')
 })

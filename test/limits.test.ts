@@ -7,7 +7,6 @@ import fastifyWebsocket from '@fastify/websocket'
 import Fastify from 'fastify'
 import t from 'tap'
 import type { Test } from 'tap'
-import WebSocket from 'ws'
 import fastifyChat, { MemoryStore } from '../index.js'
 import type { ChatMessage, NewMessage } from '../index.js'
 import { Client, join, listen, messages, refusedWith, within } from './helpers/chat.js'
@@ -361,7 +360,6 @@ t.test('the ws that @fastify/websocket loads has the 8.21 security fixes', async
   const version = (fromPlugin('ws/package.json') as { version: string }).version
   const [major, minor] = version.split('.').map(Number) as [number, number]
   t.ok(major === 8 && minor >= 21, `ws ${version}`)
-  t.equal(WebSocket.OPEN, 1)
 })
 
 t.test('when much of a room falls behind, new messages are refused with overloaded, not every reader dropped', async (t) => {
