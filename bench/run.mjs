@@ -13,6 +13,8 @@
 //   --nice=N              run servers and load generators at this nice level (e.g. -10 on a
 //                         machine other work shares; needs root for negative values)
 //   --out=FILE            Markdown output (default bench/results-latest.md)
+//   --subs=a,b            fan-out ramp at these subscriber counts only (default 100,1000,5000)
+//   --cpu-prof=DIR        write a V8 CPU profile of every server process to DIR (open it in Chrome DevTools)
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 import os from 'node:os'
@@ -69,6 +71,8 @@ const CFG = QUICK
       storeTimeoutMs: 15 * 60_000
     }
 
+if (option('subs') !== undefined) CFG.rampSizes = option('subs').split(',').map(Number)
+
 const P99_LIMIT_MS = 100
 const SAMPLED = 20 // subscribers per run that decode payloads for latency
 const CPU_RATE = 100_000 // deliveries/s of the fixed-load CPU scenario
@@ -81,6 +85,7 @@ const CALM = 10 // % of a core used by other processes under which the machine c
 let calmBudgetMs = CFG.calmBudgetMs // total time the run may wait for other processes to finish
 let calmWaitedMs = 0
 const NICE = Number(option('nice') ?? 0)
+const CPU_PROF = option('cpu-prof')
 const IDLE_ROOM = 100 // fastify-chat idle sockets per room (see the note under the idle table)
 const HARD_LIMIT_MS = (QUICK ? 10 : 60) * 60_000
 
@@ -137,7 +142,8 @@ class Rig {
   static async start (server) {
     const rig = new Rig()
     rig.server = server
-    rig.proc = spawnNode(['--expose-gc', join(here, 'servers', server.file)], {
+    const profile = CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`]
+    rig.proc = spawnNode(['--expose-gc', ...profile, join(here, 'servers', server.file)], {
       cpus: SERVER_CPUS,
       nice: NICE,
       env: { ...process.env, ...server.env }

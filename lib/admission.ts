@@ -20,10 +20,18 @@ export class Admission {
   #opts: ResolvedOptions
   #total = 0
   #perIp = new Map<string, number>()
-  #places = new WeakMap<FastifyRequest, Place>()
+  // The address each holder of a place came from: a TCP socket, or the
+  // request of an injected socket (which has none). One place per TCP
+  // socket, however many upgrade requests it carries.
+  #places = new WeakMap<object, string>()
+  // One 'close' listener for every TCP socket rather than a closure each:
+  // every byte counts per socket on a server with many idle ones.
+  readonly #onSocketClose: (this: object) => void
 
   constructor (opts: ResolvedOptions) {
     this.#opts = opts
+    const free = this.#free
+    this.#onSocketClose = function (this: object) { free(this) }
   }
 
   /** Sockets admitted and not yet closed. */
@@ -50,6 +58,12 @@ export class Admission {
 
   /** Takes a place for `request`, released when its socket closes; a refusal when there is none. */
   admit (request: FastifyRequest): Refusal | null {
+    // The TCP socket outlives the upgrade, so its close covers a refused
+    // request, a failed handshake and a chat socket alike. Injected requests
+    // have none and are released through release() when their WebSocket closes.
+    const socket = request.raw.socket as NodeJS.EventEmitter | undefined
+    const holder: object = socket ?? request
+    if (this.#places.has(holder)) return null
     if (this.#total >= this.#opts.maxConnections) {
       return { reason: 'server_full', status: 503, message: 'the chat is full, try again later' }
     }
@@ -60,43 +74,24 @@ export class Admission {
     }
     this.#total++
     this.#perIp.set(ip, perIp + 1)
-    const place = new Place(this.#free, ip)
-    // The TCP socket outlives the upgrade, so its close covers a refused
-    // request, a failed handshake and a chat socket alike. Injected requests
-    // have none and are released through release() when their WebSocket closes.
-    const socket = request.raw.socket as NodeJS.EventEmitter | undefined
-    if (socket !== undefined) socket.on('close', place.release)
-    else this.#places.set(request, place)
+    this.#places.set(holder, ip)
+    socket?.on('close', this.#onSocketClose)
     return null
   }
 
   /** Gives back the place taken for an injected `request`; safe to call more than once. */
   release (request: FastifyRequest): void {
-    this.#places.get(request)?.release()
+    this.#free(request)
   }
 
-  // One function for every place, rather than a closure per request.
-  readonly #free = (ip: string): void => {
+  readonly #free = (holder: object): void => {
+    const ip = this.#places.get(holder)
+    if (ip === undefined) return
+    this.#places.delete(holder)
     this.#total--
     const left = (this.#perIp.get(ip) ?? 1) - 1
     if (left === 0) this.#perIp.delete(ip)
     else this.#perIp.set(ip, left)
-  }
-}
-
-/** One admitted request's place, given back once. */
-class Place {
-  #free: ((ip: string) => void) | null
-  #ip: string
-
-  constructor (free: (ip: string) => void, ip: string) {
-    this.#free = free
-    this.#ip = ip
-  }
-
-  readonly release = (): void => {
-    this.#free?.(this.#ip)
-    this.#free = null
   }
 }
 

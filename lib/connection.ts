@@ -6,8 +6,8 @@ import type { ChatClient } from './options.js'
 import type { TokenBucket } from './rate-limit.js'
 import type { Stats } from './stats.js'
 import type { ChatMessage, ErrorCode, ServerFrame } from './wire.js'
-import { writeCoalesced } from './fanout.js'
-import type { Prepared } from './fanout.js'
+import { frameText } from './fanout.js'
+import type { Batch } from './fanout.js'
 import { rawSocketOf } from './ws-internals.js'
 import type { RawSocket } from './ws-internals.js'
 
@@ -37,8 +37,6 @@ export interface ConnectionContext {
 
 /** One chat socket and what the hub knows about it. */
 export class Connection implements ChatClient {
-  /** Unique per socket, even when two sockets share a user id. */
-  readonly key = randomId()
   readonly id: string
   name: string
   readonly rooms = new Set<string>()
@@ -48,14 +46,18 @@ export class Connection implements ChatClient {
   // encoded presence frames) held back meanwhile; made on first use, since
   // most sockets of a big server are idle and every byte counts per socket.
   #held: Map<string, Array<ChatMessage | string>> | null = null
-  /** Presence announcements of this socket's joins still on their way through the adapter. */
-  joining: Map<string, Promise<void>> | null = null
+  // Presence announcements of this socket's joins still on their way through the adapter.
+  #joining: Map<string, Promise<void>> | null = null
+  // Made when first asked for (only a sender with echo off needs one).
+  #key: string | null = null
   /** Frames received but not yet handled; handled one at a time to keep their order. */
   queued = 0
   /** Cleared by each heartbeat, set by the pong: a socket still cleared at the next beat is dead. */
   alive = true
   /** Set when the server closes this socket: frames still queued from it are dropped. */
   closedByServer = false
+  /** Whether ws itself refuses frames over `maxPayload` (otherwise each message is checked). */
+  sizeChecked = false
   readonly bucket: TokenBucket | null
   #ctx: ConnectionContext
   // The stream under the socket, for pre-framed writes; null means go through ws.
@@ -71,6 +73,33 @@ export class Connection implements ChatClient {
     this.#ctx = ctx
     this.bucket = bucket
     this.#raw = rawSocketOf(socket)
+  }
+
+  /** Unique per socket, even when two sockets share a user id: what `exclude` names. */
+  get key (): string {
+    return (this.#key ??= randomId())
+  }
+
+  /** The key if it was ever asked for: a socket without one cannot be excluded. */
+  get keyIfSet (): string | null {
+    return this.#key
+  }
+
+  /** Remembers the presence announcement of this socket's join of `room`. */
+  announcing (room: string, announced: Promise<void>): void {
+    (this.#joining ??= new Map()).set(room, announced)
+  }
+
+  /** Waits for the announcement of this socket's join of `room`, if one is on its way. */
+  async announced (room: string): Promise<void> {
+    const announced = this.#joining?.get(room)
+    if (announced === undefined) return
+    try {
+      await announced
+    } finally {
+      this.#joining?.delete(room)
+      if (this.#joining?.size === 0) this.#joining = null
+    }
   }
 
   /** Reads from the socket again once its queue is short. */
@@ -102,6 +131,7 @@ export class Connection implements ChatClient {
     }
     const held = this.#held.get(room)
     this.#held.delete(room)
+    if (this.#held.size === 0) this.#held = null
     return held
   }
 
@@ -124,19 +154,24 @@ export class Connection implements ChatClient {
   }
 
   /**
-   * Writes already-encoded data unless the socket is not open or already has
+   * Writes an encoded frame unless the socket is not open or already has
    * more than `maxBufferedBytes` waiting: a reader that slow is closed with
    * 1013 rather than buffered for without bound. Returns whether it wrote.
    */
-  sendRaw (data: string | Buffer): boolean {
+  sendRaw (text: string): boolean {
     const { socket } = this
     if (socket.readyState !== WebSocket.OPEN) return false
-    if (socket.bufferedAmount > this.#ctx.maxBufferedBytes) {
-      this.#slow(socket.bufferedAmount)
+    const raw = this.#raw
+    const waiting = raw === null ? socket.bufferedAmount : raw.writableLength
+    if (waiting > this.#ctx.maxBufferedBytes) {
+      this.#slow(waiting)
       return false
     }
     try {
-      socket.send(data)
+      // Framed here like broadcasts: one buffer and one write, without the
+      // allocations of ws's generic send path.
+      if (raw === null) socket.send(text)
+      else raw.write(frameText(text))
       return true
     } catch (err) {
       this.request.log.warn({ err }, 'fastify-chat: send failed, dropping socket')
@@ -146,19 +181,25 @@ export class Connection implements ChatClient {
   }
 
   /**
-   * The broadcast hot path: per recipient, a state check, a buffered-bytes
-   * check and a coalesced write of bytes framed once for everyone.
+   * The broadcast hot path: per recipient and batch, a state check, a
+   * buffered-bytes check and one write of bytes framed once for everyone.
    */
-  deliver (prepared: Prepared): DeliveryResult {
+  deliver (batch: Batch): DeliveryResult {
     const raw = this.#raw
-    if (raw === null) return this.sendRaw(prepared.text) ? Delivery.WRITTEN : Delivery.NOT_WRITTEN
+    if (raw === null) {
+      let wrote = false
+      for (const entry of batch.entriesFor(this)) wrote = this.sendRaw(entry.text) || wrote
+      return wrote ? Delivery.WRITTEN : Delivery.NOT_WRITTEN
+    }
     if (this.socket.readyState !== WebSocket.OPEN) return Delivery.NOT_WRITTEN
     const waiting = raw.writableLength
     if (waiting > this.#ctx.maxBufferedBytes) {
       this.#slow(waiting)
       return Delivery.NOT_WRITTEN
     }
-    writeCoalesced(raw, prepared.frame)
+    const frames = batch.skips(this) ? batch.framesFor(this) : batch.frames
+    if (frames === null) return Delivery.NOT_WRITTEN
+    raw.write(frames)
     return waiting > this.#ctx.behindBytes ? Delivery.BEHIND : Delivery.WRITTEN
   }
 

@@ -1,71 +1,125 @@
-import type { RawSocket } from './ws-internals.js'
+import type { ChatMessage } from './wire.js'
+
+/** Whoever a batch entry must skip, and what a recipient is for that check. */
+export interface Recipient {
+  /** The connection key, if one was ever handed out (only then can it be excluded). */
+  readonly keyIfSet: string | null
+  readonly id: string
+}
+
+interface Entry {
+  text: string
+  /** UTF-8 length of `text`. */
+  length: number
+  /** The stored message, for sockets that hold live messages back during a join; null for presence. */
+  message: ChatMessage | null
+  /** Connection key that must not get it: the sender, when echo is off. */
+  excludeKey: string | null
+  /** User whose sockets must not get it: a user is not told of their own presence. */
+  excludeUser: string | null
+}
+
+function headerLength (length: number): number {
+  return length < 126 ? 2 : length < 65536 ? 4 : 10
+}
+
+/** Writes an unmasked text frame (RFC 6455 §5.2: FIN + opcode 1, length, payload) at `at`; returns where it ends. */
+function writeFrame (target: Buffer, at: number, entry: { text: string, length: number }): number {
+  const { length } = entry
+  target[at] = 0x81
+  if (length < 126) {
+    target[at + 1] = length
+    at += 2
+  } else if (length < 65536) {
+    target[at + 1] = 126
+    target.writeUInt16BE(length, at + 2)
+    at += 4
+  } else {
+    target[at + 1] = 127
+    target.writeUInt32BE(Math.floor(length / 2 ** 32), at + 2)
+    target.writeUInt32BE(length >>> 0, at + 6)
+    at += 10
+  }
+  return at + target.write(entry.text, at, length, 'utf8')
+}
+
+/** One text frame, for a single socket. */
+export function frameText (text: string): Buffer {
+  const length = Buffer.byteLength(text)
+  const frame = Buffer.allocUnsafe(headerLength(length) + length)
+  writeFrame(frame, 0, { text, length })
+  return frame
+}
+
+function skips (entry: Entry, to: Recipient): boolean {
+  return (entry.excludeUser !== null && entry.excludeUser === to.id) ||
+    (entry.excludeKey !== null && entry.excludeKey === to.keyIfSet)
+}
 
 /**
- * One broadcast, encoded once and framed once: every recipient gets the same
- * bytes. `text` is there for sockets that must go through ws's own `send()`.
+ * What one room has to send in one event-loop iteration: every message and
+ * presence event, each encoded once, framed together into one buffer that
+ * every member gets in one write. A burst of messages then costs each
+ * recipient one write (one system call), and the per-recipient work is done
+ * once per batch rather than once per message.
  */
-export class Prepared {
-  readonly text: string
-  #frame: Buffer | null = null
+export class Batch {
+  readonly entries: Entry[] = []
+  /** Framed bytes so far. */
+  bytes = 0
+  /** Message entries (deliveries per recipient that gets all of them). */
+  messages = 0
+  /** Whether some entry skips someone: only then do recipients need checking one by one. */
+  exclusions = false
+  #frames: Buffer | null = null
 
-  constructor (text: string) {
-    this.text = text
+  add (text: string, message: ChatMessage | null, excludeKey: string | null, excludeUser: string | null): void {
+    const length = Buffer.byteLength(text)
+    this.entries.push({ text, length, message, excludeKey, excludeUser })
+    this.bytes += headerLength(length) + length
+    if (message !== null) this.messages++
+    if (excludeKey !== null || excludeUser !== null) this.exclusions = true
+    this.#frames = null
   }
 
-  /** The whole unmasked text frame (RFC 6455 §5.2): FIN + opcode 1, length, payload. */
-  get frame (): Buffer {
-    if (this.#frame !== null) return this.#frame
-    const length = Buffer.byteLength(this.text)
-    const header = length < 126 ? 2 : length < 65536 ? 4 : 10
-    const frame = Buffer.allocUnsafe(header + length)
-    frame[0] = 0x81
-    if (header === 2) {
-      frame[1] = length
-    } else if (header === 4) {
-      frame[1] = 126
-      frame.writeUInt16BE(length, 2)
-    } else {
-      frame[1] = 127
-      frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2)
-      frame.writeUInt32BE(length >>> 0, 6)
-    }
-    frame.write(this.text, header, 'utf8')
-    this.#frame = frame
-    return frame
+  /** Every entry, framed, in one buffer: built once per batch, whatever the number of recipients. */
+  get frames (): Buffer {
+    if (this.#frames !== null) return this.#frames
+    const frames = Buffer.allocUnsafe(this.bytes)
+    let at = 0
+    for (const entry of this.entries) at = writeFrame(frames, at, entry)
+    this.#frames = frames
+    return frames
   }
-}
 
-// Sockets corked in this event-loop iteration. Each is corked on its first
-// write and uncorked once when the iteration ends, so a burst of messages
-// reaches each socket in one write (one system call) instead of one per message.
-let corked: RawSocket[] = []
-let flushScheduled = false
-
-function flush (): void {
-  const sockets = corked
-  corked = []
-  flushScheduled = false
-  for (const socket of sockets) {
-    (socket as RawSocket & { [kCorked]?: boolean })[kCorked] = false
-    socket.uncork()
+  /** Whether `to` is skipped by any entry (then it gets {@link framesFor} instead of {@link frames}). */
+  skips (to: Recipient): boolean {
+    if (!this.exclusions) return false
+    for (const entry of this.entries) if (skips(entry, to)) return true
+    return false
   }
-}
 
-const kCorked = Symbol('fastify-chat.corked')
-
-/** Writes `frame` to `socket`, coalesced with everything else written to it in this iteration. */
-export function writeCoalesced (socket: RawSocket, frame: Buffer): void {
-  const marked = socket as RawSocket & { [kCorked]?: boolean }
-  if (marked[kCorked] !== true) {
-    marked[kCorked] = true
-    socket.cork()
-    corked.push(socket)
-    if (!flushScheduled) {
-      flushScheduled = true
-      // setImmediate runs after this iteration's I/O callbacks: every message
-      // handled in this iteration is in before the flush.
-      setImmediate(flush)
-    }
+  /** The entries `to` gets, framed; null when it gets none. */
+  framesFor (to: Recipient): Buffer | null {
+    let bytes = 0
+    for (const entry of this.entries) if (!skips(entry, to)) bytes += headerLength(entry.length) + entry.length
+    if (bytes === 0) return null
+    const frames = Buffer.allocUnsafe(bytes)
+    let at = 0
+    for (const entry of this.entries) if (!skips(entry, to)) at = writeFrame(frames, at, entry)
+    return frames
   }
-  socket.write(frame)
+
+  /** The message entries `to` gets. */
+  messagesFor (to: Recipient): number {
+    if (!this.exclusions) return this.messages
+    let n = 0
+    for (const entry of this.entries) if (entry.message !== null && !skips(entry, to)) n++
+    return n
+  }
+
+  /** The entries `to` gets, one by one: for sockets that go through ws's own `send()`, or hold live messages back. */
+  * entriesFor (to: Recipient): Generator<Entry> {
+    for (const entry of this.entries) if (!skips(entry, to)) yield entry
+  }
 }

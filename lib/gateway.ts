@@ -54,6 +54,15 @@ export class Gateway {
   #p: GatewayParts
   #ctx: ConnectionContext
   #identities = new WeakMap<FastifyRequest, Identity>()
+  // Each socket's connection, for listeners shared by every socket: a
+  // closure per socket and event would cost memory on every idle socket.
+  #connections = new WeakMap<WebSocket, Connection>()
+  readonly #listeners: {
+    error: (this: WebSocket, err: Error & { code?: string }) => void
+    pong: (this: WebSocket) => void
+    close: (this: WebSocket, code: number) => void
+    message: (this: WebSocket, data: Buffer, isBinary: boolean) => void
+  }
 
   constructor (parts: GatewayParts) {
     this.#p = parts
@@ -61,6 +70,28 @@ export class Gateway {
     // A socket with this much waiting is behind: a quarter of the cap, and at
     // most 64 KiB, a few hundred messages, so shedding starts before latency grows.
     this.#ctx = { maxBufferedBytes: max, behindBytes: Math.min(max / 4, 64 * 1024), closeTimeout: parts.opts.closeTimeout, stats: parts.stats }
+    const connections = this.#connections
+    const message = this.#message
+    const { hub, stats } = parts
+    // ws calls listeners with the socket as `this`.
+    this.#listeners = {
+      error (err) {
+        const conn = connections.get(this) as Connection
+        stats.drop(TOO_LARGE_CODES.has(err.code ?? '') ? 'too_large' : 'invalid', conn.request.ip)
+        conn.request.log.info({ err }, 'fastify-chat: protocol error from client')
+      },
+      pong () {
+        (connections.get(this) as Connection).alive = true
+      },
+      close (code) {
+        const conn = connections.get(this) as Connection
+        hub.remove(conn)
+        stats.closed(conn.request.ip, code)
+      },
+      message (data, isBinary) {
+        message(connections.get(this) as Connection, data, isBinary)
+      }
+    }
   }
 
   async #refuse (request: FastifyRequest, reply: FastifyReply, refusal: Refusal): Promise<FastifyReply> {
@@ -105,7 +136,7 @@ export class Gateway {
 
   /** The WebSocket route handler. Synchronous: listeners go on before anything async. */
   readonly connect = (socket: WebSocket, request: FastifyRequest): void => {
-    const { opts, hub, session, admission, stats } = this.#p
+    const { opts, hub, admission, stats } = this.#p
     // Injected sockets (injectWS) have no TCP socket to give their place back.
     if (request.raw.socket === undefined) socket.once('close', () => admission.release(request))
     if (hub.closed) {
@@ -126,58 +157,17 @@ export class Gateway {
     const name = sanitizeName(askedName)
     const bucket = opts.rateLimit === null ? null : new TokenBucket(opts.rateLimit)
     const conn = new Connection(socket, request, id, name ?? guestName(), this.#ctx, bucket)
+    conn.sizeChecked = payloadEnforced
 
+    this.#connections.set(socket, conn)
     // @fastify/websocket's default error handler terminates the socket right
     // after ws queues its close frame, so the client would see 1006 instead
     // of 1007/1009. ws closes the socket itself; we only count and log.
     socket.removeAllListeners('error')
-    socket.on('error', (err: Error & { code?: string }) => {
-      stats.drop(TOO_LARGE_CODES.has(err.code ?? '') ? 'too_large' : 'invalid', request.ip)
-      request.log.info({ err }, 'fastify-chat: protocol error from client')
-    })
-    if (opts.heartbeatInterval !== 0) socket.on('pong', () => { conn.alive = true })
-    socket.on('close', (code) => {
-      hub.remove(conn)
-      stats.closed(request.ip, code)
-    })
-    socket.on('message', (data: Buffer, isBinary) => {
-      conn.alive = true
-      stats.messagesIn++
-      if (isBinary) {
-        stats.drop('invalid', request.ip)
-        conn.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
-        return
-      }
-      if (!payloadEnforced && data.length > opts.maxPayload) {
-        stats.drop('too_large', request.ip)
-        conn.close(CloseCode.MESSAGE_TOO_BIG, 'frame too large')
-        return
-      }
-      const raw = data.toString()
-      if (bucket !== null && !bucket.take()) {
-        stats.drop('rate_limited', request.ip)
-        if (bucket.strikes >= (opts.rateLimit?.burst ?? 0)) {
-          conn.close(CloseCode.POLICY_VIOLATION, 'rate limit exceeded')
-        } else {
-          conn.sendError('rate_limited', 'slow down: the message was not sent', peekCid(raw))
-        }
-        return
-      }
-      if (conn.queued >= MAX_QUEUED_FRAMES) {
-        conn.close(CloseCode.POLICY_VIOLATION, 'too many frames in flight')
-        return
-      }
-      if (conn.queued === QUEUE_HIGH) socket.pause()
-      conn.enqueue(async () => {
-        try {
-          await session.handle(conn, raw)
-        } catch (err) {
-          request.log.error({ err }, 'fastify-chat: frame handling failed')
-          conn.sendError('internal_error', 'the frame could not be handled')
-        }
-        conn.resumeReading()
-      })
-    })
+    socket.on('error', this.#listeners.error)
+    if (opts.heartbeatInterval !== 0) socket.on('pong', this.#listeners.pong)
+    socket.on('close', this.#listeners.close)
+    socket.on('message', this.#listeners.message)
 
     hub.add(conn)
     stats.accept(request.ip)
@@ -196,5 +186,47 @@ export class Gateway {
     }
     const since = parseSinceParam(query.since) ?? undefined
     conn.enqueue(() => hub.join(conn, room, since))
+  }
+
+  /** One frame from a client: the checks that need no parsing, then into the connection's queue. */
+  readonly #message = (conn: Connection, data: Buffer, isBinary: boolean): void => {
+    const { opts, session, stats } = this.#p
+    const { request, bucket } = conn
+    conn.alive = true
+    stats.messagesIn++
+    if (isBinary) {
+      stats.drop('invalid', request.ip)
+      conn.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
+      return
+    }
+    if (!conn.sizeChecked && data.length > opts.maxPayload) {
+      stats.drop('too_large', request.ip)
+      conn.close(CloseCode.MESSAGE_TOO_BIG, 'frame too large')
+      return
+    }
+    const raw = data.toString()
+    if (bucket !== null && !bucket.take()) {
+      stats.drop('rate_limited', request.ip)
+      if (bucket.strikes >= (opts.rateLimit?.burst ?? 0)) {
+        conn.close(CloseCode.POLICY_VIOLATION, 'rate limit exceeded')
+      } else {
+        conn.sendError('rate_limited', 'slow down: the message was not sent', peekCid(raw))
+      }
+      return
+    }
+    if (conn.queued >= MAX_QUEUED_FRAMES) {
+      conn.close(CloseCode.POLICY_VIOLATION, 'too many frames in flight')
+      return
+    }
+    if (conn.queued === QUEUE_HIGH) conn.socket.pause()
+    conn.enqueue(async () => {
+      try {
+        await session.handle(conn, raw)
+      } catch (err) {
+        request.log.error({ err }, 'fastify-chat: frame handling failed')
+        conn.sendError('internal_error', 'the frame could not be handled')
+      }
+      conn.resumeReading()
+    })
   }
 }

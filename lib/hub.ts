@@ -4,7 +4,7 @@ import { CloseCode } from './close-codes.js'
 import { Delivery } from './connection.js'
 import type { Connection } from './connection.js'
 import { FST_CHAT_CLOSED, FST_CHAT_INVALID_ARGUMENT, FST_CHAT_INVALID_MESSAGE, FST_CHAT_INVALID_ROOM } from './errors.js'
-import { Prepared } from './fanout.js'
+import { Batch } from './fanout.js'
 import { SYSTEM_USER } from './options.js'
 import type { ResolvedOptions } from './options.js'
 import { encodeMessage, fitsLength, isRoomName } from './protocol.js'
@@ -18,6 +18,10 @@ import type { ChatMessage, Since, User } from './wire.js'
 // cannot keep up and is better off reconnecting with `since`.
 const MAX_HELD_PER_ROOM = 1024
 const CONGESTION_WINDOW_MS = 20
+// A room's batch is written out early once it holds this much, which bounds
+// both the buffer built per batch and how far one write can take a socket
+// past maxBufferedBytes.
+const MAX_BATCH_BYTES = 64 * 1024
 
 interface Room {
   members: Set<Connection>
@@ -25,6 +29,8 @@ interface Room {
   users: Map<string, number>
   /** Settles once this node receives the room's messages; every join waits for it. */
   ready: Promise<void>
+  /** What is to be written to the members at the end of this event-loop iteration. */
+  batch: Batch | null
 }
 
 /** Options of `app.chat.broadcast`. */
@@ -71,6 +77,9 @@ export class Hub implements Chat {
   #leaving = new Map<string, { timer: NodeJS.Timeout, room: string, user: User }>()
   #closed = false
   #congestedAt = -Infinity
+  // Rooms with a batch to write, and the flush at the end of this iteration.
+  #pending: Array<[string, Room]> = []
+  #flushing: NodeJS.Immediate | null = null
 
   constructor (opts: ResolvedOptions, store: HistoryStore, adapter: Adapter, stats: Stats, log: FastifyBaseLogger) {
     this.#opts = opts
@@ -136,27 +145,14 @@ export class Hub implements Chat {
 
   /**
    * Sends a stored message to this server's members of its room: encoded
-   * and framed once, whatever the number of recipients.
+   * once, and written with everything else the room sends in this
+   * iteration, framed once for all recipients.
    */
   deliver (message: ChatMessage, exclude: string | null): void {
     const room = this.#rooms.get(message.room)
-    if (room === undefined) return
-    let prepared: Prepared | null = null
-    let delivered = 0
-    let behind = 0
-    for (const conn of room.members) {
-      if (conn.key === exclude) continue
-      if (conn.holding && this.#hold(conn, message)) continue
-      prepared ??= new Prepared(encodeMessage(message))
-      const result = conn.deliver(prepared)
-      if (result !== Delivery.NOT_WRITTEN) delivered++
-      if (result === Delivery.BEHIND) behind++
-    }
-    this.#stats.deliveriesOut += delivered
-    // More than an eighth of the room falling behind is not a few slow
-    // readers (those are dropped one by one) but more traffic than this
-    // server can write: new messages are refused until it clears.
-    if (delivered >= 8 && behind * 8 > delivered) this.#congestedAt = performance.now()
+    if (room === undefined || this.#closed) return
+    this.#queue(message.room, room).add(encodeMessage(message), message, exclude, null)
+    this.#flushIfFull(message.room, room)
   }
 
   /** Counts a message refused because the server is congested. */
@@ -172,20 +168,15 @@ export class Hub implements Chat {
   /** Sends a presence event to this server's members of its room, except the user's own sockets. */
   presenceEvent (event: PresenceEvent): void {
     const room = this.#rooms.get(event.room)
-    if (room === undefined) return
+    if (room === undefined || this.#closed) return
     const frame = event.previous === undefined
       ? { type: 'presence' as const, room: event.room, event: event.event, user: event.user }
       : { type: 'presence' as const, room: event.room, event: event.event, user: event.user, previous: event.previous }
-    // Framed once and written coalesced like messages: filling a big room
-    // sends one presence event to every member per join.
-    const prepared = new Prepared(JSON.stringify(frame))
-    for (const conn of room.members) {
-      if (conn.id === event.user.id) continue
-      // During a join's replay it follows the joined frame, like messages do.
-      const held = conn.holding ? conn.held(event.room) : undefined
-      if (held !== undefined) held.push(prepared.text)
-      else conn.deliver(prepared)
-    }
+    // Batched like messages, so they keep their order with them, and filling
+    // a big room (one presence event to every member per join) writes each
+    // member once per iteration rather than once per join.
+    this.#queue(event.room, room).add(JSON.stringify(frame), null, null, event.user.id)
+    this.#flushIfFull(event.room, room)
   }
 
   /** What the adapter calls back into. */
@@ -194,13 +185,72 @@ export class Hub implements Chat {
     presence: (event) => this.presenceEvent(event)
   }
 
-  /** Holds a live message back while `conn`'s join of its room replays history. */
-  #hold (conn: Connection, message: ChatMessage): boolean {
-    const held = conn.held(message.room)
-    if (held === undefined) return false
-    if (held.length < MAX_HELD_PER_ROOM) held.push(message)
-    else conn.close(CloseCode.TRY_AGAIN_LATER, 'too far behind: reconnect and resume with since')
-    return true
+  /** The room's batch for this iteration, made (and its flush scheduled) on first use. */
+  #queue (name: string, room: Room): Batch {
+    if (room.batch !== null) return room.batch
+    room.batch = new Batch()
+    this.#pending.push([name, room])
+    // setImmediate runs after this iteration's I/O callbacks: every message
+    // handled in this iteration is in the batch before it is written.
+    this.#flushing ??= setImmediate(this.#flush)
+    return room.batch
+  }
+
+  #flushIfFull (name: string, room: Room): void {
+    if (room.batch !== null && room.batch.bytes >= MAX_BATCH_BYTES) this.#flushRoom(name, room)
+  }
+
+  readonly #flush = (): void => {
+    this.#flushing = null
+    const pending = this.#pending
+    this.#pending = []
+    for (const [name, room] of pending) this.#flushRoom(name, room)
+  }
+
+  /** Writes a room's batch: per member, one write of the batch's frames. */
+  #flushRoom (name: string, room: Room): void {
+    const { batch } = room
+    if (batch === null) return
+    room.batch = null
+    let reached = 0
+    let behind = 0
+    let deliveries = 0
+    for (const conn of room.members) {
+      if (conn.holding) {
+        const held = conn.held(name)
+        if (held !== undefined) {
+          this.#holdBatch(conn, held, batch)
+          continue
+        }
+      }
+      const result = conn.deliver(batch)
+      if (result === Delivery.NOT_WRITTEN) continue
+      reached++
+      deliveries += batch.messagesFor(conn)
+      if (result === Delivery.BEHIND) behind++
+    }
+    this.#stats.deliveriesOut += deliveries
+    // More than an eighth of the room falling behind is not a few slow
+    // readers (those are dropped one by one) but more traffic than this
+    // server can write: new messages are refused until it clears.
+    if (batch.messages > 0 && reached >= 8 && behind * 8 > reached) this.#congestedAt = performance.now()
+  }
+
+  /** Writes the room's batch now if it has messages, so what follows for one socket comes after them. */
+  #flushMessages (name: string): void {
+    const room = this.#rooms.get(name)
+    if (room !== undefined && room.batch !== null && room.batch.messages > 0) this.#flushRoom(name, room)
+  }
+
+  /** Holds a batch back from `conn` while its join of the room replays history. */
+  #holdBatch (conn: Connection, held: Array<ChatMessage | string>, batch: Batch): void {
+    for (const entry of batch.entriesFor(conn)) {
+      if (held.length >= MAX_HELD_PER_ROOM) {
+        conn.close(CloseCode.TRY_AGAIN_LATER, 'too far behind: reconnect and resume with since')
+        return
+      }
+      held.push(entry.message ?? entry.text)
+    }
   }
 
   add (conn: Connection): void {
@@ -234,8 +284,7 @@ export class Hub implements Chat {
     try {
       const room = isNew ? this.#addMember(conn, roomName) : this.#rooms.get(roomName) as Room
       await room.ready
-      await conn.joining?.get(roomName)
-      conn.joining?.delete(roomName)
+      await conn.announced(roomName)
       if (since !== undefined) {
         page = await this.#store.since(roomName, since.offset)
         recovered = page !== null && page.epoch === since.epoch
@@ -249,6 +298,9 @@ export class Hub implements Chat {
       conn.sendError('unavailable', 'the room is unavailable right now, try joining again')
       return
     }
+    // Messages still in the room's batch go to the held ones (and are
+    // dropped there if the replay has them), not after the joined frame.
+    this.#flushMessages(roomName)
     // The socket may have closed or left while the store answered.
     const held = conn.release(roomName)
     if (held === undefined || !conn.rooms.has(roomName) || page === null) return
@@ -268,7 +320,10 @@ export class Hub implements Chat {
   }
 
   leave (conn: Connection, room: string): boolean {
-    if (!conn.rooms.delete(room)) return false
+    if (!conn.rooms.has(room)) return false
+    // What the room sent before the leave still reaches the socket, before `left`.
+    this.#flushMessages(room)
+    conn.rooms.delete(room)
     conn.release(room)
     this.#removeMember(conn, room)
     conn.send({ type: 'left', room })
@@ -290,7 +345,7 @@ export class Hub implements Chat {
       const ready = this.#adapter.subscribe(roomName)
       // Joins await it; this keeps a failure from also being an unhandled rejection.
       ready.catch(() => {})
-      room = { members: new Set(), users: new Map(), ready }
+      room = { members: new Set(), users: new Map(), ready, batch: null }
       this.#rooms.set(roomName, room)
     }
     room.members.add(conn)
@@ -307,8 +362,7 @@ export class Hub implements Chat {
       } else {
         const joined = this.#adapter.join(roomName, { id: conn.id, name: conn.name })
         joined.catch(() => {})
-        conn.joining ??= new Map()
-        conn.joining.set(roomName, joined)
+        conn.announcing(roomName, joined)
       }
     }
     return room
@@ -367,6 +421,9 @@ export class Hub implements Chat {
    * their grace period are announced as gone.
    */
   async closeAll (code: number, reason: string, timeoutMs: number): Promise<void> {
+    // What was sent before the shutdown goes out before the close frames.
+    if (this.#flushing !== null) clearImmediate(this.#flushing)
+    this.#flush()
     this.#closed = true
     for (const { timer, room, user } of this.#leaving.values()) {
       clearTimeout(timer)

@@ -1,7 +1,7 @@
 import t from 'tap'
 import * as ws from 'ws'
-import { Prepared, writeCoalesced } from '../lib/fanout.js'
-import type { RawSocket } from '../lib/ws-internals.js'
+import { Batch, frameText } from '../lib/fanout.js'
+import type { ChatMessage } from '../lib/wire.js'
 
 // ws exports its frame parser, but @types/ws does not declare it.
 interface ReceiverLike {
@@ -11,52 +11,85 @@ interface ReceiverLike {
 }
 const { Receiver } = ws as unknown as { Receiver: new (opts: { isServer: boolean }) => ReceiverLike }
 
-/** Decodes frames with ws's own Receiver, the same parser a client uses. */
-async function decode (frame: Buffer): Promise<string> {
+/** Decodes `count` frames with ws's own Receiver, the same parser a client uses. */
+async function decode (frames: Buffer, count: number): Promise<string[]> {
   const receiver = new Receiver({ isServer: false })
-  const message = new Promise<string>((resolve, reject) => {
-    receiver.on('message', (data: Buffer, isBinary: boolean) => resolve(isBinary ? 'binary!' : data.toString()))
+  const got: string[] = []
+  const done = new Promise<string[]>((resolve, reject) => {
+    receiver.on('message', (data: Buffer, isBinary: boolean) => {
+      if (got.push(isBinary ? 'binary!' : data.toString()) === count) resolve(got)
+    })
     receiver.on('error', reject)
   })
-  receiver.write(frame)
-  return await message
+  receiver.write(frames)
+  return await done
 }
 
-t.test('frames once, for every payload length class', async (t) => {
+function message (offset: number): ChatMessage {
+  return { room: 'r', offset, ts: 0, from: { id: 'u', name: 'u' }, text: `m${offset}` }
+}
+
+t.test('frames every entry once, into one buffer, for every payload length class', async (t) => {
+  const batch = new Batch()
+  const texts: string[] = []
   for (const length of [0, 1, 125, 126, 65535, 65536, 70000]) {
     const text = 'é'.repeat(Math.floor(length / 2)) + 'x'.repeat(length % 2)
-    const prepared = new Prepared(text)
-    const frame = prepared.frame
-    t.equal(frame, prepared.frame, 'built once and reused')
-    t.equal(frame[0], 0x81, 'FIN + text opcode')
-    t.equal(frame[1] & 0x80, 0, 'server frames are not masked')
-    t.equal(await decode(frame), text, `${Buffer.byteLength(text)} bytes round-trip`)
+    texts.push(text)
+    batch.add(text, null, null, null)
+  }
+  const frames = batch.frames
+  t.equal(frames, batch.frames, 'built once and reused')
+  t.equal(frames.length, batch.bytes, 'bytes counts headers and payloads')
+  t.equal(frames[0], 0x81, 'FIN + text opcode')
+  t.equal(frames[1] & 0x80, 0, 'server frames are not masked')
+  t.same(await decode(frames, texts.length), texts, 'every payload round-trips, in order')
+  batch.add('late', null, null, null)
+  t.not(batch.frames, frames, 'an entry added later is framed too')
+  t.same((await decode(batch.frames, texts.length + 1)).at(-1), 'late')
+})
+
+t.test('frameText frames one text the same way', async (t) => {
+  for (const text of ['', 'héllo', 'x'.repeat(300), 'y'.repeat(70000)]) {
+    const frame = frameText(text)
+    t.same(await decode(frame, 1), [text])
+    const batch = new Batch()
+    batch.add(text, null, null, null)
+    t.same(frame, batch.frames, `${text.length} characters: same bytes as a batch of one`)
   }
 })
 
-class FakeSocket implements RawSocket {
-  writes: Buffer[] = []
-  corks = 0
-  uncorks = 0
-  get writableLength (): number { return 0 }
-  write (chunk: Buffer): boolean { this.writes.push(chunk); return true }
-  cork (): void { this.corks++ }
-  uncork (): void { this.uncorks++ }
-}
+t.test('counts messages apart from presence events', async (t) => {
+  const batch = new Batch()
+  batch.add('{"type":"presence"}', null, null, null)
+  batch.add('{"type":"message"}', message(1), null, null)
+  t.equal(batch.messages, 1)
+  t.equal(batch.exclusions, false)
+  t.equal(batch.messagesFor({ keyIfSet: null, id: 'a' }), 1)
+})
 
-t.test('corks each socket once per iteration and uncorks after it', async (t) => {
-  const a = new FakeSocket()
-  const b = new FakeSocket()
-  const frame = new Prepared('hi').frame
-  for (let i = 0; i < 3; i++) {
-    writeCoalesced(a, frame)
-    writeCoalesced(b, frame)
-  }
-  t.same([a.corks, a.uncorks, a.writes.length], [1, 0, 3], 'corked once, still corked this iteration')
-  await new Promise((resolve) => setImmediate(resolve))
-  t.same([a.corks, a.uncorks, b.corks, b.uncorks], [1, 1, 1, 1], 'uncorked once at the end of the iteration')
-  writeCoalesced(a, frame)
-  t.equal(a.corks, 2, 'a new iteration corks again')
-  await new Promise((resolve) => setImmediate(resolve))
-  t.equal(a.uncorks, 2)
+t.test('a recipient an entry skips gets the others, framed for it alone', async (t) => {
+  const batch = new Batch()
+  batch.add('one', message(1), 'sender-key', null)
+  batch.add('two', null, null, 'alice')
+  batch.add('three', message(2), null, null)
+  t.equal(batch.exclusions, true)
+
+  const bystander = { keyIfSet: null, id: 'bob' }
+  t.equal(batch.skips(bystander), false, 'a socket without a key is never excluded by key')
+  t.same(await decode(batch.frames, 3), ['one', 'two', 'three'])
+  t.equal(batch.messagesFor(bystander), 2)
+
+  const sender = { keyIfSet: 'sender-key', id: 'carol' }
+  t.equal(batch.skips(sender), true)
+  t.same(await decode(batch.framesFor(sender) as Buffer, 2), ['two', 'three'], 'the sender misses its own message')
+  t.equal(batch.messagesFor(sender), 1)
+
+  const alice = { keyIfSet: null, id: 'alice' }
+  t.same(await decode(batch.framesFor(alice) as Buffer, 2), ['one', 'three'], 'alice misses her own presence event')
+  t.same([...batch.entriesFor(alice)].map((e) => e.text), ['one', 'three'])
+
+  const only = new Batch()
+  only.add('one', message(1), 'sender-key', null)
+  t.equal(only.framesFor(sender), null, 'nothing left for it: no write at all')
+  t.equal(only.messagesFor(sender), 0)
 })

@@ -27,7 +27,7 @@ t.test('without the internals it says so instead of throwing', async (t) => {
 })
 
 t.test('rawSocketOf finds the stream under a socket, and frames written to it arrive in order', async (t) => {
-  const { Prepared, writeCoalesced } = await import('../lib/fanout.js')
+  const { Batch } = await import('../lib/fanout.js')
   const { rawSocketOf } = await import('../lib/ws-internals.js')
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
   t.teardown(() => new Promise((resolve) => wss.close(resolve)))
@@ -41,9 +41,14 @@ t.test('rawSocketOf finds the stream under a socket, and frames written to it ar
   t.ok(raw, 'ws still has _socket and _sender: if this fails, update lib/ws-internals.ts')
   const got: string[] = []
   const three = new Promise<void>((resolve) => client.on('message', (data) => { if (got.push(data.toString()) === 3) resolve() }))
-  writeCoalesced(raw as NonNullable<typeof raw>, new Prepared('one').frame)
+  const framed = (text: string): Buffer => {
+    const batch = new Batch()
+    batch.add(text, null, null, null)
+    return batch.frames
+  }
+  raw?.write(framed('one'))
   server.send('two')
-  writeCoalesced(raw as NonNullable<typeof raw>, new Prepared('three').frame)
+  raw?.write(framed('three'))
   await three
   t.same(got, ['one', 'two', 'three'], 'pre-framed writes and ws.send() keep their order')
   client.close()
