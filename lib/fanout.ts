@@ -69,8 +69,10 @@ export class Batch {
   bytes = 0
   /** Message entries (deliveries per recipient that gets all of them). */
   messages = 0
-  /** Whether some entry skips someone: only then do recipients need checking one by one. */
-  exclusions = false
+  // Whether some entry skips someone: only then do recipients need checking one by one.
+  #exclusions = false
+  // Members that joined after this batch began, with the entries they came too late for.
+  #newcomers: Map<Recipient, number> | null = null
   #frames: Buffer | null = null
 
   add (text: string, message: ChatMessage | null, excludeKey: string | null, excludeUser: string | null): void {
@@ -78,8 +80,15 @@ export class Batch {
     this.entries.push({ text, length, message, excludeKey, excludeUser })
     this.bytes += headerLength(length) + length
     if (message !== null) this.messages++
-    if (excludeKey !== null || excludeUser !== null) this.exclusions = true
+    if (excludeKey !== null || excludeUser !== null) this.#exclusions = true
     this.#frames = null
+  }
+
+  /** `to` joined the room now: it gets only the entries added from now on. */
+  joined (to: Recipient): void {
+    if (this.entries.length === 0) return
+    (this.#newcomers ??= new Map()).set(to, this.entries.length)
+    this.#exclusions = true
   }
 
   /** Every entry, framed, in one buffer: built once per batch, whatever the number of recipients. */
@@ -92,9 +101,10 @@ export class Batch {
     return frames
   }
 
-  /** Whether `to` is skipped by any entry (then it gets {@link framesFor} instead of {@link frames}). */
+  /** Whether `to` misses any entry (then it gets {@link framesFor} instead of {@link frames}). */
   skips (to: Recipient): boolean {
-    if (!this.exclusions) return false
+    if (!this.#exclusions) return false
+    if (this.#newcomers?.has(to) === true) return true
     for (const entry of this.entries) if (skips(entry, to)) return true
     return false
   }
@@ -102,24 +112,27 @@ export class Batch {
   /** The entries `to` gets, framed; null when it gets none. */
   framesFor (to: Recipient): Buffer | null {
     let bytes = 0
-    for (const entry of this.entries) if (!skips(entry, to)) bytes += headerLength(entry.length) + entry.length
+    for (const entry of this.entriesFor(to)) bytes += headerLength(entry.length) + entry.length
     if (bytes === 0) return null
     const frames = Buffer.allocUnsafe(bytes)
     let at = 0
-    for (const entry of this.entries) if (!skips(entry, to)) at = writeFrame(frames, at, entry)
+    for (const entry of this.entriesFor(to)) at = writeFrame(frames, at, entry)
     return frames
   }
 
   /** The message entries `to` gets. */
   messagesFor (to: Recipient): number {
-    if (!this.exclusions) return this.messages
+    if (!this.#exclusions) return this.messages
     let n = 0
-    for (const entry of this.entries) if (entry.message !== null && !skips(entry, to)) n++
+    for (const entry of this.entriesFor(to)) if (entry.message !== null) n++
     return n
   }
 
   /** The entries `to` gets, one by one: for sockets that go through ws's own `send()`, or hold live messages back. */
   * entriesFor (to: Recipient): Generator<Entry> {
-    for (const entry of this.entries) if (!skips(entry, to)) yield entry
+    const { entries } = this
+    for (let i = this.#newcomers?.get(to) ?? 0; i < entries.length; i++) {
+      if (!skips(entries[i], to)) yield entries[i]
+    }
   }
 }

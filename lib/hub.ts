@@ -22,6 +22,10 @@ const CONGESTION_WINDOW_MS = 20
 // both the buffer built per batch and how far one write can take a socket
 // past maxBufferedBytes.
 const MAX_BATCH_BYTES = 64 * 1024
+// Presence alone waits this long before it is written, so that a burst of
+// joins (a deploy, a reconnect storm) reaches each member in a few writes
+// instead of one per join: filling a room of n is then far from n² writes.
+const PRESENCE_DELAY_MS = 20
 
 interface Room {
   members: Set<Connection>
@@ -80,6 +84,7 @@ export class Hub implements Chat {
   // Rooms with a batch to write, and the flush at the end of this iteration.
   #pending: Array<[string, Room]> = []
   #flushing: NodeJS.Immediate | null = null
+  #presenceFlush: NodeJS.Timeout | null = null
 
   constructor (opts: ResolvedOptions, store: HistoryStore, adapter: Adapter, stats: Stats, log: FastifyBaseLogger) {
     this.#opts = opts
@@ -152,6 +157,9 @@ export class Hub implements Chat {
     const room = this.#rooms.get(message.room)
     if (room === undefined || this.#closed) return
     this.#queue(message.room, room).add(encodeMessage(message), message, exclude, null)
+    // setImmediate runs after this iteration's I/O callbacks: every message
+    // handled in this iteration is in the batch before it is written.
+    this.#flushing ??= setImmediate(this.#flush)
     this.#flushIfFull(message.room, room)
   }
 
@@ -172,10 +180,9 @@ export class Hub implements Chat {
     const frame = event.previous === undefined
       ? { type: 'presence' as const, room: event.room, event: event.event, user: event.user }
       : { type: 'presence' as const, room: event.room, event: event.event, user: event.user, previous: event.previous }
-    // Batched like messages, so they keep their order with them, and filling
-    // a big room (one presence event to every member per join) writes each
-    // member once per iteration rather than once per join.
+    // Batched with the room's messages, so they keep their order with them.
     this.#queue(event.room, room).add(JSON.stringify(frame), null, null, event.user.id)
+    this.#presenceFlush ??= setTimeout(this.#flush, PRESENCE_DELAY_MS)
     this.#flushIfFull(event.room, room)
   }
 
@@ -185,14 +192,11 @@ export class Hub implements Chat {
     presence: (event) => this.presenceEvent(event)
   }
 
-  /** The room's batch for this iteration, made (and its flush scheduled) on first use. */
+  /** The room's batch, made on first use; the caller schedules its flush. */
   #queue (name: string, room: Room): Batch {
     if (room.batch !== null) return room.batch
     room.batch = new Batch()
     this.#pending.push([name, room])
-    // setImmediate runs after this iteration's I/O callbacks: every message
-    // handled in this iteration is in the batch before it is written.
-    this.#flushing ??= setImmediate(this.#flush)
     return room.batch
   }
 
@@ -200,8 +204,12 @@ export class Hub implements Chat {
     if (room.batch !== null && room.batch.bytes >= MAX_BATCH_BYTES) this.#flushRoom(name, room)
   }
 
+  /** Writes every pending batch (presence too, if messages come first: they keep their order). */
   readonly #flush = (): void => {
+    if (this.#flushing !== null) clearImmediate(this.#flushing)
+    if (this.#presenceFlush !== null) clearTimeout(this.#presenceFlush)
     this.#flushing = null
+    this.#presenceFlush = null
     const pending = this.#pending
     this.#pending = []
     for (const [name, room] of pending) this.#flushRoom(name, room)
@@ -349,6 +357,8 @@ export class Hub implements Chat {
       this.#rooms.set(roomName, room)
     }
     room.members.add(conn)
+    // What the room has pending was sent before this socket was in it.
+    room.batch?.joined(conn)
     conn.rooms.add(roomName)
     const sockets = room.users.get(conn.id) ?? 0
     room.users.set(conn.id, sockets + 1)
@@ -422,7 +432,6 @@ export class Hub implements Chat {
    */
   async closeAll (code: number, reason: string, timeoutMs: number): Promise<void> {
     // What was sent before the shutdown goes out before the close frames.
-    if (this.#flushing !== null) clearImmediate(this.#flushing)
     this.#flush()
     this.#closed = true
     for (const { timer, room, user } of this.#leaving.values()) {

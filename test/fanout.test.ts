@@ -63,7 +63,7 @@ t.test('counts messages apart from presence events', async (t) => {
   batch.add('{"type":"presence"}', null, null, null)
   batch.add('{"type":"message"}', message(1), null, null)
   t.equal(batch.messages, 1)
-  t.equal(batch.exclusions, false)
+  t.equal(batch.skips({ keyIfSet: null, id: 'a' }), false, 'nobody is skipped')
   t.equal(batch.messagesFor({ keyIfSet: null, id: 'a' }), 1)
 })
 
@@ -72,7 +72,6 @@ t.test('a recipient an entry skips gets the others, framed for it alone', async 
   batch.add('one', message(1), 'sender-key', null)
   batch.add('two', null, null, 'alice')
   batch.add('three', message(2), null, null)
-  t.equal(batch.exclusions, true)
 
   const bystander = { keyIfSet: null, id: 'bob' }
   t.equal(batch.skips(bystander), false, 'a socket without a key is never excluded by key')
@@ -92,4 +91,20 @@ t.test('a recipient an entry skips gets the others, framed for it alone', async 
   only.add('one', message(1), 'sender-key', null)
   t.equal(only.framesFor(sender), null, 'nothing left for it: no write at all')
   t.equal(only.messagesFor(sender), 0)
+})
+
+t.test('a member that joined after the batch began gets only what came after', async (t) => {
+  const batch = new Batch()
+  const early = { keyIfSet: null, id: 'early' }
+  const late = { keyIfSet: null, id: 'late' }
+  batch.joined(early)
+  t.equal(batch.skips(early), false, 'joining an empty batch misses nothing')
+  batch.add('before', message(1), null, null)
+  batch.joined(late)
+  batch.add('after', message(2), null, null)
+  t.equal(batch.skips(late), true)
+  t.same(await decode(batch.framesFor(late) as Buffer, 1), ['after'])
+  t.equal(batch.messagesFor(late), 1)
+  t.same(await decode(batch.frames, 2), ['before', 'after'], 'the others get everything')
+  t.equal(batch.messagesFor(early), 2)
 })
