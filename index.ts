@@ -80,7 +80,8 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
   fastify.get(opts.path, {
     websocket: true,
     onRequest: gateway.admit,
-    preValidation: gateway.identify
+    preValidation: gateway.identify,
+    onResponse: gateway.answered
   }, (socket, request) => {
     if (!ownWebsocket) {
       // The host's @fastify/websocket closes its tracked clients without a

@@ -14,29 +14,28 @@ const SAME_HOST_ONLY = 'cross-site WebSocket requests are not allowed'
 /**
  * Decides, before a socket opens, whether an upgrade may proceed: the origin
  * check and the connection caps. Counts every admitted request from admission
- * until its TCP socket closes, so upgrades still in flight count too.
+ * until its chat socket closes, so upgrades still in flight count too.
  */
 export class Admission {
   #opts: ResolvedOptions
-  #total = 0
+  #open = 0
   #perIp = new Map<string, number>()
-  // The address each holder of a place came from: a TCP socket, or the
-  // request of an injected socket (which has none). One place per TCP
-  // socket, however many upgrade requests it carries.
-  #places = new WeakMap<object, string>()
-  // One 'close' listener for every TCP socket rather than a closure each:
-  // every byte counts per socket on a server with many idle ones.
-  readonly #onSocketClose: (this: object) => void
+  // Admitted requests not yet upgraded, with their address, by TCP socket (one
+  // place per socket, however many requests it carries) or, for injected
+  // ones, by request. Nothing listens on the TCP socket: a listener there
+  // costs every idle socket memory. An upgrade that never completes (a bad
+  // handshake, a client gone mid-way) leaves its entry here until a sweep
+  // finds the socket destroyed.
+  #inFlight = new Map<object, string>()
+  #sweepAt = SWEEP_MIN
 
   constructor (opts: ResolvedOptions) {
     this.#opts = opts
-    const free = this.#free
-    this.#onSocketClose = function (this: object) { free(this) }
   }
 
-  /** Sockets admitted and not yet closed. */
+  /** Places taken: open chat sockets and upgrades in flight. */
   get total (): number {
-    return this.#total
+    return this.#open + this.#inFlight.size
   }
 
   async checkOrigin (request: FastifyRequest): Promise<Refusal | null> {
@@ -56,43 +55,81 @@ export class Admission {
     return ok ? null : { reason: 'origin', status: 403, message: SAME_HOST_ONLY }
   }
 
-  /** Takes a place for `request`, released when its socket closes; a refusal when there is none. */
+  /** Takes a place for `request`; a refusal when there is none. */
   admit (request: FastifyRequest): Refusal | null {
-    // The TCP socket outlives the upgrade, so its close covers a refused
-    // request, a failed handshake and a chat socket alike. Injected requests
-    // have none and are released through release() when their WebSocket closes.
-    const socket = request.raw.socket as NodeJS.EventEmitter | undefined
-    const holder: object = socket ?? request
-    if (this.#places.has(holder)) return null
-    if (this.#total >= this.#opts.maxConnections) {
+    const holder = holderOf(request)
+    if (this.#inFlight.has(holder)) return null
+    const { maxConnections, maxConnectionsPerIp } = this.#opts
+    const ip = request.ip
+    if (this.total >= maxConnections || (maxConnectionsPerIp > 0 && (this.#perIp.get(ip) ?? 0) >= maxConnectionsPerIp)) {
+      // Full, unless some of it is upgrades that will never complete.
+      this.#sweep()
+    }
+    if (this.total >= maxConnections) {
       return { reason: 'server_full', status: 503, message: 'the chat is full, try again later' }
     }
-    const ip = request.ip
     const perIp = this.#perIp.get(ip) ?? 0
-    if (this.#opts.maxConnectionsPerIp > 0 && perIp >= this.#opts.maxConnectionsPerIp) {
+    if (maxConnectionsPerIp > 0 && perIp >= maxConnectionsPerIp) {
       return { reason: 'ip_full', status: 429, message: 'too many connections from this address' }
     }
-    this.#total++
     this.#perIp.set(ip, perIp + 1)
-    this.#places.set(holder, ip)
-    socket?.on('close', this.#onSocketClose)
+    this.#inFlight.set(holder, ip)
+    if (this.#inFlight.size >= this.#sweepAt) {
+      // Amortized: sweeps get rarer as more upgrades are legitimately in flight.
+      this.#sweep()
+      this.#sweepAt = Math.max(SWEEP_MIN, 2 * this.#inFlight.size)
+    }
     return null
   }
 
-  /** Gives back the place taken for an injected `request`; safe to call more than once. */
-  release (request: FastifyRequest): void {
-    this.#free(request)
+  /** `request` became a chat socket: its place is held until {@link closed}. */
+  opened (request: FastifyRequest): void {
+    const holder = holderOf(request)
+    if (this.#inFlight.delete(holder)) {
+      this.#open++
+      return
+    }
+    // Not admitted here (or given back early): count it now so closed() balances.
+    this.#open++
+    this.#perIp.set(request.ip, (this.#perIp.get(request.ip) ?? 0) + 1)
   }
 
-  readonly #free = (holder: object): void => {
-    const ip = this.#places.get(holder)
+  /** A chat socket from `ip` closed. */
+  closed (ip: string): void {
+    this.#open--
+    this.#drop(ip)
+  }
+
+  /** Gives back the place of a request that will not become a chat socket (it was answered); safe to call more than once. */
+  release (request: FastifyRequest): void {
+    const holder = holderOf(request)
+    const ip = this.#inFlight.get(holder)
     if (ip === undefined) return
-    this.#places.delete(holder)
-    this.#total--
+    this.#inFlight.delete(holder)
+    this.#drop(ip)
+  }
+
+  #sweep (): void {
+    for (const [holder, ip] of this.#inFlight) {
+      if ((holder as { destroyed?: unknown }).destroyed === true) {
+        this.#inFlight.delete(holder)
+        this.#drop(ip)
+      }
+    }
+  }
+
+  #drop (ip: string): void {
     const left = (this.#perIp.get(ip) ?? 1) - 1
     if (left === 0) this.#perIp.delete(ip)
     else this.#perIp.set(ip, left)
   }
+}
+
+const SWEEP_MIN = 64
+
+/** The TCP socket of a request, or the request itself when injected (no socket). */
+function holderOf (request: FastifyRequest): object {
+  return request.raw.socket ?? request.raw
 }
 
 function normalizeOrigin (origin: string): string | null {

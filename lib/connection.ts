@@ -39,7 +39,9 @@ export interface ConnectionContext {
 export class Connection implements ChatClient {
   readonly id: string
   name: string
-  readonly rooms = new Set<string>()
+  // The rooms this socket is in: one name, or a Set once there are several.
+  // Most sockets are in one room, and a Set costs about 200 bytes per socket.
+  #rooms: string | Set<string> | null = null
   readonly request: FastifyRequest
   readonly socket: WebSocket
   // Rooms whose join is replaying history, with the live messages (and
@@ -135,9 +137,55 @@ export class Connection implements ChatClient {
     return held
   }
 
+  /** The rooms this socket is in (a copy). */
+  get rooms (): ReadonlySet<string> {
+    return new Set(this.roomNames())
+  }
+
+  get roomCount (): number {
+    const rooms = this.#rooms
+    return rooms === null ? 0 : typeof rooms === 'string' ? 1 : rooms.size
+  }
+
+  inRoom (room: string): boolean {
+    const rooms = this.#rooms
+    return rooms === room || (typeof rooms === 'object' && rooms !== null && rooms.has(room))
+  }
+
+  /** The rooms this socket is in, in the order it joined them. */
+  roomNames (): Iterable<string> {
+    const rooms = this.#rooms
+    return rooms === null ? [] : typeof rooms === 'string' ? [rooms] : [...rooms]
+  }
+
+  addRoom (room: string): void {
+    const rooms = this.#rooms
+    if (rooms === null) this.#rooms = room
+    else if (typeof rooms === 'string') {
+      if (rooms !== room) this.#rooms = new Set([rooms, room])
+    } else rooms.add(room)
+  }
+
+  /** Whether it was in `room`. */
+  removeRoom (room: string): boolean {
+    const rooms = this.#rooms
+    if (rooms === room) {
+      this.#rooms = null
+      return true
+    }
+    if (typeof rooms !== 'object' || rooms === null || !rooms.delete(room)) return false
+    if (rooms.size === 1) this.#rooms = rooms.values().next().value as string
+    return true
+  }
+
+  clearRooms (): void {
+    this.#rooms = null
+  }
+
   /** The room a message without `room` goes to. */
   get firstRoom (): string | undefined {
-    return this.rooms.values().next().value
+    const rooms = this.#rooms
+    return rooms === null ? undefined : typeof rooms === 'string' ? rooms : rooms.values().next().value
   }
 
   /** Runs `task` after every task queued before it; a task never rejects the chain. */

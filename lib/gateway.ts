@@ -72,7 +72,7 @@ export class Gateway {
     this.#ctx = { maxBufferedBytes: max, behindBytes: Math.min(max / 4, 64 * 1024), closeTimeout: parts.opts.closeTimeout, stats: parts.stats }
     const connections = this.#connections
     const message = this.#message
-    const { hub, stats } = parts
+    const { hub, stats, admission } = parts
     // ws calls listeners with the socket as `this`.
     this.#listeners = {
       error (err) {
@@ -86,6 +86,7 @@ export class Gateway {
       close (code) {
         const conn = connections.get(this) as Connection
         hub.remove(conn)
+        admission.closed(conn.request.ip)
         stats.closed(conn.request.ip, code)
       },
       message (data, isBinary) {
@@ -95,6 +96,7 @@ export class Gateway {
   }
 
   async #refuse (request: FastifyRequest, reply: FastifyReply, refusal: Refusal): Promise<FastifyReply> {
+    this.#p.admission.release(request)
     this.#p.stats.refuse(refusal.reason, request.ip)
     request.log.info({ reason: refusal.reason }, 'fastify-chat: upgrade refused')
     return await reply.code(refusal.status).send({ statusCode: refusal.status, error: refusal.reason, message: refusal.message })
@@ -134,17 +136,24 @@ export class Gateway {
     this.#identities.set(request, identity)
   }
 
+  /** onResponse: a request answered without an upgrade (refused by any hook) gives its place back. */
+  readonly answered = async (request: FastifyRequest): Promise<void> => {
+    this.#p.admission.release(request)
+  }
+
   /** The WebSocket route handler. Synchronous: listeners go on before anything async. */
   readonly connect = (socket: WebSocket, request: FastifyRequest): void => {
     const { opts, hub, admission, stats } = this.#p
-    // Injected sockets (injectWS) have no TCP socket to give their place back.
-    if (request.raw.socket === undefined) socket.once('close', () => admission.release(request))
+    admission.opened(request)
     if (hub.closed) {
       // The upgrade finished after shutdown began (identify was still running).
       stats.refuse('closing', request.ip)
       socket.close(CloseCode.GOING_AWAY, 'server shutting down')
       const timer = setTimeout(() => socket.terminate(), opts.closeTimeout)
-      socket.once('close', () => clearTimeout(timer))
+      socket.once('close', () => {
+        clearTimeout(timer)
+        admission.closed(request.ip)
+      })
       return
     }
     const payloadEnforced = this.#p.payloadEnforced || setMaxPayload(socket, opts.maxPayload)

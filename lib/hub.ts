@@ -268,8 +268,8 @@ export class Hub implements Chat {
   /** Forgets a closed socket and tells its rooms it left. */
   remove (conn: Connection): void {
     if (!this.#connections.delete(conn)) return
-    for (const room of conn.rooms) this.#removeMember(conn, room)
-    conn.rooms.clear()
+    for (const room of conn.roomNames()) this.#removeMember(conn, room)
+    conn.clearRooms()
     conn.release()
   }
 
@@ -279,8 +279,8 @@ export class Hub implements Chat {
    * store still has it, the latest history otherwise.
    */
   async join (conn: Connection, roomName: string, since?: Since): Promise<void> {
-    const isNew = !conn.rooms.has(roomName)
-    if (isNew && conn.rooms.size >= this.#opts.maxRoomsPerClient) {
+    const isNew = !conn.inRoom(roomName)
+    if (isNew && conn.roomCount >= this.#opts.maxRoomsPerClient) {
       conn.sendError('too_many_rooms', `a client may be in at most ${this.#opts.maxRoomsPerClient} rooms`)
       return
     }
@@ -302,7 +302,7 @@ export class Hub implements Chat {
     } catch (err) {
       conn.request.log.error({ err, room: roomName }, 'fastify-chat: join failed, the adapter or store is unavailable')
       conn.release(roomName)
-      if (isNew && conn.rooms.delete(roomName)) this.#removeMember(conn, roomName)
+      if (isNew && conn.removeRoom(roomName)) this.#removeMember(conn, roomName)
       conn.sendError('unavailable', 'the room is unavailable right now, try joining again')
       return
     }
@@ -311,7 +311,7 @@ export class Hub implements Chat {
     this.#flushMessages(roomName)
     // The socket may have closed or left while the store answered.
     const held = conn.release(roomName)
-    if (held === undefined || !conn.rooms.has(roomName) || page === null) return
+    if (held === undefined || !conn.inRoom(roomName) || page === null) return
     conn.send({
       type: 'joined',
       room: roomName,
@@ -328,10 +328,10 @@ export class Hub implements Chat {
   }
 
   leave (conn: Connection, room: string): boolean {
-    if (!conn.rooms.has(room)) return false
+    if (!conn.inRoom(room)) return false
     // What the room sent before the leave still reaches the socket, before `left`.
     this.#flushMessages(room)
-    conn.rooms.delete(room)
+    conn.removeRoom(room)
     conn.release(room)
     this.#removeMember(conn, room)
     conn.send({ type: 'left', room })
@@ -342,7 +342,7 @@ export class Hub implements Chat {
     const previous = conn.name
     conn.name = name
     const user = { id: conn.id, name }
-    for (const room of conn.rooms) this.#background(this.#adapter.rename(room, user, previous), 'rename')
+    for (const room of conn.roomNames()) this.#background(this.#adapter.rename(room, user, previous), 'rename')
     conn.send({ type: 'renamed', name, previous })
   }
 
@@ -359,7 +359,7 @@ export class Hub implements Chat {
     room.members.add(conn)
     // What the room has pending was sent before this socket was in it.
     room.batch?.joined(conn)
-    conn.rooms.add(roomName)
+    conn.addRoom(roomName)
     const sockets = room.users.get(conn.id) ?? 0
     room.users.set(conn.id, sockets + 1)
     if (sockets === 0) {

@@ -45,7 +45,7 @@ export class Session {
   async #send (conn: Connection, frame: SendFrame): Promise<void> {
     const { cid } = frame
     const room = frame.room ?? conn.firstRoom
-    if (room === undefined || !conn.rooms.has(room)) {
+    if (room === undefined || !conn.inRoom(room)) {
       conn.sendError('not_in_room', room === undefined ? 'join a room first' : `not in room "${room}"`, cid)
       return
     }

@@ -1,6 +1,8 @@
 // One bad client must never hurt the others: each limit closes or refuses with
 // the exact code, and a well-behaved client on the same server carries on.
 import diagnostics from 'node:diagnostics_channel'
+import { once } from 'node:events'
+import { createConnection } from 'node:net'
 import { createRequire } from 'node:module'
 import { Writable } from 'node:stream'
 import fastifyWebsocket from '@fastify/websocket'
@@ -242,6 +244,32 @@ t.test('maxConnections refuses with 503, maxConnectionsPerIp with 429, before an
   t.equal(await refusedWith(`${perIp.url}/chat`), 429)
   t.equal(perIp.app.chat.stats().connections.refused.ip_full, 1)
   await stillChats(t, only)
+})
+
+t.test('a place taken by an upgrade that never becomes a chat socket is given back', async (t) => {
+  let refuse = true
+  const { url } = await listen(t, { maxConnections: 1, identify: () => (refuse ? false : { id: 'ok' }) }, (app) => {
+    // Another plugin's hook that answers some upgrades itself.
+    app.addHook('preHandler', async (request, reply) => {
+      if ((request.query as { teapot?: string }).teapot !== undefined) await reply.code(418).send('no')
+    })
+  })
+  t.equal(await refusedWith(`${url}/chat`), 403, 'identify refused it')
+  refuse = false
+  t.equal(await refusedWith(`${url}/chat?teapot=1`), 418, 'a hook of the host app answered it')
+
+  // A handshake ws rejects after admission (no Sec-WebSocket-Key): the
+  // socket is destroyed without a close the plugin hears of, and the next
+  // admission finds it gone.
+  const { port } = new URL(url)
+  const raw = createConnection({ host: '127.0.0.1', port: Number(port) })
+  raw.write(`GET /chat HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+  raw.resume()
+  await within(once(raw, 'close'))
+
+  const client = await join(url)
+  t.equal(client.ws.readyState, client.ws.OPEN, 'the one place was free for a real client')
+  t.equal(await refusedWith(`${url}/chat`), 503, 'and it is taken now')
 })
 
 t.test('cross-site WebSocket hijacking: foreign and null origins get 403', async (t) => {
