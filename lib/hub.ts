@@ -112,7 +112,8 @@ export class Hub implements Chat {
 
   async presence (room: string): Promise<User[]> {
     if (!isRoomName(room)) throw new FST_CHAT_INVALID_ROOM(JSON.stringify(room))
-    return await this.#adapter.presence(room)
+    // Copies: the caller may change them, and adapters may hand out their own.
+    return (await this.#adapter.presence(room)).map((user) => ({ id: user.id, name: user.name }))
   }
 
   async history (room: string, opts: HistoryOptions = {}): Promise<ChatMessage[]> {

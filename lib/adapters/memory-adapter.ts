@@ -26,24 +26,28 @@ export class MemoryAdapter implements Adapter {
   async join (room: string, user: User): Promise<void> {
     let users = this.#presence.get(room)
     if (users === undefined) this.#presence.set(room, users = new Map())
-    users.set(user.id, { ...user })
-    this.#node?.presence({ room, event: 'join', user: { ...user } })
+    const stored = Object.freeze({ id: user.id, name: user.name })
+    users.set(user.id, stored)
+    this.#node?.presence({ room, event: 'join', user: stored })
   }
 
   async leave (room: string, user: User): Promise<void> {
     const users = this.#presence.get(room)
     if (users?.delete(user.id) !== true) return
     if (users.size === 0) this.#presence.delete(room)
-    this.#node?.presence({ room, event: 'leave', user: { ...user } })
+    this.#node?.presence({ room, event: 'leave', user: Object.freeze({ id: user.id, name: user.name }) })
   }
 
   async rename (room: string, user: User, previous: string): Promise<void> {
-    this.#presence.get(room)?.set(user.id, { ...user })
-    this.#node?.presence({ room, event: 'rename', user: { ...user }, previous })
+    const stored = Object.freeze({ id: user.id, name: user.name })
+    this.#presence.get(room)?.set(user.id, stored)
+    this.#node?.presence({ room, event: 'rename', user: stored, previous })
   }
 
+  // Stored users are frozen, so they are handed out as they are: a join
+  // reads the whole room, and copying each user per join adds up in a big room.
   async presence (room: string): Promise<User[]> {
-    return [...(this.#presence.get(room)?.values() ?? [])].map((user) => ({ ...user }))
+    return [...(this.#presence.get(room)?.values() ?? [])]
   }
 
   close (): void {
