@@ -32,6 +32,28 @@ t.test('echo: false leaves the sender out', async (t) => {
   t.equal((await alice.expect('message')).text, 'from bob')
 })
 
+t.test('with compression negotiated, broadcasts go through ws and arrive the same', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyWebsocket, { options: { perMessageDeflate: true } })
+  await app.register(fastifyChat, { echo: false })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = `ws://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const alice = await join(url, '?name=alice', { perMessageDeflate: true })
+  const bob = await join(url, '?name=bob', { perMessageDeflate: true })
+  t.equal(alice.ws.extensions, 'permessage-deflate')
+  t.match(await alice.expect('presence'), { event: 'join', user: { name: 'bob' } })
+  // A burst in one iteration: one batch, which ws compresses frame by frame.
+  await Promise.all([app.chat.broadcast('lobby', 'one'), app.chat.broadcast('lobby', 'two')])
+  bob.send('from bob')
+  for (const client of [alice, bob]) {
+    t.same([(await client.expect('message')).text, (await client.expect('message')).text], ['one', 'two'])
+  }
+  t.equal((await alice.expect('message')).text, 'from bob', 'alice gets it; bob (echo off) does not')
+  alice.send('from alice')
+  t.equal((await bob.expect('message')).text, 'from alice', "bob's next message is alice's: his own never came")
+})
+
 t.test('plain-text frames go to the first room, as in the classic chat', async (t) => {
   const { url } = await listen(t)
   const alice = await join(url)
