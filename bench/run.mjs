@@ -1035,10 +1035,10 @@ if (SCENARIOS.includes('overload') && chatServer !== undefined) {
       'then `maxBufferedBytes` (default 1 MiB). Once that count is reached the slow ones read again, so a close code ' +
       'above is the one in the close frame they read; "no close frame" means the connection ended without one (the ' +
       'server terminated it after `closeTimeout`, 2 s, with the close frame still queued behind the unread data). ' +
-      'RSS is the server\'s VmRSS. At twice the max rate the server cannot read the publisher as fast as it sends: ' +
-      'fastify-chat closes a socket with more than 256 frames waiting (1008); the publisher then reconnects, as a ' +
-      'real client would, skipping what fell due meanwhile, and frames still queued from the closed socket are dropped, ' +
-      'so fewer than sent × subscribers are delivered.')
+      'RSS is the server\'s VmRSS. When the server reads the publisher slower than it sends, it stops reading that ' +
+      'socket (64 frames waiting) until it catches up, so TCP pushes back on the publisher; when over an eighth of ' +
+      'the room falls behind, new messages are refused with an `overloaded` error frame instead of being sent. ' +
+      '"Sent" counts what the publisher wrote, so a refused message shows as not delivered.')
   }
 }
 
