@@ -6,7 +6,7 @@ import type { ChatClient } from './options.js'
 import type { TokenBucket } from './rate-limit.js'
 import type { Stats } from './stats.js'
 import type { ChatMessage, ErrorCode, ServerFrame } from './wire.js'
-import { frameText } from './fanout.js'
+import { frameAscii, frameText } from './fanout.js'
 import type { Batch } from './fanout.js'
 import { rawSocketOf } from './ws-internals.js'
 import type { RawSocket } from './ws-internals.js'
@@ -218,8 +218,13 @@ export class Connection implements ChatClient {
     try {
       // Framed here like broadcasts: one buffer and one write, without the
       // allocations of ws's generic send path.
-      if (raw === null) socket.send(text)
-      else raw.write(frameText(text))
+      if (raw === null) {
+        socket.send(text)
+      } else {
+        const ascii = frameAscii(text)
+        if (ascii !== null) raw.write(ascii, 'latin1')
+        else raw.write(frameText(text))
+      }
       return true
     } catch (err) {
       this.request.log.warn({ err }, 'fastify-chat: send failed, dropping socket')

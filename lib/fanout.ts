@@ -43,6 +43,21 @@ function writeFrame (target: Buffer, at: number, entry: { text: string, length: 
   return at + target.write(entry.text, at, length, 'utf8')
 }
 
+/**
+ * One text frame for a single socket, as a Latin-1 string when the text is
+ * ASCII (as JSON of ASCII names and texts is): written from a string, a
+ * frame needs no Buffer, and the large ones (a `joined` frame listing a
+ * room's users) would each need memory outside the JS heap. Write it with
+ * the 'latin1' encoding.
+ */
+export function frameAscii (text: string): string | null {
+  const { length } = text
+  if (Buffer.byteLength(text) !== length) return null
+  if (length < 126) return String.fromCharCode(0x81, length) + text
+  if (length < 65536) return String.fromCharCode(0x81, 126, length >>> 8, length & 0xff) + text
+  return null
+}
+
 /** One text frame, for a single socket. */
 export function frameText (text: string): Buffer {
   const length = Buffer.byteLength(text)

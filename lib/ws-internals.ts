@@ -22,7 +22,7 @@ export function setMaxPayload (socket: WebSocket, bytes: number): boolean {
 
 /** What fan-out needs of the stream under a WebSocket. */
 export interface RawSocket {
-  write (chunk: Buffer): boolean
+  write (chunk: Buffer | string, encoding?: BufferEncoding): boolean
   readonly writableLength: number
 }
 

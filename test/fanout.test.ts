@@ -1,6 +1,6 @@
 import t from 'tap'
 import * as ws from 'ws'
-import { Batch, frameText } from '../lib/fanout.js'
+import { Batch, frameAscii, frameText } from '../lib/fanout.js'
 import type { ChatMessage } from '../lib/wire.js'
 
 // ws exports its frame parser, but @types/ws does not declare it.
@@ -56,6 +56,15 @@ t.test('frameText frames one text the same way', async (t) => {
     batch.add(text, null, null, null)
     t.same(frame, batch.frames, `${text.length} characters: same bytes as a batch of one`)
   }
+})
+
+t.test('frameAscii frames ASCII text as a Latin-1 string with the same bytes, and declines the rest', async (t) => {
+  for (const text of ['', 'hello', 'x'.repeat(125), 'x'.repeat(126), 'y'.repeat(65535)]) {
+    const frame = frameAscii(text) as string
+    t.same(Buffer.from(frame, 'latin1'), frameText(text), `${text.length} characters`)
+  }
+  t.equal(frameAscii('héllo'), null, 'not ASCII: framed as a Buffer instead')
+  t.equal(frameAscii('z'.repeat(65536)), null, 'a 64-bit length: framed as a Buffer instead')
 })
 
 t.test('counts messages apart from presence events', async (t) => {
