@@ -131,7 +131,7 @@ export type { Adapter, AdapterContext, AdapterNode, PresenceEvent, PublishResult
 export type { HistoryPage, HistoryStore, NewMessage } from './lib/stores/history-store.js'
 export { MemoryStore } from './lib/stores/memory-store.js'
 export { redisAdapter, RedisAdapter } from './lib/adapters/redis-adapter.js'
-export type { RedisAdapterOptions } from './lib/adapters/redis-adapter.js'
+export type { RedisAdapterOptions, RedisClient } from './lib/adapters/redis-adapter.js'
 export type { MemoryStoreOptions } from './lib/stores/memory-store.js'
 export type * from './lib/wire.js'
 export { sqliteStore, SqliteStore } from './lib/stores/sqlite-store.js'

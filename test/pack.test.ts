@@ -20,6 +20,31 @@ t.test('the packed tarball installs and works in another app', { timeout: 240_00
   await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball, 'fastify@5'], { cwd: dir, timeout: 180_000 })
   await access(join(dir, 'node_modules/fastify-chat/dist/index.d.ts'))
 
+  // The published types stand alone: a TypeScript app without the optional
+  // peers (ioredis, better-sqlite3) type-checks with skipLibCheck off.
+  await writeFile(join(dir, 'check.ts'), `
+    import Fastify from 'fastify'
+    import fastifyChat, { redisAdapter, sqliteStore } from 'fastify-chat'
+    const app = Fastify()
+    await app.register(fastifyChat, { adapter: redisAdapter({ url: 'redis://127.0.0.1:6379' }) })
+    await app.register(fastifyChat, { store: sqliteStore({ path: 'chat.db' }) })
+  `)
+  await writeFile(join(dir, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: {
+      strict: true,
+      noEmit: true,
+      skipLibCheck: false,
+      module: 'nodenext',
+      target: 'es2022',
+      types: ['node'],
+      typeRoots: [join(root, 'node_modules/@types')]
+    },
+    files: ['check.ts']
+  }))
+  const tsc = await run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', dir], { cwd: dir, timeout: 120_000 })
+    .then(() => '', (err: { stdout?: string }) => err.stdout ?? String(err))
+  t.equal(tsc, '', 'tsc reports nothing')
+
   await writeFile(join(dir, 'app.js'), `
     import Fastify from 'fastify'
     import WebSocket from 'ws'

@@ -8,8 +8,18 @@ import { channels } from '../stats.js'
 import type { ChatMessage, User } from '../wire.js'
 import type { Adapter, AdapterContext, AdapterNode, PresenceEvent, PublishResult } from './adapter.js'
 
+/**
+ * An ioredis client (`new Redis(…)`), described by what the adapter checks
+ * for, so that the package's types do not need ioredis installed.
+ */
+export interface RedisClient {
+  readonly status: string
+  duplicate (...args: any[]): unknown
+  defineCommand (name: string, definition: { lua: string, numberOfKeys?: number }): void
+}
+
 /** Options of {@link redisAdapter}: a URL (we connect and close), or a client of yours (you close it). */
-export type RedisAdapterOptions = ({ url: string, client?: never } | { client: Redis, url?: never }) & {
+export type RedisAdapterOptions = ({ url: string, client?: never } | { client: RedisClient, url?: never }) & {
   /** Prefix of every key and channel. @default 'fastify-chat' */
   prefix?: string
   /** How long a node's presence entries live without a refresh: a crashed node's users are gone within it. @default 15000 */
@@ -211,7 +221,7 @@ export class RedisAdapter implements Adapter {
     // Fail fast while Redis is away: a send gets `unavailable` now rather than
     // waiting in a queue; ioredis reconnects with backoff by itself.
     const options: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }
-    const client = this.#opts.client ?? new Redis(this.#opts.url as string, options)
+    const client = (this.#opts.client as Redis | undefined) ?? new Redis(this.#opts.url as string, options)
     const sub = this.#opts.client !== undefined ? client.duplicate({ ...options, autoResubscribe: true }) : new Redis(this.#opts.url as string, { ...options, autoResubscribe: true })
     this.#redis = client as ScriptedRedis
     this.#sub = sub

@@ -3,6 +3,7 @@
 import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
+import { Redis } from 'ioredis'
 import fastifyChat, { FST_CHAT_INVALID_OPTION, FST_CHAT_STORE_UNAVAILABLE, MemoryStore, fastifyChat as namedFastifyChat, redisAdapter, sqliteStore } from 'fastify-chat'
 import type {
   Adapter,
@@ -156,6 +157,9 @@ class LoopbackAdapter implements Adapter {
 app.register(fastifyChat, { adapter: new LoopbackAdapter() })
 app.register(fastifyChat, { adapter: redisAdapter({ url: 'redis://127.0.0.1:6379', prefix: 'chat' }) })
 expectError(redisAdapter({ url: 6379 }))
+app.register(fastifyChat, { adapter: redisAdapter({ client: new Redis('redis://127.0.0.1:6379') }) })
+expectError(redisAdapter({ client: {} }))
+expectError(redisAdapter({ url: 'redis://127.0.0.1:6379', client: new Redis() }))
 expectType<Promise<User[]>>(app.chat.presence('lobby'))
 expectAssignable<Adapter>(new LoopbackAdapter())
 
