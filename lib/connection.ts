@@ -109,17 +109,12 @@ export class Connection implements ChatClient {
     if (this.queued <= QUEUE_LOW && this.socket.isPaused) this.socket.resume()
   }
 
-  /** Whether any join of this socket is replaying history (the broadcast loop's cheap check). */
-  get holding (): boolean {
-    return this.#held !== null && this.#held.size !== 0
-  }
-
   /** Starts holding back live messages for `room`. */
   hold (room: string): void {
     (this.#held ??= new Map()).set(room, [])
   }
 
-  /** What is held for `room`, if its join is replaying. */
+  /** What is held for `room`, if its join is replaying (cheap when none is: the broadcast loop asks for every member). */
   held (room: string): Array<ChatMessage | string> | undefined {
     return this.#held?.get(room)
   }

@@ -84,8 +84,10 @@ export class Batch {
   bytes = 0
   /** Message entries (deliveries per recipient that gets all of them). */
   messages = 0
-  // Whether some entry skips someone: only then do recipients need checking one by one.
-  #exclusions = false
+  // Who some entry skips, as sets: checking a recipient is then one lookup
+  // per kind, not one comparison per entry. All null: nobody is skipped.
+  #skipKeys: Set<string> | null = null
+  #skipUsers: Set<string> | null = null
   // Members that joined after this batch began, with the entries they came too late for.
   #newcomers: Map<Recipient, number> | null = null
   #frames: Buffer | null = null
@@ -95,7 +97,8 @@ export class Batch {
     this.entries.push({ text, length, message, excludeKey, excludeUser })
     this.bytes += headerLength(length) + length
     if (message !== null) this.messages++
-    if (excludeKey !== null || excludeUser !== null) this.#exclusions = true
+    if (excludeKey !== null) (this.#skipKeys ??= new Set()).add(excludeKey)
+    if (excludeUser !== null) (this.#skipUsers ??= new Set()).add(excludeUser)
     this.#frames = null
   }
 
@@ -103,7 +106,6 @@ export class Batch {
   joined (to: Recipient): void {
     if (this.entries.length === 0) return
     (this.#newcomers ??= new Map()).set(to, this.entries.length)
-    this.#exclusions = true
   }
 
   /** Every entry, framed, in one buffer: built once per batch, whatever the number of recipients. */
@@ -118,10 +120,9 @@ export class Batch {
 
   /** Whether `to` misses any entry (then it gets {@link framesFor} instead of {@link frames}). */
   skips (to: Recipient): boolean {
-    if (!this.#exclusions) return false
-    if (this.#newcomers?.has(to) === true) return true
-    for (const entry of this.entries) if (skips(entry, to)) return true
-    return false
+    return (this.#newcomers !== null && this.#newcomers.has(to)) ||
+      (this.#skipUsers !== null && this.#skipUsers.has(to.id)) ||
+      (this.#skipKeys !== null && to.keyIfSet !== null && this.#skipKeys.has(to.keyIfSet))
   }
 
   /** The entries `to` gets, framed; null when it gets none. */
@@ -137,7 +138,7 @@ export class Batch {
 
   /** The message entries `to` gets. */
   messagesFor (to: Recipient): number {
-    if (!this.#exclusions) return this.messages
+    if (!this.skips(to)) return this.messages
     let n = 0
     for (const entry of this.entriesFor(to)) if (entry.message !== null) n++
     return n

@@ -225,12 +225,10 @@ export class Hub implements Chat {
     let behind = 0
     let deliveries = 0
     for (const conn of room.members) {
-      if (conn.holding) {
-        const held = conn.held(name)
-        if (held !== undefined) {
-          this.#holdBatch(conn, held, batch)
-          continue
-        }
+      const held = conn.held(name)
+      if (held !== undefined) {
+        this.#holdBatch(conn, held, batch)
+        continue
       }
       const result = conn.deliver(batch)
       if (result === Delivery.NOT_WRITTEN) continue
