@@ -19,14 +19,16 @@ const SAME_HOST_ONLY = 'cross-site WebSocket requests are not allowed'
 export class Admission {
   #opts: ResolvedOptions
   #open = 0
+  // Open places per address, kept only when maxConnectionsPerIp is on:
+  // asking a socket for its address makes Node keep it on every socket.
   #perIp = new Map<string, number>()
-  // Admitted requests not yet upgraded, with their address, by TCP socket (one
+  // Admitted requests not yet upgraded, with their address (or null), by TCP socket (one
   // place per socket, however many requests it carries) or, for injected
   // ones, by request. Nothing listens on the TCP socket: a listener there
   // costs every idle socket memory. An upgrade that never completes (a bad
   // handshake, a client gone mid-way) leaves its entry here until a sweep
   // finds the socket destroyed.
-  #inFlight = new Map<object, string>()
+  #inFlight = new Map<object, string | null>()
   #sweepAt = SWEEP_MIN
 
   constructor (opts: ResolvedOptions) {
@@ -60,19 +62,19 @@ export class Admission {
     const holder = holderOf(request)
     if (this.#inFlight.has(holder)) return null
     const { maxConnections, maxConnectionsPerIp } = this.#opts
-    const ip = request.ip
-    if (this.total >= maxConnections || (maxConnectionsPerIp > 0 && (this.#perIp.get(ip) ?? 0) >= maxConnectionsPerIp)) {
+    const ip = this.#ipOf(request)
+    const ipFull = (): boolean => ip !== null && (this.#perIp.get(ip) ?? 0) >= maxConnectionsPerIp
+    if (this.total >= maxConnections || ipFull()) {
       // Full, unless some of it is upgrades that will never complete.
       this.#sweep()
     }
     if (this.total >= maxConnections) {
       return { reason: 'server_full', status: 503, message: 'the chat is full, try again later' }
     }
-    const perIp = this.#perIp.get(ip) ?? 0
-    if (maxConnectionsPerIp > 0 && perIp >= maxConnectionsPerIp) {
+    if (ipFull()) {
       return { reason: 'ip_full', status: 429, message: 'too many connections from this address' }
     }
-    this.#perIp.set(ip, perIp + 1)
+    this.#take(ip)
     this.#inFlight.set(holder, ip)
     if (this.#inFlight.size >= this.#sweepAt) {
       // Amortized: sweeps get rarer as more upgrades are legitimately in flight.
@@ -91,20 +93,20 @@ export class Admission {
     }
     // Not admitted here (or given back early): count it now so closed() balances.
     this.#open++
-    this.#perIp.set(request.ip, (this.#perIp.get(request.ip) ?? 0) + 1)
+    this.#take(this.#ipOf(request))
   }
 
-  /** A chat socket from `ip` closed. */
-  closed (ip: string): void {
+  /** The chat socket of `request` closed. */
+  closed (request: FastifyRequest): void {
     this.#open--
-    this.#drop(ip)
+    this.#drop(this.#ipOf(request))
   }
 
   /** Gives back the place of a request that will not become a chat socket (it was answered); safe to call more than once. */
   release (request: FastifyRequest): void {
     const holder = holderOf(request)
-    const ip = this.#inFlight.get(holder)
-    if (ip === undefined) return
+    if (!this.#inFlight.has(holder)) return
+    const ip = this.#inFlight.get(holder) as string | null
     this.#inFlight.delete(holder)
     this.#drop(ip)
   }
@@ -118,7 +120,17 @@ export class Admission {
     }
   }
 
-  #drop (ip: string): void {
+  /** The address places are counted by, or null when nothing is counted per address. */
+  #ipOf (request: FastifyRequest): string | null {
+    return this.#opts.maxConnectionsPerIp > 0 ? request.ip : null
+  }
+
+  #take (ip: string | null): void {
+    if (ip !== null) this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1)
+  }
+
+  #drop (ip: string | null): void {
+    if (ip === null) return
     const left = (this.#perIp.get(ip) ?? 1) - 1
     if (left === 0) this.#perIp.delete(ip)
     else this.#perIp.set(ip, left)

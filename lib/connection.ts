@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import WebSocket from 'ws'
 import { CloseCode } from './close-codes.js'
@@ -8,13 +7,9 @@ import type { Stats } from './stats.js'
 import type { ChatMessage, ErrorCode, ServerFrame } from './wire.js'
 import { frameAscii, frameText } from './fanout.js'
 import type { Batch } from './fanout.js'
+import { randomId } from './random.js'
 import { rawSocketOf } from './ws-internals.js'
 import type { RawSocket } from './ws-internals.js'
-
-/** 12 random bytes, base64url: unique across processes without coordination. */
-export function randomId (): string {
-  return randomBytes(12).toString('base64url')
-}
 
 // Frames waiting to be handled per client. Past the high mark the server
 // stops reading from that socket (TCP pushes back on the sender) until the
@@ -252,7 +247,7 @@ export class Connection implements ChatClient {
   }
 
   #slow (buffered: number): void {
-    this.#ctx.stats.drop('slow_consumer', this.request.ip, undefined, buffered)
+    this.#ctx.stats.drop('slow_consumer', this.request, undefined, buffered)
     this.close(CloseCode.TRY_AGAIN_LATER, 'too slow: reconnect and resume with since')
   }
 

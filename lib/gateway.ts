@@ -1,15 +1,15 @@
-import { randomBytes } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { Admission, Refusal } from './admission.js'
-import { Connection, QUEUE_HIGH, randomId } from './connection.js'
+import { Connection, QUEUE_HIGH } from './connection.js'
 import type { ConnectionContext } from './connection.js'
 import { CloseCode } from './close-codes.js'
 import type { Hub } from './hub.js'
 import type { Identity, ResolvedOptions } from './options.js'
 import { isRoomName, parseSinceParam, peekCid, sanitizeName } from './protocol.js'
+import { randomId, randomString } from './random.js'
 import { TokenBucket } from './rate-limit.js'
-import { resumeId, resumeToken } from './resume.js'
+import { ResumeSigner } from './resume.js'
 import type { Session } from './session.js'
 import type { Stats } from './stats.js'
 import { setMaxPayload } from './ws-internals.js'
@@ -27,7 +27,7 @@ interface ConnectQuery {
 }
 
 function guestName (): string {
-  return `guest-${randomBytes(2).toString('hex')}`
+  return `guest-${randomString(2, 'hex')}`
 }
 
 /** ws's error codes for frames over `maxPayload`. */
@@ -53,6 +53,7 @@ export interface GatewayParts {
 export class Gateway {
   #p: GatewayParts
   #ctx: ConnectionContext
+  readonly #signer: ResumeSigner
   #identities = new WeakMap<FastifyRequest, Identity>()
   // Each socket's connection, for listeners shared by every socket: a
   // closure per socket and event would cost memory on every idle socket.
@@ -66,6 +67,7 @@ export class Gateway {
 
   constructor (parts: GatewayParts) {
     this.#p = parts
+    this.#signer = new ResumeSigner(parts.secret)
     const max = parts.opts.maxBufferedBytes
     // A socket with this much waiting is behind: a quarter of the cap, and at
     // most 64 KiB, a few hundred messages, so shedding starts before latency grows.
@@ -77,7 +79,7 @@ export class Gateway {
     this.#listeners = {
       error (err) {
         const conn = connections.get(this) as Connection
-        stats.drop(TOO_LARGE_CODES.has(err.code ?? '') ? 'too_large' : 'invalid', conn.request.ip)
+        stats.drop(TOO_LARGE_CODES.has(err.code ?? '') ? 'too_large' : 'invalid', conn.request)
         conn.request.log.info({ err }, 'fastify-chat: protocol error from client')
       },
       pong () {
@@ -86,8 +88,8 @@ export class Gateway {
       close (code) {
         const conn = connections.get(this) as Connection
         hub.remove(conn)
-        admission.closed(conn.request.ip)
-        stats.closed(conn.request.ip, code)
+        admission.closed(conn.request)
+        stats.closed(conn.request, code)
       },
       message (data, isBinary) {
         message(connections.get(this) as Connection, data, isBinary)
@@ -97,7 +99,7 @@ export class Gateway {
 
   async #refuse (request: FastifyRequest, reply: FastifyReply, refusal: Refusal): Promise<FastifyReply> {
     this.#p.admission.release(request)
-    this.#p.stats.refuse(refusal.reason, request.ip)
+    this.#p.stats.refuse(refusal.reason, request)
     request.log.info({ reason: refusal.reason }, 'fastify-chat: upgrade refused')
     return await reply.code(refusal.status).send({ statusCode: refusal.status, error: refusal.reason, message: refusal.message })
   }
@@ -147,12 +149,12 @@ export class Gateway {
     admission.opened(request)
     if (hub.closed) {
       // The upgrade finished after shutdown began (identify was still running).
-      stats.refuse('closing', request.ip)
+      stats.refuse('closing', request)
       socket.close(CloseCode.GOING_AWAY, 'server shutting down')
       const timer = setTimeout(() => socket.terminate(), opts.closeTimeout)
       socket.once('close', () => {
         clearTimeout(timer)
-        admission.closed(request.ip)
+        admission.closed(request)
       })
       return
     }
@@ -161,7 +163,7 @@ export class Gateway {
     const query = (request.query ?? {}) as ConnectQuery
     const identity = this.#identities.get(request) ?? {}
     const identified = typeof identity.id === 'string' && identity.id !== ''
-    const id = identified ? identity.id as string : resumeId(query.resume, this.#p.secret) ?? randomId()
+    const id = identified ? identity.id as string : this.#signer.id(query.resume) ?? randomId()
     const askedName = identity.name ?? query.name
     const name = sanitizeName(askedName)
     const bucket = opts.rateLimit === null ? null : new TokenBucket(opts.rateLimit)
@@ -179,10 +181,10 @@ export class Gateway {
     socket.on('message', this.#listeners.message)
 
     hub.add(conn)
-    stats.accept(request.ip)
+    stats.accept(request)
     conn.send(identified
       ? { type: 'welcome', id: conn.id, name: conn.name }
-      : { type: 'welcome', id: conn.id, name: conn.name, resume: resumeToken(conn.id, this.#p.secret) })
+      : { type: 'welcome', id: conn.id, name: conn.name, resume: this.#signer.token(conn.id) })
     if (askedName !== undefined && name === null) {
       conn.sendError('invalid_name', 'name must have 1 to 32 characters besides blanks and control characters; using a guest name')
     }
@@ -204,18 +206,18 @@ export class Gateway {
     conn.alive = true
     stats.messagesIn++
     if (isBinary) {
-      stats.drop('invalid', request.ip)
+      stats.drop('invalid', request)
       conn.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
       return
     }
     if (!conn.sizeChecked && data.length > opts.maxPayload) {
-      stats.drop('too_large', request.ip)
+      stats.drop('too_large', request)
       conn.close(CloseCode.MESSAGE_TOO_BIG, 'frame too large')
       return
     }
     const raw = data.toString()
     if (bucket !== null && !bucket.take()) {
-      stats.drop('rate_limited', request.ip)
+      stats.drop('rate_limited', request)
       if (bucket.strikes >= (opts.rateLimit?.burst ?? 0)) {
         conn.close(CloseCode.POLICY_VIOLATION, 'rate limit exceeded')
       } else {

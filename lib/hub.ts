@@ -166,7 +166,7 @@ export class Hub implements Chat {
 
   /** Counts a message refused because the server is congested. */
   shed (conn: Connection): void {
-    this.#stats.drop('overloaded', conn.request.ip)
+    this.#stats.drop('overloaded', conn.request)
   }
 
   /** Whether a recent broadcast found much of its room falling behind. */
@@ -415,7 +415,7 @@ export class Hub implements Chat {
   heartbeat (): void {
     for (const conn of this.#connections) {
       if (!conn.alive) {
-        this.#stats.drop('dead_peer', conn.request.ip)
+        this.#stats.drop('dead_peer', conn.request)
         conn.socket.terminate()
         continue
       }

@@ -33,6 +33,15 @@ export const channels = Object.freeze({
   adapter: diagnostics.channel('fastify-chat:adapter')
 })
 
+/**
+ * Whoever an event is about: a request, whose `ip` is read only when a
+ * channel has subscribers (Node caches the peer address on every socket
+ * asked for it, which costs each idle socket memory).
+ */
+export interface Peer {
+  readonly ip: string
+}
+
 /** Counts what happens and mirrors it on the diagnostics channels (only when someone listens). */
 export class Stats {
   accepted = 0
@@ -41,23 +50,23 @@ export class Stats {
   deliveriesOut = 0
   drops: Record<DropReason, number> = { rate_limited: 0, overloaded: 0, slow_consumer: 0, too_large: 0, invalid: 0, dead_peer: 0 }
 
-  accept (ip: string): void {
+  accept (from: Peer): void {
     this.accepted++
-    if (channels.connection.hasSubscribers) channels.connection.publish({ event: 'accepted', ip })
+    if (channels.connection.hasSubscribers) channels.connection.publish({ event: 'accepted', ip: from.ip })
   }
 
-  refuse (reason: RefusalReason, ip: string): void {
+  refuse (reason: RefusalReason, from: Peer): void {
     this.refused[reason]++
-    if (channels.connection.hasSubscribers) channels.connection.publish({ event: 'refused', reason, ip })
+    if (channels.connection.hasSubscribers) channels.connection.publish({ event: 'refused', reason, ip: from.ip })
   }
 
-  closed (ip: string, code: number): void {
-    if (channels.connection.hasSubscribers) channels.connection.publish({ event: 'closed', ip, code })
+  closed (from: Peer, code: number): void {
+    if (channels.connection.hasSubscribers) channels.connection.publish({ event: 'closed', ip: from.ip, code })
   }
 
-  drop (reason: DropReason, ip: string, room?: string, buffered?: number): void {
+  drop (reason: DropReason, from: Peer, room?: string, buffered?: number): void {
     this.drops[reason]++
-    if (channels.drop.hasSubscribers) channels.drop.publish({ reason, ip, room, buffered })
+    if (channels.drop.hasSubscribers) channels.drop.publish({ reason, ip: from.ip, room, buffered })
   }
 
   snapshot (open: number): ChatStats {

@@ -246,6 +246,35 @@ t.test('maxConnections refuses with 503, maxConnectionsPerIp with 429, before an
   await stillChats(t, only)
 })
 
+t.test('a socket\'s address is read only for maxConnectionsPerIp or a diagnostics subscriber', async (t) => {
+  // Node keeps the peer address on every socket asked for it: memory per
+  // idle socket that nothing needs when no cap or listener uses it.
+  const counted = async (opts: Parameters<typeof listen>[1]): Promise<{ reads: () => number, url: string }> => {
+    let reads = 0
+    const { url } = await listen(t, opts, (app) => {
+      app.addHook('onRequest', async (request) => {
+        Object.defineProperty(request, 'ip', { get () { reads++; return '127.0.0.1' } })
+      })
+    })
+    return { reads: () => reads, url }
+  }
+  const off = await counted({})
+  const a = await join(off.url)
+  await stillChats(t, a)
+  a.close()
+  await a.closed
+  t.equal(off.reads(), 0, 'no cap, no subscriber: never read')
+
+  const capped = await counted({ maxConnectionsPerIp: 5 })
+  await join(capped.url)
+  t.ok(capped.reads() > 0, 'read for the per-address cap')
+
+  const watched = await counted({})
+  const accepted = nextEvent<{ event: string, ip: string }>(t, 'fastify-chat:connection', (e) => e.event === 'accepted')
+  await join(watched.url)
+  t.match(await within(accepted), { ip: '127.0.0.1' }, 'a subscriber gets the address')
+})
+
 t.test('a place taken by an upgrade that never becomes a chat socket is given back', async (t) => {
   let refuse = true
   const { url } = await listen(t, { maxConnections: 1, identify: () => (refuse ? false : { id: 'ok' }) }, (app) => {

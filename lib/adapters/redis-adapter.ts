@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis, RedisOptions } from 'ioredis'
-import { randomId } from '../connection.js'
+import { randomId } from '../random.js'
 import { FST_CHAT_ADAPTER_UNAVAILABLE, FST_CHAT_INVALID_OPTION } from '../errors.js'
 import type { HistoryPage, HistoryStore, NewMessage } from '../stores/history-store.js'
 import { channels } from '../stats.js'
