@@ -5,7 +5,7 @@ import type { ChatClient } from './options.js'
 import type { TokenBucket } from './rate-limit.js'
 import type { Stats } from './stats.js'
 import type { ChatMessage, ErrorCode, ServerFrame } from './wire.js'
-import { frameAscii, frameText } from './fanout.js'
+import { asciiHeader, frameText } from './fanout.js'
 import type { Batch } from './fanout.js'
 import { randomId } from './random.js'
 import { rawSocketOf } from './ws-internals.js'
@@ -16,6 +16,9 @@ import type { RawSocket } from './ws-internals.js'
 // queue is down to the low mark.
 export const QUEUE_HIGH = 64
 const QUEUE_LOW = 16
+
+// Single-socket frames shorter than this are written as one string.
+const JOIN_LIMIT = 1024
 
 /** What a broadcast write did; BEHIND: written, but the socket already had `behindBytes` waiting. */
 export const Delivery = Object.freeze({ NOT_WRITTEN: 0, WRITTEN: 1, BEHIND: 2 } as const)
@@ -211,9 +214,19 @@ export class Connection implements ChatClient {
       if (raw === null) {
         socket.send(text)
       } else {
-        const ascii = frameAscii(text)
-        if (ascii !== null) raw.write(ascii, 'latin1')
-        else raw.write(frameText(text))
+        const header = asciiHeader(text)
+        if (header === null) {
+          raw.write(frameText(text))
+        } else if (text.length < JOIN_LIMIT) {
+          raw.write(header + text, 'latin1')
+        } else {
+          // Two chunks of one writev: joined into one string, a long text
+          // (a `joined` frame listing a room's users) is copied once more.
+          raw.cork()
+          raw.write(header, 'latin1')
+          raw.write(text, 'latin1')
+          raw.uncork()
+        }
       }
       return true
     } catch (err) {

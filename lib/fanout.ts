@@ -44,17 +44,17 @@ function writeFrame (target: Buffer, at: number, entry: { text: string, length: 
 }
 
 /**
- * One text frame for a single socket, as a Latin-1 string when the text is
- * ASCII (as JSON of ASCII names and texts is): written from a string, a
- * frame needs no Buffer, and the large ones (a `joined` frame listing a
- * room's users) would each need memory outside the JS heap. Write it with
- * the 'latin1' encoding.
+ * The header of a text frame for a single socket, as a Latin-1 string, when
+ * the text is ASCII (as JSON of ASCII names and texts is): a frame written
+ * from strings needs no Buffer, and the large ones (a `joined` frame listing
+ * a room's users) would each need memory outside the JS heap. Null when the
+ * text needs {@link frameText} instead. Write both with the 'latin1' encoding.
  */
-export function frameAscii (text: string): string | null {
+export function asciiHeader (text: string): string | null {
   const { length } = text
   if (Buffer.byteLength(text) !== length) return null
-  if (length < 126) return String.fromCharCode(0x81, length) + text
-  if (length < 65536) return String.fromCharCode(0x81, 126, length >>> 8, length & 0xff) + text
+  if (length < 126) return String.fromCharCode(0x81, length)
+  if (length < 65536) return String.fromCharCode(0x81, 126, length >>> 8, length & 0xff)
   return null
 }
 
@@ -127,12 +127,13 @@ export class Batch {
 
   /** The entries `to` gets, framed; null when it gets none. */
   framesFor (to: Recipient): Buffer | null {
+    const entries = this.entriesFor(to)
     let bytes = 0
-    for (const entry of this.entriesFor(to)) bytes += headerLength(entry.length) + entry.length
+    for (const entry of entries) bytes += headerLength(entry.length) + entry.length
     if (bytes === 0) return null
     const frames = Buffer.allocUnsafe(bytes)
     let at = 0
-    for (const entry of this.entriesFor(to)) at = writeFrame(frames, at, entry)
+    for (const entry of entries) at = writeFrame(frames, at, entry)
     return frames
   }
 
@@ -144,11 +145,15 @@ export class Batch {
     return n
   }
 
-  /** The entries `to` gets, one by one: for sockets that go through ws's own `send()`, or hold live messages back. */
-  * entriesFor (to: Recipient): Generator<Entry> {
+  /** The entries `to` gets: for sockets that go through ws's own `send()`, or hold live messages back. */
+  entriesFor (to: Recipient): Entry[] {
     const { entries } = this
-    for (let i = this.#newcomers?.get(to) ?? 0; i < entries.length; i++) {
-      if (!skips(entries[i], to)) yield entries[i]
+    const start = this.#newcomers?.get(to) ?? 0
+    if (start === 0 && !this.skips(to)) return entries
+    const out: Entry[] = []
+    for (let i = start; i < entries.length; i++) {
+      if (!skips(entries[i], to)) out.push(entries[i])
     }
+    return out
   }
 }

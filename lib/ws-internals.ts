@@ -23,6 +23,8 @@ export function setMaxPayload (socket: WebSocket, bytes: number): boolean {
 /** What fan-out needs of the stream under a WebSocket. */
 export interface RawSocket {
   write (chunk: Buffer | string, encoding?: BufferEncoding): boolean
+  cork (): void
+  uncork (): void
   readonly writableLength: number
 }
 
@@ -41,7 +43,7 @@ export function rawSocketOf (socket: WebSocket): RawSocket | null {
   if (socket.extensions !== '') return null
   const internals = socket as unknown as WebSocketInternals
   const raw = internals._socket
-  if (raw == null || typeof raw.write !== 'function' || typeof raw.writableLength !== 'number') return null
+  if (raw == null || typeof raw.write !== 'function' || typeof raw.cork !== 'function' || typeof raw.writableLength !== 'number') return null
   if (internals._sender == null || !('_state' in internals._sender)) return null
   return raw as RawSocket
 }

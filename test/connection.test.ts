@@ -1,6 +1,7 @@
+import { once } from 'node:events'
 import t from 'tap'
 import type { FastifyRequest } from 'fastify'
-import type WebSocket from 'ws'
+import WebSocket, { WebSocketServer } from 'ws'
 import { Connection } from '../lib/connection.js'
 import type { ConnectionContext } from '../lib/connection.js'
 import { Stats } from '../lib/stats.js'
@@ -46,4 +47,27 @@ t.test('a key is made only when asked for', async (t) => {
   t.match(key, /^[\w-]{16}$/)
   t.equal(conn.keyIfSet, key)
   t.equal(conn.key, key, 'and kept')
+})
+
+t.test('single-socket frames of every size and alphabet arrive intact and in order', async (t) => {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => new Promise((resolve) => wss.close(resolve)))
+  await once(wss, 'listening')
+  const { port } = wss.address() as { port: number }
+  const accepted = once(wss, 'connection')
+  const client = new WebSocket(`ws://127.0.0.1:${port}`)
+  t.teardown(() => client.terminate())
+  const [server] = await accepted as [WebSocket]
+  await once(client, 'open')
+  const ctx: ConnectionContext = { maxBufferedBytes: 1 << 20, behindBytes: 1 << 18, closeTimeout: 100, stats: new Stats() }
+  const conn = new Connection(server, {} as FastifyRequest, 'id', 'name', ctx, null)
+  // Short and long ASCII (one string, or header and text in one writev),
+  // past the 16-bit length (a Buffer), and not ASCII (a Buffer).
+  const texts = ['hi', 'a'.repeat(1023), 'b'.repeat(1024), 'c'.repeat(65535), 'd'.repeat(70_000), 'é', 'ü'.repeat(2000)]
+  const got: string[] = []
+  const all = new Promise<void>((resolve) => client.on('message', (data) => { if (got.push(data.toString()) === texts.length) resolve() }))
+  for (const text of texts) t.equal(conn.sendRaw(text), true)
+  await all
+  t.same(got.map((x) => x.length), texts.map((x) => x.length))
+  t.same(got, texts)
 })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import * as ws from 'ws'
-import { Batch, frameAscii, frameText } from '../lib/fanout.js'
+import { Batch, asciiHeader, frameText } from '../lib/fanout.js'
 import type { ChatMessage } from '../lib/wire.js'
 
 // ws exports its frame parser, but @types/ws does not declare it.
@@ -58,13 +58,13 @@ t.test('frameText frames one text the same way', async (t) => {
   }
 })
 
-t.test('frameAscii frames ASCII text as a Latin-1 string with the same bytes, and declines the rest', async (t) => {
+t.test('asciiHeader heads ASCII text as a Latin-1 string, the same bytes as frameText, and declines the rest', async (t) => {
   for (const text of ['', 'hello', 'x'.repeat(125), 'x'.repeat(126), 'y'.repeat(65535)]) {
-    const frame = frameAscii(text) as string
-    t.same(Buffer.from(frame, 'latin1'), frameText(text), `${text.length} characters`)
+    const header = asciiHeader(text) as string
+    t.same(Buffer.from(header + text, 'latin1'), frameText(text), `${text.length} characters`)
   }
-  t.equal(frameAscii('héllo'), null, 'not ASCII: framed as a Buffer instead')
-  t.equal(frameAscii('z'.repeat(65536)), null, 'a 64-bit length: framed as a Buffer instead')
+  t.equal(asciiHeader('héllo'), null, 'not ASCII: framed as a Buffer instead')
+  t.equal(asciiHeader('z'.repeat(65536)), null, 'a 64-bit length: framed as a Buffer instead')
 })
 
 t.test('counts messages apart from presence events', async (t) => {
@@ -94,7 +94,7 @@ t.test('a recipient an entry skips gets the others, framed for it alone', async 
 
   const alice = { keyIfSet: null, id: 'alice' }
   t.same(await decode(batch.framesFor(alice) as Buffer, 2), ['one', 'three'], 'alice misses her own presence event')
-  t.same([...batch.entriesFor(alice)].map((e) => e.text), ['one', 'three'])
+  t.same(batch.entriesFor(alice).map((e) => e.text), ['one', 'three'])
 
   const only = new Batch()
   only.add('one', message(1), 'sender-key', null)
