@@ -7,7 +7,7 @@
 //
 // Options (after `--`):
 //   --quick               smoke run (under two minutes)
-//   --servers=a,b         subset of chat,sqlite,naive,socketio
+//   --servers=a,b         subset of chat,sqlite,naive,floor,socketio
 //   --scenarios=a,b       subset of ramp,cpu,chatty,idle,overload
 //   --workers=N           load generator processes (default: cores - 1, at least 1)
 //   --nice=N              run servers and load generators at this nice level (e.g. -10 on a
@@ -46,6 +46,7 @@ const CFG = QUICK
       drainMs: 1000,
       cpuMs: 1500,
       chattyMs: 1500,
+      rounds: 1,
       idle: 2000,
       overloadMs: 2000,
       overloadMaxMs: 12_000,
@@ -63,6 +64,7 @@ const CFG = QUICK
       drainMs: 2000,
       cpuMs: 10_000,
       chattyMs: 10_000,
+      rounds: 3,
       idle: 10_000,
       overloadMs: 10_000,
       overloadMaxMs: 30_000,
@@ -126,6 +128,7 @@ const ALL_SERVERS = [
   { id: 'chat', label: 'fastify-chat', file: 'chat.mjs', kind: 'chat' },
   { id: 'sqlite', label: 'fastify-chat (SQLite store)', file: 'chat.mjs', kind: 'chat', env: { CHAT_STORE: 'sqlite' }, only: ['ramp', 'cpu'] },
   { id: 'naive', label: 'naive loop', file: 'naive.mjs', kind: 'naive' },
+  { id: 'floor', label: 'floor (raw writes)', file: 'floor.mjs', kind: 'naive', only: ['cpu'] },
   { id: 'socketio', label: 'Socket.IO', file: 'socketio.mjs', kind: 'socketio' }
 ]
 const wantedServers = option('servers')?.split(',') ?? ALL_SERVERS.map((s) => s.id)
@@ -780,6 +783,36 @@ const emit = (text = '') => {
 const results = { ramp: {}, cpu: {}, chatty: {}, idle: {}, overload: null }
 const failures = []
 
+function median (values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+/**
+ * Measures every server CFG.rounds times, the servers taking turns, and
+ * keeps the median of each figure in `keys` (the rest from the run at the
+ * median of the first). Server CPU moves by several percent between runs of
+ * the same code, which one run per server cannot tell from a difference.
+ */
+async function inRounds (scenario, servers, measure, keys) {
+  const runs = {}
+  for (let round = 1; round <= CFG.rounds; round++) {
+    for (const server of servers) {
+      log(`${scenario}: ${server.label}${CFG.rounds > 1 ? `, round ${round} of ${CFG.rounds}` : ''}`)
+      const r = await attempt(`${scenario} ${server.label}`, () => measure(server))
+      if (r !== undefined) (runs[server.id] ??= []).push(r)
+    }
+  }
+  const merged = {}
+  for (const [id, list] of Object.entries(runs)) {
+    const middle = [...list].sort((a, b) => a[keys[0]] - b[keys[0]])[(list.length - 1) >> 1]
+    merged[id] = { ...middle, rounds: list.map((r) => r[keys[0]]) }
+    for (const key of keys) merged[id][key] = median(list.map((r) => r[key]))
+  }
+  return merged
+}
+
 async function attempt (what, fn) {
   try {
     return await fn()
@@ -804,16 +837,12 @@ if (SCENARIOS.includes('ramp')) {
   }
 }
 if (SCENARIOS.includes('cpu')) {
-  for (const server of serversFor('cpu')) {
-    log(`cpu at ${fmtNum(CPU_RATE)} deliveries/s: ${server.label}`)
-    results.cpu[server.id] = await attempt(`cpu ${server.label}`, () => fixedCpu(server))
-  }
+  results.cpu = await inRounds(`cpu at ${fmtNum(CPU_RATE)} deliveries/s`, serversFor('cpu'), fixedCpu,
+    ['usPerDelivery', 'serverCpu', 'p50', 'p99', 'loadgenCpu', 'foreignCpu'])
 }
 if (SCENARIOS.includes('chatty')) {
-  for (const server of serversFor('chatty')) {
-    log(`chatty room: ${server.label}`)
-    results.chatty[server.id] = await attempt(`chatty ${server.label}`, () => chatty(server))
-  }
+  results.chatty = await inRounds('chatty room', serversFor('chatty'), chatty,
+    ['serverCpu', 'p50', 'p99', 'loadgenCpu', 'foreignCpu'])
 }
 if (SCENARIOS.includes('idle')) {
   for (const server of serversFor('idle')) {
@@ -934,6 +963,15 @@ if (SCENARIOS.includes('ramp')) {
   emit(table(['Server', 'Subscribers', 'Connect', 'Max', 'p50 / p99 at max', 'Server CPU at max', 'Loadgen CPU at max', 'Others at max', 'First failing step', 'Why it failed'], detail))
 }
 
+/** The first figure of every round, when there were several. */
+function roundsRow (format) {
+  return CFG.rounds > 1 ? [['Each round', (r) => r.rounds, format, false]] : []
+}
+
+function roundsNote () {
+  return CFG.rounds > 1 ? ` Each figure is the median of ${CFG.rounds} runs per server, the servers taking turns.` : ''
+}
+
 const cpuServers = serversFor('cpu')
 if (SCENARIOS.includes('cpu')) {
   emit()
@@ -941,6 +979,7 @@ if (SCENARIOS.includes('cpu')) {
   emit()
   emit(sideBySide('', results.cpu, cpuServers, [
     ['Server CPU per delivery', (r) => r.usPerDelivery, fmtUs],
+    ...roundsRow((r) => r.map(fmtUs).join(', ')),
     ['Server CPU (% of one core)', (r) => r.serverCpu, fmtPct],
     ['Deliveries/s achieved', (r) => r.deliveriesPerSec, fmtRate, false],
     ['Latency p50', (r) => r.p50, fmtMs],
@@ -952,7 +991,12 @@ if (SCENARIOS.includes('cpu')) {
   emit()
   emit(`One publisher at ${fmtCount(CPU_RATE / CPU_SUBS)} msg/s for ${CFG.cpuMs / 1000} s, the same load for every server. ` +
     'CPU is utime + stime of the server process from /proc over the window (publishing and the drain after it), ' +
-    'divided by the deliveries counted.' + problems(results.cpu, cpuServers))
+    'divided by the deliveries counted.' + roundsNote() +
+    (cpuServers.some((s) => s.id === 'floor')
+      ? ' The floor is not a chat server: it wraps each message in an envelope of fastify-chat\'s shape and size, frames it ' +
+        'once and writes it to the stream under every socket with no check of any kind (bench/servers/floor.mjs). What it ' +
+        'spends per delivery is the write itself: the least any server that writes each delivery can spend here.'
+      : '') + problems(results.cpu, cpuServers))
 }
 
 const chattyServers = serversFor('chatty')
@@ -964,6 +1008,7 @@ if (SCENARIOS.includes('chatty')) {
     ['Latency p50', (r) => r.p50, fmtMs],
     ['Latency p99', (r) => r.p99, fmtMs],
     ['Server CPU (% of one core)', (r) => r.serverCpu, fmtPct],
+    ...roundsRow((r) => r.map(fmtPct).join(', ')),
     ['Deliveries/s', (r) => r.deliveriesPerSec, fmtRate, false],
     ['Not delivered', (r) => r.lost, fmtCount, false],
     ['Load generator CPU (% of one core)', (r) => r.loadgenCpu, fmtPct, false],
@@ -971,7 +1016,8 @@ if (SCENARIOS.includes('chatty')) {
   ]))
   emit()
   emit(`Each publisher sends ${CHATTY.rate / CHATTY.publishers} msg/s for ${CFG.chattyMs / 1000} s; every message goes to all ` +
-    `${CHATTY.clients} clients, its sender included (${fmtRate(CHATTY.rate * CHATTY.clients)} deliveries).` + problems(results.chatty, chattyServers))
+    `${CHATTY.clients} clients, its sender included (${fmtRate(CHATTY.rate * CHATTY.clients)} deliveries).` + roundsNote() +
+    problems(results.chatty, chattyServers))
 }
 
 const idleServers = serversFor('idle')
@@ -1051,6 +1097,10 @@ emit('- fastify-chat runs with `rateLimit: false`: the publishers here send up t
   '(`maxBufferedBytes` 1 MiB, `echo` on).' + (hasSqlite ? ' The SQLite column uses `sqliteStore` on a temporary file.' : ''))
 emit('- The naive loop is @fastify/websocket with a Set of sockets and `for (const c of clients) c.send(msg)` per message; ' +
   'Socket.IO is `io.emit(\'m\', p)` per message, WebSocket transport only. Both send to the sender as well, as fastify-chat does.')
+if (SCENARIOS.includes('cpu') && cpuServers.some((s) => s.id === 'floor')) {
+  emit('- The floor (CPU scenario only) writes each message, in an envelope of fastify-chat\'s shape and size, framed once, ' +
+    'to the stream under every socket with no check at all: a measure of the write alone, not a server to deploy.')
+}
 if (!hasSqlite) emit('- `sqliteStore` is not exported by dist/index.js yet, so there is no SQLite column.')
 
 for (const extra of extras) {
