@@ -18,7 +18,7 @@ export const QUEUE_HIGH = 64
 const QUEUE_LOW = 16
 
 // Single-socket frames shorter than this are written as one string.
-const JOIN_LIMIT = 1024
+const CONCAT_LIMIT = 1024
 
 /** What a broadcast write did; BEHIND: written, but the socket already had `behindBytes` waiting. */
 export const Delivery = Object.freeze({ NOT_WRITTEN: 0, WRITTEN: 1, BEHIND: 2 } as const)
@@ -217,7 +217,7 @@ export class Connection implements ChatClient {
         const header = asciiHeader(text)
         if (header === null) {
           raw.write(frameText(text))
-        } else if (text.length < JOIN_LIMIT) {
+        } else if (text.length < CONCAT_LIMIT) {
           raw.write(header + text, 'latin1')
         } else {
           // Two chunks of one writev: joined into one string, a long text

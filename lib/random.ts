@@ -9,6 +9,7 @@ let used = pool.length
 
 /** `bytes` fresh random bytes (at most 256), encoded. */
 export function randomString (bytes: number, encoding: 'base64url' | 'hex'): string {
+  if (!(bytes >= 0 && bytes <= 256)) throw new RangeError(`randomString: ${bytes} bytes, at most 256`)
   if (used + bytes > pool.length) {
     randomFillSync(pool)
     used = 0

@@ -36,6 +36,7 @@ t.test('random ids and names come from a pool that never hands out the same byte
   t.equal(seen.size, 2000)
   t.match(randomId(), /^[A-Za-z0-9_-]{16}$/)
   t.match(randomString(2, 'hex'), /^[0-9a-f]{4}$/)
+  t.throws(() => randomString(257, 'hex'), RangeError, 'more than the pool hands out at once')
 })
 
 t.test('a reconnect with the resume token keeps the id; a forged one does not', async (t) => {
