@@ -1,10 +1,10 @@
-import { once } from 'node:events'
 import t from 'tap'
 import type { FastifyRequest } from 'fastify'
-import WebSocket, { WebSocketServer } from 'ws'
+import type WebSocket from 'ws'
 import { Connection } from '../lib/connection.js'
 import type { ConnectionContext } from '../lib/connection.js'
 import { Stats } from '../lib/stats.js'
+import { wsPair } from './helpers/chat.js'
 
 function connection (): Connection {
   const ctx: ConnectionContext = { maxBufferedBytes: 1024, behindBytes: 256, closeTimeout: 100, stats: new Stats() }
@@ -50,15 +50,7 @@ t.test('a key is made only when asked for', async (t) => {
 })
 
 t.test('single-socket frames of every size and alphabet arrive intact and in order', async (t) => {
-  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => new Promise((resolve) => wss.close(resolve)))
-  await once(wss, 'listening')
-  const { port } = wss.address() as { port: number }
-  const accepted = once(wss, 'connection')
-  const client = new WebSocket(`ws://127.0.0.1:${port}`)
-  t.teardown(() => client.terminate())
-  const [server] = await accepted as [WebSocket]
-  await once(client, 'open')
+  const { server, client } = await wsPair(t)
   const ctx: ConnectionContext = { maxBufferedBytes: 1 << 20, behindBytes: 1 << 18, closeTimeout: 100, stats: new Stats() }
   const conn = new Connection(server, {} as FastifyRequest, 'id', 'name', ctx, null)
   // Short and long ASCII (one string, or header and text in one writev),

@@ -1,7 +1,8 @@
 import { once } from 'node:events'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
-import WebSocket from 'ws'
+import WebSocket, { WebSocketServer } from 'ws'
+import type { ServerOptions } from 'ws'
 import fastifyChat from '../../index.js'
 import type { FastifyChatOptions, ServerFrame } from '../../index.js'
 
@@ -9,6 +10,25 @@ import type { FastifyChatOptions, ServerFrame } from '../../index.js'
 interface Teardown { teardown (fn: () => unknown): void }
 
 const WAIT_MS = 3000
+
+/**
+ * A bare ws server on a free loopback port and one client connected to it
+ * (no plugin): both ends of a real socket, both closed when the test ends.
+ */
+export async function wsPair (t: Teardown, server: ServerOptions = {}, client: WebSocket.ClientOptions = {}): Promise<{ server: WebSocket, client: WebSocket }> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', ...server })
+  t.teardown(() => new Promise((resolve) => wss.close(resolve)))
+  await once(wss, 'listening')
+  const { port } = wss.address() as { port: number }
+  const accepted = once(wss, 'connection')
+  const socket = new WebSocket(`ws://127.0.0.1:${port}`, client)
+  t.teardown(() => socket.terminate())
+  socket.on('error', () => {})
+  const [end] = await accepted as [WebSocket]
+  end.on('error', () => {})
+  await once(socket, 'open')
+  return { server: end, client: socket }
+}
 
 /** A fresh app with the plugin, listening on a free loopback port, closed when the test ends. */
 export async function listen (t: Teardown, opts: FastifyChatOptions = {}, setup?: (app: FastifyInstance) => unknown): Promise<{ app: FastifyInstance, url: string }> {
