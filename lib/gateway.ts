@@ -12,7 +12,7 @@ import { TokenBucket } from './rate-limit.js'
 import { ResumeSigner } from './resume.js'
 import type { Session } from './session.js'
 import type { Stats } from './stats.js'
-import { setMaxPayload } from './ws-internals.js'
+import { releaseUpgradeResponse, setMaxPayload } from './ws-internals.js'
 
 // Past QUEUE_HIGH waiting frames the server stops reading from a socket.
 // This hard cap guards against a ws that goes on handing over frames after
@@ -159,6 +159,7 @@ export class Gateway {
       return
     }
     const payloadEnforced = this.#p.payloadEnforced || setMaxPayload(socket, opts.maxPayload)
+    releaseUpgradeResponse(socket)
 
     const query = (request.query ?? {}) as ConnectQuery
     const identity = this.#identities.get(request) ?? {}

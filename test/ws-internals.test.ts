@@ -1,9 +1,38 @@
 // Fails loudly when a ws upgrade moves the internals lib/ws-internals.ts uses.
 import { once } from 'node:events'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import fastifyWebsocket from '@fastify/websocket'
+import Fastify from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import type WebSocket from 'ws'
-import { setMaxPayload } from '../lib/ws-internals.js'
-import { wsPair } from './helpers/chat.js'
+import WebSocket from 'ws'
+import { releaseUpgradeResponse, setMaxPayload } from '../lib/ws-internals.js'
+import fastifyChat from '../index.js'
+import { join, wsPair } from './helpers/chat.js'
+
+// A real collector, to show what a socket no longer keeps alive.
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+
+/** Whether `ref`'s object is collected within a few full collections (a WeakRef clears only between jobs). */
+async function collected (ref: WeakRef<object>): Promise<boolean> {
+  for (let i = 0; i < 10 && ref.deref() !== undefined; i++) {
+    await new Promise((resolve) => setImmediate(resolve))
+    gc()
+  }
+  return ref.deref() === undefined
+}
+
+/** The HTTP response of every request `app` routes from now on: for an upgrade, @fastify/websocket hangs it on the TCP socket. */
+function responsesOf (app: FastifyInstance): Array<WeakRef<object>> {
+  const responses: Array<WeakRef<object>> = []
+  app.addHook('onRequest', (_request, reply, done) => {
+    responses.push(new WeakRef(reply.raw))
+    done()
+  })
+  return responses
+}
 
 t.test('setMaxPayload reaches the receiver of a real socket', async (t) => {
   const { server, client } = await wsPair(t, { maxPayload: 1 << 20 })
@@ -48,4 +77,57 @@ t.test('rawSocketOf refuses a socket with compression, so frames go through ws',
   t.equal(rawSocketOf({ extensions: '' } as WebSocket), null, 'no internals, no raw socket')
   client.close()
   await once(client, 'close')
+})
+
+t.test('releaseUpgradeResponse detaches the response @fastify/websocket hangs on the socket', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyWebsocket)
+  const responses: Array<{ socket: unknown }> = []
+  const released: boolean[] = []
+  app.get('/', {
+    websocket: true,
+    onRequest: (_request, reply, done) => {
+      responses.push(reply.raw)
+      done()
+    }
+  }, (socket) => {
+    released.push(releaseUpgradeResponse(socket))
+    socket.on('message', (data) => socket.send(data.toString()))
+    socket.send('hi')
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const client = new WebSocket(`ws://127.0.0.1:${port}/`)
+  t.teardown(() => client.terminate())
+  await once(client, 'message')
+  t.same(released, [true], 'the stream still has _httpMessage: if this fails, update lib/ws-internals.ts')
+  t.equal(responses.length, 1)
+  t.equal(responses[0]?.socket, null, 'the response no longer points at the socket, nor the socket at it')
+  const echoed = once(client, 'message')
+  client.send('the socket still works')
+  t.equal(String((await echoed)[0]), 'the socket still works')
+})
+
+t.test('releaseUpgradeResponse leaves alone what it does not recognise', async (t) => {
+  t.equal(releaseUpgradeResponse({} as WebSocket), false)
+  const stream = {}
+  let detached = 0
+  const elsewhere = { socket: {}, detachSocket: () => { detached++ } }
+  t.equal(releaseUpgradeResponse({ _socket: { ...stream, _httpMessage: elsewhere } } as unknown as WebSocket), false, 'a response attached to another socket')
+  t.equal(releaseUpgradeResponse({ _socket: { _httpMessage: { socket: null } } } as unknown as WebSocket), false, 'no detachSocket')
+  t.equal(detached, 0)
+})
+
+t.test('a chat socket keeps no upgrade response once it is open', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const responses = responsesOf(app)
+  await app.register(fastifyChat)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const client = await join(`ws://127.0.0.1:${port}`)
+  t.teardown(() => client.close())
+  t.equal(responses.length, 1)
+  t.equal(await collected(responses[0] as WeakRef<object>), true)
 })
