@@ -118,6 +118,11 @@ export class Batch {
     return frames
   }
 
+  /** Whether every recipient gets every entry: nobody is skipped and nobody joined midway. */
+  get uniform (): boolean {
+    return this.#newcomers === null && this.#skipUsers === null && this.#skipKeys === null
+  }
+
   /** Whether `to` misses any entry (then it gets {@link framesFor} instead of {@link frames}). */
   skips (to: Recipient): boolean {
     return (this.#newcomers !== null && this.#newcomers.has(to)) ||

@@ -224,6 +224,8 @@ export class Hub implements Chat {
     let reached = 0
     let behind = 0
     let deliveries = 0
+    // Asked once per batch: when it holds, each member's count needs no check of its own.
+    const uniform = batch.uniform
     for (const conn of room.members) {
       const held = conn.held(name)
       if (held !== undefined) {
@@ -233,7 +235,7 @@ export class Hub implements Chat {
       const result = conn.deliver(batch)
       if (result === Delivery.NOT_WRITTEN) continue
       reached++
-      deliveries += batch.messagesFor(conn)
+      deliveries += uniform ? batch.messages : batch.messagesFor(conn)
       if (result === Delivery.BEHIND) behind++
     }
     this.#stats.deliveriesOut += deliveries

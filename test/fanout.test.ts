@@ -72,7 +72,8 @@ t.test('counts messages apart from presence events', async (t) => {
   batch.add('{"type":"presence"}', null, null, null)
   batch.add('{"type":"message"}', message(1), null, null)
   t.equal(batch.messages, 1)
-  t.equal(batch.skips({ keyIfSet: null, id: 'a' }), false, 'nobody is skipped')
+  t.equal(batch.uniform, true, 'nobody is skipped')
+  t.equal(batch.skips({ keyIfSet: null, id: 'a' }), false)
   t.equal(batch.messagesFor({ keyIfSet: null, id: 'a' }), 1)
 })
 
@@ -81,6 +82,7 @@ t.test('a recipient an entry skips gets the others, framed for it alone', async 
   batch.add('one', message(1), 'sender-key', null)
   batch.add('two', null, null, 'alice')
   batch.add('three', message(2), null, null)
+  t.equal(batch.uniform, false)
 
   const bystander = { keyIfSet: null, id: 'bob' }
   t.equal(batch.skips(bystander), false, 'a socket without a key is never excluded by key')
@@ -108,9 +110,11 @@ t.test('a member that joined after the batch began gets only what came after', a
   const late = { keyIfSet: null, id: 'late' }
   batch.joined(early)
   t.equal(batch.skips(early), false, 'joining an empty batch misses nothing')
+  t.equal(batch.uniform, true)
   batch.add('before', message(1), null, null)
   batch.joined(late)
   batch.add('after', message(2), null, null)
+  t.equal(batch.uniform, false, 'a member joined midway')
   t.equal(batch.skips(late), true)
   t.same(await decode(batch.framesFor(late) as Buffer, 1), ['after'])
   t.equal(batch.messagesFor(late), 1)

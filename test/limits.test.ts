@@ -412,6 +412,23 @@ t.test('stats() and the diagnostics channels', async (t) => {
   })
 })
 
+t.test('deliveriesOut counts each message once per socket it reached, the skipped sender not included', async (t) => {
+  for (const echo of [true, false]) {
+    const { app, url } = await listen(t, { echo })
+    const a = await join(url)
+    const b = await join(url)
+    const c = await join(url)
+    // Once the joins' presence events are out, the messages' batch skips nobody (with echo on).
+    await a.expect('presence')
+    await a.expect('presence')
+    await b.expect('presence')
+    a.send('one')
+    a.send('two')
+    for (const reader of echo ? [a, b, c] : [b, c]) await messages(reader, 2)
+    t.equal(app.chat.stats().deliveriesOut, echo ? 6 : 4, `echo ${String(echo)}`)
+  }
+})
+
 t.test('the ws that @fastify/websocket loads has the 8.21 security fixes', async (t) => {
   const fromPlugin = createRequire(createRequire(import.meta.url).resolve('@fastify/websocket'))
   const version = (fromPlugin('ws/package.json') as { version: string }).version
