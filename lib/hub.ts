@@ -26,6 +26,12 @@ const MAX_BATCH_BYTES = 64 * 1024
 // joins (a deploy, a reconnect storm) reaches each member in a few writes
 // instead of one per join: filling a room of n is then far from n² writes.
 const PRESENCE_DELAY_MS = 20
+// Messages are written at the end of the event-loop iteration that handled
+// them, but no sooner than this after the previous write-out. Under steady
+// traffic (messages from many senders, each in its own iteration) a socket
+// then gets at most one write per interval, whatever the timing of arrivals;
+// after a quiet spell the first message goes out in the same iteration.
+const FLUSH_INTERVAL_MS = 1
 
 interface Room {
   members: Set<Connection>
@@ -84,6 +90,8 @@ export class Hub implements Chat {
   // Rooms with a batch to write, and the flush at the end of this iteration.
   #pending: Array<[string, Room]> = []
   #flushing: NodeJS.Immediate | null = null
+  #flushSoon: NodeJS.Timeout | null = null
+  #flushedAt = -Infinity
   #presenceFlush: NodeJS.Timeout | null = null
 
   constructor (opts: ResolvedOptions, store: HistoryStore, adapter: Adapter, stats: Stats, log: FastifyBaseLogger) {
@@ -158,9 +166,7 @@ export class Hub implements Chat {
     const room = this.#rooms.get(message.room)
     if (room === undefined || this.#closed) return
     this.#queue(message.room, room).add(encodeMessage(message), message, exclude, null)
-    // setImmediate runs after this iteration's I/O callbacks: every message
-    // handled in this iteration is in the batch before it is written.
-    this.#flushing ??= setImmediate(this.#flush)
+    this.#scheduleFlush()
     this.#flushIfFull(message.room, room)
   }
 
@@ -201,6 +207,15 @@ export class Hub implements Chat {
     return room.batch
   }
 
+  #scheduleFlush (): void {
+    if (this.#flushing !== null || this.#flushSoon !== null) return
+    const wait = this.#flushedAt + FLUSH_INTERVAL_MS - performance.now()
+    // setImmediate runs after this iteration's I/O callbacks: every message
+    // handled in this iteration is in the batch before it is written.
+    if (wait <= 0) this.#flushing = setImmediate(this.#flush)
+    else this.#flushSoon = setTimeout(this.#flush, wait)
+  }
+
   #flushIfFull (name: string, room: Room): void {
     if (room.batch !== null && room.batch.bytes >= MAX_BATCH_BYTES) this.#flushRoom(name, room)
   }
@@ -208,9 +223,12 @@ export class Hub implements Chat {
   /** Writes every pending batch (presence too, if messages come first: they keep their order). */
   readonly #flush = (): void => {
     if (this.#flushing !== null) clearImmediate(this.#flushing)
+    if (this.#flushSoon !== null) clearTimeout(this.#flushSoon)
     if (this.#presenceFlush !== null) clearTimeout(this.#presenceFlush)
     this.#flushing = null
+    this.#flushSoon = null
     this.#presenceFlush = null
+    this.#flushedAt = performance.now()
     const pending = this.#pending
     this.#pending = []
     for (const [name, room] of pending) this.#flushRoom(name, room)

@@ -5,7 +5,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import fastifyChat from '../index.js'
 import type { ChatMessage } from '../index.js'
-import { Client, join, listen, within } from './helpers/chat.js'
+import { Client, join, listen, messages, within } from './helpers/chat.js'
 
 t.test('a message reaches every member, the sender included', async (t) => {
   const { url } = await listen(t)
@@ -52,6 +52,31 @@ t.test('with compression negotiated, broadcasts go through ws and arrive the sam
   t.equal((await alice.expect('message')).text, 'from bob', 'alice gets it; bob (echo off) does not')
   alice.send('from alice')
   t.equal((await bob.expect('message')).text, 'from alice', "bob's next message is alice's: his own never came")
+})
+
+t.test('messages handled in consecutive event-loop iterations share writes to a socket', async (t) => {
+  let counting = false
+  let writes = 0
+  const { app, url } = await listen(t, {}, (app) => {
+    // Counts what is written to each real TCP socket the server accepts.
+    app.server.on('connection', (socket) => {
+      const write = socket.write
+      socket.write = function (this: typeof socket, ...args: Parameters<typeof write>) {
+        if (counting) writes++
+        return write.apply(this, args)
+      } as typeof write
+    })
+  })
+  const client = await join(url)
+  counting = true
+  // One message per iteration: written per iteration, that would be 20 writes.
+  for (let i = 0; i < 20; i++) {
+    await app.chat.broadcast('lobby', `m${i}`)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  const got = await messages(client, 20)
+  t.same(got.map((m) => m.text), Array.from({ length: 20 }, (_, i) => `m${i}`), 'all of them, in order')
+  t.ok(writes > 0 && writes < 20, `${writes} writes for 20 messages`)
 })
 
 t.test('plain-text frames go to the first room, as in the classic chat', async (t) => {
