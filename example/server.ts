@@ -37,8 +37,8 @@ export async function storeFromEnv (env: NodeJS.ProcessEnv = process.env): Promi
 // Run from source, public/ sits next to this file; compiled to
 // dist/example/server.js, it is back in the source tree.
 function publicDir (): string {
-  const beside = fileURLToPath(new URL('./public/', import.meta.url))
-  return existsSync(beside) ? beside : fileURLToPath(new URL('../../example/public/', import.meta.url))
+  const beside = fileURLToPath(new URL('./public', import.meta.url))
+  return existsSync(beside) ? beside : fileURLToPath(new URL('../../example/public', import.meta.url))
 }
 
 /** The example app: the chat endpoint at /chat and the page at /, not listening yet. */

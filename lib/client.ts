@@ -13,7 +13,7 @@ import type {
   ServerFrame,
   Since,
   WelcomeFrame
-} from './wire.js'
+} from './protocol/wire.js'
 
 /** Where the connection is: `reconnecting` lasts from a drop until the next `welcome`. */
 export type ConnectionStatus = 'connecting' | 'open' | 'reconnecting' | 'closed'

@@ -1,10 +1,10 @@
 import type { FastifyRequest } from 'fastify'
 import { FST_CHAT_INVALID_OPTION } from './errors.js'
-import { isRoomName } from './protocol.js'
-import type { Adapter } from './adapters/adapter.js'
-import type { RateLimit } from './rate-limit.js'
+import { isRoomName } from './protocol/codec.js'
+import type { Adapter } from './broker/adapter.js'
+import type { RateLimit } from './transport/rate-limit.js'
 import type { HistoryStore } from './stores/history-store.js'
-import type { User } from './wire.js'
+import type { User } from './protocol/wire.js'
 
 /** What `identify` returns to accept a connection. */
 export interface Identity {

@@ -9,7 +9,7 @@ import type { Test } from 'tap'
 import { buildServer } from '../example/server.js'
 import { MemoryStore } from '../lib/stores/memory-store.js'
 
-const ARTIFACTS = new URL('./artifacts/', import.meta.url).pathname
+const ARTIFACTS = new URL('./artifacts', import.meta.url).pathname
 const WAIT = { timeout: 10_000 }
 
 let browser: Browser

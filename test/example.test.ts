@@ -9,7 +9,7 @@ import WebSocket from 'ws'
 import { buildServer, DEFAULT_CHAT_DB, storeFromEnv } from '../example/server.js'
 import { MemoryStore } from '../lib/stores/memory-store.js'
 import { SqliteStore } from '../lib/stores/sqlite-store.js'
-import type { ServerFrame } from '../lib/wire.js'
+import type { ServerFrame } from '../lib/protocol/wire.js'
 import { within } from './helpers/chat.js'
 
 // Tests never write the example's ./data: each one that keeps history on

@@ -1,4 +1,4 @@
-import type { ChatMessage } from '../wire.js'
+import type { ChatMessage } from '../protocol/wire.js'
 
 /** A message before the store has numbered it. */
 export type NewMessage = Omit<ChatMessage, 'offset'>

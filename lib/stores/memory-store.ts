@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { ChatMessage } from '../wire.js'
+import type { ChatMessage } from '../protocol/wire.js'
 import type { HistoryPage, HistoryStore, NewMessage } from './history-store.js'
 
 interface RoomLog {

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import type BetterSqlite3 from 'better-sqlite3'
 import { FST_CHAT_INVALID_OPTION, FST_CHAT_STORE_UNAVAILABLE } from '../errors.js'
-import type { ChatMessage } from '../wire.js'
+import type { ChatMessage } from '../protocol/wire.js'
 import type { HistoryPage, HistoryStore, NewMessage } from './history-store.js'
 
 /** How much of the history the file keeps; without it, every message stays. */

@@ -1,5 +1,5 @@
 import type { HistoryStore, NewMessage } from '../stores/history-store.js'
-import type { User } from '../wire.js'
+import type { User } from '../protocol/wire.js'
 import type { Adapter, AdapterContext, AdapterNode, PublishResult } from './adapter.js'
 
 /** The single-node adapter: stores through the plugin's store and hands everything straight back to this node. */

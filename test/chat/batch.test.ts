@@ -1,7 +1,7 @@
 import t from 'tap'
 import * as ws from 'ws'
-import { Batch, asciiHeader, frameText } from '../lib/fanout.js'
-import type { ChatMessage } from '../lib/wire.js'
+import { Batch, asciiHeader, frameText } from '../../lib/chat/batch.js'
+import type { ChatMessage } from '../../lib/protocol/wire.js'
 
 // ws exports its frame parser, but @types/ws does not declare it.
 interface ReceiverLike {

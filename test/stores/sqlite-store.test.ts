@@ -9,12 +9,12 @@ import Database from 'better-sqlite3'
 import Fastify from 'fastify'
 import t from 'tap'
 import type { Test } from 'tap'
-import fastifyChat from '../index.js'
-import type { ChatMessage, JoinedFrame } from '../index.js'
-import type { NewMessage } from '../lib/stores/history-store.js'
-import { SqliteStore, sqliteStore } from '../lib/stores/sqlite-store.js'
-import type { SqliteStoreOptions } from '../lib/stores/sqlite-store.js'
-import { Client, join, listen } from './helpers/chat.js'
+import fastifyChat from '../../index.js'
+import type { ChatMessage, JoinedFrame } from '../../index.js'
+import type { NewMessage } from '../../lib/stores/history-store.js'
+import { SqliteStore, sqliteStore } from '../../lib/stores/sqlite-store.js'
+import type { SqliteStoreOptions } from '../../lib/stores/sqlite-store.js'
+import { Client, join, listen } from '../helpers/chat.js'
 
 const run = promisify(execFile)
 const dir = await mkdtemp(joinPath(tmpdir(), 'fastify-chat-sqlite-'))
@@ -23,7 +23,7 @@ let files = 0
 /** A path for a new database file in the test's temp dir. */
 const newFile = (): string => joinPath(dir, `chat-${++files}.db`)
 
-const storeModule = new URL('../lib/stores/sqlite-store.js', import.meta.url).href
+const storeModule = new URL('../../lib/stores/sqlite-store.js', import.meta.url).href
 
 function message (room: string, text = 'hi', ts = 1_700_000_000_000): NewMessage {
   return { room, ts, from: { id: 'u1', name: 'alice' }, text }
@@ -346,7 +346,7 @@ t.test('a bad environment fails register with FST_CHAT_STORE_UNAVAILABLE naming 
       return next(specifier === 'better-sqlite3' ? 'better-sqlite3-not-installed' : specifier, context)
     }`
     const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)})`
-    const built = new URL('../dist/lib/stores/sqlite-store.js', import.meta.url).href
+    const built = new URL('../../dist/lib/stores/sqlite-store.js', import.meta.url).href
     const { stdout } = await run(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, '--input-type=module', '-e', `
       const { sqliteStore } = await import(${JSON.stringify(built)})
       const err = await sqliteStore({ path: ':memory:' }).init().then(() => null, (err) => err)

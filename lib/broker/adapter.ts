@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { HistoryStore, NewMessage } from '../stores/history-store.js'
-import type { ChatMessage, User } from '../wire.js'
+import type { ChatMessage, User } from '../protocol/wire.js'
 
 /** A presence change, as every node hands it to its members of the room. */
 export interface PresenceEvent {

@@ -1,10 +1,10 @@
 import { createHmac } from 'node:crypto'
 import t from 'tap'
 import WebSocket from 'ws'
-import { connect } from '../lib/client.js'
-import { ResumeSigner } from '../lib/resume.js'
-import { randomId, randomString } from '../lib/random.js'
-import { Client, join, listen } from './helpers/chat.js'
+import { connect } from '../../lib/client.js'
+import { ResumeSigner } from '../../lib/transport/resume.js'
+import { randomId, randomString } from '../../lib/random.js'
+import { Client, join, listen } from '../helpers/chat.js'
 
 t.test('resume tokens verify only with their secret', async (t) => {
   const s1 = new ResumeSigner('s1')

@@ -1,10 +1,10 @@
 import t from 'tap'
 import type { FastifyRequest } from 'fastify'
 import type WebSocket from 'ws'
-import { Connection } from '../lib/connection.js'
-import type { ConnectionContext } from '../lib/connection.js'
-import { Stats } from '../lib/stats.js'
-import { wsPair } from './helpers/chat.js'
+import { Connection } from '../../lib/transport/connection.js'
+import type { ConnectionContext } from '../../lib/transport/connection.js'
+import { Stats } from '../../lib/stats.js'
+import { wsPair } from '../helpers/chat.js'
 
 function connection (): Connection {
   const ctx: ConnectionContext = { maxBufferedBytes: 1024, behindBytes: 256, closeTimeout: 100, stats: new Stats() }

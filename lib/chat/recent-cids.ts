@@ -1,4 +1,4 @@
-import type { ChatMessage } from './wire.js'
+import type { ChatMessage } from '../protocol/wire.js'
 
 /** What is known of a cid: still being stored (`pending`), or the message it produced. */
 export type CidState = 'pending' | ChatMessage

@@ -8,11 +8,11 @@ import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import type { Test } from 'tap'
-import fastifyChat, { MemoryStore, redisAdapter } from '../index.js'
-import type { FastifyChatOptions, RedisAdapterOptions } from '../index.js'
-import { Client, join, messages, within } from './helpers/chat.js'
-import { startRedis } from './helpers/redis.js'
-import type { RedisServer } from './helpers/redis.js'
+import fastifyChat, { MemoryStore, redisAdapter } from '../../index.js'
+import type { FastifyChatOptions, RedisAdapterOptions } from '../../index.js'
+import { Client, join, messages, within } from '../helpers/chat.js'
+import { startRedis } from '../helpers/redis.js'
+import type { RedisServer } from '../helpers/redis.js'
 
 interface Node { app: FastifyInstance, url: string }
 
@@ -96,7 +96,7 @@ t.test('presence across instances; a killed instance\'s users drop out within th
   t.same((await a.app.chat.presence('lobby')).map((u) => u.name).sort(), ['alice', 'bob'])
 
   // An instance in its own process, killed with SIGKILL: no goodbye.
-  const script = new URL('./fixtures/redis-node.mjs', import.meta.url).pathname
+  const script = new URL('../fixtures/redis-node.mjs', import.meta.url).pathname
   const child = spawn(process.execPath, [script], { env: { ...process.env, REDIS_URL: redis.url, PRESENCE_TTL_MS: '600' }, stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { child.kill('SIGKILL') })
   const [line] = await within(once(createInterface({ input: child.stdout }), 'line') as Promise<[string]>, 10_000, 'the child instance')
@@ -189,7 +189,7 @@ t.test('a client handed in stays open after app.close(); bad options throw at re
 
 t.test('the example app chats across two instances when REDIS_URL is set', async (t) => {
   const redis = await startRedis(t)
-  const { buildServer } = await import('../example/server.js')
+  const { buildServer } = await import('../../example/server.js')
   const urls: string[] = []
   for (let i = 0; i < 2; i++) {
     const app = await buildServer({ env: { REDIS_URL: redis.url }, chat: { presenceGraceMs: 0 } })

@@ -2,9 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { MemoryStore } from '../lib/stores/memory-store.js'
-import { sqliteStore } from '../lib/stores/sqlite-store.js'
-import { conformance, WINDOW } from './helpers/store-conformance.js'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
+import { sqliteStore } from '../../lib/stores/sqlite-store.js'
+import { conformance, WINDOW } from '../helpers/store-conformance.js'
 
 const dir = await mkdtemp(join(tmpdir(), 'fastify-chat-conformance-'))
 t.teardown(() => rm(dir, { recursive: true, force: true }))

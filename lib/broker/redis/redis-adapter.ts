@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis, RedisOptions } from 'ioredis'
-import { randomId } from '../random.js'
-import { FST_CHAT_ADAPTER_UNAVAILABLE, FST_CHAT_INVALID_OPTION } from '../errors.js'
-import type { HistoryPage, HistoryStore, NewMessage } from '../stores/history-store.js'
-import { channels } from '../stats.js'
-import type { ChatMessage, User } from '../wire.js'
-import type { Adapter, AdapterContext, AdapterNode, PresenceEvent, PublishResult } from './adapter.js'
+import { randomId } from '../../random.js'
+import { FST_CHAT_ADAPTER_UNAVAILABLE, FST_CHAT_INVALID_OPTION } from '../../errors.js'
+import type { HistoryPage, HistoryStore, NewMessage } from '../../stores/history-store.js'
+import { channels } from '../../stats.js'
+import type { ChatMessage, User } from '../../protocol/wire.js'
+import type { Adapter, AdapterContext, AdapterNode, PresenceEvent, PublishResult } from '../adapter.js'
 
 /**
  * An ioredis client (`new Redis(…)`), described by what the adapter checks

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
-import type { ResolvedOptions } from './options.js'
-import type { RefusalReason } from './stats.js'
+import type { ResolvedOptions } from '../options.js'
+import type { RefusalReason } from '../stats.js'
 
 /** Why an upgrade is refused, and with which HTTP status. */
 export interface Refusal {

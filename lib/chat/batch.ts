@@ -1,4 +1,4 @@
-import type { ChatMessage } from './wire.js'
+import type { ChatMessage } from '../protocol/wire.js'
 
 /** Whoever a batch entry must skip, and what a recipient is for that check. */
 export interface Recipient {

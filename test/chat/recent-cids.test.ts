@@ -1,6 +1,6 @@
 import t from 'tap'
-import { RecentCids } from '../lib/recent-cids.js'
-import type { ChatMessage } from '../lib/wire.js'
+import { RecentCids } from '../../lib/chat/recent-cids.js'
+import type { ChatMessage } from '../../lib/protocol/wire.js'
 
 const message = (offset: number): ChatMessage => ({ room: 'r', offset, ts: 0, from: { id: 'a', name: 'a' }, text: 't' })
 

@@ -1,9 +1,9 @@
-import type { Connection } from './connection.js'
+import type { Connection } from '../transport/connection.js'
 import type { Hub } from './hub.js'
-import type { OutgoingMessage, ResolvedOptions } from './options.js'
-import { decodeClientFrame, encodeMessage, fitsLength } from './protocol.js'
+import type { OutgoingMessage, ResolvedOptions } from '../options.js'
+import { decodeClientFrame, encodeMessage, fitsLength } from '../protocol/codec.js'
 import { RecentCids } from './recent-cids.js'
-import type { ChatMessage, ClientFrame, SendFrame } from './wire.js'
+import type { ChatMessage, ClientFrame, SendFrame } from '../protocol/wire.js'
 
 /** Reads one client's frames and turns them into hub actions, answering bad ones with `error` frames. */
 export class Session {

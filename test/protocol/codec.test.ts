@@ -7,9 +7,9 @@ import {
   isRoomName,
   parseSinceParam,
   sanitizeName
-} from '../lib/protocol.js'
-import type { Decoded } from '../lib/protocol.js'
-import type { ChatMessage } from '../lib/wire.js'
+} from '../../lib/protocol/codec.js'
+import type { Decoded } from '../../lib/protocol/codec.js'
+import type { ChatMessage } from '../../lib/protocol/wire.js'
 
 const MAX = 10
 const EMOJI = '\u{1F600}'
@@ -304,8 +304,8 @@ t.test('encodeMessage', async (t) => {
 })
 
 t.test('the browser client checks rooms with the server\'s pattern', async (t) => {
-  const client = await import('../lib/client.js')
-  const wire = await import('../lib/wire.js')
+  const client = await import('../../lib/client.js')
+  const wire = await import('../../lib/protocol/wire.js')
   t.equal(client.ROOM_PATTERN.source, wire.ROOM_PATTERN.source)
   t.equal(client.ROOM_PATTERN.flags, wire.ROOM_PATTERN.flags)
 })

@@ -7,9 +7,9 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import WebSocket from 'ws'
-import { releaseUpgradeResponse, setMaxPayload } from '../lib/ws-internals.js'
-import fastifyChat from '../index.js'
-import { join, wsPair } from './helpers/chat.js'
+import { releaseUpgradeResponse, setMaxPayload } from '../../lib/transport/ws-internals.js'
+import fastifyChat from '../../index.js'
+import { join, wsPair } from '../helpers/chat.js'
 
 // A real collector, to show what a socket no longer keeps alive.
 setFlagsFromString('--expose-gc')
@@ -48,8 +48,8 @@ t.test('without the internals it says so instead of throwing', async (t) => {
 })
 
 t.test('rawSocketOf finds the stream under a socket, and frames written to it arrive in order', async (t) => {
-  const { Batch } = await import('../lib/fanout.js')
-  const { rawSocketOf } = await import('../lib/ws-internals.js')
+  const { Batch } = await import('../../lib/chat/batch.js')
+  const { rawSocketOf } = await import('../../lib/transport/ws-internals.js')
   const { server, client } = await wsPair(t)
   const raw = rawSocketOf(server)
   t.ok(raw, 'ws still has _socket and _sender: if this fails, update lib/ws-internals.ts')
@@ -70,7 +70,7 @@ t.test('rawSocketOf finds the stream under a socket, and frames written to it ar
 })
 
 t.test('rawSocketOf refuses a socket with compression, so frames go through ws', async (t) => {
-  const { rawSocketOf } = await import('../lib/ws-internals.js')
+  const { rawSocketOf } = await import('../../lib/transport/ws-internals.js')
   const { server, client } = await wsPair(t, { perMessageDeflate: true }, { perMessageDeflate: true })
   t.equal(server.extensions, 'permessage-deflate')
   t.equal(rawSocketOf(server), null)

@@ -1,10 +1,10 @@
 // The Redis adapter's history behaves like every other store.
 import Fastify from 'fastify'
 import t from 'tap'
-import { RedisAdapter } from '../lib/adapters/redis-adapter.js'
-import type { HistoryStore } from '../lib/stores/history-store.js'
-import { conformance, WINDOW } from './helpers/store-conformance.js'
-import { startRedis } from './helpers/redis.js'
+import { RedisAdapter } from '../../lib/broker/redis/redis-adapter.js'
+import type { HistoryStore } from '../../lib/stores/history-store.js'
+import { conformance, WINDOW } from '../helpers/store-conformance.js'
+import { startRedis } from '../helpers/redis.js'
 
 const redis = await startRedis(t)
 const log = Fastify().log

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { MemoryStore } from '../lib/stores/memory-store.js'
-import type { MemoryStoreOptions } from '../lib/stores/memory-store.js'
-import type { HistoryPage, NewMessage } from '../lib/stores/history-store.js'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
+import type { MemoryStoreOptions } from '../../lib/stores/memory-store.js'
+import type { HistoryPage, NewMessage } from '../../lib/stores/history-store.js'
 
 /** The subset of tap's `t` the helper needs. */
 interface Teardown { teardown (fn: () => unknown): void }
