@@ -65,6 +65,33 @@ export function killAll () {
   children.clear()
 }
 
+/**
+ * Kills every child when the runner exits, is interrupted or hits an
+ * unhandled rejection, and gives up after `hardLimitMs` so that a stuck run
+ * leaves nothing behind.
+ */
+export function killChildrenOnExit (hardLimitMs) {
+  process.on('exit', killAll)
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(signal, () => {
+      console.error(`\n${signal}: stopping every benchmark process`)
+      killAll()
+      process.exit(130)
+    })
+  }
+  process.on('unhandledRejection', (err) => {
+    console.error(err)
+    killAll()
+    process.exit(1)
+  })
+  const hardLimit = setTimeout(() => {
+    console.error(`bench: still running after ${hardLimitMs / 60_000} min, giving up`)
+    killAll()
+    process.exit(1)
+  }, hardLimitMs)
+  hardLimit.unref()
+}
+
 // Raise the soft fd limit as far as allowed (65536, else the hard limit), then
 // become the command: `exec` keeps the pid, so /proc/<pid> is node's.
 const LAUNCH = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"'

@@ -1,0 +1,51 @@
+// Chatty room: many publishers in one room at a moderate rate, every message
+// to every member, the sender included; latency and CPU at a realistic load.
+import { fmtCount, fmtMs, fmtPct, fmtRate, problems, roundsNote, roundsRow, sideBySide } from '../lib/format.mjs'
+import { judge, runLoad } from '../lib/load.mjs'
+import { log } from '../lib/log.mjs'
+import { withRig } from '../lib/rig.mjs'
+import { inRounds, leastDisturbed } from '../lib/rounds.mjs'
+
+const CHATTY = { clients: 200, publishers: 20, rate: 1000 }
+
+/** results[server id] = the median run of that server. */
+export async function run (bench, servers) {
+  return await inRounds(bench, 'chatty room', servers, (server) => chatty(bench, server),
+    ['serverCpu', 'p50', 'p99', 'loadgenCpu', 'foreignCpu'])
+}
+
+async function chatty (bench, server) {
+  const { cfg } = bench
+  return await withRig(bench, server, async (rig) => {
+    const conn = await rig.connect({ subs: CHATTY.clients - CHATTY.publishers, pubs: CHATTY.publishers, pubsCount: true })
+    if (conn.ready !== conn.wanted) throw new Error(`${server.label}: ${conn.ready}/${conn.wanted} connected`)
+    await rig.quiet(60_000)
+    const r = await leastDisturbed(rig, server.label, cfg.retries,
+      () => runLoad(rig, { rate: CHATTY.rate / CHATTY.publishers, durationMs: cfg.chattyMs, receivers: CHATTY.clients, drainMs: cfg.drainMs }))
+    r.reasons = judge(r, cfg.drainMs)
+    log(`  ${server.label}: p50 ${fmtMs(r.p50)}, p99 ${fmtMs(r.p99)}, server ${fmtPct(r.serverCpu)}, loadgen ${fmtPct(r.loadgenCpu)}`)
+    return r
+  })
+}
+
+export function section (bench, servers, results) {
+  const { cfg } = bench
+  return [
+    `## Chatty room: ${CHATTY.clients} clients, ${CHATTY.publishers} of them publishing, ${fmtCount(CHATTY.rate)} msg/s in all`,
+    '',
+    sideBySide('', results, servers, [
+      ['Latency p50', (r) => r.p50, fmtMs],
+      ['Latency p99', (r) => r.p99, fmtMs],
+      ['Server CPU (% of one core)', (r) => r.serverCpu, fmtPct],
+      ...roundsRow(cfg.rounds, (r) => r.map(fmtPct).join(', ')),
+      ['Deliveries/s', (r) => r.deliveriesPerSec, fmtRate, false],
+      ['Not delivered', (r) => r.lost, fmtCount, false],
+      ['Load generator CPU (% of one core)', (r) => r.loadgenCpu, fmtPct, false],
+      ['Other processes (% of one core)', (r) => r.foreignCpu, fmtPct, false]
+    ]),
+    '',
+    `Each publisher sends ${CHATTY.rate / CHATTY.publishers} msg/s for ${cfg.chattyMs / 1000} s; every message goes to all ` +
+      `${CHATTY.clients} clients, its sender included (${fmtRate(CHATTY.rate * CHATTY.clients)} deliveries).` + roundsNote(cfg.rounds) +
+      problems(results, servers)
+  ]
+}
