@@ -3,19 +3,19 @@ import { readFile } from 'node:fs/promises'
 import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Adapter } from './lib/broker/adapter.js'
-import { MemoryAdapter } from './lib/broker/local-adapter.js'
-import { Admission } from './lib/transport/admission.js'
-import { CloseCode } from './lib/close-codes.js'
-import { Gateway } from './lib/transport/gateway.js'
+import { createChat } from './lib/api.js'
+import type { Chat } from './lib/api.js'
 import { Hub } from './lib/chat/hub.js'
-import type { Chat } from './lib/chat/hub.js'
+import { PresenceTracker } from './lib/chat/presence-tracker.js'
+import { Session } from './lib/chat/session.js'
+import { CloseCode } from './lib/close-codes.js'
 import { resolveOptions } from './lib/options.js'
 import type { FastifyChatOptions } from './lib/options.js'
-import { Session } from './lib/chat/session.js'
 import { Stats } from './lib/stats.js'
-import type { HistoryStore } from './lib/stores/history-store.js'
-import { MemoryStore } from './lib/stores/memory-store.js'
+import { Admission } from './lib/transport/admission.js'
+import { Connections } from './lib/transport/connections.js'
+import { Gateway } from './lib/transport/gateway.js'
+import { untrackClient } from './lib/transport/ws-internals.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -44,14 +44,16 @@ async function readClientScript (): Promise<string> {
 const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyChat (fastify, rawOpts) {
   const opts = resolveOptions(rawOpts)
 
-  // History comes from the adapter when it keeps its own (Redis), else the store.
-  const adapter: Adapter = opts.adapter ?? new MemoryAdapter()
-  const ownStore = opts.store === null && adapter.store === undefined
-  const store: HistoryStore = adapter.store ?? opts.store ?? new MemoryStore({ size: opts.historySize })
-  await store.init?.()
+  const { adapter } = opts
   const stats = new Stats()
-  const hub = new Hub(opts, store, adapter, stats, fastify.log)
-  await adapter.start(hub.node, { historySize: opts.historySize, store, log: fastify.log })
+  const connections = new Connections(stats)
+  const presence = new PresenceTracker(adapter.presence, opts.presenceGraceMs, fastify.log)
+  const hub = new Hub({ broker: adapter.broker, presence, connections, stats, historySize: opts.historySize, maxRoomsPerClient: opts.maxRoomsPerClient })
+  await adapter.start({ node: hub.node, historySize: opts.historySize, log: fastify.log })
+
+  fastify.decorate('chat', createChat({
+    hub, broker: adapter.broker, presence, connections, stats, historySize: opts.historySize, maxMessageLength: opts.maxMessageLength
+  }))
 
   const ownWebsocket = !fastify.hasDecorator('websocketServer')
   if (ownWebsocket) {
@@ -65,8 +67,6 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
       }
     })
   }
-
-  fastify.decorate('chat', hub as Chat)
 
   const gateway = new Gateway({
     opts,
@@ -83,11 +83,9 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
     preValidation: gateway.identify,
     onResponse: gateway.answered
   }, (socket, request) => {
-    if (!ownWebsocket) {
-      // The host's @fastify/websocket closes its tracked clients without a
-      // code on shutdown; our preClose closes ours with 1001 instead.
-      fastify.websocketServer.clients.delete(socket)
-    }
+    // The host's @fastify/websocket closes its tracked clients without a
+    // code on shutdown; our preClose closes ours with 1001 instead.
+    if (!ownWebsocket) untrackClient(fastify.websocketServer, socket)
     gateway.connect(socket, request)
   })
 
@@ -101,39 +99,55 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
   }
 
   // One timer for every socket: a dead peer is found within two intervals.
-  const heartbeat = opts.heartbeatInterval === 0 ? undefined : setInterval(() => hub.heartbeat(), opts.heartbeatInterval)
+  const heartbeat = opts.heartbeatInterval === 0 ? undefined : setInterval(() => connections.heartbeat(), opts.heartbeatInterval)
   heartbeat?.unref()
 
   fastify.addHook('preClose', async () => {
     clearInterval(heartbeat)
-    await hub.closeAll(CloseCode.GOING_AWAY, 'server shutting down', opts.closeTimeout)
+    await hub.close(CloseCode.GOING_AWAY, 'server shutting down')
   })
-  fastify.addHook('onClose', async () => {
-    // The adapter closes only the connections it made itself; a store handed in is the user's.
-    await adapter.close()
-    if (ownStore) await store.close?.()
-  })
+  // The adapter closes only what it made itself: a store or Redis client handed in is the user's.
+  fastify.addHook('onClose', async () => await adapter.close())
 }
 
 /** Real-time chat over WebSockets: one `register` call adds the route and `app.chat`. */
 export const fastifyChat = fp(plugin, { fastify: '5.x', name: 'fastify-chat' })
 export default fastifyChat
 
-export { CloseCode } from './lib/close-codes.js'
-export { FST_CHAT_ADAPTER_UNAVAILABLE, FST_CHAT_CLOSED, FST_CHAT_INVALID_ARGUMENT, FST_CHAT_INVALID_MESSAGE, FST_CHAT_INVALID_OPTION, FST_CHAT_INVALID_ROOM } from './lib/errors.js'
+// Options and the facade.
 export { defaults } from './lib/options.js'
-export type { ChatClient, FastifyChatOptions, Identity, OutgoingMessage } from './lib/options.js'
+export type { FastifyChatOptions, Identity, OutgoingMessage } from './lib/options.js'
 export type { RateLimit } from './lib/transport/rate-limit.js'
-export { channels } from './lib/stats.js'
-export type { ChatStats, DropReason, RefusalReason } from './lib/stats.js'
-export type { BroadcastOptions, Chat, HistoryOptions } from './lib/chat/hub.js'
-export type { Adapter, AdapterContext, AdapterNode, PresenceEvent, PublishResult } from './lib/broker/adapter.js'
-export type { HistoryPage, HistoryStore, NewMessage } from './lib/stores/history-store.js'
+export type { BroadcastOptions, Chat, HistoryOptions } from './lib/api.js'
+export type { ChatClient } from './lib/chat/client-view.js'
+
+// Errors and close codes.
+export {
+  FST_CHAT_ADAPTER_UNAVAILABLE,
+  FST_CHAT_CLOSED,
+  FST_CHAT_INVALID_ARGUMENT,
+  FST_CHAT_INVALID_MESSAGE,
+  FST_CHAT_INVALID_OPTION,
+  FST_CHAT_INVALID_ROOM,
+  FST_CHAT_STORE_UNAVAILABLE
+} from './lib/errors.js'
+export { CloseCode } from './lib/close-codes.js'
+
+// History stores.
 export { MemoryStore } from './lib/stores/memory-store.js'
-export { redisAdapter, RedisAdapter } from './lib/broker/redis/redis-adapter.js'
-export type { RedisAdapterOptions, RedisClient } from './lib/broker/redis/redis-adapter.js'
 export type { MemoryStoreOptions } from './lib/stores/memory-store.js'
-export type * from './lib/protocol/wire.js'
 export { sqliteStore, SqliteStore } from './lib/stores/sqlite-store.js'
 export type { SqliteRetention, SqliteStoreOptions } from './lib/stores/sqlite-store.js'
-export { FST_CHAT_STORE_UNAVAILABLE } from './lib/errors.js'
+export type { HistoryPage, HistoryStore, NewMessage } from './lib/stores/history-store.js'
+
+// Adapters: the seam to other servers.
+export { redisAdapter, RedisAdapter } from './lib/broker/redis/redis-adapter.js'
+export type { RedisAdapterOptions, RedisClient } from './lib/broker/redis/redis-adapter.js'
+export type { Adapter, AdapterContext, AdapterNode } from './lib/broker/adapter.js'
+export type { Broker, BrokerNode, PublishResult } from './lib/broker/broker.js'
+export type { Presence, PresenceEvent, PresenceNode } from './lib/broker/presence.js'
+
+// Diagnostics, and the wire protocol's types.
+export { channels } from './lib/stats.js'
+export type { ChatStats, DropReason, RefusalReason } from './lib/stats.js'
+export type * from './lib/protocol/wire.js'

@@ -1,10 +1,14 @@
 import type { FastifyRequest } from 'fastify'
-import { FST_CHAT_INVALID_OPTION } from './errors.js'
-import { isRoomName } from './protocol/codec.js'
 import type { Adapter } from './broker/adapter.js'
+import { LocalAdapter } from './broker/local-adapter.js'
+import type { ChatClient } from './chat/client-view.js'
+import { FST_CHAT_INVALID_OPTION } from './errors.js'
+import { ROOM_RULE, isRoomName } from './protocol/text.js'
 import type { RateLimit } from './transport/rate-limit.js'
 import type { HistoryStore } from './stores/history-store.js'
+import { MemoryStore } from './stores/memory-store.js'
 import type { User } from './protocol/wire.js'
+import { integerOption as integer, refuseUnknownKeys, shown } from './validate.js'
 
 /** What `identify` returns to accept a connection. */
 export interface Identity {
@@ -12,14 +16,8 @@ export interface Identity {
   id?: string
   /** Display name; the `name` query parameter or a guest name is used when missing. */
   name?: string
-}
-
-/** The connected client, as `onMessage` sees it. */
-export interface ChatClient {
-  readonly id: string
-  readonly name: string
-  readonly rooms: ReadonlySet<string>
-  readonly request: FastifyRequest
+  /** Anything the app wants its hooks to see of this client, as `client.data`. */
+  data?: unknown
 }
 
 /** A message on its way to a room, before it is stored. */
@@ -48,7 +46,7 @@ export interface FastifyChatOptions {
   /** Sees every message before it is stored: return a changed message, or `false` to drop it. */
   onMessage?: (message: OutgoingMessage, client: ChatClient) =>
     OutgoingMessage | boolean | undefined | Promise<OutgoingMessage | boolean | undefined>
-  /** Where history lives. @default an in-memory store of `historySize` per room */
+  /** Where history lives, with the in-process adapter. @default an in-memory store of `historySize` per room */
   store?: HistoryStore
   /** Serve the browser client at `<path>/client.js`. @default true */
   serveClient?: boolean
@@ -84,7 +82,6 @@ export interface ResolvedOptions {
   readonly maxRoomsPerClient: number
   readonly identify: NonNullable<FastifyChatOptions['identify']> | null
   readonly onMessage: NonNullable<FastifyChatOptions['onMessage']> | null
-  readonly store: HistoryStore | null
   readonly serveClient: boolean
   readonly maxPayload: number
   readonly heartbeatInterval: number
@@ -96,7 +93,8 @@ export interface ResolvedOptions {
   readonly allowedOrigins: ReadonlySet<string> | ((origin: string, request: FastifyRequest) => boolean | Promise<boolean>) | null
   readonly closeTimeout: number
   readonly presenceGraceMs: number
-  readonly adapter: Adapter | null
+  /** The given adapter, or an in-process one over the given (or a new in-memory) store. */
+  readonly adapter: Adapter
 }
 
 /** Defaults, in the order the README lists them. */
@@ -124,26 +122,29 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 /** Sender used by `app.chat.broadcast` when none is given. */
 export const SYSTEM_USER: Readonly<User> = Object.freeze({ id: 'system', name: 'system' })
 
-function integer (name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new FST_CHAT_INVALID_OPTION(name, `must be an integer from ${min} to ${max}, got ${String(value)}`)
-  }
-  return value
-}
-
 function optionalFunction<T> (name: string, value: T | undefined): NonNullable<T> | null {
   if (value === undefined) return null
-  if (typeof value !== 'function') throw new FST_CHAT_INVALID_OPTION(name, 'must be a function')
+  if (typeof value !== 'function') throw new FST_CHAT_INVALID_OPTION(name, `must be a function, got ${shown(value)}`)
   return value
 }
 
 const STORE_METHODS = ['append', 'recent', 'since', 'epoch'] as const
-const ADAPTER_METHODS = ['start', 'publish', 'subscribe', 'unsubscribe', 'join', 'leave', 'rename', 'presence', 'close'] as const
+const ADAPTER_METHODS = ['start', 'close'] as const
+const BROKER_METHODS = ['publish', 'subscribe', 'unsubscribe', 'recent', 'since'] as const
+const PRESENCE_METHODS = ['join', 'leave', 'rename', 'list'] as const
+
+// Every option, and the register options Fastify itself reads.
+const KNOWN_KEYS: ReadonlySet<string> = new Set([
+  'path', 'echo', 'defaultRoom', 'historySize', 'maxMessageLength', 'maxRoomsPerClient', 'identify', 'onMessage',
+  'store', 'serveClient', 'maxPayload', 'heartbeatInterval', 'maxBufferedBytes', 'rateLimit', 'maxConnections',
+  'maxConnectionsPerIp', 'allowedOrigins', 'closeTimeout', 'presenceGraceMs', 'adapter',
+  'prefix', 'logLevel', 'logSerializers'
+])
 
 /** A user-supplied object that must have `methods`; `null` when not given. */
 function implementation<T> (name: string, role: string, value: T | undefined, methods: readonly string[]): T | null {
   if (value === undefined) return null
-  if (typeof value !== 'object' || value === null) throw new FST_CHAT_INVALID_OPTION(name, `must be a ${role} object`)
+  if (typeof value !== 'object' || value === null) throw new FST_CHAT_INVALID_OPTION(name, `must be a ${role} object, got ${shown(value)}`)
   for (const method of methods) {
     if (typeof (value as Record<string, unknown>)[method] !== 'function') {
       throw new FST_CHAT_INVALID_OPTION(name, `must implement ${role} (missing ${method}())`)
@@ -152,11 +153,23 @@ function implementation<T> (name: string, role: string, value: T | undefined, me
   return value
 }
 
+function resolveAdapter (opts: FastifyChatOptions, historySize: number): Adapter {
+  const store = implementation('store', 'HistoryStore', opts.store, STORE_METHODS)
+  const adapter = implementation('adapter', 'Adapter', opts.adapter, ADAPTER_METHODS)
+  if (adapter === null) return new LocalAdapter(store ?? new MemoryStore({ size: historySize }), store === null)
+  if (store !== null) throw new FST_CHAT_INVALID_OPTION('store', 'is for the in-process adapter: an adapter keeps its own history')
+  // A missing broker or presence is checked as `null`, which no implementation is.
+  implementation('adapter.broker', 'Broker', adapter.broker ?? null, BROKER_METHODS)
+  implementation('adapter.presence', 'Presence', adapter.presence ?? null, PRESENCE_METHODS)
+  return adapter
+}
+
 function resolveRateLimit (value: unknown): Readonly<RateLimit> | null {
   if (value === false) return null
   if (typeof value !== 'object' || value === null) {
-    throw new FST_CHAT_INVALID_OPTION('rateLimit', 'must be false or { messages, intervalMs, burst }')
+    throw new FST_CHAT_INVALID_OPTION('rateLimit', `must be false or { messages, intervalMs, burst }, got ${shown(value)}`)
   }
+  refuseUnknownKeys(value, new Set(['messages', 'intervalMs', 'burst']), 'rateLimit')
   const limit = value as Record<string, unknown>
   return Object.freeze({
     messages: integer('rateLimit.messages', limit.messages, 1, 1_000_000),
@@ -186,8 +199,9 @@ function resolveOrigins (value: unknown): ResolvedOptions['allowedOrigins'] {
 /** Validates the user's options and returns a new, complete, frozen object. */
 export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions {
   if (typeof opts !== 'object' || opts === null) {
-    throw new FST_CHAT_INVALID_OPTION('options', 'must be an object')
+    throw new FST_CHAT_INVALID_OPTION('options', `must be an object, got ${shown(opts)}`)
   }
+  refuseUnknownKeys(opts, KNOWN_KEYS)
 
   // `undefined` means "use the default"; anything else, null included, must be valid.
   const pick = <K extends keyof typeof defaults>(key: K): unknown =>
@@ -195,39 +209,33 @@ export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions 
 
   const path = pick('path')
   if (typeof path !== 'string' || !path.startsWith('/')) {
-    throw new FST_CHAT_INVALID_OPTION('path', 'must be a string starting with "/"')
+    throw new FST_CHAT_INVALID_OPTION('path', `must be a string starting with "/", got ${shown(path)}`)
   }
 
   const echo = pick('echo')
-  if (typeof echo !== 'boolean') throw new FST_CHAT_INVALID_OPTION('echo', 'must be a boolean')
+  if (typeof echo !== 'boolean') throw new FST_CHAT_INVALID_OPTION('echo', `must be a boolean, got ${shown(echo)}`)
 
   const defaultRoom = pick('defaultRoom')
   if (defaultRoom !== null && !isRoomName(defaultRoom)) {
-    throw new FST_CHAT_INVALID_OPTION('defaultRoom', 'must be null or match ^[A-Za-z0-9_-]{1,64}$')
-  }
-
-  const store = implementation('store', 'HistoryStore', opts.store, STORE_METHODS)
-  const adapter = implementation('adapter', 'Adapter', opts.adapter, ADAPTER_METHODS)
-  if (adapter?.store !== undefined && store !== null) {
-    throw new FST_CHAT_INVALID_OPTION('store', 'cannot be given with an adapter that keeps its own history')
+    throw new FST_CHAT_INVALID_OPTION('defaultRoom', `must be null or a room name (${ROOM_RULE}), got ${shown(defaultRoom)}`)
   }
 
   const serveClient = pick('serveClient')
-  if (typeof serveClient !== 'boolean') throw new FST_CHAT_INVALID_OPTION('serveClient', 'must be a boolean')
+  if (typeof serveClient !== 'boolean') throw new FST_CHAT_INVALID_OPTION('serveClient', `must be a boolean, got ${shown(serveClient)}`)
 
   const heartbeat = integer('heartbeatInterval', pick('heartbeatInterval'), 0, MAX_TIMER_MS)
-  if (heartbeat !== 0 && heartbeat < 10) throw new FST_CHAT_INVALID_OPTION('heartbeatInterval', 'must be 0 (off) or at least 10')
+  if (heartbeat !== 0 && heartbeat < 10) throw new FST_CHAT_INVALID_OPTION('heartbeatInterval', `must be 0 (off) or at least 10, got ${heartbeat}`)
+  const historySize = integer('historySize', pick('historySize'), 0, 100_000)
 
   return Object.freeze({
     path,
     echo,
     defaultRoom,
-    historySize: integer('historySize', pick('historySize'), 0, 100_000),
+    historySize,
     maxMessageLength: integer('maxMessageLength', pick('maxMessageLength'), 1, 1_000_000),
     maxRoomsPerClient: integer('maxRoomsPerClient', pick('maxRoomsPerClient'), 1, 10_000),
     identify: optionalFunction('identify', opts.identify),
     onMessage: optionalFunction('onMessage', opts.onMessage),
-    store,
     serveClient,
     maxPayload: integer('maxPayload', pick('maxPayload'), 16, 100 * 1024 * 1024),
     heartbeatInterval: heartbeat,
@@ -238,6 +246,7 @@ export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions 
     allowedOrigins: resolveOrigins(opts.allowedOrigins),
     closeTimeout: integer('closeTimeout', pick('closeTimeout'), 0, MAX_TIMER_MS),
     presenceGraceMs: integer('presenceGraceMs', pick('presenceGraceMs'), 0, MAX_TIMER_MS),
-    adapter
+    // Last: the default adapter is made only once every other option is valid.
+    adapter: resolveAdapter(opts, historySize)
   })
 }

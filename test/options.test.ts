@@ -5,6 +5,7 @@ import { FST_CHAT_INVALID_OPTION } from '../lib/errors.js'
 import { defaults, resolveOptions } from '../lib/options.js'
 import type { FastifyChatOptions } from '../lib/options.js'
 import { MemoryStore } from '../lib/stores/memory-store.js'
+import { LocalAdapter } from '../lib/broker/local-adapter.js'
 
 const CODE = 'FST_CHAT_INVALID_OPTION'
 
@@ -34,7 +35,6 @@ t.test('no options resolve to the defaults, complete and frozen', async (t) => {
     maxRoomsPerClient: 20,
     identify: null,
     onMessage: null,
-    store: null,
     serveClient: true,
     maxPayload: 65536,
     heartbeatInterval: 30_000,
@@ -44,14 +44,14 @@ t.test('no options resolve to the defaults, complete and frozen', async (t) => {
     maxConnectionsPerIp: 0,
     allowedOrigins: null,
     closeTimeout: 2000,
-    presenceGraceMs: 1000,
-    adapter: null
+    presenceGraceMs: 1000
   }
-  const resolved = resolveOptions()
+  const { adapter, ...resolved } = resolveOptions()
   t.strictSame(resolved, expected)
-  t.ok(Object.isFrozen(resolved))
-  t.strictSame(resolveOptions({}), expected)
-  t.not(resolveOptions(), resolved, 'every call returns a new object')
+  t.type(adapter, LocalAdapter, 'the in-process adapter over a new in-memory store')
+  t.ok(Object.isFrozen(resolveOptions()))
+  t.strictSame({ ...resolveOptions({}), adapter: null }, { ...expected, adapter: null })
+  t.not(resolveOptions(), resolveOptions(), 'every call returns a new object')
   t.ok(Object.isFrozen(defaults))
 })
 
@@ -81,10 +81,12 @@ t.test('given values are kept and the user object is left alone', async (t) => {
   const before = { ...opts }
 
   const resolved = resolveOptions(opts)
-  t.strictSame(resolved, { ...before, rateLimit: null, allowedOrigins: null, presenceGraceMs: 1000, adapter: null })
+  const { adapter, ...rest } = resolved
+  const { store: _store, ...expected } = before
+  t.strictSame(rest, { ...expected, rateLimit: null, allowedOrigins: null, presenceGraceMs: 1000 })
+  t.type(adapter, LocalAdapter, 'the in-process adapter, over the given store')
   t.equal(resolved.identify, identify)
   t.equal(resolved.onMessage, onMessage)
-  t.equal(resolved.store, store)
   t.not(resolved, opts)
   t.strictSame(opts, before, 'the user object is unchanged')
   t.notOk(Object.isFrozen(opts), 'the user object is not frozen')
@@ -166,7 +168,11 @@ t.test('every invalid value throws FST_CHAT_INVALID_OPTION naming the option', a
     ['presenceGraceMs', { presenceGraceMs: -1 }],
     ['adapter', { adapter: 'redis' }],
     ['adapter', { adapter: null }],
-    ['adapter', { adapter: { start () {} } }],
+    ['adapter.broker', { adapter: { start () {}, close () {} } }],
+    ['adapter.broker', { adapter: { start () {}, close () {}, broker: {}, presence: {} } }],
+    ['store', { store: new MemoryStore(), adapter: new LocalAdapter(new MemoryStore(), true) }],
+    ['rateLimit.intervalMS', { rateLimit: { messages: 1, intervalMS: 1000, burst: 1 } }],
+    ['historysize', { historysize: 10 }],
     ['options', null],
     ['options', 'path=/chat'],
     ['options', 5]
@@ -177,6 +183,30 @@ t.test('every invalid value throws FST_CHAT_INVALID_OPTION naming the option', a
       message: new RegExp(`option "${name}"`)
     }, `${name}: ${String(JSON.stringify(opts))}`)
   }
+})
+
+t.test('an unknown key is refused, naming the known key it is closest to', async (t) => {
+  t.throws(() => resolveOptions(loose({ maxMesageLength: 100 })), {
+    code: CODE,
+    message: 'fastify-chat: option "maxMesageLength" is not a known option (did you mean "maxMessageLength"?)'
+  })
+  t.throws(() => resolveOptions(loose({ EchoOn: true })), {
+    code: CODE,
+    message: 'fastify-chat: option "EchoOn" is not a known option'
+  }, 'no suggestion when nothing is close')
+  t.throws(() => resolveOptions(loose({ rateLimit: { messages: 1, intervalMs: 10, brust: 2 } })), {
+    message: /option "rateLimit.brust" is not a known option \(did you mean "rateLimit.burst"\?\)/
+  })
+  // Fastify reads these register options itself; the plugin sees them too.
+  t.doesNotThrow(() => resolveOptions(loose({ prefix: '/x', logLevel: 'warn', logSerializers: {} })))
+})
+
+t.test('messages quote string values, so "100" and 100 read apart', async (t) => {
+  t.throws(() => resolveOptions(loose({ historySize: '100' })), { message: /got "100"$/ })
+  t.throws(() => resolveOptions(loose({ historySize: 100_001 })), { message: /got 100001$/ })
+  t.throws(() => resolveOptions(loose({ echo: 'yes' })), { message: /got "yes"$/ })
+  t.throws(() => resolveOptions(loose({ path: 5 })), { message: /got 5$/ })
+  t.throws(() => resolveOptions(loose({ identify: 'fn' })), { message: /got "fn"$/ })
 })
 
 t.test('the error is a TypeError built by FST_CHAT_INVALID_OPTION', async (t) => {
@@ -191,7 +221,7 @@ t.test('the error is a TypeError built by FST_CHAT_INVALID_OPTION', async (t) =>
 
 t.test('a store missing only the optional close() is accepted', async (t) => {
   const store = storeWithout('close')
-  t.equal(resolveOptions(loose({ store })).store, store)
+  t.type(resolveOptions(loose({ store })).adapter, LocalAdapter)
 })
 
 t.test('an invalid option makes app.ready() reject', async (t) => {

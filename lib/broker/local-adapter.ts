@@ -1,57 +1,31 @@
-import type { HistoryStore, NewMessage } from '../stores/history-store.js'
-import type { User } from '../protocol/wire.js'
-import type { Adapter, AdapterContext, AdapterNode, PublishResult } from './adapter.js'
+import type { HistoryStore } from '../stores/history-store.js'
+import type { Adapter, AdapterContext } from './adapter.js'
+import { LocalBroker } from './local-broker.js'
+import { LocalPresence } from './local-presence.js'
 
-/** The single-node adapter: stores through the plugin's store and hands everything straight back to this node. */
-export class MemoryAdapter implements Adapter {
-  #node: AdapterNode | null = null
-  #store: HistoryStore | null = null
-  #presence = new Map<string, Map<string, User>>()
+/** The in-process back end of a single server: history in a store, presence in memory. */
+export class LocalAdapter implements Adapter {
+  readonly broker: LocalBroker
+  readonly presence = new LocalPresence()
+  readonly #store: HistoryStore
+  readonly #ownsStore: boolean
 
-  start (node: AdapterNode, context: AdapterContext): void {
-    this.#node = node
-    this.#store = context.store
+  /** `ownsStore`: the plugin made the store, so closing the adapter closes it; a store handed in is the user's. */
+  constructor (store: HistoryStore, ownsStore: boolean) {
+    this.#store = store
+    this.#ownsStore = ownsStore
+    this.broker = new LocalBroker(store)
   }
 
-  async publish (message: NewMessage, exclude: string | null): Promise<PublishResult> {
-    const stored = await (this.#store as HistoryStore).append(message)
-    this.#node?.deliver(stored, exclude)
-    return { message: stored, duplicate: false }
+  async start (context: AdapterContext): Promise<void> {
+    await this.#store.init?.()
+    this.broker.start(context.node)
+    this.presence.start(context.node)
   }
 
-  async subscribe (): Promise<void> {}
-
-  async unsubscribe (): Promise<void> {}
-
-  async join (room: string, user: User): Promise<void> {
-    let users = this.#presence.get(room)
-    if (users === undefined) this.#presence.set(room, users = new Map())
-    const stored = Object.freeze({ id: user.id, name: user.name })
-    users.set(user.id, stored)
-    this.#node?.presence({ room, event: 'join', user: stored })
-  }
-
-  async leave (room: string, user: User): Promise<void> {
-    const users = this.#presence.get(room)
-    if (users?.delete(user.id) !== true) return
-    if (users.size === 0) this.#presence.delete(room)
-    this.#node?.presence({ room, event: 'leave', user: Object.freeze({ id: user.id, name: user.name }) })
-  }
-
-  async rename (room: string, user: User, previous: string): Promise<void> {
-    const stored = Object.freeze({ id: user.id, name: user.name })
-    this.#presence.get(room)?.set(user.id, stored)
-    this.#node?.presence({ room, event: 'rename', user: stored, previous })
-  }
-
-  // Stored users are frozen, so they are handed out as they are: a join
-  // reads the whole room, and copying each user per join adds up in a big room.
-  async presence (room: string): Promise<User[]> {
-    return [...(this.#presence.get(room)?.values() ?? [])]
-  }
-
-  close (): void {
-    this.#node = null
-    this.#presence.clear()
+  async close (): Promise<void> {
+    this.broker.close()
+    this.presence.close()
+    if (this.#ownsStore) await this.#store.close?.()
   }
 }

@@ -1,3 +1,4 @@
+import { headerLength, writeFrame } from '../protocol/frame.js'
 import type { ChatMessage } from '../protocol/wire.js'
 
 /** Whoever a batch entry must skip, and what a recipient is for that check. */
@@ -17,53 +18,6 @@ interface Entry {
   excludeKey: string | null
   /** User whose sockets must not get it: a user is not told of their own presence. */
   excludeUser: string | null
-}
-
-function headerLength (length: number): number {
-  return length < 126 ? 2 : length < 65536 ? 4 : 10
-}
-
-/** Writes an unmasked text frame (RFC 6455 §5.2: FIN + opcode 1, length, payload) at `at`; returns where it ends. */
-function writeFrame (target: Buffer, at: number, entry: { text: string, length: number }): number {
-  const { length } = entry
-  target[at] = 0x81
-  if (length < 126) {
-    target[at + 1] = length
-    at += 2
-  } else if (length < 65536) {
-    target[at + 1] = 126
-    target.writeUInt16BE(length, at + 2)
-    at += 4
-  } else {
-    target[at + 1] = 127
-    target.writeUInt32BE(Math.floor(length / 2 ** 32), at + 2)
-    target.writeUInt32BE(length >>> 0, at + 6)
-    at += 10
-  }
-  return at + target.write(entry.text, at, length, 'utf8')
-}
-
-/**
- * The header of a text frame for a single socket, as a Latin-1 string, when
- * the text is ASCII (as JSON of ASCII names and texts is): a frame written
- * from strings needs no Buffer, and the large ones (a `joined` frame listing
- * a room's users) would each need memory outside the JS heap. Null when the
- * text needs {@link frameText} instead. Write both with the 'latin1' encoding.
- */
-export function asciiHeader (text: string): string | null {
-  const { length } = text
-  if (Buffer.byteLength(text) !== length) return null
-  if (length < 126) return String.fromCharCode(0x81, length)
-  if (length < 65536) return String.fromCharCode(0x81, 126, length >>> 8, length & 0xff)
-  return null
-}
-
-/** One text frame, for a single socket. */
-export function frameText (text: string): Buffer {
-  const length = Buffer.byteLength(text)
-  const frame = Buffer.allocUnsafe(headerLength(length) + length)
-  writeFrame(frame, 0, { text, length })
-  return frame
 }
 
 function skips (entry: Entry, to: Recipient): boolean {
@@ -113,7 +67,7 @@ export class Batch {
     if (this.#frames !== null) return this.#frames
     const frames = Buffer.allocUnsafe(this.bytes)
     let at = 0
-    for (const entry of this.entries) at = writeFrame(frames, at, entry)
+    for (const entry of this.entries) at = writeFrame(frames, at, entry.text, entry.length)
     this.#frames = frames
     return frames
   }
@@ -138,7 +92,7 @@ export class Batch {
     if (bytes === 0) return null
     const frames = Buffer.allocUnsafe(bytes)
     let at = 0
-    for (const entry of entries) at = writeFrame(frames, at, entry)
+    for (const entry of entries) at = writeFrame(frames, at, entry.text, entry.length)
     return frames
   }
 

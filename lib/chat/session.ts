@@ -1,7 +1,8 @@
 import type { Connection } from '../transport/connection.js'
 import type { Hub } from './hub.js'
 import type { OutgoingMessage, ResolvedOptions } from '../options.js'
-import { decodeClientFrame, encodeMessage, fitsLength } from '../protocol/codec.js'
+import { decodeClientFrame, encodeMessage } from '../protocol/codec.js'
+import { textProblem } from '../protocol/text.js'
 import { RecentCids } from './recent-cids.js'
 import type { ChatMessage, ClientFrame, SendFrame } from '../protocol/wire.js'
 
@@ -38,7 +39,7 @@ export class Session {
         if (!this.#hub.leave(conn, frame.room)) conn.sendError('not_in_room', `not in room "${frame.room}"`)
         return
       case 'name':
-        return await this.#hub.rename(conn, frame.name)
+        this.#hub.rename(conn, frame.name)
     }
   }
 
@@ -111,7 +112,7 @@ export class Session {
     const { cid } = message
     let result
     try {
-      result = await (this.#opts.onMessage as NonNullable<ResolvedOptions['onMessage']>)({ ...message }, conn)
+      result = await (this.#opts.onMessage as NonNullable<ResolvedOptions['onMessage']>)({ ...message }, conn.view)
     } catch (err) {
       conn.request.log.error({ err }, 'fastify-chat: onMessage threw')
       conn.sendError('internal_error', 'the message could not be processed', cid)
@@ -123,7 +124,7 @@ export class Session {
     }
     if (result === undefined || result === true) return message
     const text: unknown = (result as Partial<OutgoingMessage> | null)?.text
-    if (typeof text !== 'string' || text.trim() === '' || !fitsLength(text, this.#opts.maxMessageLength)) {
+    if (typeof text !== 'string' || textProblem(text, this.#opts.maxMessageLength) !== null) {
       conn.request.log.error('fastify-chat: onMessage returned a message without valid text')
       conn.sendError('internal_error', 'the message could not be processed', cid)
       return null

@@ -1,51 +1,15 @@
 import type { ChatMessage, ClientFrame, ErrorCode, MessageFrame, Since } from './wire.js'
-import { MAX_CID_LENGTH, MAX_NAME_LENGTH, ROOM_PATTERN } from './wire.js'
+import { MAX_CID_LENGTH, MAX_NAME_LENGTH } from './wire.js'
+import { ROOM_RULE, isRoomName, sanitizeName, textProblem } from './text.js'
 
 /** The result of decoding one client frame: a checked frame, or the error to answer with. */
 export type Decoded =
   | { ok: true, frame: ClientFrame }
   | { ok: false, code: ErrorCode, message: string, cid?: string }
 
-// C0/C1 controls, bidi marks, overrides and isolates (which let a name display
-// as something it is not), line separators, and invisible zero-width marks.
-const UNSAFE_NAME_CHARS = /[\p{Cc}\u061C\u200B\u200E\u200F\u2028-\u202E\u2066-\u2069\uFEFF]/gu
-const NOT_BLANK = /\S/
 // JSON's own whitespace: what may stand before the `{` of a protocol frame.
 const NOT_JSON_SPACE = /[^ \t\r\n]/
 const DIGITS = /^\d{1,16}$/
-
-/** Unicode code points in `text`, counting a surrogate pair once. */
-export function codePointLength (text: string): number {
-  let count = text.length
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
-      const next = text.charCodeAt(i + 1)
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        count--
-        i++
-      }
-    }
-  }
-  return count
-}
-
-/** Whether `text` has at most `max` code points; cheap when the UTF-16 length already settles it. */
-export function fitsLength (text: string, max: number): boolean {
-  return text.length <= max || codePointLength(text) <= max
-}
-
-export function isRoomName (room: unknown): room is string {
-  return typeof room === 'string' && ROOM_PATTERN.test(room)
-}
-
-/** Trims and strips control characters; `null` when nothing usable is left or it is too long. */
-export function sanitizeName (name: unknown): string | null {
-  if (typeof name !== 'string') return null
-  const clean = name.replace(UNSAFE_NAME_CHARS, '').trim()
-  if (clean.length === 0 || !fitsLength(clean, MAX_NAME_LENGTH)) return null
-  return clean
-}
 
 /** Parses the `since` query parameter, `<epoch>:<offset>`. */
 export function parseSinceParam (value: unknown): Since | null {
@@ -71,11 +35,8 @@ function fail (code: ErrorCode, message: string, cid?: string): Decoded {
 }
 
 function checkText (text: string, maxLength: number, cid?: string): Decoded | null {
-  if (!NOT_BLANK.test(text)) return fail('empty_text', 'message text is empty', cid)
-  if (!fitsLength(text, maxLength)) {
-    return fail('text_too_long', `message text is longer than ${maxLength} characters`, cid)
-  }
-  return null
+  const problem = textProblem(text, maxLength)
+  return problem === null ? null : fail(problem.code, problem.message, cid)
 }
 
 /**
@@ -112,7 +73,7 @@ export function decodeClientFrame (raw: string, maxMessageLength: number): Decod
     case 'message': {
       if (typeof value.text !== 'string') return fail('invalid_message', '"text" must be a string', cid)
       if (value.room !== undefined && !isRoomName(value.room)) {
-        return fail('invalid_room', 'room names match ^[A-Za-z0-9_-]{1,64}$', cid)
+        return fail('invalid_room', ROOM_RULE, cid)
       }
       const bad = checkText(value.text, maxMessageLength, cid)
       if (bad !== null) return bad
@@ -122,7 +83,7 @@ export function decodeClientFrame (raw: string, maxMessageLength: number): Decod
       return { ok: true, frame }
     }
     case 'join': {
-      if (!isRoomName(value.room)) return fail('invalid_room', 'room names match ^[A-Za-z0-9_-]{1,64}$', cid)
+      if (!isRoomName(value.room)) return fail('invalid_room', ROOM_RULE, cid)
       if (value.since === undefined) return { ok: true, frame: { type: 'join', room: value.room } }
       const since = value.since
       if (!isPlainObject(since) || typeof since.epoch !== 'string' || !isOffset(since.offset)) {
@@ -131,7 +92,7 @@ export function decodeClientFrame (raw: string, maxMessageLength: number): Decod
       return { ok: true, frame: { type: 'join', room: value.room, since: { epoch: since.epoch, offset: since.offset } } }
     }
     case 'leave':
-      if (!isRoomName(value.room)) return fail('invalid_room', 'room names match ^[A-Za-z0-9_-]{1,64}$', cid)
+      if (!isRoomName(value.room)) return fail('invalid_room', ROOM_RULE, cid)
       return { ok: true, frame: { type: 'leave', room: value.room } }
     case 'name': {
       const name = sanitizeName(value.name)

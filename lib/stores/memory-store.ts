@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto'
 import type { ChatMessage } from '../protocol/wire.js'
+import { newEpoch } from './epoch.js'
 import type { HistoryPage, HistoryStore, NewMessage } from './history-store.js'
 
 interface RoomLog {
@@ -16,10 +16,6 @@ export interface MemoryStoreOptions {
   size?: number
   /** Rooms kept; the least recently written room is forgotten past this. @default 10000 */
   maxRooms?: number
-}
-
-function newEpoch (): string {
-  return randomBytes(6).toString('base64url')
 }
 
 /**

@@ -1,9 +1,10 @@
-import { randomBytes } from 'node:crypto'
 import { stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import type BetterSqlite3 from 'better-sqlite3'
 import { FST_CHAT_INVALID_OPTION, FST_CHAT_STORE_UNAVAILABLE } from '../errors.js'
 import type { ChatMessage } from '../protocol/wire.js'
+import { integerOption } from '../validate.js'
+import { newEpoch } from './epoch.js'
 import type { HistoryPage, HistoryStore, NewMessage } from './history-store.js'
 
 /** How much of the history the file keeps; without it, every message stays. */
@@ -81,16 +82,8 @@ const AGE_PRUNE_EVERY_MS = 60_000
 // memory only (so probing room names cannot grow the file), at most this many.
 const MAX_UNWRITTEN = 10_000
 
-function newEpoch (): string {
-  return randomBytes(6).toString('base64url')
-}
-
-function integer (name: string, value: unknown, fallback: number | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new FST_CHAT_INVALID_OPTION(name, `must be an integer from ${min} to ${max}`)
-  }
-  return value
+function integer (name: string, value: unknown, fallback: number | undefined, min: number, max?: number): number | undefined {
+  return value === undefined ? fallback : integerOption(name, value, min, max)
 }
 
 function toMessage (room: string, row: MessageRow): ChatMessage {

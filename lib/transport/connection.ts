@@ -1,11 +1,12 @@
 import type { FastifyRequest } from 'fastify'
 import WebSocket from 'ws'
 import { CloseCode } from '../close-codes.js'
-import type { ChatClient } from '../options.js'
+import { closeSocket } from './close.js'
+import { ClientView } from '../chat/client-view.js'
 import type { TokenBucket } from './rate-limit.js'
 import type { Stats } from '../stats.js'
 import type { ChatMessage, ErrorCode, ServerFrame } from '../protocol/wire.js'
-import { asciiHeader, frameText } from '../chat/batch.js'
+import { asciiHeader, frameText } from '../protocol/frame.js'
 import type { Batch } from '../chat/batch.js'
 import { randomId } from '../random.js'
 import { rawSocketOf } from './ws-internals.js'
@@ -34,13 +35,15 @@ export interface ConnectionContext {
 }
 
 /** One chat socket and what the hub knows about it. */
-export class Connection implements ChatClient {
+export class Connection {
   readonly id: string
   name: string
   // The rooms this socket is in: one name, or a Set once there are several.
   // Most sockets are in one room, and a Set costs about 200 bytes per socket.
   #rooms: string | Set<string> | null = null
   readonly request: FastifyRequest
+  /** What `identify` returned as `data`. */
+  readonly data: unknown
   readonly socket: WebSocket
   // Rooms whose join is replaying history, with the live messages (and
   // encoded presence frames) held back meanwhile; made on first use, since
@@ -54,8 +57,6 @@ export class Connection implements ChatClient {
   queued = 0
   /** Cleared by each heartbeat, set by the pong: a socket still cleared at the next beat is dead. */
   alive = true
-  /** Set when the server closes this socket: frames still queued from it are dropped. */
-  closedByServer = false
   /** Whether ws itself refuses frames over `maxPayload` (otherwise each message is checked). */
   sizeChecked = false
   readonly bucket: TokenBucket | null
@@ -63,10 +64,13 @@ export class Connection implements ChatClient {
   // The stream under the socket, for pre-framed writes; null means go through ws.
   #raw: RawSocket | null
   #chain: Promise<void> | null = null
-  #closeTimer: NodeJS.Timeout | undefined
+  #closing: Promise<void> | null = null
+  // Made when a hook first asks for it.
+  #view: ClientView | null = null
 
-  constructor (socket: WebSocket, request: FastifyRequest, id: string, name: string, ctx: ConnectionContext, bucket: TokenBucket | null) {
+  constructor (socket: WebSocket, request: FastifyRequest, id: string, name: string, data: unknown, ctx: ConnectionContext, bucket: TokenBucket | null) {
     this.socket = socket
+    this.data = data
     this.request = request
     this.id = id
     this.name = name
@@ -130,9 +134,9 @@ export class Connection implements ChatClient {
     return held
   }
 
-  /** The rooms this socket is in (a copy). */
-  get rooms (): ReadonlySet<string> {
-    return new Set(this.roomNames())
+  /** This client as hooks see it: read-only, without the socket. */
+  get view (): ClientView {
+    return (this.#view ??= new ClientView(this))
   }
 
   get roomCount (): number {
@@ -268,17 +272,14 @@ export class Connection implements ChatClient {
     this.send(cid === undefined ? { type: 'error', code, message } : { type: 'error', code, message, cid })
   }
 
-  /**
-   * Starts the close handshake and terminates the socket if the peer has not
-   * answered within `closeTimeout`, so a peer that stopped reading cannot
-   * hold the socket (and what is buffered for it) for long.
-   */
-  close (code: number, reason: string): void {
-    const { socket } = this
-    if (socket.readyState === WebSocket.CLOSED || this.#closeTimer !== undefined) return
-    this.closedByServer = true
-    socket.close(code, reason)
-    this.#closeTimer = setTimeout(() => socket.terminate(), this.#ctx.closeTimeout)
-    socket.once('close', () => clearTimeout(this.#closeTimer))
+  /** Set once the server closes this socket: frames still queued from it are dropped. */
+  get closedByServer (): boolean {
+    return this.#closing !== null
+  }
+
+  /** Closes with `code`, terminating after `closeTimeout`; resolves once the socket is closed. Closing twice is harmless. */
+  async close (code: number, reason: string): Promise<void> {
+    this.#closing ??= closeSocket(this.socket, code, reason, this.#ctx.closeTimeout)
+    await this.#closing
   }
 }

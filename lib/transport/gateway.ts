@@ -6,13 +6,15 @@ import type { ConnectionContext } from './connection.js'
 import { CloseCode } from '../close-codes.js'
 import type { Hub } from '../chat/hub.js'
 import type { Identity, ResolvedOptions } from '../options.js'
-import { isRoomName, parseSinceParam, peekCid, sanitizeName } from '../protocol/codec.js'
+import { parseSinceParam, peekCid } from '../protocol/codec.js'
+import { ROOM_RULE, isRoomName, sanitizeName } from '../protocol/text.js'
 import { randomId, randomString } from '../random.js'
 import { TokenBucket } from './rate-limit.js'
 import { ResumeSigner } from './resume.js'
 import type { Session } from '../chat/session.js'
 import type { Stats } from '../stats.js'
-import { releaseUpgradeResponse, setMaxPayload } from './ws-internals.js'
+import { closeSocket } from './close.js'
+import { dropRouteErrorHandler, releaseUpgradeResponse, setMaxPayload } from './ws-internals.js'
 
 // Past QUEUE_HIGH waiting frames the server stops reading from a socket.
 // This hard cap guards against a ws that goes on handing over frames after
@@ -100,7 +102,9 @@ export class Gateway {
   async #refuse (request: FastifyRequest, reply: FastifyReply, refusal: Refusal): Promise<FastifyReply> {
     this.#p.admission.release(request)
     this.#p.stats.refuse(refusal.reason, request)
-    request.log.info({ reason: refusal.reason }, 'fastify-chat: upgrade refused')
+    // An Origin refusal is a misconfiguration more often than an attack: name both sides.
+    const detail = refusal.reason === 'origin' ? { origin: request.headers.origin, host: request.headers.host } : {}
+    request.log.info({ reason: refusal.reason, ...detail }, 'fastify-chat: upgrade refused')
     return await reply.code(refusal.status).send({ statusCode: refusal.status, error: refusal.reason, message: refusal.message })
   }
 
@@ -150,12 +154,8 @@ export class Gateway {
     if (hub.closed) {
       // The upgrade finished after shutdown began (identify was still running).
       stats.refuse('closing', request)
-      socket.close(CloseCode.GOING_AWAY, 'server shutting down')
-      const timer = setTimeout(() => socket.terminate(), opts.closeTimeout)
-      socket.once('close', () => {
-        clearTimeout(timer)
-        admission.closed(request)
-      })
+      closeSocket(socket, CloseCode.GOING_AWAY, 'server shutting down', opts.closeTimeout)
+        .then(() => admission.closed(request), () => {})
       return
     }
     const payloadEnforced = this.#p.payloadEnforced || setMaxPayload(socket, opts.maxPayload)
@@ -168,14 +168,12 @@ export class Gateway {
     const askedName = identity.name ?? query.name
     const name = sanitizeName(askedName)
     const bucket = opts.rateLimit === null ? null : new TokenBucket(opts.rateLimit)
-    const conn = new Connection(socket, request, id, name ?? guestName(), this.#ctx, bucket)
+    const conn = new Connection(socket, request, id, name ?? guestName(), identity.data, this.#ctx, bucket)
     conn.sizeChecked = payloadEnforced
 
     this.#connections.set(socket, conn)
-    // @fastify/websocket's default error handler terminates the socket right
-    // after ws queues its close frame, so the client would see 1006 instead
-    // of 1007/1009. ws closes the socket itself; we only count and log.
-    socket.removeAllListeners('error')
+    // ws closes the socket itself on a protocol error; we only count and log.
+    dropRouteErrorHandler(socket)
     socket.on('error', this.#listeners.error)
     if (opts.heartbeatInterval !== 0) socket.on('pong', this.#listeners.pong)
     socket.on('close', this.#listeners.close)
@@ -193,7 +191,7 @@ export class Gateway {
     const room = query.room ?? opts.defaultRoom
     if (room === null) return
     if (!isRoomName(room)) {
-      conn.sendError('invalid_room', 'room names match ^[A-Za-z0-9_-]{1,64}$')
+      conn.sendError('invalid_room', ROOM_RULE)
       return
     }
     const since = parseSinceParam(query.since) ?? undefined

@@ -1,8 +1,8 @@
-// Everything that reaches past the public API of `ws` (and of Node's http
-// module under it) lives here, each with a public-API fallback, so an upgrade
-// that changes the internals degrades to slower or later checks, or to more
-// memory, instead of breaking. test/ws-internals.test.ts fails loudly when
-// these fields move.
+// Everything that reaches past the public API of `ws`, of @fastify/websocket
+// and of Node's http module under them lives here, each with a fallback where
+// one exists, so an upgrade that changes the internals degrades to slower or
+// later checks, or to more memory, instead of breaking.
+// test/transport/ws-internals.test.ts fails loudly when what they use moves.
 import type WebSocket from 'ws'
 
 interface ReceiverInternals { _maxPayload?: unknown }
@@ -67,4 +67,24 @@ export function releaseUpgradeResponse (socket: WebSocket): boolean {
   if (response == null || response.socket !== stream || typeof response.detachSocket !== 'function') return false
   response.detachSocket(stream)
   return true
+}
+
+/**
+ * Takes @fastify/websocket's own 'error' listener off a route's socket. It
+ * terminates the socket as soon as ws reports a protocol error, right after
+ * ws has queued its close frame, so the client would see 1006 instead of the
+ * 1007 or 1009 ws is sending. ws closes the socket by itself after an error.
+ */
+export function dropRouteErrorHandler (socket: WebSocket): void {
+  socket.removeAllListeners('error')
+}
+
+/**
+ * Takes `socket` out of the host's WebSocketServer client set. When the host
+ * app registered @fastify/websocket itself, its preClose closes every tracked
+ * client without a code on shutdown; untracked, our sockets get our 1001.
+ * `clients` is documented, but removing from it is not.
+ */
+export function untrackClient (server: { clients: Set<WebSocket> }, socket: WebSocket): void {
+  server.clients.delete(socket)
 }

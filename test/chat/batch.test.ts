@@ -1,6 +1,7 @@
 import t from 'tap'
 import * as ws from 'ws'
-import { Batch, asciiHeader, frameText } from '../../lib/chat/batch.js'
+import { Batch } from '../../lib/chat/batch.js'
+import { asciiHeader, frameText } from '../../lib/protocol/frame.js'
 import type { ChatMessage } from '../../lib/protocol/wire.js'
 
 // ws exports its frame parser, but @types/ws does not declare it.

@@ -1,13 +1,6 @@
 import t from 'tap'
-import {
-  codePointLength,
-  decodeClientFrame,
-  encodeMessage,
-  fitsLength,
-  isRoomName,
-  parseSinceParam,
-  sanitizeName
-} from '../../lib/protocol/codec.js'
+import { decodeClientFrame, encodeMessage, parseSinceParam } from '../../lib/protocol/codec.js'
+import { codePointLength, fitsLength, isRoomName, sanitizeName } from '../../lib/protocol/text.js'
 import type { Decoded } from '../../lib/protocol/codec.js'
 import type { ChatMessage } from '../../lib/protocol/wire.js'
 

@@ -9,12 +9,12 @@ import { wsPair } from '../helpers/chat.js'
 function connection (): Connection {
   const ctx: ConnectionContext = { maxBufferedBytes: 1024, behindBytes: 256, closeTimeout: 100, stats: new Stats() }
   // Only the room bookkeeping is exercised: no socket is touched.
-  return new Connection({ extensions: '' } as WebSocket, {} as FastifyRequest, 'id', 'name', ctx, null)
+  return new Connection({ extensions: '' } as WebSocket, {} as FastifyRequest, 'id', 'name', undefined, ctx, null)
 }
 
 t.test('room bookkeeping: none, one, several, and back', async (t) => {
   const conn = connection()
-  t.same([conn.roomCount, conn.firstRoom, [...conn.rooms]], [0, undefined, []])
+  t.same([conn.roomCount, conn.firstRoom, [...conn.roomNames()]], [0, undefined, []])
   t.equal(conn.removeRoom('a'), false)
   conn.addRoom('a')
   conn.addRoom('a')
@@ -23,15 +23,15 @@ t.test('room bookkeeping: none, one, several, and back', async (t) => {
   t.equal(conn.inRoom('b'), false)
   conn.addRoom('b')
   conn.addRoom('c')
-  t.same([conn.roomCount, conn.firstRoom, [...conn.rooms]], [3, 'a', ['a', 'b', 'c']], 'in join order')
+  t.same([conn.roomCount, conn.firstRoom, [...conn.roomNames()]], [3, 'a', ['a', 'b', 'c']], 'in join order')
   t.equal(conn.inRoom('c'), true)
   t.equal(conn.removeRoom('x'), false)
   t.equal(conn.removeRoom('a'), true)
   t.equal(conn.removeRoom('c'), true)
   t.same([conn.roomCount, conn.firstRoom, conn.inRoom('a')], [1, 'b', false], 'back to one')
-  const copy = conn.rooms as Set<string>
+  const copy = conn.view.rooms as Set<string>
   copy.add('z')
-  t.equal(conn.inRoom('z'), false, 'rooms is a copy')
+  t.equal(conn.inRoom('z'), false, 'the view\'s rooms are a copy')
   t.equal(conn.removeRoom('b'), true)
   t.equal(conn.roomCount, 0)
   conn.addRoom('d')
@@ -52,7 +52,7 @@ t.test('a key is made only when asked for', async (t) => {
 t.test('single-socket frames of every size and alphabet arrive intact and in order', async (t) => {
   const { server, client } = await wsPair(t)
   const ctx: ConnectionContext = { maxBufferedBytes: 1 << 20, behindBytes: 1 << 18, closeTimeout: 100, stats: new Stats() }
-  const conn = new Connection(server, {} as FastifyRequest, 'id', 'name', ctx, null)
+  const conn = new Connection(server, {} as FastifyRequest, 'id', 'name', undefined, ctx, null)
   // Short and long ASCII (one string, or header and text in one writev),
   // past the 16-bit length (a Buffer), and not ASCII (a Buffer).
   const texts = ['hi', 'a'.repeat(1023), 'b'.repeat(1024), 'c'.repeat(65535), 'd'.repeat(70_000), 'é', 'ü'.repeat(2000)]

@@ -1,0 +1,33 @@
+import type { ChatMessage } from '../protocol/wire.js'
+import type { HistoryPage, NewMessage } from '../stores/history-store.js'
+
+/** What a publish did: the stored message, and whether its `cid` had been stored before (then nothing was sent). */
+export interface PublishResult {
+  message: ChatMessage
+  duplicate: boolean
+}
+
+/** Where a broker hands the messages of the rooms this server subscribed to. */
+export interface BrokerNode {
+  /** Sends a stored message to this server's members of its room; `exclude` is a connection key to skip. */
+  deliver (message: ChatMessage, exclude: string | null): void
+}
+
+/**
+ * Numbers, keeps and carries the messages of every room between the servers
+ * of one chat. Every broadcast goes through it, on one server too, so there
+ * is one delivery path. The history it reads is the one it writes: a local
+ * broker's {@link HistoryStore}, or Redis's own streams.
+ */
+export interface Broker {
+  /** Stores a message and has every server (this one included) deliver it, in the same order everywhere. */
+  publish (message: NewMessage, exclude: string | null): Promise<PublishResult>
+  /** This server has its first local member in `room`: deliver its messages from now on. */
+  subscribe (room: string): Promise<void>
+  /** This server has no local member in `room` any more. */
+  unsubscribe (room: string): Promise<void>
+  /** The latest `limit` messages of `room`, with its epoch and latest offset. */
+  recent (room: string, limit: number): Promise<HistoryPage>
+  /** Every message after `offset`, or `null` when some are no longer kept (the caller cannot recover without a gap). */
+  since (room: string, offset: number): Promise<HistoryPage | null>
+}

@@ -1,0 +1,28 @@
+import type { User } from '../protocol/wire.js'
+
+/** A presence change, as every server hands it to its members of the room. */
+export interface PresenceEvent {
+  room: string
+  event: 'join' | 'leave' | 'rename'
+  user: User
+  /** The old name, for `rename`. */
+  previous?: string
+}
+
+/** Where presence hands the events of the rooms this server has members in. */
+export interface PresenceNode {
+  /** Sends a presence event to this server's members of its room, except the user's own sockets. */
+  presence (event: PresenceEvent): void
+}
+
+/** Who is in each room, across every server of one chat. */
+export interface Presence {
+  /** A user's first socket on this server joined `room`; announces the join unless the user is there already. */
+  join (room: string, user: User): Promise<void>
+  /** A user's last socket on this server left `room`; announces the leave unless the user is still there elsewhere. */
+  leave (room: string, user: User): Promise<void>
+  /** A user present on this server renamed; announces it. */
+  rename (room: string, user: User, previous: string): Promise<void>
+  /** Users in `room` on every server, each once. */
+  list (room: string): Promise<User[]>
+}
