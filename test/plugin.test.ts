@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import t from 'tap'
 import WebSocket from 'ws'
 import fastifyChat from '../index.js'
-import type { ChatMessage } from '../index.js'
+import type { ChatClient, ChatMessage } from '../index.js'
 import { Client, join, listen, messages, within } from './helpers/chat.js'
 
 t.test('a message reaches every member, the sender included', async (t) => {
@@ -447,4 +447,56 @@ t.test('users still in their grace period are announced gone when the app closes
   await app.close()
   t.ok(performance.now() - started < 1500, 'the grace timers do not hold close')
   t.equal((await alice.closed).code, 1001)
+})
+
+t.test('app.chat holds the documented members and nothing else', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyChat)
+  t.teardown(() => app.close())
+  t.same(Object.keys(app.chat).sort(), ['broadcast', 'history', 'presence', 'rooms', 'size', 'stats'])
+  t.equal(Object.getPrototypeOf(app.chat), Object.prototype, 'a plain object, not the hub behind it')
+  t.ok(Object.isFrozen(app.chat))
+  for (const internal of ['join', 'remove', 'closeAll', 'publish', 'node', 'leave', 'add']) {
+    t.notOk(internal in app.chat, `no ${internal}`)
+  }
+  t.equal(app.chat.size, 0)
+})
+
+t.test('onMessage gets a read-only view of the client, with what identify returned as data', async (t) => {
+  const seen: Array<{ keys: string[], view: ChatClient }> = []
+  const { url } = await listen(t, {
+    identify: (request) => (request.headers['x-user'] === 'ann' ? { id: 'u-ann', name: 'ann', data: { role: 'staff' } } : {}),
+    onMessage: (_message, client) => {
+      seen.push({ keys: Object.keys(client), view: client })
+    }
+  })
+  const ann = new Client(new WebSocket(`${url}/chat`, { headers: { 'x-user': 'ann' } }))
+  await ann.expect('welcome')
+  await ann.expect('joined')
+  ann.send({ type: 'join', room: 'dev' })
+  await ann.expect('joined')
+  ann.send('hello')
+  await ann.expect('message')
+  const guest = await join(url, '?name=gus')
+  guest.send('hi')
+  await guest.expect('message')
+
+  const [fromAnn, fromGuest] = seen
+  if (fromAnn === undefined || fromGuest === undefined) throw new Error('onMessage did not run twice')
+  const view = fromAnn.view
+  t.same(fromAnn.keys, [], 'no own fields: nothing but the getters')
+  t.match({ id: view.id, name: view.name, rooms: [...view.rooms], data: view.data }, { id: 'u-ann', name: 'ann', rooms: ['lobby', 'dev'], data: { role: 'staff' } })
+  t.equal(view.request.headers['x-user'], 'ann')
+  for (const hidden of ['socket', 'close', 'send', 'sendRaw', 'conn']) t.notOk(hidden in view, `no ${hidden}`)
+  t.throws(() => { (view as { name: string }).name = 'mallory' }, TypeError, 'fields cannot be assigned')
+  t.throws(() => { (view as unknown as { socket: unknown }).socket = {} }, TypeError, 'nor added')
+  t.equal(view.name, 'ann')
+  ;(view.rooms as Set<string>).add('secret')
+  t.notOk(view.rooms.has('secret'), 'rooms is a copy')
+  t.equal(fromGuest.view.data, undefined, 'no data without identify\'s')
+  t.equal(fromGuest.view.name, 'gus')
+  ann.send({ type: 'name', name: 'anna' })
+  // Gus's arrival and message come first.
+  while ((await ann.next()).type !== 'renamed');
+  t.equal(view.name, 'anna', 'the view follows a rename')
 })

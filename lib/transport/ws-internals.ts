@@ -70,10 +70,11 @@ export function releaseUpgradeResponse (socket: WebSocket): boolean {
 }
 
 /**
- * Takes @fastify/websocket's own 'error' listener off a route's socket. It
- * terminates the socket as soon as ws reports a protocol error, right after
- * ws has queued its close frame, so the client would see 1006 instead of the
- * 1007 or 1009 ws is sending. ws closes the socket by itself after an error.
+ * Takes @fastify/websocket's own 'error' listener off a route's socket. On a
+ * client's protocol error (a frame too large, invalid UTF-8) it logs at error
+ * level and terminates the socket right after ws has queued its close frame,
+ * which may then not reach the client (1006 instead of 1007 or 1009). ws
+ * closes the socket by itself after an error; we count and log it at info.
  */
 export function dropRouteErrorHandler (socket: WebSocket): void {
   socket.removeAllListeners('error')

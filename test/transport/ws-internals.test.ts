@@ -1,4 +1,4 @@
-// Fails loudly when a ws upgrade moves the internals lib/ws-internals.ts uses.
+// Fails loudly when a ws or @fastify/websocket upgrade moves what lib/transport/ws-internals.ts uses.
 import { once } from 'node:events'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -7,7 +7,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import WebSocket from 'ws'
-import { releaseUpgradeResponse, setMaxPayload } from '../../lib/transport/ws-internals.js'
+import { dropRouteErrorHandler, releaseUpgradeResponse, setMaxPayload, untrackClient } from '../../lib/transport/ws-internals.js'
 import fastifyChat from '../../index.js'
 import { join, wsPair } from '../helpers/chat.js'
 
@@ -36,7 +36,7 @@ function responsesOf (app: FastifyInstance): Array<WeakRef<object>> {
 
 t.test('setMaxPayload reaches the receiver of a real socket', async (t) => {
   const { server, client } = await wsPair(t, { maxPayload: 1 << 20 })
-  t.equal(setMaxPayload(server, 8), true, 'ws still has _receiver._maxPayload: if this fails, update lib/ws-internals.ts')
+  t.equal(setMaxPayload(server, 8), true, 'ws still has _receiver._maxPayload: if this fails, update lib/transport/ws-internals.ts')
   const closed = once(client, 'close')
   client.send('more than eight bytes')
   t.equal((await closed)[0], 1009, 'and the receiver enforces it')
@@ -52,7 +52,7 @@ t.test('rawSocketOf finds the stream under a socket, and frames written to it ar
   const { rawSocketOf } = await import('../../lib/transport/ws-internals.js')
   const { server, client } = await wsPair(t)
   const raw = rawSocketOf(server)
-  t.ok(raw, 'ws still has _socket and _sender: if this fails, update lib/ws-internals.ts')
+  t.ok(raw, 'ws still has _socket and _sender: if this fails, update lib/transport/ws-internals.ts')
   const got: string[] = []
   const three = new Promise<void>((resolve) => client.on('message', (data) => { if (got.push(data.toString()) === 3) resolve() }))
   const framed = (text: string): Buffer => {
@@ -101,7 +101,7 @@ t.test('releaseUpgradeResponse detaches the response @fastify/websocket hangs on
   const client = new WebSocket(`ws://127.0.0.1:${port}/`)
   t.teardown(() => client.terminate())
   await once(client, 'message')
-  t.same(released, [true], 'the stream still has _httpMessage: if this fails, update lib/ws-internals.ts')
+  t.same(released, [true], 'the stream still has _httpMessage: if this fails, update lib/transport/ws-internals.ts')
   t.equal(responses.length, 1)
   t.equal(responses[0]?.socket, null, 'the response no longer points at the socket, nor the socket at it')
   const echoed = once(client, 'message')
@@ -130,4 +130,55 @@ t.test('a chat socket keeps no upgrade response once it is open', async (t) => {
   t.teardown(() => client.close())
   t.equal(responses.length, 1)
   t.equal(await collected(responses[0] as WeakRef<object>), true)
+})
+
+t.test('dropRouteErrorHandler takes off the listener that terminates and logs at error level', async (t) => {
+  const errors: string[] = []
+  const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => { errors.push(line) } } } })
+  t.teardown(() => app.close())
+  await app.register(fastifyWebsocket, { options: { maxPayload: 16 } })
+  const listeners: number[] = []
+  app.get('/:drop', { websocket: true }, (socket, request) => {
+    listeners.push(socket.listenerCount('error'))
+    if ((request.params as { drop: string }).drop === 'yes') dropRouteErrorHandler(socket)
+    socket.on('error', () => {})
+    socket.send('ready')
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const oversize = async (drop: string): Promise<number> => {
+    const client = new WebSocket(`ws://127.0.0.1:${port}/${drop}`)
+    t.teardown(() => client.terminate())
+    client.on('error', () => {})
+    await once(client, 'message')
+    const closed = once(client, 'close')
+    client.send('more than sixteen bytes')
+    return (await closed)[0] as number
+  }
+  // The client may see 1009 either way: ws queues its close frame before
+  // the handler terminates, and on loopback it usually gets out first.
+  t.ok([1006, 1009].includes(await oversize('no')))
+  t.equal(errors.length, 1, '@fastify/websocket\'s own handler logs each client protocol error at error level')
+  t.equal(await oversize('yes'), 1009, 'ws closes the socket itself')
+  t.equal(errors.length, 1, 'without it, nothing more is logged at error level')
+  t.same(listeners, [1, 1], '@fastify/websocket still adds one error listener per socket: if this fails, update lib/transport/ws-internals.ts')
+})
+
+t.test('untrackClient takes a socket out of the host\'s client set', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyWebsocket)
+  const tracked: boolean[] = []
+  app.get('/', { websocket: true }, (socket) => {
+    tracked.push(app.websocketServer.clients.has(socket))
+    untrackClient(app.websocketServer, socket)
+    tracked.push(app.websocketServer.clients.has(socket))
+    socket.send('ready')
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const client = new WebSocket(`ws://127.0.0.1:${port}/`)
+  t.teardown(() => client.terminate())
+  await once(client, 'message')
+  t.same(tracked, [true, false], 'the server still tracks clients in a Set: if this fails, update lib/transport/ws-internals.ts')
 })
