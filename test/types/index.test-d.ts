@@ -8,7 +8,10 @@ import fastifyChat, { FST_CHAT_INVALID_OPTION, FST_CHAT_STORE_UNAVAILABLE, Memor
 import type {
   Adapter,
   AdapterContext,
-  AdapterNode,
+  Broker,
+  BrokerNode,
+  Presence,
+  PresenceNode,
   PublishResult,
   Chat,
   ChatClient,
@@ -62,9 +65,15 @@ app.register(fastifyChat, {
     expectType<string>(client.id)
     expectType<ReadonlySet<string>>(client.rooms)
     expectType<FastifyRequest>(client.request)
+    expectType<unknown>(client.data)
+    // The view is read-only, and the socket is out of reach.
+    expectError(client.name = 'x')
+    expectError(client.socket)
+    expectError(client.close())
     return message
   }
 })
+app.register(fastifyChat, { identify: () => ({ id: 'u1', data: { role: 'staff', teams: ['a'] } }) })
 
 // Wrong option types are errors.
 expectError(app.register(fastifyChat, { echo: 'yes' }))
@@ -131,30 +140,44 @@ class ArrayStore implements HistoryStore {
 app.register(fastifyChat, { store: new ArrayStore() })
 expectAssignable<HistoryStore>(new MemoryStore())
 
-// A user class can implement Adapter, the seam for fan-out between servers.
-class LoopbackAdapter implements Adapter {
-  #node: AdapterNode | null = null
-  #store: HistoryStore | null = null
-  start (node: AdapterNode, context: AdapterContext): void {
-    this.#node = node
-    this.#store = context.store
-  }
+// A user class can implement Adapter: a Broker for messages and history,
+// and a Presence for who is where.
+class LoopbackBroker implements Broker {
+  node: BrokerNode | null = null
+  readonly #store: HistoryStore = new MemoryStore()
 
   async publish (message: NewMessage, exclude: string | null): Promise<PublishResult> {
-    const stored = await (this.#store as HistoryStore).append(message)
-    this.#node?.deliver(stored, exclude)
+    const stored = await this.#store.append(message)
+    this.node?.deliver(stored, exclude)
     return { message: stored, duplicate: false }
   }
 
   async subscribe (): Promise<void> {}
   async unsubscribe (): Promise<void> {}
-  async join (room: string, user: User): Promise<void> { this.#node?.presence({ room, event: 'join', user }) }
-  async leave (room: string, user: User): Promise<void> { this.#node?.presence({ room, event: 'leave', user }) }
-  async rename (room: string, user: User, previous: string): Promise<void> { this.#node?.presence({ room, event: 'rename', user, previous }) }
-  async presence (): Promise<User[]> { return [] }
-  close (): void { this.#node = null }
+  async recent (room: string, limit: number): Promise<HistoryPage> { return await this.#store.recent(room, limit) }
+  async since (room: string, offset: number): Promise<HistoryPage | null> { return await this.#store.since(room, offset) }
+}
+class NobodyPresence implements Presence {
+  node: PresenceNode | null = null
+  async join (room: string, user: User): Promise<void> { this.node?.presence({ room, event: 'join', user }) }
+  async leave (room: string, user: User): Promise<void> { this.node?.presence({ room, event: 'leave', user }) }
+  async rename (room: string, user: User, previous: string): Promise<void> { this.node?.presence({ room, event: 'rename', user, previous }) }
+  async list (): Promise<User[]> { return [] }
+}
+class LoopbackAdapter implements Adapter {
+  readonly broker = new LoopbackBroker()
+  readonly presence = new NobodyPresence()
+  start (context: AdapterContext): void {
+    this.broker.node = context.node
+    this.presence.node = context.node
+  }
+
+  close (): void {
+    this.broker.node = null
+  }
 }
 app.register(fastifyChat, { adapter: new LoopbackAdapter() })
+expectError(app.register(fastifyChat, { adapter: { broker: new LoopbackBroker(), start () {}, close () {} } }))
 app.register(fastifyChat, { adapter: redisAdapter({ url: 'redis://127.0.0.1:6379', prefix: 'chat' }) })
 expectError(redisAdapter({ url: 6379 }))
 app.register(fastifyChat, { adapter: redisAdapter({ client: new Redis('redis://127.0.0.1:6379') }) })
