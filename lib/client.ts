@@ -44,8 +44,22 @@ export interface WebSocketLike {
 export interface ConnectOptions {
   /** Display name, sent as `?name=`. @default the URL's `name`, else a guest name from the server */
   name?: string
-  /** Rooms to join besides the URL's `?room=`. @default [] */
+  /**
+   * Rooms to join besides the URL's room: its `?room=`, or without one the
+   * server's `defaultRoom`. To join exactly a set of rooms (say, the ones a
+   * page was in before a reload), put the first in the URL and the rest here.
+   * @default []
+   */
   rooms?: string[]
+  /**
+   * A token from an earlier connection's {@link ChatConnection.resumeToken},
+   * sent as `?resume=` so the server gives back the same user id: kept in
+   * `sessionStorage`, it makes a reloaded page the same user to everyone
+   * else, not a second one. A token the server cannot verify (made with
+   * another secret) gets a new id; when `identify` gives ids, it plays no part.
+   * @default the URL's `resume`, else none
+   */
+  resume?: string
   /** WebSocket implementation; pass `WebSocket` from `ws` in Node. @default globalThis.WebSocket */
   WebSocket?: new (url: string) => WebSocketLike
   /** Reconnect delays: full jitter over `initialMs * 2^attempt`, capped at `maxMs`. @default { initialMs: 250, maxMs: 10000 } */
@@ -114,11 +128,16 @@ export class ChatConnection {
   #attempt = 0
   #timer: ReturnType<typeof setTimeout> | undefined
   #id: string | null = null
-  // From welcome: sent back on reconnect so the server keeps our id.
+  // From the `resume` option, then from each welcome: sent on every connect so the server keeps our id.
   #resume: string | null = null
   #name: string | null
   // Rooms to be in, in order: the first one rides in the URL on every (re)connect.
   #wanted = new Set<string>()
+  // The URL named no room: until the first `joined`, connect without one so
+  // the server's default room is joined too, not replaced by the first of `rooms`.
+  #defaultRoom = false
+  // The room that rode in the current socket's URL; the others join after welcome.
+  #urlRoom: string | undefined
   #joined = new Set<string>()
   #cursors = new Map<string, Since>()
   #queue: SendFrame[] = []
@@ -144,7 +163,9 @@ export class ChatConnection {
     this.#url.protocol = this.#url.protocol.replace(/^http/, 'ws')
     const params = this.#url.searchParams
     this.#name = opts.name ?? params.get('name')
+    this.#resume = opts.resume ?? params.get('resume')
     const first = params.get('room')
+    this.#defaultRoom = first === null
     if (first !== null) {
       this.#wanted.add(checkRoom(first))
       const since = params.get('since') ?? ''
@@ -159,6 +180,12 @@ export class ChatConnection {
   /** This user's id, from `welcome`; kept across reconnects. */
   get id (): string | null { return this.#id }
   get name (): string | null { return this.#name }
+  /**
+   * Pass it as `resume` to a later {@link connect} to be the same user there.
+   * The latest from `welcome` (before the first, the `resume` given); `null`
+   * when there is none, as when the server's `identify` gives the id.
+   */
+  get resumeToken (): string | null { return this.#resume }
   /** Rooms the server has confirmed with `joined` on the current socket. */
   get rooms (): string[] { return [...this.#joined] }
 
@@ -248,9 +275,11 @@ export class ChatConnection {
     if (this.#name !== null) params.set('name', this.#name)
     params.delete('room')
     params.delete('since')
+    params.delete('resume')
     if (this.#resume !== null) params.set('resume', this.#resume)
     // The first room joins with the upgrade itself; the server's default room applies when there is none.
-    const [first] = this.#wanted
+    const first = this.#defaultRoom ? undefined : this.#wanted.values().next().value
+    this.#urlRoom = first
     if (first !== undefined) {
       params.set('room', first)
       const since = this.#cursors.get(first)
@@ -309,8 +338,7 @@ export class ChatConnection {
     if (this.#status === 'closed') return
     // The server handles one socket's frames in order, so these joins are done
     // before the queued messages that follow them.
-    const [, ...rest] = this.#wanted
-    for (const room of rest) this.#write(this.#joinFrame(room))
+    for (const room of this.#wanted) if (room !== this.#urlRoom) this.#write(this.#joinFrame(room))
     for (const unclear of [...this.#inFlight.values()]) this.#write(unclear)
     for (const queued of this.#queue.splice(0)) this.#sendMessage(queued)
     this.#setStatus('open')
@@ -327,6 +355,7 @@ export class ChatConnection {
     } else {
       this.#cursors.set(frame.room, { epoch: frame.epoch, offset: frame.offset })
     }
+    this.#defaultRoom = false
     this.#wanted.add(frame.room)
     this.#joined.add(frame.room)
     this.#events.emit('joined', history === frame.history ? frame : { ...frame, history })

@@ -52,6 +52,70 @@ t.test('connects, gets welcome and joined, and joins the rooms it was given', as
   t.same(conn.rooms.sort(), ['lobby', 'news'])
 })
 
+t.test('rooms are joined besides the server\'s default room when the URL names none', async (t) => {
+  const { app, url } = await listen(t)
+  const conn = connect(`${url}/chat?name=alice`, { ...fast, rooms: ['news', 'sport'] })
+  t.teardown(() => conn.close())
+  const joined = new Set<string>()
+  const all = new Promise<void>((resolve) => conn.on('joined', (frame) => {
+    joined.add(frame.room)
+    if (joined.size === 3) resolve()
+  }))
+  await within(all, 3000, 'three rooms joined')
+  t.same([...joined].sort(), ['lobby', 'news', 'sport'])
+
+  // A reconnect keeps all three, the default room now by name.
+  const rejoined = new Set<string>()
+  const back = new Promise<void>((resolve) => conn.on('joined', (frame) => {
+    rejoined.add(frame.room)
+    if (rejoined.size === 3) resolve()
+  }))
+  for (const socket of app.websocketServer.clients) socket.terminate()
+  await within(back, 3000, 'three rooms joined again')
+  t.same(conn.rooms.sort(), ['lobby', 'news', 'sport'])
+})
+
+t.test('rooms are all there is when the server has no default room', async (t) => {
+  const { url } = await listen(t, { defaultRoom: null })
+  const conn = connect(`${url}/chat?name=alice`, { ...fast, rooms: ['news'] })
+  t.teardown(() => conn.close())
+  await waitFor(conn, 'joined', (f) => f.room === 'news')
+  // A marker: a room joined after news is confirmed after anything already on its way.
+  const marker = waitFor(conn, 'joined', (f) => f.room === 'marker')
+  conn.join('marker')
+  await marker
+  t.same(conn.rooms.sort(), ['marker', 'news'])
+})
+
+t.test('resume: a later connection with the token is the same user', async (t) => {
+  const { url } = await listen(t)
+  const first = connect(`${url}/chat?name=alice`, fast)
+  t.teardown(() => first.close())
+  t.equal(first.resumeToken, null, 'none before welcome')
+  const welcome = await waitFor(first, 'welcome')
+  t.type(first.resumeToken, 'string')
+  t.equal(first.resumeToken, welcome.resume)
+  const token = first.resumeToken as string
+  first.close()
+
+  const again = connect(`${url}/chat?name=alice`, { ...fast, resume: token })
+  t.teardown(() => again.close())
+  t.equal((await waitFor(again, 'welcome')).id, welcome.id, 'same id as before')
+  t.equal(again.resumeToken, token)
+
+  const forged = connect(`${url}/chat?name=alice`, { ...fast, resume: `${welcome.id}.not-the-mac` })
+  t.teardown(() => forged.close())
+  t.not((await waitFor(forged, 'welcome')).id, welcome.id, 'a token the server did not sign gets a new id')
+})
+
+t.test('resume: no token when identify gives the id', async (t) => {
+  const { url } = await listen(t, { identify: async () => ({ id: 'user-1', name: 'alice' }) })
+  const conn = connect(`${url}/chat`, fast)
+  t.teardown(() => conn.close())
+  t.equal((await waitFor(conn, 'welcome')).id, 'user-1')
+  t.equal(conn.resumeToken, null)
+})
+
 t.test('sends with a cid that comes back on the message', async (t) => {
   const { url } = await listen(t)
   const bob = await join(url, '?name=bob')
