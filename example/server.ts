@@ -1,6 +1,4 @@
 import { existsSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
-import { dirname } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import Fastify from 'fastify'
@@ -25,13 +23,11 @@ export const DEFAULT_CHAT_DB = './data/chat.db'
 
 /**
  * The history store the environment asks for: SQLite at `CHAT_DB` (default
- * ./data/chat.db, its directory created if missing; `:memory:` keeps nothing
+ * ./data/chat.db; the store creates its directory; `:memory:` keeps nothing
  * on disk), so the chat survives a restart.
  */
-export async function storeFromEnv (env: NodeJS.ProcessEnv = process.env): Promise<HistoryStore> {
-  const path = env.CHAT_DB ?? DEFAULT_CHAT_DB
-  if (path !== ':memory:') await mkdir(dirname(path), { recursive: true })
-  return sqliteStore({ path })
+export function storeFromEnv (env: NodeJS.ProcessEnv = process.env): HistoryStore {
+  return sqliteStore({ path: env.CHAT_DB ?? DEFAULT_CHAT_DB })
 }
 
 // Run from source, public/ sits next to this file; compiled to
@@ -55,7 +51,7 @@ export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyIn
     // Several instances share history, presence and fan-out through Redis.
     await app.register(fastifyChat, { ...opts.chat, adapter: redisAdapter({ url: env.REDIS_URL }) })
   } else {
-    const store = given ?? await storeFromEnv(env)
+    const store = given ?? storeFromEnv(env)
     await app.register(fastifyChat, { ...opts.chat, store })
     // The plugin leaves a store it is given open, so the example closes the one it made.
     if (given === undefined) app.addHook('onClose', async () => await store.close?.())

@@ -82,7 +82,7 @@ t.test('chats over the socket', async (t) => {
   await closed
 })
 
-t.test('history lives in CHAT_DB (directory created) and survives a restart', async (t) => {
+t.test('history lives in CHAT_DB (the store creates its directory) and survives a restart', async (t) => {
   const db = join(tmp, 'restart', 'nested', 'chat.db')
   const env = { CHAT_DB: db }
   const first = await buildServer({ env })
@@ -102,7 +102,7 @@ t.test('history lives in CHAT_DB (directory created) and survives a restart', as
 
 t.test('storeFromEnv picks SQLite at CHAT_DB, ./data/chat.db by default', async (t) => {
   t.equal(DEFAULT_CHAT_DB, './data/chat.db')
-  const store = await storeFromEnv({ CHAT_DB: ':memory:' })
+  const store = storeFromEnv({ CHAT_DB: ':memory:' })
   t.teardown(() => store.close?.())
   t.type(store, SqliteStore)
   t.equal((store as SqliteStore).path, ':memory:')

@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises'
+import { mkdir, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import type BetterSqlite3 from 'better-sqlite3'
 import { FST_CHAT_INVALID_OPTION, FST_CHAT_STORE_UNAVAILABLE } from '../errors.js'
@@ -17,7 +17,10 @@ export interface SqliteRetention {
 
 /** Options of {@link sqliteStore}. */
 export interface SqliteStoreOptions {
-  /** The database file, created if missing (its directory must exist), or `':memory:'`. */
+  /**
+   * The database file, or `':memory:'`. When the store opens, a missing file
+   * is created, and so is its directory, parents included (`mkdir -p`).
+   */
   path: string
   /**
    * Most messages one read returns: a `since` further behind than this is a
@@ -110,6 +113,21 @@ async function explain (path: string, err: unknown, busyTimeoutMs: number): Prom
   return message
 }
 
+/** Why `dir` could not be made: the file in its way if there is one, else the fs error's message. */
+async function whyNoDirectory (dir: string, err: NodeJS.ErrnoException): Promise<string> {
+  if (err.code === 'EEXIST' || err.code === 'ENOTDIR') {
+    // The nearest ancestor that exists is what mkdir tripped over.
+    for (let path = dir; path !== dirname(path); path = dirname(path)) {
+      const found = await stat(path).catch(() => null)
+      if (found !== null && !found.isDirectory()) {
+        return path === dir ? `${dir} is not a directory` : `cannot create directory ${dir}: ${path} is not a directory`
+      }
+      if (found !== null) break
+    }
+  }
+  return `cannot create directory ${dir}: ${err.message}`
+}
+
 /** The open database and its prepared statements. */
 interface Connection {
   db: Database
@@ -187,7 +205,15 @@ export class SqliteStore implements HistoryStore {
         ? 'better-sqlite3 is not installed (npm install better-sqlite3)'
         : `better-sqlite3 could not be loaded: ${(err as Error).message}`, { cause: err })
     }
-    // close() may have run while the driver loaded; from here on nothing awaits.
+    if (this.path !== ':memory:') {
+      const dir = dirname(resolve(this.path))
+      try {
+        await mkdir(dir, { recursive: true })
+      } catch (err) {
+        throw new FST_CHAT_STORE_UNAVAILABLE(this.path, await whyNoDirectory(dir, err as NodeJS.ErrnoException), { cause: err })
+      }
+    }
+    // close() may have run while the driver loaded or mkdir ran; from here on nothing awaits.
     if (this.#closed) throw new FST_CHAT_STORE_UNAVAILABLE(this.path, 'the store is closed')
     let db: Database | undefined
     try {

@@ -99,6 +99,13 @@ t.test('the file is in WAL mode with one row per message, and the store opens it
   ])
 })
 
+t.test('a missing directory is created, parents included', async (t) => {
+  const path = joinPath(dir, 'new', 'nested', 'chat.db')
+  const store = await open(t, { path })
+  t.equal((await store.append(message('a'))).offset, 1)
+  t.equal((inspect(t, path).prepare('SELECT COUNT(*) AS n FROM messages').get() as { n: number }).n, 1, 'the file is where it was asked for')
+})
+
 t.test('a restarted store keeps history, offsets and epochs; a new file gets new epochs', async (t) => {
   const path = newFile()
   const first = await open(t, { path })
@@ -282,19 +289,19 @@ t.test('a bad environment fails register with FST_CHAT_STORE_UNAVAILABLE naming 
     return err
   }
 
-  t.test('a directory that does not exist', async (t) => {
-    const err = await registerError(t, joinPath(dir, 'no-such-dir', 'chat.db'))
-    t.match(err.message, `directory ${joinPath(dir, 'no-such-dir')} does not exist`)
-  })
-
   // Tests run as root, which may write to a chmod-ed read-only directory, so
   // "not writable" is made of things no permission bit can fix: a regular file
   // where a directory should be, a path that is a directory, and procfs.
-  t.test('a parent that is a regular file', async (t) => {
+  t.test('a regular file where its directory should be', async (t) => {
     const file = joinPath(dir, 'plain-file')
     await writeFile(file, 'not a directory')
-    t.match((await registerError(t, joinPath(file, 'chat.db'))).message, `${file} is not a directory`)
-    t.match((await registerError(t, joinPath(file, 'sub', 'chat.db'))).message, `${joinPath(file, 'sub')} is not a directory`)
+    // mkdir fails with EEXIST for the directory itself, ENOTDIR below it.
+    const beside = await registerError(t, joinPath(file, 'chat.db'))
+    t.ok(beside.message.endsWith(`: ${file} is not a directory`), beside.message)
+    t.match(beside.cause, { code: 'EEXIST' }, 'the fs error is the cause, not the error')
+    const below = await registerError(t, joinPath(file, 'sub', 'chat.db'))
+    t.ok(below.message.endsWith(`: cannot create directory ${joinPath(file, 'sub')}: ${file} is not a directory`), below.message)
+    t.match(below.cause, { code: 'ENOTDIR' })
   })
 
   t.test('a path that is a directory', async (t) => {
@@ -361,10 +368,11 @@ t.test('a bad environment fails register with FST_CHAT_STORE_UNAVAILABLE naming 
 
   t.test('a failed open can be retried once the environment is fixed', async (t) => {
     const path = joinPath(dir, 'made-later', 'chat.db')
+    await writeFile(joinPath(dir, 'made-later'), 'in the way')
     const store = sqliteStore({ path })
     t.teardown(() => store.close())
     await t.rejects(store.init(), { code: 'FST_CHAT_STORE_UNAVAILABLE' })
-    await mkdir(joinPath(dir, 'made-later'))
+    await rm(joinPath(dir, 'made-later'))
     await t.resolves(store.init())
     t.equal((await store.append(message('a'))).offset, 1)
   })
