@@ -21,6 +21,15 @@ export interface ExampleOptions {
 /** SQLite file of the example's history when `CHAT_DB` is not set. */
 export const DEFAULT_CHAT_DB = './data/chat.db'
 
+/** The example's `maxMessageLength` unless `chat` sets one; the page learns it from /settings.json. */
+export const MAX_MESSAGE_LENGTH = 1000
+
+/** What the page needs to know about the server, served at /settings.json. */
+export interface PageSettings {
+  /** Longest message, in characters (code points), that the server accepts. */
+  maxMessageLength: number
+}
+
 /**
  * The history store the environment asks for: SQLite at `CHAT_DB` (default
  * ./data/chat.db; the store creates its directory; `:memory:` keeps nothing
@@ -46,16 +55,20 @@ export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyIn
     forceCloseConnections: true
   })
   const env = opts.env ?? process.env
+  // The one place the limit is decided: the plugin enforces it, the page shows it.
+  const chat: FastifyChatOptions = { ...opts.chat, maxMessageLength: opts.chat?.maxMessageLength ?? MAX_MESSAGE_LENGTH }
   const given = opts.chat?.store ?? opts.store
   if (given === undefined && opts.chat?.adapter === undefined && env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
     // Several instances share history, presence and fan-out through Redis.
-    await app.register(fastifyChat, { ...opts.chat, adapter: redisAdapter({ url: env.REDIS_URL }) })
+    await app.register(fastifyChat, { ...chat, adapter: redisAdapter({ url: env.REDIS_URL }) })
   } else {
     const store = given ?? storeFromEnv(env)
-    await app.register(fastifyChat, { ...opts.chat, store })
+    await app.register(fastifyChat, { ...chat, store })
     // The plugin leaves a store it is given open, so the example closes the one it made.
     if (given === undefined) app.addHook('onClose', async () => await store.close?.())
   }
+  const settings: PageSettings = { maxMessageLength: chat.maxMessageLength as number }
+  app.get('/settings.json', async () => settings)
   await app.register(fastifyStatic, { root: publicDir() })
   return app
 }

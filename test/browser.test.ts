@@ -7,13 +7,18 @@ import type { Browser, Page } from 'playwright-core'
 import t from 'tap'
 import type { Test } from 'tap'
 import { buildServer } from '../example/server.js'
+import type { FastifyChatOptions } from '../index.js'
 import { MemoryStore } from '../lib/stores/memory-store.js'
 
-const ARTIFACTS = new URL('./artifacts', import.meta.url).pathname
-const WAIT = { timeout: 10_000 }
+// The trailing slash matters: file names are appended to it.
+const ARTIFACTS = new URL('./artifacts/', import.meta.url).pathname
+const WAIT = { timeout: 15_000 }
+// A real browser: about a minute on two idle cores, more when they are busy.
+t.setTimeout(300_000)
 
 let browser: Browser
-// Dialogs and uncaught page errors; each test ends by checking there were none.
+// Dialogs, uncaught page errors and failed requests (a missing favicon.ico,
+// say); each test ends by checking there were none.
 const problems: string[] = []
 t.before(async () => {
   browser = await chromium.launch({
@@ -40,6 +45,11 @@ class Gate {
     this.#waiting.get(name)?.()
   }
 
+  /** Lets everyone through, so a failed test cannot leave an upgrade hanging on close. */
+  releaseAll (): void {
+    for (const name of this.#held) this.release(name)
+  }
+
   async pass (name: string): Promise<void> {
     if (this.#held.has(name)) await this.#opened.get(name)
   }
@@ -47,9 +57,10 @@ class Gate {
 
 interface Server { app: FastifyInstance, base: string, port: number }
 
-async function start (t: Test, store: MemoryStore, gate: Gate, port = 0): Promise<Server> {
+async function start (t: Test, store: MemoryStore, gate: Gate, port = 0, chat: FastifyChatOptions = {}): Promise<Server> {
   const app = await buildServer({
     chat: {
+      ...chat,
       store,
       identify: async (request) => {
         await gate.pass(String((request.query as { name?: string }).name))
@@ -57,15 +68,22 @@ async function start (t: Test, store: MemoryStore, gate: Gate, port = 0): Promis
       }
     }
   })
-  t.teardown(() => app.close())
+  t.teardown(async () => {
+    gate.releaseAll()
+    await app.close()
+  })
   await app.listen({ port, host: '127.0.0.1' })
   const { port: actual } = app.server.address() as { port: number }
   return { app, base: `http://127.0.0.1:${actual}`, port: actual }
 }
 
 async function open (t: Test, url: string): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 900, height: 640 } })
+  // One locale, so the tests can read the dates the page shows.
+  const page = await browser.newPage({ viewport: { width: 900, height: 640 }, locale: 'en-US' })
   t.teardown(() => page.close())
+  page.on('response', (response) => {
+    if (response.status() >= 400) problems.push(`${response.status()} for ${response.url()}`)
+  })
   page.on('dialog', (dialog) => {
     problems.push(`dialog: ${dialog.message()}`)
     dialog.dismiss().catch(() => {})
@@ -80,17 +98,41 @@ async function status (page: Page, expected: string): Promise<void> {
   await page.waitForFunction((s) => document.getElementById('status')?.textContent === s, expected, WAIT)
 }
 
-/** The message texts the page shows, in order. */
+/** The delivered messages' texts the page shows, in order (not those still sending). */
 async function texts (page: Page): Promise<string[]> {
-  return await page.$$eval('#messages .text', (nodes) => nodes.map((n) => n.textContent ?? ''))
+  return await page.$$eval('#messages .message:not(.pending) .text', (nodes) => nodes.map((n) => n.textContent ?? ''))
 }
 
 async function users (page: Page): Promise<string[]> {
   return await page.$$eval('#users li', (nodes) => nodes.map((n) => n.textContent ?? '').sort())
 }
 
+/** Waits until the page shows `text` as a delivered message. */
 async function waitForText (page: Page, text: string): Promise<void> {
-  await page.waitForFunction((x) => [...document.querySelectorAll('#messages .text')].some((n) => n.textContent === x), text, WAIT)
+  await page.waitForFunction((x) => [...document.querySelectorAll('#messages .message:not(.pending) .text')].some((n) => n.textContent === x), text, WAIT)
+}
+
+async function waitForNotice (page: Page, pattern: RegExp): Promise<string> {
+  const notice = await page.waitForFunction((source) => {
+    const node = document.getElementById('notice')
+    return node !== null && !node.hidden && new RegExp(source).test(node.textContent ?? '') && node.textContent
+  }, pattern.source, WAIT)
+  return await notice.jsonValue() as string
+}
+
+async function waitForCounter (page: Page, text: string): Promise<void> {
+  await page.waitForFunction((x) => {
+    const counter = document.getElementById('counter')
+    return counter !== null && !counter.hidden && counter.textContent === x
+  }, text, WAIT)
+}
+
+/** The room buttons, in order, and the room shown. */
+async function roomsShown (page: Page): Promise<{ rooms: string[], current: string | null }> {
+  return await page.evaluate(() => ({
+    rooms: [...document.querySelectorAll('#room-list .room')].map((n) => n.firstChild?.textContent ?? ''),
+    current: document.getElementById('room-title')?.textContent ?? null
+  }))
 }
 
 async function waitForUsers (page: Page, names: string[]): Promise<void> {
@@ -146,6 +188,9 @@ t.test('two pages chat both ways; a page in another room sees none of it', async
   await alice.screenshot({ path: `${ARTIFACTS}chat-phone.png`, fullPage: true })
   const overflow = await alice.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
   t.ok(overflow <= 0, 'no sideways scrolling on a phone-sized screen')
+
+  // Inline, so no browser asks for /favicon.ico (headless Chromium never does, hence this check).
+  t.match(await alice.$eval('link[rel~="icon"]', (link) => (link as HTMLLinkElement).href), /^data:image\/svg\+xml,/, 'an inline icon')
 
   await bob.close()
   await waitForUsers(alice, ['alice'])
@@ -223,5 +268,146 @@ t.test('the server restarts with the same store: the pages resume where they wer
   await waitForText(alice, 'typed while down')
 
   await shownOnce(t, { alice, bob }, ['before the restart', 'typed while down', 'right after the restart'])
+  t.same(problems.splice(0), [], 'no dialog opened and no page error')
+})
+
+t.test('a message over maxMessageLength keeps its text; the counter says by how much', async (t) => {
+  // The page learns the limit from the server's own options.
+  const { base } = await start(t, new MemoryStore(), new Gate(), 0, { maxMessageLength: 20 })
+  const alice = await open(t, `${base}/?name=alice`)
+  t.equal(await alice.isHidden('#counter'), true, 'no counter far from the limit')
+
+  // Counted in characters like the server counts them: an emoji is one.
+  await alice.fill('#text-input', '😀'.repeat(17))
+  await waitForCounter(alice, '3 characters left')
+
+  const long = 'this is far too long to send'
+  await alice.fill('#text-input', long)
+  await waitForCounter(alice, '8 characters too many (limit 20)')
+  t.equal(await alice.isDisabled('#send-form button'), true, 'send is off')
+  t.equal(await alice.getAttribute('#text-input', 'aria-invalid'), 'true')
+  await mkdir(ARTIFACTS, { recursive: true })
+  await alice.screenshot({ path: `${ARTIFACTS}too-long.png` })
+  await alice.press('#text-input', 'Enter')
+  t.equal(await alice.inputValue('#text-input'), long, 'Enter keeps the text')
+
+  await say(alice, 'short enough')
+  await waitForText(alice, 'short enough')
+  t.same(await texts(alice), ['short enough'], 'only the short one was sent')
+  t.equal(await alice.inputValue('#text-input'), '')
+  t.equal(await alice.isHidden('#counter'), true)
+  t.same(problems.splice(0), [], 'no dialog opened and no page error')
+})
+
+t.test('a message the server refuses comes back into the box', async (t) => {
+  const { base } = await start(t, new MemoryStore(), new Gate(), 0, { rateLimit: { messages: 1, intervalMs: 600_000, burst: 2 } })
+  const alice = await open(t, `${base}/?name=alice`)
+  await say(alice, 'one')
+  await say(alice, 'two')
+  await say(alice, 'three')
+  t.match(await waitForNotice(alice, /not sent/), /slow down/)
+  t.equal(await alice.inputValue('#text-input'), 'three', 'the refused text is back')
+  t.equal(await alice.$$eval('#messages .pending', (nodes) => nodes.length), 0, 'and no longer shown as sending')
+  t.same(await texts(alice), ['one', 'two'])
+  t.same(problems.splice(0), [], 'no dialog opened and no page error')
+})
+
+t.test('a message typed while offline shows as sending, then as delivered, once', async (t) => {
+  const gate = new Gate()
+  const { app, base } = await start(t, new MemoryStore(), gate)
+  const alice = await open(t, `${base}/?name=alice`)
+  const bob = await open(t, `${base}/?name=bob`)
+  await say(bob, 'before')
+  await waitForText(alice, 'before')
+
+  gate.hold('alice')
+  for (const socket of app.websocketServer.clients) socket.terminate()
+  await status(alice, 'reconnecting')
+  await say(alice, 'queued')
+  await alice.waitForFunction(() => {
+    const pending = document.querySelector('#messages .message.pending')
+    return pending?.querySelector('.text')?.textContent === 'queued' && pending.querySelector('.sending')?.textContent === 'sending…'
+  }, undefined, WAIT)
+  t.same(await texts(alice), ['before'], 'shown, but not as delivered')
+  await mkdir(ARTIFACTS, { recursive: true })
+  await alice.screenshot({ path: `${ARTIFACTS}pending.png` })
+
+  gate.release('alice')
+  await waitForText(alice, 'queued')
+  t.equal(await alice.$$eval('#messages .pending', (nodes) => nodes.length), 0, 'the pending entry is gone')
+  t.same(await alice.$$eval('#messages .text', (nodes) => nodes.map((n) => n.textContent)), ['before', 'queued'], 'replaced, not added')
+  await waitForText(bob, 'queued')
+  t.same(await texts(bob), ['before', 'queued'])
+  t.same(problems.splice(0), [], 'no dialog opened and no page error')
+})
+
+t.test('a reload is the same user, in the same rooms', async (t) => {
+  // A long grace period: a second id on reload would show twice for a minute, not flicker.
+  const { base } = await start(t, new MemoryStore(), new Gate(), 0, { presenceGraceMs: 60_000 })
+  const bob = await open(t, `${base}/?name=bob`)
+  const alice = await open(t, `${base}/?name=alice`)
+  await waitForUsers(bob, ['alice', 'bob'])
+  await alice.fill('#room-input', 'news')
+  await alice.press('#room-input', 'Enter')
+  await alice.waitForFunction(() => document.getElementById('room-title')?.textContent === 'news', undefined, WAIT)
+  await alice.click('#room-list .room >> text=lobby')
+  t.same(await roomsShown(alice), { rooms: ['lobby', 'news'], current: 'lobby' })
+
+  // Bob's page records the most alice entries its online list ever held.
+  await bob.evaluate(() => {
+    const list = document.getElementById('users') as HTMLElement
+    const count = (): number => [...list.children].filter((n) => n.textContent === 'alice').length
+    const seen = window as unknown as { mostAlices: number }
+    seen.mostAlices = count()
+    new MutationObserver(() => { seen.mostAlices = Math.max(seen.mostAlices, count()) }).observe(list, { childList: true, subtree: true })
+  })
+
+  await alice.reload()
+  await status(alice, 'open')
+  await alice.waitForFunction(() => document.querySelectorAll('#room-list .room').length === 2, undefined, WAIT)
+  t.same(await roomsShown(alice), { rooms: ['lobby', 'news'], current: 'lobby' }, 'both rooms, the same one shown')
+  await waitForUsers(alice, ['alice', 'bob'])
+
+  // Presence reaches bob before a message alice sends after her reload.
+  await say(alice, 'back')
+  await waitForText(bob, 'back')
+  t.equal(await bob.evaluate(() => (window as unknown as { mostAlices: number }).mostAlices), 1, 'bob never saw alice twice')
+  t.same(await users(bob), ['alice', 'bob'])
+  t.same(await alice.$$eval('#messages .mine .text', (nodes) => nodes.map((n) => n.textContent)), ['back'], 'her message is hers')
+  t.same(problems.splice(0), [], 'no dialog opened and no page error')
+})
+
+t.test('times carry the date when the message is not from today', async (t) => {
+  const store = new MemoryStore()
+  const from = { id: 'c1', name: 'carol' }
+  await store.append({ room: 'lobby', ts: Date.UTC(2020, 2, 4, 12), from, text: 'in 2020' })
+  await store.append({ room: 'lobby', ts: Date.now() - 3 * 24 * 3600_000, from, text: 'three days ago' })
+  const { base } = await start(t, store, new Gate())
+  const alice = await open(t, `${base}/?name=alice`)
+  await say(alice, 'today')
+  await waitForText(alice, 'today')
+  const [old, recent, today] = await alice.$$eval('#messages .message time', (nodes) => nodes.map((n) => n.textContent ?? ''))
+  t.match(old, /^Mar [3-5], 2020, \d\d:\d\d [AP]M$/, 'another year: date and year')
+  t.match(recent, /^[A-Z][a-z]{2} \d{1,2}(, \d{4})?, \d\d:\d\d [AP]M$/, 'another day: the date')
+  t.match(today, /^\d\d:\d\d [AP]M$/, 'today: the time alone')
+  await mkdir(ARTIFACTS, { recursive: true })
+  await alice.screenshot({ path: `${ARTIFACTS}dates.png` })
+  t.same(problems.splice(0), [], 'no dialog opened and no page error')
+})
+
+t.test('a blank name is refused with a notice', async (t) => {
+  const { base } = await start(t, new MemoryStore(), new Gate())
+  const alice = await open(t, `${base}/?name=alice`)
+  for (const blank of ['   ', '']) {
+    await alice.fill('#name-input', blank)
+    await alice.evaluate(() => { (document.getElementById('notice') as HTMLElement).hidden = true })
+    await alice.press('#name-input', 'Enter')
+    t.match(await waitForNotice(alice, /name/), /cannot be blank/, JSON.stringify(blank))
+    t.equal(await alice.getAttribute('#name-input', 'aria-invalid'), 'true')
+  }
+  await alice.fill('#name-input', 'alicia')
+  await alice.press('#name-input', 'Enter')
+  await waitForUsers(alice, ['alicia'])
+  t.equal(await alice.getAttribute('#name-input', 'aria-invalid'), 'false')
   t.same(problems.splice(0), [], 'no dialog opened and no page error')
 })

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import t from 'tap'
 import WebSocket from 'ws'
-import { buildServer, DEFAULT_CHAT_DB, storeFromEnv } from '../example/server.js'
+import { buildServer, DEFAULT_CHAT_DB, MAX_MESSAGE_LENGTH, storeFromEnv } from '../example/server.js'
 import { MemoryStore } from '../lib/stores/memory-store.js'
 import { SqliteStore } from '../lib/stores/sqlite-store.js'
 import type { ServerFrame } from '../lib/protocol/wire.js'
@@ -29,6 +29,7 @@ t.test('serves the page and its assets', async (t) => {
   t.equal(page.statusCode, 200)
   t.match(page.headers['content-type'], /^text\/html/)
   t.match(page.body, '<script type="module" src="/app.js"></script>')
+  t.match(page.body, /<link rel="icon" href="data:/, 'an inline icon: no request for /favicon.ico')
 
   const script = await app.inject('/app.js')
   t.equal(script.statusCode, 200)
@@ -38,6 +39,40 @@ t.test('serves the page and its assets', async (t) => {
   const css = await app.inject('/style.css')
   t.equal(css.statusCode, 200)
   t.match(css.headers['content-type'], /^text\/css/)
+})
+
+/** The first frame from now on that passes `predicate`. */
+async function frameWhere (ws: WebSocket, predicate: (frame: ServerFrame) => boolean): Promise<ServerFrame> {
+  return await new Promise((resolve) => {
+    const listener = (data: WebSocket.RawData): void => {
+      const frame = JSON.parse(data.toString()) as ServerFrame
+      if (!predicate(frame)) return
+      ws.off('message', listener)
+      resolve(frame)
+    }
+    ws.on('message', listener)
+  })
+}
+
+t.test('the page is told the message limit the server enforces', async (t) => {
+  for (const [chat, limit] of [[{}, MAX_MESSAGE_LENGTH], [{ maxMessageLength: 5 }, 5]] as const) {
+    const app = await buildServer({ chat, env: { CHAT_DB: ':memory:' } })
+    t.teardown(() => app.close())
+    const res = await app.inject('/settings.json')
+    t.equal(res.statusCode, 200)
+    t.strictSame(res.json(), { maxMessageLength: limit })
+
+    // One character more than the page allows is what the server refuses.
+    await app.ready()
+    const ws = await app.injectWS('/chat?name=alice')
+    t.teardown(() => ws.terminate())
+    const refused = frameWhere(ws, (frame) => frame.type === 'error')
+    ws.send(JSON.stringify({ type: 'message', text: 'x'.repeat(limit + 1), cid: 'over' }))
+    t.match(await within(refused, 3000, 'the refusal'), { type: 'error', code: 'text_too_long', cid: 'over' })
+    const fits = frameWhere(ws, (frame) => frame.type === 'message')
+    ws.send(JSON.stringify({ type: 'message', text: 'x'.repeat(limit), cid: 'fits' }))
+    t.match(await within(fits, 3000, 'the echo'), { type: 'message', cid: 'fits' })
+  }
 })
 
 t.test('serves the compiled browser client', async (t) => {

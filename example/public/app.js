@@ -1,11 +1,15 @@
-/* global document, localStorage, setTimeout, clearTimeout, window */
+/* global document, fetch, localStorage, sessionStorage, setTimeout, clearTimeout, window */
 // The example page. Every piece of user text goes through textContent: names,
 // room names and messages come from other people.
-import { connect } from '/chat/client.js'
+import { connect, ROOM_PATTERN } from '/chat/client.js'
 
 const NAME_KEY = 'fastify-chat.name'
+// Per tab, so a reload is the same user in the same rooms while a new tab is a new guest.
+const SESSION_KEY = 'fastify-chat.session'
 // Enough scrollback for a demo without letting a busy room grow the page forever.
 const MAX_SHOWN = 500
+// The counter shows up once a message has used this share of the limit.
+const COUNTER_FROM = 0.8
 
 const $ = (id) => document.getElementById(id)
 const ui = {
@@ -22,21 +26,59 @@ const ui = {
   sendForm: $('send-form'),
   textInput: $('text-input'),
   sendButton: document.querySelector('#send-form button'),
+  counter: $('counter'),
   users: $('users')
 }
 
-/** room name -> { messages, users: Map<id, user>, unread } */
+/** room name -> { messages, pending: Map<cid, message>, users: Map<id, user>, unread } */
 const rooms = new Map()
 let current = null
-// A room the user asked to join: we switch to it once the server confirms.
+// A room the user asked to join (or was in before a reload): we switch to it once the server confirms.
 let switchTo = null
+// Longest message the server takes, in code points like the server counts; from /settings.json.
+let maxLength = Infinity
+
+/** What a reload should bring back: { resume, rooms, current }; {} when storage is unavailable. */
+function loadSession () {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(SESSION_KEY))
+    return saved !== null && typeof saved === 'object' ? saved : {}
+  } catch {
+    return {}
+  }
+}
 
 // ?name= and ?room= in the page's address pick the name and first room, so a link can share them.
 const params = new URLSearchParams(window.location.search)
-const startRoom = params.get('room')
-const chat = connect(startRoom === null ? '/chat' : `/chat?room=${encodeURIComponent(startRoom)}`, {
-  name: params.get('name') ?? localStorage.getItem(NAME_KEY) ?? undefined
+const session = loadSession()
+const linkRoom = params.get('room')
+// The rooms this tab is in, in order: kept across a reload, so it joins them all again.
+const isRoom = (room) => typeof room === 'string' && ROOM_PATTERN.test(room)
+const memberOf = new Set(Array.isArray(session.rooms) ? session.rooms.filter(isRoom) : [])
+if (isRoom(linkRoom) && !memberOf.has(linkRoom)) {
+  memberOf.add(linkRoom)
+  switchTo = linkRoom
+} else if (isRoom(session.current)) {
+  switchTo = session.current
+}
+const [firstRoom, ...otherRooms] = memberOf
+// The first room rides in the URL; without one the server's default room is joined.
+const chat = connect(firstRoom === undefined ? '/chat' : `/chat?room=${encodeURIComponent(firstRoom)}`, {
+  name: params.get('name') ?? localStorage.getItem(NAME_KEY) ?? undefined,
+  rooms: otherRooms,
+  // The same user id as before the reload, so nobody sees us twice.
+  resume: typeof session.resume === 'string' ? session.resume : undefined
 })
+
+function remember () {
+  // Before welcome and the first joined, what the last page saved still holds.
+  const state = { resume: chat.resumeToken ?? session.resume, rooms: [...memberOf], current: current ?? switchTo }
+  try {
+    sessionStorage.setItem(SESSION_KEY, JSON.stringify(state))
+  } catch {
+    // Storage full or blocked: a reload then starts afresh, nothing worse.
+  }
+}
 
 function element (tag, className, text) {
   const node = document.createElement(tag)
@@ -48,18 +90,42 @@ function element (tag, className, text) {
 function roomState (name) {
   let room = rooms.get(name)
   if (room === undefined) {
-    room = { messages: [], users: new Map(), unread: 0 }
+    room = { messages: [], pending: new Map(), users: new Map(), unread: 0 }
     rooms.set(name, room)
   }
   return room
 }
 
+const clock = { hour: '2-digit', minute: '2-digit' }
+
+/** The time for today's messages; older ones get the date too, and the year when it is not this one. */
+function when (ts) {
+  const date = new Date(ts)
+  const now = new Date()
+  if (date.toDateString() === now.toDateString()) return date.toLocaleTimeString([], clock)
+  const day = date.getFullYear() === now.getFullYear() ? { month: 'short', day: 'numeric' } : { year: 'numeric', month: 'short', day: 'numeric' }
+  return date.toLocaleString([], { ...day, ...clock })
+}
+
 function messageItem (message) {
   const item = element('li', message.from.id === chat.id ? 'message mine' : 'message')
-  const time = element('time', 'time', new Date(message.ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }))
+  const time = element('time', 'time', when(message.ts))
   time.dateTime = new Date(message.ts).toISOString()
+  time.title = new Date(message.ts).toLocaleString()
   item.append(element('span', 'from', message.from.name), time, element('p', 'text', message.text))
   return item
+}
+
+/** A message sent but not yet back from the server: in the client's queue, or on its way. */
+function pendingItem (message) {
+  const item = element('li', 'message mine pending')
+  item.dataset.cid = message.cid
+  item.append(element('span', 'from', chat.name ?? 'you'), element('span', 'sending', 'sending…'), element('p', 'text', message.text))
+  return item
+}
+
+function pendingElement (cid) {
+  return [...ui.messages.querySelectorAll('.pending')].find((item) => item.dataset.cid === cid)
 }
 
 function renderRooms () {
@@ -82,16 +148,23 @@ function renderUsers () {
 }
 
 function renderMessages () {
-  const messages = current === null ? [] : rooms.get(current).messages
-  ui.messages.replaceChildren(...messages.map(messageItem))
+  const room = current === null ? null : rooms.get(current)
+  ui.messages.replaceChildren(...(room === null ? [] : [...room.messages.map(messageItem), ...[...room.pending.values()].map(pendingItem)]))
   ui.messages.scrollTop = ui.messages.scrollHeight
 }
 
 function renderComposer () {
   // Open while reconnecting too: what is typed then waits in the client's queue.
   const disabled = chat.status === 'closed' || current === null
+  // Code points, as the server counts them: an emoji is one character.
+  const length = [...ui.textInput.value].length
+  const over = length > maxLength
+  ui.counter.hidden = length < maxLength * COUNTER_FROM
+  ui.counter.textContent = over ? `${length - maxLength} characters too many (limit ${maxLength})` : `${maxLength - length} characters left`
+  ui.counter.classList.toggle('over', over)
+  ui.textInput.setAttribute('aria-invalid', String(over))
   ui.textInput.disabled = disabled
-  ui.sendButton.disabled = disabled
+  ui.sendButton.disabled = disabled || over
   ui.leave.disabled = current === null
 }
 
@@ -103,6 +176,7 @@ function show (name) {
   renderMessages()
   renderUsers()
   renderComposer()
+  remember()
 }
 
 let noticeTimer
@@ -121,6 +195,7 @@ chat.on('status', (status) => {
 
 chat.on('welcome', ({ name }) => {
   if (document.activeElement !== ui.nameInput) ui.nameInput.value = name
+  remember()
 })
 
 chat.on('renamed', ({ name }) => {
@@ -138,27 +213,34 @@ chat.on('joined', (frame) => {
   // recovered: history is exactly what we missed. Otherwise a gap is possible
   // and history is the latest page, so it replaces what we had.
   room.messages = (frame.recovered ? room.messages.concat(frame.history) : frame.history).slice(-MAX_SHOWN)
+  // A message whose echo a dropped socket lost comes back in the history instead.
+  for (const message of frame.history) room.pending.delete(message.cid)
   room.users = new Map(frame.users.map((user) => [user.id, user]))
+  memberOf.add(frame.room)
   if (current === null || switchTo === frame.room || current === frame.room) {
-    switchTo = null
+    if (switchTo === frame.room) switchTo = null
     show(frame.room)
   } else {
     renderRooms()
+    remember()
   }
 })
 
 chat.on('message', (message) => {
   const room = roomState(message.room)
+  const mine = message.cid !== undefined && room.pending.delete(message.cid)
   room.messages.push(message)
   if (room.messages.length > MAX_SHOWN) room.messages.shift()
   if (message.room !== current) {
-    room.unread++
+    if (message.from.id !== chat.id) room.unread++
     renderRooms()
     return
   }
   const list = ui.messages
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40
-  list.append(messageItem(message))
+  if (mine) pendingElement(message.cid)?.remove()
+  // Delivered messages stay above the ones still pending, in the server's order.
+  list.insertBefore(messageItem(message), list.querySelector('.pending'))
   if (list.children.length > MAX_SHOWN) list.firstElementChild.remove()
   if (atBottom || message.from.id === chat.id) list.scrollTop = list.scrollHeight
 })
@@ -173,18 +255,43 @@ chat.on('presence', ({ room, event, user }) => {
 
 chat.on('left', ({ room }) => {
   rooms.delete(room)
-  if (room === current) show(rooms.keys().next().value ?? null)
-  else renderRooms()
+  memberOf.delete(room)
+  if (room === current) {
+    show(rooms.keys().next().value ?? null)
+  } else {
+    renderRooms()
+    remember()
+  }
 })
 
 chat.on('error', (frame) => {
-  notify(`Sorry, that did not work: ${frame.message}`)
+  const failed = frame.cid === undefined ? undefined : [...rooms.values()].find((room) => room.pending.has(frame.cid))
+  if (failed === undefined) {
+    notify(`Sorry, that did not work: ${frame.message}`)
+    return
+  }
+  // The text goes back into the box, unless something else is being typed there.
+  const { text, room } = failed.pending.get(frame.cid)
+  failed.pending.delete(frame.cid)
+  pendingElement(frame.cid)?.remove()
+  const restore = room === current && ui.textInput.value === ''
+  if (restore) {
+    ui.textInput.value = text
+    renderComposer()
+  }
+  notify(`Sorry, the message was not sent: ${frame.message}${restore ? '' : ` (it was "${text}")`}`)
 })
 
 ui.nameForm.addEventListener('submit', (event) => {
   event.preventDefault()
   const name = ui.nameInput.value.trim()
-  if (name !== '') chat.rename(name)
+  ui.nameInput.setAttribute('aria-invalid', String(name === ''))
+  if (name === '') {
+    notify('Please type a name: it cannot be blank.')
+    ui.nameInput.focus()
+    return
+  }
+  chat.rename(name)
 })
 
 ui.joinForm.addEventListener('submit', (event) => {
@@ -204,16 +311,39 @@ ui.leave.addEventListener('click', () => {
   if (current !== null) chat.leave(current)
 })
 
+ui.textInput.addEventListener('input', renderComposer)
+
 ui.sendForm.addEventListener('submit', (event) => {
   event.preventDefault()
   const text = ui.textInput.value
-  if (text.trim() === '' || current === null) return
+  // Too long: the counter says by how much, and the text stays to be shortened.
+  if (text.trim() === '' || current === null || [...text].length > maxLength) return
+  let cid
   try {
-    chat.send(text, current)
-    ui.textInput.value = ''
+    cid = chat.send(text, current)
   } catch (err) {
     notify(`Sorry, the message was not sent: ${err.message}`)
+    return
   }
+  ui.textInput.value = ''
+  const message = { cid, room: current, text }
+  roomState(current).pending.set(cid, message)
+  ui.messages.append(pendingItem(message))
+  ui.messages.scrollTop = ui.messages.scrollHeight
+  renderComposer()
 })
 
+fetch('/settings.json')
+  .then((response) => response.ok ? response.json() : null)
+  .then((settings) => {
+    if (Number.isInteger(settings?.maxMessageLength)) {
+      maxLength = settings.maxMessageLength
+      renderComposer()
+    }
+  })
+  .catch(() => {
+    // Without it the page counts nothing, and the server still refuses a message that is too long.
+  })
+
 show(null)
+if (linkRoom !== null && !isRoom(linkRoom)) notify(`Sorry, "${linkRoom}" is not a room name: use 1 to 64 of A-Z a-z 0-9 _ -`)
