@@ -1,4 +1,5 @@
-// Several instances behind one real redis-server, in one test process.
+// The plugin end to end with the Redis adapter: several instances behind one
+// real redis-server, in one test process (plus a child process that gets killed).
 import { spawn } from 'node:child_process'
 import diagnostics from 'node:diagnostics_channel'
 import { once } from 'node:events'
@@ -11,7 +12,7 @@ import type { Test } from 'tap'
 import fastifyChat, { MemoryStore, redisAdapter } from '../../index.js'
 import type { FastifyChatOptions, RedisAdapterOptions } from '../../index.js'
 import { Client, join, messages, within } from '../helpers/chat.js'
-import { startRedis } from '../helpers/redis.js'
+import { freePort, startRedis } from '../helpers/redis.js'
 import type { RedisServer } from '../helpers/redis.js'
 
 interface Node { app: FastifyInstance, url: string }
@@ -166,7 +167,7 @@ t.test('a cid retried on another instance is stored and broadcast once', async (
   t.equal((await b.app.chat.history('lobby')).length, 2)
 })
 
-t.test('a client handed in stays open after app.close(); bad options throw at register', async (t) => {
+t.test('a client handed in stays open after app.close()', async (t) => {
   const redis = await startRedis(t)
   const client = new Redis(redis.url)
   t.teardown(() => client.disconnect())
@@ -176,15 +177,28 @@ t.test('a client handed in stays open after app.close(); bad options throw at re
   t.equal(await app.chat.broadcast('lobby', 'hi').then((m) => m.offset), 1)
   await app.close()
   t.equal(await client.ping(), 'PONG', 'the user\'s client is still theirs')
+})
 
-  t.throws(() => redisAdapter({} as RedisAdapterOptions), { code: 'FST_CHAT_INVALID_OPTION' })
+t.test('bad adapter options fail at once; an adapter with its own history refuses a store', async (t) => {
+  const redis = await startRedis(t)
+  // The user's report: an empty REDIS_URL used to be taken, and register hung.
+  t.throws(() => redisAdapter({ url: '' }), { code: 'FST_CHAT_INVALID_OPTION', message: /"redisAdapter\.url" .*got ""$/ })
   t.throws(() => redisAdapter({ url: redis.url, presenceTtlMs: 1 }), { code: 'FST_CHAT_INVALID_OPTION' })
-  const unreachable = Fastify()
-  unreachable.register(fastifyChat, { adapter: redisAdapter({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 300 }) })
-  await t.rejects(async () => { await unreachable.ready() }, { code: 'FST_CHAT_ADAPTER_UNAVAILABLE', message: /127\.0\.0\.1:1/ })
   const both = Fastify()
   both.register(fastifyChat, { adapter: redisAdapter({ url: redis.url }), store: new MemoryStore() })
   await t.rejects(async () => { await both.ready() }, { code: 'FST_CHAT_INVALID_OPTION' })
+})
+
+t.test('an unreachable Redis fails register with FST_CHAT_ADAPTER_UNAVAILABLE, not Fastify\'s plugin timeout', async (t) => {
+  const url = `redis://127.0.0.1:${await freePort()}`
+  const quick = Fastify()
+  quick.register(fastifyChat, { adapter: redisAdapter({ url, connectTimeoutMs: 300 }) })
+  await t.rejects(async () => { await quick.ready() }, { code: 'FST_CHAT_ADAPTER_UNAVAILABLE', message: new RegExp(url) })
+  // The user's report: with every timeout left at its default, Fastify's
+  // pluginTimeout (10 s) used to fire first, with AVV_ERR_PLUGIN_EXEC_TIMEOUT.
+  const defaults = Fastify()
+  defaults.register(fastifyChat, { adapter: redisAdapter({ url }) })
+  await t.rejects(async () => { await defaults.ready() }, { code: 'FST_CHAT_ADAPTER_UNAVAILABLE', message: /waited 5000 ms/ })
 })
 
 t.test('the example app chats across two instances when REDIS_URL is set', async (t) => {

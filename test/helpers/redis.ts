@@ -1,7 +1,13 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
+import diagnostics from 'node:diagnostics_channel'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import { RedisAdapter } from '../../lib/broker/redis/redis-adapter.js'
+import type { RedisAdapterOptions } from '../../lib/broker/redis/redis-adapter.js'
+import { RecordingNode } from './broker-conformance.js'
 import { within } from './chat.js'
 
 /** A free loopback port, found by letting the kernel pick one. */
@@ -60,4 +66,36 @@ export async function startRedis (t: { teardown (fn: () => unknown): void }): Pr
   await server.start()
   t.teardown(() => server.stop())
   return server
+}
+
+/** An ioredis client of the test's own on `server` (to flush, inspect, kill connections), disconnected when the test ends. */
+export function adminClient (t: { teardown (fn: () => unknown): void }, server: RedisServer): Redis {
+  const client = new Redis(server.url)
+  t.teardown(() => client.disconnect())
+  return client
+}
+
+/** A started RedisAdapter on `server` with a recording node, closed when the test ends. */
+export async function redisNode (t: { teardown (fn: () => unknown): void }, server: RedisServer, opts: Partial<RedisAdapterOptions> = {}, historySize = 100): Promise<{ adapter: RedisAdapter, node: RecordingNode }> {
+  const adapter = new RedisAdapter({ url: server.url, presenceTtlMs: 600, ...opts } as RedisAdapterOptions)
+  const node = new RecordingNode()
+  t.teardown(() => adapter.close())
+  await adapter.start({ node, historySize, log: Fastify().log })
+  return { adapter, node }
+}
+
+/** The next `fastify-chat:adapter` diagnostics event of `event` and `role`; start waiting before acting. */
+export async function adapterEvent (event: 'down' | 'up', role: 'commands' | 'subscriber', ms = 15_000): Promise<{ event: string, role: string, err?: Error }> {
+  let onEvent: ((message: unknown) => void) | undefined
+  try {
+    return await within(new Promise((resolve) => {
+      onEvent = (message) => {
+        const e = message as { event: string, role: string }
+        if (e.event === event && e.role === role) resolve(e)
+      }
+      diagnostics.subscribe('fastify-chat:adapter', onEvent)
+    }), ms, `an adapter "${event}" event for ${role}`)
+  } finally {
+    if (onEvent !== undefined) diagnostics.unsubscribe('fastify-chat:adapter', onEvent)
+  }
 }

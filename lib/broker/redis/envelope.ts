@@ -1,0 +1,29 @@
+import type { ChatMessage } from '../../protocol/wire.js'
+import type { PresenceEvent } from '../presence.js'
+
+/**
+ * What travels on a room's channel: a stored message with the room's epoch
+ * and the connection to skip (written by the PUBLISH script), or a presence
+ * event (written by {@link presenceEnvelope} and the SWEEP script). One
+ * channel per room keeps a room's messages and presence events in one order.
+ */
+export type Envelope =
+  | { t: 'm', e: string, x: string | null, m: ChatMessage }
+  | { t: 'p', e: PresenceEvent }
+
+/** The envelope of a presence event, as the presence scripts publish it. */
+export function presenceEnvelope (event: PresenceEvent): string {
+  return JSON.stringify({ t: 'p', e: event })
+}
+
+/** The envelope in a channel payload; `null` for anything else (only our scripts publish there, but it is Redis). */
+export function parseEnvelope (payload: string): Envelope | null {
+  let envelope: Envelope
+  try {
+    envelope = JSON.parse(payload) as Envelope
+  } catch {
+    return null
+  }
+  if (typeof envelope !== 'object' || envelope === null || (envelope.t !== 'm' && envelope.t !== 'p')) return null
+  return envelope
+}

@@ -1,0 +1,48 @@
+/** The keys of one room's history, as the history scripts take them. */
+export interface HistoryKeys {
+  epochKey: string
+  seqKey: string
+  logKey: string
+  cidsKey: string
+}
+
+/**
+ * Where one chat keeps its data in Redis, under its prefix. Every key and
+ * channel of a room carries `{room}`, a hash tag: on a cluster a room's keys
+ * share one slot, so a single script can touch them all.
+ */
+export class RedisKeys {
+  readonly #prefix: string
+
+  constructor (prefix: string) {
+    this.#prefix = prefix
+  }
+
+  #room (room: string, what: string): string {
+    return `${this.#prefix}:{${room}}:${what}`
+  }
+
+  history (room: string): HistoryKeys {
+    return {
+      epochKey: this.#room(room, 'epoch'),
+      seqKey: this.#room(room, 'seq'),
+      logKey: this.#room(room, 'log'),
+      cidsKey: this.#room(room, 'cids')
+    }
+  }
+
+  /** The sorted set of who is in the room, on which server. */
+  presence (room: string): string {
+    return this.#room(room, 'presence')
+  }
+
+  /** The pub/sub channel carrying a room's messages and presence events. */
+  channel (room: string): string {
+    return this.#room(room, 'ch')
+  }
+
+  /** The resume-token secret every server of the chat shares. */
+  get secret (): string {
+    return `${this.#prefix}:secret`
+  }
+}

@@ -1,0 +1,261 @@
+import type { ChainableCommander, Redis } from 'ioredis'
+
+/**
+ * A Lua script, with the names of its KEYS and ARGV in the order Redis hands
+ * them over. The order is written down once: the script's first lines bind
+ * each name to its slot (`local epochKey = KEYS[1]`), and call sites pass
+ * values by name through {@link runScript} or {@link queueScript}.
+ * `R` is what the script returns.
+ */
+export interface Script<K extends string, A extends string, R> {
+  /** The command ioredis defines it as (EVALSHA, with EVAL when Redis lost its script cache). */
+  readonly command: string
+  readonly keys: readonly K[]
+  readonly args: readonly A[]
+  readonly lua: string
+  /** Never set: carries the result type. */
+  readonly result?: R
+}
+
+function script<R> () {
+  return <const K extends string, const A extends string> (command: string, keys: readonly K[], args: readonly A[], body: string): Script<K, A, R> => {
+    const bind = [
+      ...keys.map((name, i) => `local ${name} = KEYS[${i + 1}]`),
+      ...args.map((name, i) => `local ${name} = ARGV[${i + 1}]`)
+    ]
+    return Object.freeze({ command, keys, args, lua: `${bind.join('\n')}\n${body}` })
+  }
+}
+
+type Values<N extends string> = Readonly<Record<N, string | number>>
+
+function flatten<K extends string, A extends string> (script: Script<K, A, unknown>, keys: Values<K>, args: Values<A>): Array<string | number> {
+  return [...script.keys.map((name) => keys[name]), ...script.args.map((name) => args[name])]
+}
+
+type Commands = Record<string, (...args: Array<string | number>) => unknown>
+
+/** Runs `script` on a connection where {@link defineScripts} ran. */
+export async function runScript<K extends string, A extends string, R> (redis: Redis, script: Script<K, A, R>, keys: Values<K>, args: Values<A>): Promise<R> {
+  return await ((redis as unknown as Commands)[script.command](...flatten(script, keys, args)) as Promise<R>)
+}
+
+/** Adds `script` to a pipeline of a connection where {@link defineScripts} ran. */
+export function queueScript<K extends string, A extends string> (pipeline: ChainableCommander, script: Script<K, A, unknown>, keys: Values<K>, args: Values<A>): void {
+  (pipeline as unknown as Commands)[script.command](...flatten(script, keys, args))
+}
+
+// ---------------------------------------------------------------------------
+// History. A room's keys: its epoch (a string), its last offset (a counter),
+// its log (a stream capped at historySize, entry id `<offset>-1`, one field
+// `m` holding the stored message's JSON) and its cids (a sorted set of the
+// latest cids scored by their offset).
+
+const HISTORY_KEYS = ['epochKey', 'seqKey', 'logKey', 'cidsKey'] as const
+
+// Every history script starts here. A missing epoch means the room's history
+// was lost (a flush, an eviction): a new epoch is set and the rest reset, so
+// offsets from before can never be mistaken for new ones.
+const EPOCH = `
+local epoch = redis.call('GET', epochKey)
+if not epoch then
+  epoch = freshEpoch
+  redis.call('SET', epochKey, epoch)
+  redis.call('DEL', seqKey, logKey, cidsKey)
+end
+`
+
+/**
+ * Stores and publishes one message. Epoch check, offset, stream entry, cid
+ * memory and PUBLISH happen together, so no server sees a message the
+ * history lacks, or the reverse.
+ *
+ * KEYS[1] epochKey, KEYS[2] seqKey, KEYS[3] logKey, KEYS[4] cidsKey: the room's (see above).
+ * ARGV[1] freshEpoch: the epoch to set if the room has none.
+ * ARGV[2] message: the message's JSON without `offset`, an object with at least one key.
+ * ARGV[3] cid: the message's cid, '' for none.
+ * ARGV[4] historySize: how many messages the stream keeps; 0 keeps none.
+ * ARGV[5] channel: the room's channel.
+ * ARGV[6] exclude: the connection key to skip, as JSON (a string, or null).
+ *
+ * Returns {1, stored JSON} for a cid stored before (nothing published), else
+ * {0, stored JSON}. Publishes an envelope `{"t":"m","e":epoch,"x":exclude,"m":stored}`.
+ */
+export const PUBLISH = script<[number, string]>()('fastifyChatPublish', HISTORY_KEYS,
+  ['freshEpoch', 'message', 'cid', 'historySize', 'channel', 'exclude'], EPOCH + `
+-- As many as each server's own memory of cids per room.
+local CIDS_KEPT = 256
+if cid ~= '' then
+  local seen = redis.call('ZSCORE', cidsKey, cid)
+  if seen then
+    local entry = redis.call('XRANGE', logKey, seen .. '-1', seen .. '-1')
+    if entry[1] then return {1, entry[1][2][2]} end
+  end
+end
+local seq = redis.call('INCR', seqKey)
+local stored = '{"offset":' .. seq .. ',' .. string.sub(message, 2)
+local size = tonumber(historySize)
+if size > 0 then redis.call('XADD', logKey, 'MAXLEN', size, seq .. '-1', 'm', stored) end
+if cid ~= '' then
+  redis.call('ZADD', cidsKey, seq, cid)
+  redis.call('ZREMRANGEBYRANK', cidsKey, 0, -CIDS_KEPT - 1)
+end
+redis.call('PUBLISH', channel, '{"t":"m","e":' .. cjson.encode(epoch) .. ',"x":' .. exclude .. ',"m":' .. stored .. '}')
+return {0, stored}
+`)
+
+/**
+ * The latest messages of a room.
+ *
+ * KEYS[1] epochKey, KEYS[2] seqKey, KEYS[3] logKey, KEYS[4] cidsKey: the room's.
+ * ARGV[1] freshEpoch: the epoch to set if the room has none.
+ * ARGV[2] limit: at most this many messages.
+ *
+ * Returns {epoch, latest offset, ...stored JSON, oldest first}.
+ */
+export const RECENT = script<[string, number, ...string[]]>()('fastifyChatRecent', HISTORY_KEYS,
+  ['freshEpoch', 'limit'], EPOCH + `
+local seq = tonumber(redis.call('GET', seqKey) or '0')
+local out = {epoch, seq}
+local n = tonumber(limit)
+if n > 0 then
+  local entries = redis.call('XREVRANGE', logKey, '+', '-', 'COUNT', n)
+  for i = #entries, 1, -1 do out[#out + 1] = entries[i][2][2] end
+end
+return out
+`)
+
+/**
+ * Every message of a room after an offset.
+ *
+ * KEYS[1] epochKey, KEYS[2] seqKey, KEYS[3] logKey, KEYS[4] cidsKey: the room's.
+ * ARGV[1] freshEpoch: the epoch to set if the room has none.
+ * ARGV[2] after: the offset the caller has.
+ *
+ * Returns {epoch, latest offset, 1, ...stored JSON, oldest first}, or
+ * {epoch, latest offset, 0} when the stream no longer holds every message
+ * after `after` (or `after` is beyond the latest).
+ */
+export const SINCE = script<[string, number, number, ...string[]]>()('fastifyChatSince', HISTORY_KEYS,
+  ['freshEpoch', 'after'], EPOCH + `
+local seq = tonumber(redis.call('GET', seqKey) or '0')
+local from = tonumber(after)
+if from > seq then return {epoch, seq, 0} end
+local entries = redis.call('XRANGE', logKey, '(' .. from .. '-1', '+')
+if #entries ~= seq - from then return {epoch, seq, 0} end
+local out = {epoch, seq, 1}
+for i = 1, #entries do out[#out + 1] = entries[i][2][2] end
+return out
+`)
+
+// ---------------------------------------------------------------------------
+// Presence: a sorted set per room whose members are JSON arrays
+// `[server id, user id, name]`, scored by when they expire (ms since the
+// epoch). A user is present while any unexpired member has their id.
+
+const PRESENCE_KEYS = ['presenceKey'] as const
+
+const OTHERS = `
+local function others(now, id, except)
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', presenceKey, '(' .. now, '+inf')) do
+    if m ~= except and cjson.decode(m)[2] == id then return true end
+  end
+  return false
+end
+`
+
+/**
+ * Adds a member; announces the join unless the user was present already.
+ *
+ * KEYS[1] presenceKey: the room's presence set.
+ * ARGV[1] member: the member to add.
+ * ARGV[2] expiry: its score.
+ * ARGV[3] now: the current time; members scored at or below it are expired.
+ * ARGV[4] userId: the user's id.
+ * ARGV[5] channel: the room's channel.
+ * ARGV[6] envelope: the join event's envelope, published as is.
+ *
+ * Returns 1 when the join was announced, else 0.
+ */
+export const JOIN = script<number>()('fastifyChatJoin', PRESENCE_KEYS,
+  ['member', 'expiry', 'now', 'userId', 'channel', 'envelope'], OTHERS + `
+local present = others(now, userId, member)
+redis.call('ZADD', presenceKey, expiry, member)
+if not present then redis.call('PUBLISH', channel, envelope) end
+return present and 0 or 1
+`)
+
+/**
+ * Removes a member; announces the leave unless the user is still present
+ * through another member (another server).
+ *
+ * KEYS[1] presenceKey: the room's presence set.
+ * ARGV[1] member: the member to remove.
+ * ARGV[2] now: the current time.
+ * ARGV[3] userId: the user's id.
+ * ARGV[4] channel: the room's channel.
+ * ARGV[5] envelope: the leave event's envelope, published as is.
+ *
+ * Returns 1 when the leave was announced, else 0.
+ */
+export const LEAVE = script<number>()('fastifyChatLeave', PRESENCE_KEYS,
+  ['member', 'now', 'userId', 'channel', 'envelope'], OTHERS + `
+if redis.call('ZREM', presenceKey, member) == 0 then return 0 end
+if others(now, userId, member) then return 0 end
+redis.call('PUBLISH', channel, envelope)
+return 1
+`)
+
+/**
+ * Replaces a member with one holding the new name, and announces the rename.
+ *
+ * KEYS[1] presenceKey: the room's presence set.
+ * ARGV[1] oldMember: the member with the previous name.
+ * ARGV[2] member: the member with the new name.
+ * ARGV[3] expiry: its score.
+ * ARGV[4] channel: the room's channel.
+ * ARGV[5] envelope: the rename event's envelope, published as is.
+ *
+ * Returns 1.
+ */
+export const RENAME = script<number>()('fastifyChatRename', PRESENCE_KEYS,
+  ['oldMember', 'member', 'expiry', 'channel', 'envelope'], `
+redis.call('ZREM', presenceKey, oldMember)
+redis.call('ZADD', presenceKey, expiry, member)
+redis.call('PUBLISH', channel, envelope)
+return 1
+`)
+
+/**
+ * Removes expired members (a crashed server's) and announces the leave of
+ * each user who is then gone everywhere. ZREM decides which server's sweep
+ * announces it, so it is announced once.
+ *
+ * KEYS[1] presenceKey: the room's presence set.
+ * ARGV[1] now: the current time; members scored at or below it are expired.
+ * ARGV[2] channel: the room's channel.
+ * ARGV[3] room: the room's name, for the events.
+ *
+ * Returns how many leaves it announced.
+ */
+export const SWEEP = script<number>()('fastifyChatSweep', PRESENCE_KEYS,
+  ['now', 'channel', 'room'], OTHERS + `
+local gone = 0
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', presenceKey, '-inf', now)) do
+  if redis.call('ZREM', presenceKey, m) == 1 then
+    local entry = cjson.decode(m)
+    if not others(now, entry[2], m) then
+      redis.call('PUBLISH', channel, cjson.encode({t = 'p', e = {room = room, event = 'leave', user = {id = entry[2], name = entry[3]}}}))
+      gone = gone + 1
+    end
+  end
+end
+return gone
+`)
+
+const SCRIPTS: ReadonlyArray<Script<string, string, unknown>> = [PUBLISH, RECENT, SINCE, JOIN, LEAVE, RENAME, SWEEP]
+
+/** Defines every script as a command of `redis` (and of its pipelines). */
+export function defineScripts (redis: Pick<Redis, 'defineCommand'>): void {
+  for (const { command, keys, lua } of SCRIPTS) redis.defineCommand(command, { numberOfKeys: keys.length, lua })
+}

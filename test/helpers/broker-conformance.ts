@@ -1,0 +1,242 @@
+import Fastify from 'fastify'
+import type { Test } from 'tap'
+import type { Adapter, AdapterContext, AdapterNode } from '../../lib/broker/adapter.js'
+import type { PresenceEvent } from '../../lib/broker/presence.js'
+import type { ChatMessage } from '../../lib/protocol/wire.js'
+import type { HistoryPage, NewMessage } from '../../lib/stores/history-store.js'
+import { within } from './chat.js'
+
+/** Messages per room the adapters under test keep and replay: the `historySize` they are started with. */
+export const WINDOW = 5
+
+/** A delivery as the node saw it. */
+export interface Delivery {
+  message: ChatMessage
+  exclude: string | null
+}
+
+/** A node that queues what it is handed, so tests can await deliveries in order. */
+export class RecordingNode implements AdapterNode {
+  readonly #deliveries: Delivery[] = []
+  readonly #events: PresenceEvent[] = []
+  #waiting: Array<() => void> = []
+
+  deliver (message: ChatMessage, exclude: string | null): void {
+    this.#deliveries.push({ message, exclude })
+    this.#wake()
+  }
+
+  presence (event: PresenceEvent): void {
+    this.#events.push(event)
+    this.#wake()
+  }
+
+  #wake (): void {
+    const waiting = this.#waiting
+    this.#waiting = []
+    for (const resolve of waiting) resolve()
+  }
+
+  async #next<T> (queue: T[], what: string): Promise<T> {
+    while (queue.length === 0) {
+      await within(new Promise<void>((resolve) => { this.#waiting.push(resolve) }), 3000, what)
+    }
+    return queue.shift() as T
+  }
+
+  /** The next delivery. */
+  async delivery (): Promise<Delivery> {
+    return await this.#next(this.#deliveries, 'a delivery')
+  }
+
+  /** The next presence event. */
+  async event (): Promise<PresenceEvent> {
+    return await this.#next(this.#events, 'a presence event')
+  }
+}
+
+/** What a started adapter comes with: the way to stop it. */
+export interface Started {
+  adapter: Adapter
+  teardown: () => Promise<void>
+}
+
+/** Starts a fresh adapter (its own empty history) with `context`. */
+export type AdapterFactory = (context: AdapterContext) => Promise<Started>
+
+/** Where brokers legitimately differ; a test that needs a capability is skipped, with the reason, when it is off. */
+export interface Capabilities {
+  /** `publish` refuses a cid stored before (`duplicate: true`); otherwise that check lives in the chat session. */
+  dedupesCids: boolean
+  /** Messages of a room reach the node only while it is subscribed; otherwise the node filters. */
+  deliversSubscribedOnly: boolean
+}
+
+/** A message for `room`, as the chat session would publish it. */
+export function message (room: string, text = 'hi', cid?: string): NewMessage {
+  const m: NewMessage = { room, ts: 1_700_000_000_000, from: { id: 'u1', name: 'alice' }, text }
+  if (cid !== undefined) m.cid = cid
+  return m
+}
+
+function offsets (page: HistoryPage | null): number[] | null {
+  return page === null ? null : page.messages.map((m) => m.offset)
+}
+
+function range (from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i)
+}
+
+const log = Fastify().log
+
+/**
+ * The behaviour every adapter's {@link Broker} shares, as subtests of `t`.
+ * `start` returns a fresh adapter started with the context it is given
+ * (`historySize` is {@link WINDOW}); the suite stops it at the end of each subtest.
+ */
+export function brokerConformance (t: Test, name: string, start: AdapterFactory, can: Capabilities): void {
+  async function open (t: Test): Promise<{ adapter: Adapter, node: RecordingNode }> {
+    const node = new RecordingNode()
+    const { adapter, teardown } = await start({ node, historySize: WINDOW, log })
+    t.teardown(teardown)
+    return { adapter, node }
+  }
+
+  async function filled (t: Test, room: string, count: number): Promise<Adapter> {
+    const { adapter } = await open(t)
+    for (let i = 1; i <= count; i++) await adapter.broker.publish(message(room, `m${i}`), null)
+    return adapter
+  }
+
+  t.test(`${name} conforms to Broker`, async (t) => {
+    t.test('publish numbers from 1 per room and delivers each once, in order', async (t) => {
+      const { adapter: { broker }, node } = await open(t)
+      await broker.subscribe('a')
+      await broker.subscribe('b')
+      const input = message('a', 'first')
+      t.strictSame(await broker.publish(input, null), { message: { ...input, offset: 1 }, duplicate: false })
+      t.notOk(Object.hasOwn(input, 'offset'), 'the input is not changed')
+      t.equal((await broker.publish(message('a', 'second'), null)).message.offset, 2)
+      t.equal((await broker.publish(message('b', 'other'), null)).message.offset, 1, 'another room starts at 1')
+      t.equal((await broker.publish(message('a', 'third'), null)).message.offset, 3)
+      const seen = []
+      for (let i = 0; i < 4; i++) seen.push((await node.delivery()).message)
+      t.strictSame(seen.map((m) => [m.room, m.offset, m.text]), [['a', 1, 'first'], ['a', 2, 'second'], ['b', 1, 'other'], ['a', 3, 'third']])
+      t.strictSame(seen[0], { ...input, offset: 1 }, 'delivered as stored')
+      await broker.publish(message('a', 'marker'), null)
+      t.equal((await node.delivery()).message.text, 'marker', 'nothing was delivered twice')
+    })
+
+    t.test('exclude is passed through to the node', async (t) => {
+      const { adapter: { broker }, node } = await open(t)
+      await broker.subscribe('a')
+      await broker.publish(message('a', 'skip one'), 'conn-7')
+      await broker.publish(message('a', 'skip none'), null)
+      t.strictSame(await node.delivery().then((d) => [d.message.text, d.exclude]), ['skip one', 'conn-7'])
+      t.strictSame(await node.delivery().then((d) => [d.message.text, d.exclude]), ['skip none', null])
+    })
+
+    t.test('concurrent publishes get consecutive offsets, delivered in offset order', async (t) => {
+      const { adapter: { broker }, node } = await open(t)
+      await broker.subscribe('a')
+      const stored = await Promise.all(Array.from({ length: 30 }, (_, i) => broker.publish(message('a', `m${i}`), null)))
+      t.strictSame(stored.map((r) => r.message.offset).sort((x, y) => x - y), range(1, 30))
+      const delivered = []
+      for (let i = 0; i < 30; i++) delivered.push((await node.delivery()).message.offset)
+      t.strictSame(delivered, range(1, 30))
+    })
+
+    t.test('unsubscribe stops delivery', { skip: can.deliversSubscribedOnly ? false : 'this broker delivers every room; its node filters' }, async (t) => {
+      const { adapter: { broker }, node } = await open(t)
+      await broker.subscribe('a')
+      await broker.subscribe('b')
+      await broker.publish(message('b', 'while subscribed'), null)
+      t.equal((await node.delivery()).message.text, 'while subscribed')
+      await broker.unsubscribe('b')
+      await broker.publish(message('b', 'after unsubscribe'), null)
+      await broker.publish(message('never', 'never subscribed'), null)
+      await broker.publish(message('a', 'marker'), null)
+      t.equal((await node.delivery()).message.text, 'marker', 'neither reached the node')
+      t.equal((await broker.recent('b', 10)).offset, 2, 'the message was still stored')
+    })
+
+    t.test('a cid published twice is stored and delivered once', { skip: can.dedupesCids ? false : 'the chat session checks cids for this broker' }, async (t) => {
+      const { adapter: { broker }, node } = await open(t)
+      await broker.subscribe('a')
+      const first = await broker.publish(message('a', 'once', 'cid-1'), null)
+      t.equal(first.duplicate, false)
+      const again = await broker.publish(message('a', 'once', 'cid-1'), null)
+      t.strictSame(again, { message: first.message, duplicate: true }, 'answered with the stored copy')
+      t.equal((await broker.publish(message('a', 'other', 'cid-2'), null)).message.offset, 2, 'another cid is stored')
+      t.equal((await broker.publish(message('b', 'once', 'cid-1'), null)).duplicate, false, 'cids are per room')
+      t.equal((await node.delivery()).message.offset, 1)
+      t.equal((await node.delivery()).message.text, 'other', 'the duplicate was not delivered')
+      t.strictSame(offsets(await broker.recent('a', 10)), [1, 2])
+    })
+
+    t.test('recent is the latest messages, oldest first, bounded by limit and the window', async (t) => {
+      const { broker } = await filled(t, 'a', WINDOW - 1)
+      const page = await broker.recent('a', 2)
+      t.equal(page.offset, WINDOW - 1)
+      t.strictSame(offsets(page), [WINDOW - 2, WINDOW - 1])
+      t.strictSame(page.messages.map((m) => m.text), [`m${WINDOW - 2}`, `m${WINDOW - 1}`])
+      t.strictSame(offsets(await broker.recent('a', 100)), range(1, WINDOW - 1))
+      t.strictSame(offsets(await broker.recent('a', 0)), [])
+      for (let i = WINDOW; i <= WINDOW * 2 + 1; i++) await broker.publish(message('a', `m${i}`), null)
+      t.strictSame(offsets(await broker.recent('a', 100)), range(WINDOW + 2, WINDOW * 2 + 1), 'the latest WINDOW are kept')
+    })
+
+    t.test('a room never written is empty at offset 0, with a stable epoch of its own', async (t) => {
+      const { adapter: { broker } } = await open(t)
+      const page = await broker.recent('nobody-here', 10)
+      t.strictSame(page.messages, [])
+      t.equal(page.offset, 0)
+      t.type(page.epoch, 'string')
+      t.ok(page.epoch.length > 0)
+      t.equal((await broker.recent('nobody-here', 1)).epoch, page.epoch, 'reading twice gives the same epoch')
+      t.not((await broker.recent('someone-else', 1)).epoch, page.epoch, 'each room has its own epoch')
+      const stored = await broker.publish(message('nobody-here'), null)
+      t.equal(stored.message.offset, 1)
+      t.equal((await broker.recent('nobody-here', 1)).epoch, page.epoch, 'writing keeps the epoch read before')
+      t.equal((await broker.since('nobody-here', 0))?.epoch, page.epoch)
+    })
+
+    t.test('since returns exactly the later messages, and is empty when up to date', async (t) => {
+      const { broker } = await filled(t, 'a', WINDOW)
+      const { epoch } = await broker.recent('a', 0)
+      t.strictSame(await broker.since('a', 2).then(offsets), range(3, WINDOW))
+      t.strictSame(await broker.since('a', 0).then(offsets), range(1, WINDOW))
+      t.strictSame(await broker.since('a', WINDOW), { epoch, offset: WINDOW, messages: [] })
+      t.strictSame(await broker.since('fresh', 0).then(offsets), [], 'a fresh room is up to date at 0')
+    })
+
+    t.test('since is null on a gap and beyond the latest offset', async (t) => {
+      const last = WINDOW * 2 + 1
+      const { broker } = await filled(t, 'a', last)
+      t.strictSame(await broker.since('a', last - WINDOW).then(offsets), range(last - WINDOW + 1, last), 'the last WINDOW are still there')
+      t.equal(await broker.since('a', last - WINDOW - 1), null, 'one more is a gap')
+      t.equal(await broker.since('a', 0), null)
+      t.equal(await broker.since('a', last + 1), null, 'beyond the latest')
+      t.equal(await broker.since('fresh', 1), null, 'beyond the latest of a fresh room')
+    })
+
+    t.test('messages round-trip every field, and cid only when given', async (t) => {
+      const { adapter: { broker } } = await open(t)
+      const plain: NewMessage = { room: 'r', ts: 1_764_230_400_123, from: { id: 'id-Ω', name: 'zoë 🚀' }, text: 'héllo\n"quoted" \\ 🎉 <b>' }
+      const withCid: NewMessage = { ...plain, text: 'second', cid: 'c-1' }
+      const expected = [{ ...plain, offset: 1 }, { ...withCid, offset: 2 }]
+      t.strictSame([(await broker.publish(plain, null)).message, (await broker.publish(withCid, null)).message], expected)
+      const recent = (await broker.recent('r', 10)).messages
+      t.strictSame(recent, expected)
+      t.strictSame((await broker.since('r', 0))?.messages, expected)
+      t.notOk(Object.hasOwn(recent[0] as object, 'cid'), 'no cid key when none was given')
+    })
+
+    t.test('closing twice is harmless', async (t) => {
+      const { adapter } = await open(t)
+      await adapter.broker.publish(message('a'), null)
+      await t.resolves(async () => await adapter.close())
+      await t.resolves(async () => await adapter.close())
+    })
+  })
+}
