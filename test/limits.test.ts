@@ -3,12 +3,15 @@
 import diagnostics from 'node:diagnostics_channel'
 import { once } from 'node:events'
 import { createConnection } from 'node:net'
+import type { Socket } from 'node:net'
 import { createRequire } from 'node:module'
 import { Writable } from 'node:stream'
 import fastifyWebsocket from '@fastify/websocket'
 import Fastify from 'fastify'
 import t from 'tap'
 import type { Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
+import type WebSocket from 'ws'
 import fastifyChat, { MemoryStore } from '../index.js'
 import type { ChatMessage, NewMessage } from '../index.js'
 import { Client, join, listen, messages, refusedWith, within } from './helpers/chat.js'
@@ -18,6 +21,29 @@ async function stillChats (t: Test, client: Client, text = 'still here'): Promis
   client.send(text)
   const frame = await client.next()
   t.match(frame, { type: 'message', text }, 'a well-behaved client still sends and receives')
+}
+
+/** The TCP socket under a ws socket, client or server side. */
+function tcpOf (ws: WebSocket): Socket {
+  return (ws as unknown as { _socket: Socket })._socket
+}
+
+/** The server's end of `client`'s socket. */
+function serverSocketOf (app: FastifyInstance, client: Client): WebSocket {
+  const port = tcpOf(client.ws).localPort
+  for (const socket of app.websocketServer.clients) {
+    if (tcpOf(socket).remotePort === port) return socket
+  }
+  throw new Error(`no server socket for the client on port ${String(port)}`)
+}
+
+/**
+ * Resolves once the server stops reading from `socket` (its server end).
+ * ws also pauses the TCP socket on its own for a moment when a large read
+ * fills its parser, so each pause is checked against ws's own flag.
+ */
+async function stopsReading (socket: WebSocket): Promise<void> {
+  while (!socket.isPaused) await once(tcpOf(socket), 'pause')
 }
 
 /** Resolves with the first event on `channel` that passes `predicate`. */
@@ -81,7 +107,11 @@ t.test('a binary frame closes with 1003', async (t) => {
 })
 
 t.test('a peer that stops answering pings is terminated and leaves presence', async (t) => {
-  const { app, url } = await listen(t, { heartbeatInterval: 20 })
+  // A socket is terminated when a whole interval passes without its pong.
+  // The live client's pong takes a few event-loop turns, which a loaded
+  // machine stretched past a 20 ms interval; 250 ms is a wide margin, and
+  // the dead one is still reaped within two intervals, well inside the wait.
+  const { app, url } = await listen(t, { heartbeatInterval: 250 })
   const good = await join(url, '?name=good')
   const dead = await join(url, '?name=dead', { autoPong: false })
   t.match(await good.expect('presence'), { event: 'join', user: { name: 'dead' } })
@@ -106,13 +136,18 @@ t.test('a client that stops reading is dropped with 1013 and recovers everything
   const { epoch } = await slow.expect('joined')
   const good = await join(url, '?name=good')
   await slow.expect('presence')
+  const slowEnd = serverSocketOf(app, slow)
   const received: number[] = []
   slow.ws.on('message', (data) => {
     const frame = JSON.parse(data.toString()) as { type: string, offset: number }
     if (frame.type === 'message') received.push(frame.offset)
   })
+  // The largest frame written: what the good client gets of each, plus the
+  // 4-byte header of a frame of 126 to 65535 bytes.
+  let frameBytes = 0
+  good.ws.on('message', (data: Buffer) => { frameBytes = Math.max(frameBytes, data.length + 4) })
   // Stop reading: the kernel buffers fill, then the server's own buffer grows.
-  const tcp = (slow.ws as unknown as { _socket: { pause (): void, resume (): void } })._socket
+  const tcp = tcpOf(slow.ws)
   tcp.pause()
 
   const state = { dropped: false }
@@ -128,20 +163,28 @@ t.test('a client that stops reading is dropped with 1013 and recovers everything
     await new Promise((resolve) => setImmediate(resolve))
   }
   const { buffered } = await within(dropped)
-  t.ok(buffered <= cap + 50_100, `stopped queueing at the cap (${buffered} bytes buffered)`)
   for (let i = 0; i < 20; i++) await app.chat.broadcast('lobby', `after ${i}`)
   sent += 20
-  for (const socket of app.websocketServer.clients) {
-    t.ok(socket.bufferedAmount <= cap + 50_100, `nothing more was queued (${socket.bufferedAmount} bytes)`)
-  }
 
-  // The good client kept up all along and still chats.
+  // The good client kept up all along and still chats. Once it has the
+  // last message, every write meant for the slow one was made or refused.
   let last = 0
   while (last < sent) {
     const frame = await good.next()
     if (frame.type === 'message') last = frame.offset
   }
   await stillChats(t, good)
+
+  // The server writes only to a socket with at most `cap` waiting, so the
+  // drop finds at most `cap` plus one write. A write is one frame or one
+  // batch, and a batch is written out as soon as it reaches 64 KiB: under
+  // 64 KiB plus the frame that took it there. How many frames a batch gets
+  // depends on how broadcasts fall into event-loop iterations (one or two
+  // 50 kB frames here), so the test holds the server to the bound, not a count.
+  const bound = cap + 64 * 1024 - 1 + frameBytes
+  t.ok(buffered > cap && buffered <= bound, `stopped writing at the cap (${buffered} bytes waiting, at most ${bound})`)
+  // Past the drop only the close frame went out: a control frame, at most 2 + 125 bytes.
+  t.ok(slowEnd.bufferedAmount <= buffered + 127, `nothing more was queued (${slowEnd.bufferedAmount} bytes)`)
 
   tcp.resume()
   t.equal((await slow.closed).code, 1013, 'told to try again later')
@@ -184,20 +227,28 @@ t.test('during a flood of thousands of frames, others keep chatting', async (t) 
   const good = await join(url, '?name=good')
   const flooder = await join(url, '?name=flooder')
   await good.expect('presence')
+  const started = performance.now()
   // Bounded: 5000 frames, written at once.
   for (let i = 0; i < 5000; i++) flooder.ws.send(`flood ${i}`)
   good.send('timely')
-  let frame
-  do frame = await good.next(); while (!(frame.type === 'message' && frame.text === 'timely'))
+  // Its message and the flooder's leave can come in either order.
+  let timely = false
+  let left = false
+  let flooded = 0
+  while (!timely || !left) {
+    const frame = await good.next()
+    if (frame.type === 'presence' && frame.event === 'leave') left = true
+    else if (frame.type === 'message' && frame.text === 'timely') timely = true
+    else if (frame.type === 'message') flooded++
+  }
+  const elapsed = performance.now() - started
   t.pass('the good client\'s message came back during the flood')
   t.equal((await flooder.closed).code, 1008)
-  const texts = []
-  for (;;) {
-    frame = await good.next()
-    if (frame.type === 'presence') break
-    if (frame.type === 'message') texts.push(frame.text)
-  }
-  t.ok(texts.length + 1 <= 20, `at most the default burst of flood messages reached others (${texts.length} after the good one)`)
+  // The default bucket holds a burst of 20 and refills 10 a second: a slow
+  // run lets one more through per 100 ms the flood took. (Frames still
+  // queued when the flooder is closed are dropped, so often none get through.)
+  const allowed = 20 + Math.floor(elapsed * 10 / 1000)
+  t.ok(flooded <= allowed, `at most the default burst, plus what refilled in ${Math.round(elapsed)} ms, reached others (${flooded} of at most ${allowed})`)
   await stillChats(t, good)
 })
 
@@ -214,9 +265,10 @@ t.test('a client that outpaces a slow store is paused, not dropped', async (t) =
   const good = await join(url)
   const eager = await join(url)
   await good.expect('presence')
-  // Sent one by one, they arrive over many reads: the server stops reading at 64 waiting.
+  // The store holds the first one, so the rest wait: the server stops reading at 64 waiting.
+  const paused = stopsReading(serverSocketOf(app, eager))
   for (let i = 0; i < 300; i++) eager.send(`queued ${i}`)
-  await new Promise((resolve) => setImmediate(resolve))
+  await within(paused, undefined, 'the server to stop reading')
   release()
   const texts = (await messages(good, 300)).map((m) => m.text)
   t.same(texts, Array.from({ length: 300 }, (_, i) => `queued ${i}`), 'every frame handled, in order, none dropped')
@@ -229,15 +281,14 @@ t.test('maxConnections refuses with 503, maxConnectionsPerIp with 429, before an
   const a = await join(full.url)
   await join(full.url)
   t.equal(await refusedWith(`${full.url}/chat`), 503)
+  // The place is given back when the server's end closes, which can trail
+  // the client's 'close': wait for the server's, then one try must do.
+  const gone = nextEvent<{ event: string }>(t, 'fastify-chat:connection', (e) => e.event === 'closed')
   a.close()
-  await a.closed
-  // The place is given back when a socket closes; the TCP close can trail the WebSocket close.
-  let again: Client | null = null
-  for (let tries = 0; again === null && tries < 50; tries++) {
-    again = await join(full.url).catch(() => null)
-  }
-  t.ok(again, 'a closed socket gives its place back')
-  t.equal(full.app.chat.stats().connections.refused.server_full >= 1, true)
+  await within(gone)
+  const again = await join(full.url)
+  t.equal(again.ws.readyState, again.ws.OPEN, 'a closed socket gives its place back')
+  t.equal(full.app.chat.stats().connections.refused.server_full, 1)
 
   const perIp = await listen(t, { maxConnectionsPerIp: 1 })
   const only = await join(perIp.url)
@@ -369,23 +420,33 @@ t.test('faults in identify and onMessage are answered and logged with the reques
 })
 
 t.test('app.close() with 200 clients: every one sees 1001, within closeTimeout', async (t) => {
-  const { app, url } = await listen(t, { closeTimeout: 500 })
-  const clients = await Promise.all(Array.from({ length: 200 }, () => join(url)))
+  const closeTimeout = 2000
+  const { app, url } = await listen(t, { closeTimeout })
+  // Opened 20 at a time: 200 handshakes at once on a loaded machine can keep
+  // the last one waiting past the helpers' 3 s, and only the close is timed.
+  const clients: Client[] = []
+  while (clients.length < 200) clients.push(...await Promise.all(Array.from({ length: 20 }, () => join(url))))
   // One peer that never answers the close handshake: it is terminated at closeTimeout.
   const stuck = await join(url)
-  ;(stuck.ws as unknown as { _socket: { pause (): void } })._socket.pause()
+  const stuckEnd = once(serverSocketOf(app, stuck), 'close')
+  tcpOf(stuck.ws).pause()
   const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
   const started = performance.now()
   await app.close()
   const took = performance.now() - started
-  t.ok(took < 500 + 1000, `closed in ${Math.round(took)} ms`)
+  t.equal((await stuckEnd)[0], 1006, 'the stuck peer was terminated, not waited for')
+  // Past closeTimeout come the termination and the rest of the shutdown:
+  // CPU work for 200 sockets, which a loaded machine stretches to a second
+  // or more. Twice closeTimeout leaves room for that and still fails on a
+  // second wait, or on ws's own 30 s close timer.
+  t.ok(took < 2 * closeTimeout, `closed in ${Math.round(took)} ms`)
   const codes = await Promise.all(clients.map(async (c) => (await c.closed).code))
   t.same(new Set(codes), new Set([1001]), 'every client saw 1001')
   t.equal(app.chat.size, 0)
   t.equal(app.server.listenerCount('upgrade'), 0, 'no upgrade listener left')
   const timersAfter = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
   t.ok(timersAfter <= timersBefore, 'no timer left behind')
-  ;(stuck.ws as unknown as { _socket: { resume (): void } })._socket.resume()
+  tcpOf(stuck.ws).resume()
   await stuck.closed
 })
 
@@ -442,13 +503,15 @@ t.test('when much of a room falls behind, new messages are refused with overload
   const readers = []
   for (let i = 0; i < 16; i++) readers.push(await join(url, `?name=r${i}`))
   // They all stop reading: what the server writes to them piles up.
-  for (const reader of readers) (reader.ws as unknown as { _socket: { pause (): void } })._socket.pause()
+  for (const reader of readers) tcpOf(reader.ws).pause()
   const big = 'x'.repeat(50_000)
   let refused = null
   // Bounded: at most 400 broadcasts of 50 kB (20 MB per reader, past the kernel buffers).
+  // A message is refused within 20 ms of a write that found the room behind;
+  // trying after every broadcast, a stall on a loaded machine that misses
+  // that window costs one try out of the ~80 before a reader reaches its cap.
   for (let i = 0; i < 400 && refused === null; i++) {
     await app.chat.broadcast('lobby', big)
-    if (i % 10 !== 9) continue
     sender.send({ type: 'message', text: `try ${i}`, cid: `c${i}` })
     for (;;) {
       const frame = await sender.next()
@@ -461,5 +524,5 @@ t.test('when much of a room falls behind, new messages are refused with overload
   t.ok(app.chat.stats().drops.overloaded >= 1)
   const stored = await app.chat.history('lobby', { limit: 1000 })
   t.notOk(stored.some((m) => m.cid === refused?.cid), 'the refused message was not stored')
-  for (const reader of readers) (reader.ws as unknown as { _socket: { resume (): void } })._socket.resume()
+  for (const reader of readers) tcpOf(reader.ws).resume()
 })
