@@ -1,7 +1,6 @@
 import t from 'tap'
 import * as ws from 'ws'
 import { Batch } from '../../lib/chat/batch.js'
-import { asciiHeader, frameText } from '../../lib/protocol/frame.js'
 import type { ChatMessage } from '../../lib/protocol/wire.js'
 
 // ws exports its frame parser, but @types/ws does not declare it.
@@ -47,25 +46,6 @@ t.test('frames every entry once, into one buffer, for every payload length class
   batch.add('late', null, null, null)
   t.not(batch.frames, frames, 'an entry added later is framed too')
   t.same((await decode(batch.frames, texts.length + 1)).at(-1), 'late')
-})
-
-t.test('frameText frames one text the same way', async (t) => {
-  for (const text of ['', 'héllo', 'x'.repeat(300), 'y'.repeat(70000)]) {
-    const frame = frameText(text)
-    t.same(await decode(frame, 1), [text])
-    const batch = new Batch()
-    batch.add(text, null, null, null)
-    t.same(frame, batch.frames, `${text.length} characters: same bytes as a batch of one`)
-  }
-})
-
-t.test('asciiHeader heads ASCII text as a Latin-1 string, the same bytes as frameText, and declines the rest', async (t) => {
-  for (const text of ['', 'hello', 'x'.repeat(125), 'x'.repeat(126), 'y'.repeat(65535)]) {
-    const header = asciiHeader(text) as string
-    t.same(Buffer.from(header + text, 'latin1'), frameText(text), `${text.length} characters`)
-  }
-  t.equal(asciiHeader('héllo'), null, 'not ASCII: framed as a Buffer instead')
-  t.equal(asciiHeader('z'.repeat(65536)), null, 'a 64-bit length: framed as a Buffer instead')
 })
 
 t.test('counts messages apart from presence events', async (t) => {

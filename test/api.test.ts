@@ -1,0 +1,185 @@
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import t from 'tap'
+import type { Test } from 'tap'
+import { createChat } from '../lib/api.js'
+import type { Chat } from '../lib/api.js'
+import { LocalAdapter } from '../lib/broker/local-adapter.js'
+import { Hub } from '../lib/chat/hub.js'
+import { PresenceTracker } from '../lib/chat/presence-tracker.js'
+import { Stats } from '../lib/stats.js'
+import { MemoryStore } from '../lib/stores/memory-store.js'
+import { Connection } from '../lib/transport/connection.js'
+import { Connections } from '../lib/transport/connections.js'
+import { wsPair } from './helpers/chat.js'
+
+const HISTORY = 3
+const MAX_LENGTH = 10
+const log = { warn () {}, error () {} } as unknown as FastifyBaseLogger
+
+interface Parts {
+  chat: Chat
+  hub: Hub
+  adapter: LocalAdapter
+  connections: Connections
+  stats: Stats
+}
+
+/** The facade over the real parts the plugin builds (a local adapter over a store of `kept` messages per room), without Fastify. */
+async function setup (t: Test, kept = 10): Promise<Parts> {
+  const adapter = new LocalAdapter(new MemoryStore({ size: kept }), true)
+  const stats = new Stats()
+  const connections = new Connections(stats)
+  const presence = new PresenceTracker(adapter.presence, 0, log)
+  const hub = new Hub({ broker: adapter.broker, presence, connections, stats, historySize: HISTORY, maxRoomsPerClient: 5 })
+  await adapter.start({ node: hub.node, historySize: HISTORY, log })
+  t.teardown(async () => {
+    await hub.close(1001, 'done')
+    await adapter.close()
+  })
+  const chat = createChat({ hub, broker: adapter.broker, presence, connections, stats, historySize: HISTORY, maxMessageLength: MAX_LENGTH })
+  return { chat, hub, adapter, connections, stats }
+}
+
+/** A connection on a real socket, added to the hub and joined to `room`. */
+async function member (t: Test, hub: Hub, id: string, room: string): Promise<Connection> {
+  const { server } = await wsPair(t)
+  const ctx = { maxBufferedBytes: 1 << 20, behindBytes: 1 << 18, closeTimeout: 100, stats: new Stats() }
+  const conn = new Connection(server, { log } as unknown as FastifyRequest, id, id.toUpperCase(), undefined, ctx, null)
+  hub.add(conn)
+  await hub.join(conn, room)
+  return conn
+}
+
+t.test('the documented members and nothing else, on a plain frozen object', async (t) => {
+  const { chat } = await setup(t)
+  t.strictSame(Reflect.ownKeys(chat).sort(), ['broadcast', 'history', 'presence', 'rooms', 'size', 'stats'])
+  t.equal(Object.getPrototypeOf(chat), Object.prototype, 'no internals up the prototype chain')
+  t.ok(Object.isFrozen(chat))
+  const loose = chat as unknown as Record<string, unknown>
+  t.throws(() => { loose.hub = {} }, 'nothing can be added')
+  t.throws(() => { loose.broadcast = () => {} }, 'nor replaced')
+  t.throws(() => { loose.size = 5 }, 'size is read-only')
+})
+
+t.test('broadcast stores the message and delivers it; the sender is the system unless given', async (t) => {
+  const { chat, adapter } = await setup(t)
+  const before = Date.now()
+  const stored = await chat.broadcast('lobby', 'hello')
+  t.match(stored, { room: 'lobby', offset: 1, from: { id: 'system', name: 'system' }, text: 'hello' })
+  t.ok(stored.ts >= before && stored.ts <= Date.now(), 'stamped now')
+  t.notOk(Object.hasOwn(stored, 'cid'))
+
+  const from = { id: 'bot', name: 'Bot', extra: 'not copied' }
+  const second = await chat.broadcast('lobby', 'again', { from })
+  t.strictSame(second.from, { id: 'bot', name: 'Bot' }, 'only id and name of the sender')
+  t.strictSame((await adapter.broker.recent('lobby', 10)).messages, [stored, second])
+})
+
+t.test('broadcast refuses a bad room or text before anything is stored', async (t) => {
+  const { chat, adapter } = await setup(t)
+  for (const room of ['', 'has space', 'a'.repeat(65), 5, undefined]) {
+    await t.rejects(chat.broadcast(room as string, 'hi'), { code: 'FST_CHAT_INVALID_ROOM' }, String(room))
+  }
+  await t.rejects(chat.broadcast('lobby', ''), { code: 'FST_CHAT_INVALID_MESSAGE', message: /empty/ })
+  await t.rejects(chat.broadcast('lobby', '   '), { code: 'FST_CHAT_INVALID_MESSAGE' })
+  await t.rejects(chat.broadcast('lobby', 'x'.repeat(MAX_LENGTH + 1)), { code: 'FST_CHAT_INVALID_MESSAGE', message: /longer than 10/ })
+  await t.rejects(chat.broadcast('lobby', 5 as unknown as string), { code: 'FST_CHAT_INVALID_MESSAGE' })
+  t.equal((await adapter.broker.recent('lobby', 10)).offset, 0, 'nothing stored')
+  t.strictSame(await chat.broadcast('lobby', 'x'.repeat(MAX_LENGTH)).then((m) => m.offset), 1, 'up to maxMessageLength is fine')
+})
+
+t.test('broadcast once the hub is closed is FST_CHAT_CLOSED', async (t) => {
+  const { chat, hub } = await setup(t)
+  await hub.close(1001, 'closing')
+  await t.rejects(chat.broadcast('lobby', 'late'), { code: 'FST_CHAT_CLOSED' })
+})
+
+t.test('size, rooms and stats read this server\'s state now', async (t) => {
+  const { chat, hub, stats } = await setup(t)
+  t.equal(chat.size, 0)
+  t.strictSame(chat.rooms(), [])
+  const alice = await member(t, hub, 'alice', 'lobby')
+  await member(t, hub, 'bob', 'dev')
+  t.equal(chat.size, 2)
+  t.strictSame(chat.rooms(), ['lobby', 'dev'])
+  hub.leave(alice, 'lobby')
+  t.strictSame(chat.rooms(), ['dev'], 'a room with no member here is not listed')
+  stats.messagesIn = 7
+  t.match(chat.stats(), { open: 2, messagesIn: 7 })
+  const snapshot = chat.stats()
+  snapshot.drops.invalid = 99
+  t.equal(chat.stats().drops.invalid, 0, 'a snapshot, not the live counters')
+})
+
+t.test('presence lists the users of a room as copies', async (t) => {
+  const { chat, hub } = await setup(t)
+  await member(t, hub, 'alice', 'lobby')
+  await member(t, hub, 'bob', 'lobby')
+  const users = await chat.presence('lobby')
+  t.strictSame(users, [{ id: 'alice', name: 'ALICE' }, { id: 'bob', name: 'BOB' }])
+  users[0].name = 'changed'
+  t.equal((await chat.presence('lobby'))[0].name, 'ALICE', 'changing the result changes nothing')
+  t.strictSame(await chat.presence('empty'), [])
+  await t.rejects(chat.presence('bad room'), { code: 'FST_CHAT_INVALID_ROOM' })
+})
+
+t.test('history: the latest historySize by default, limit, and since', async (t) => {
+  const { chat } = await setup(t)
+  for (let i = 1; i <= 6; i++) await chat.broadcast('lobby', `m${i}`)
+  const offsets = async (opts?: { since?: number, limit?: number }): Promise<number[]> => (await chat.history('lobby', opts)).map((m) => m.offset)
+  t.strictSame(await offsets(), [4, 5, 6], 'historySize by default')
+  t.strictSame(await offsets({ limit: 5 }), [2, 3, 4, 5, 6])
+  t.strictSame(await offsets({ limit: 0 }), [])
+  t.strictSame(await offsets({ since: 1 }), [2, 3, 4], 'the first historySize after since: pages forward')
+  t.strictSame(await offsets({ since: 2, limit: 10 }), [3, 4, 5, 6], 'everything after since')
+  t.strictSame(await offsets({ since: 2, limit: 2 }), [3, 4])
+  t.strictSame(await offsets({ since: 0, limit: 10 }), [1, 2, 3, 4, 5, 6])
+  t.strictSame(await offsets({ since: 6 }), [], 'up to date')
+  t.strictSame(await chat.history('nobody'), [])
+})
+
+t.test('history since a point the store no longer has: what it still has after it', async (t) => {
+  const { chat } = await setup(t, 4)
+  for (let i = 1; i <= 8; i++) await chat.broadcast('lobby', `m${i}`)
+  const offsets = async (opts: { since: number, limit?: number }): Promise<number[]> => (await chat.history('lobby', opts)).map((m) => m.offset)
+  t.strictSame(await offsets({ since: 1, limit: 10 }), [6, 7, 8], 'the latest historySize: the gap cannot be filled')
+  t.strictSame(await offsets({ since: 4, limit: 10 }), [5, 6, 7, 8], 'a point still kept: all of it')
+  t.strictSame(await offsets({ since: 20 }), [], 'beyond the latest')
+})
+
+t.test('history refuses a bad room, limit or since', async (t) => {
+  const { chat } = await setup(t)
+  await t.rejects(chat.history('no/slash'), { code: 'FST_CHAT_INVALID_ROOM' })
+  for (const bad of [-1, 1.5, NaN, Infinity, '3', Number.MAX_SAFE_INTEGER + 1]) {
+    await t.rejects(chat.history('lobby', { limit: bad as number }), { code: 'FST_CHAT_INVALID_ARGUMENT', message: /"limit" must be an integer >= 0/ }, `limit ${String(bad)}`)
+    await t.rejects(chat.history('lobby', { since: bad as number }), { code: 'FST_CHAT_INVALID_ARGUMENT', message: /"since" must be an integer >= 0/ }, `since ${String(bad)}`)
+  }
+  await t.rejects(chat.history('lobby', { since: null as unknown as number }), { code: 'FST_CHAT_INVALID_ARGUMENT' }, 'since null')
+  await t.rejects(chat.history('lobby', { limit: '3' as unknown as number }), { message: /got "3"/ }, 'the value is shown')
+})
+
+// The stored messages themselves are handed out (the memory store keeps the
+// objects it returns), so a caller that changes what it got rewrites the
+// history every later join replays. presence() copies for this very reason.
+// The assertions are todo, not the tests (tap would not run a todo test):
+// TAP_FAIL_TODO=1 makes them count, to check a fix.
+const ALIASED = { todo: 'lib bug: broadcast() and history() return the memory store\'s own objects; they should be copies, as presence() returns' }
+
+t.test('the message broadcast resolves to is the caller\'s: changing it leaves the history alone', async (t) => {
+  const { chat } = await setup(t)
+  const stored = await chat.broadcast('lobby', 'original')
+  stored.text = 'rewritten'
+  stored.from.name = 'mallory'
+  t.strictSame((await chat.history('lobby')).map((m) => [m.text, m.from.name]), [['original', 'system']], 'history unchanged', ALIASED)
+})
+
+t.test('the messages history returns are the caller\'s: changing them leaves the history alone', async (t) => {
+  const { chat } = await setup(t)
+  await chat.broadcast('lobby', 'original')
+  const [first] = await chat.history('lobby')
+  first.text = 'rewritten'
+  t.strictSame((await chat.history('lobby')).map((m) => m.text), ['original'], 'after changing what history() returned', ALIASED)
+  const [viaSince] = await chat.history('lobby', { since: 0 })
+  viaSince.text = 'rewritten again'
+  t.strictSame((await chat.history('lobby')).map((m) => m.text), ['original'], 'after changing what history({ since }) returned', ALIASED)
+})

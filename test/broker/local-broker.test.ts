@@ -1,0 +1,69 @@
+import t from 'tap'
+import { LocalBroker } from '../../lib/broker/local-broker.js'
+import type { Broker, BrokerNode } from '../../lib/broker/broker.js'
+import type { ChatMessage } from '../../lib/protocol/wire.js'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
+import type { NewMessage } from '../../lib/stores/history-store.js'
+
+/** A node that records what is handed back to it. */
+function recorder (): BrokerNode & { delivered: Array<[ChatMessage, string | null]> } {
+  const delivered: Array<[ChatMessage, string | null]> = []
+  return { delivered, deliver: (message, exclude) => { delivered.push([message, exclude]) } }
+}
+
+function message (text: string, room = 'r'): NewMessage {
+  return { room, ts: 1, from: { id: 'u', name: 'U' }, text }
+}
+
+t.test('publish stores the message through the store and hands it straight back to this server', async (t) => {
+  const store = new MemoryStore()
+  const broker = new LocalBroker(store)
+  const node = recorder()
+  broker.start(node)
+  const result = await broker.publish(message('hi'), 'conn-1')
+  t.strictSame(result, { message: { ...message('hi'), offset: 1 }, duplicate: false }, 'never a duplicate: the session checks cids')
+  t.equal(node.delivered.length, 1)
+  t.equal(node.delivered[0][0], result.message, 'the stored message itself')
+  t.equal(node.delivered[0][1], 'conn-1', 'with exclude passed through')
+  t.strictSame((await store.recent('r', 10)).messages, [result.message], 'in the store')
+  await broker.publish(message('again', 'other'), null)
+  t.strictSame(node.delivered.map(([m, exclude]) => [m.room, m.offset, exclude]), [['r', 1, 'conn-1'], ['other', 1, null]], 'every room, whatever is subscribed')
+})
+
+t.test('before start and after close nothing is delivered, but messages are still stored', async (t) => {
+  const broker = new LocalBroker(new MemoryStore())
+  await broker.publish(message('early'), null)
+  const node = recorder()
+  broker.start(node)
+  await broker.publish(message('live'), null)
+  broker.close()
+  await broker.publish(message('late'), null)
+  t.strictSame(node.delivered.map(([m]) => m.text), ['live'])
+  t.strictSame((await broker.recent('r', 10)).messages.map((m) => m.text), ['early', 'live', 'late'])
+})
+
+t.test('recent and since read the store', async (t) => {
+  const store = new MemoryStore({ size: 3 })
+  const broker = new LocalBroker(store)
+  for (let i = 1; i <= 5; i++) await broker.publish(message(`m${i}`), null)
+  t.strictSame(await broker.recent('r', 2), await store.recent('r', 2))
+  t.strictSame((await broker.recent('r', 2)).messages.map((m) => m.offset), [4, 5])
+  t.strictSame((await broker.since('r', 3))?.messages.map((m) => m.offset), [4, 5])
+  t.equal(await broker.since('r', 1), null, 'a gap')
+})
+
+t.test('a store failure reaches the caller, and nothing is delivered', async (t) => {
+  const store = new MemoryStore()
+  store.append = async () => { throw new Error('disk full') }
+  const broker = new LocalBroker(store)
+  const node = recorder()
+  broker.start(node)
+  await t.rejects(broker.publish(message('lost'), null), { message: 'disk full' })
+  t.strictSame(node.delivered, [])
+})
+
+t.test('subscribing is a no-op: one server gets every room', async (t) => {
+  const broker: Broker = new LocalBroker(new MemoryStore())
+  await t.resolves(broker.subscribe('r'))
+  await t.resolves(broker.unsubscribe('r'))
+})

@@ -1,0 +1,367 @@
+import diagnostics from 'node:diagnostics_channel'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import t from 'tap'
+import type { Test } from 'tap'
+import type { Broker, PublishResult } from '../../lib/broker/broker.js'
+import { LocalBroker } from '../../lib/broker/local-broker.js'
+import { LocalPresence } from '../../lib/broker/local-presence.js'
+import { Hub } from '../../lib/chat/hub.js'
+import { PresenceTracker } from '../../lib/chat/presence-tracker.js'
+import type { ServerFrame, User } from '../../lib/protocol/wire.js'
+import { Stats } from '../../lib/stats.js'
+import type { HistoryPage, NewMessage } from '../../lib/stores/history-store.js'
+import { MemoryStore } from '../../lib/stores/memory-store.js'
+import { Connection } from '../../lib/transport/connection.js'
+import { Connections } from '../../lib/transport/connections.js'
+import { Client, within, wsPair } from '../helpers/chat.js'
+
+/** A point a join stops at until the test lets it go on; `reached` settles when the join gets there. */
+class Gate {
+  reached: Promise<void>
+  #arrive!: () => void
+  #open!: () => void
+  readonly #opened: Promise<void>
+
+  constructor () {
+    this.reached = new Promise((resolve) => { this.#arrive = resolve })
+    this.#opened = new Promise((resolve) => { this.#open = resolve })
+  }
+
+  async pass (): Promise<void> {
+    this.#arrive()
+    await this.#opened
+  }
+
+  open (): void {
+    this.#open()
+  }
+}
+
+/** The local broker, with what a remote one can do to a join: fail, or take its time. */
+class TestBroker implements Broker {
+  readonly inner = new LocalBroker(new MemoryStore())
+  readonly subscribed: string[] = []
+  readonly unsubscribed: string[] = []
+  failSubscribe: Error | null = null
+  failRecent: Error | null = null
+  failUnsubscribe: Error | null = null
+  recentGate: Gate | null = null
+  duplicates = false
+
+  async publish (message: NewMessage, exclude: string | null): Promise<PublishResult> {
+    const result = await this.inner.publish(message, exclude)
+    return this.duplicates ? { ...result, duplicate: true } : result
+  }
+
+  async subscribe (room: string): Promise<void> {
+    this.subscribed.push(room)
+    if (this.failSubscribe !== null) throw this.failSubscribe
+  }
+
+  async unsubscribe (room: string): Promise<void> {
+    this.unsubscribed.push(room)
+    if (this.failUnsubscribe !== null) throw this.failUnsubscribe
+  }
+
+  async recent (room: string, limit: number): Promise<HistoryPage> {
+    await this.recentGate?.pass()
+    if (this.failRecent !== null) throw this.failRecent
+    return await this.inner.recent(room, limit)
+  }
+
+  async since (room: string, offset: number): Promise<HistoryPage | null> {
+    return await this.inner.since(room, offset)
+  }
+}
+
+/** Local presence whose list (the last read of a join) can be held up. */
+class TestPresence extends LocalPresence {
+  listGate: Gate | null = null
+
+  override async list (room: string): Promise<User[]> {
+    await this.listGate?.pass()
+    return await super.list(room)
+  }
+}
+
+const quiet = { warn () {}, error () {}, info () {}, debug () {} } as unknown as FastifyBaseLogger
+
+interface Setup {
+  hub: Hub
+  broker: TestBroker
+  presence: TestPresence
+  stats: Stats
+  connections: Connections
+  /** A socket of user `id` (named in capitals), added to the hub, with the client end reading its frames. */
+  connect: (id: string) => Promise<Member>
+}
+
+interface Member {
+  conn: Connection
+  client: Client
+  /** What was logged on its request, by level. */
+  errors: unknown[]
+  warnings: unknown[]
+}
+
+async function setup (t: Test, maxRoomsPerClient = 10): Promise<Setup> {
+  const broker = new TestBroker()
+  const presence = new TestPresence()
+  const stats = new Stats()
+  const connections = new Connections(stats)
+  const tracker = new PresenceTracker(presence, 0, quiet)
+  const hub = new Hub({ broker, presence: tracker, connections, stats, historySize: 3, maxRoomsPerClient })
+  broker.inner.start(hub.node)
+  presence.start(hub.node)
+  t.teardown(async () => await hub.close(1001, 'test over'))
+  const connect = async (id: string): Promise<Member> => {
+    const { server, client } = await wsPair(t)
+    const errors: unknown[] = []
+    const warnings: unknown[] = []
+    const log = { ...quiet, error: (obj: unknown) => { errors.push(obj) }, warn: (obj: unknown) => { warnings.push(obj) } }
+    const ctx = { maxBufferedBytes: 1 << 20, behindBytes: 1 << 18, closeTimeout: 100, stats }
+    const conn = new Connection(server, { log } as unknown as FastifyRequest, id, id.toUpperCase(), undefined, ctx, null)
+    hub.add(conn)
+    return { conn, client: new Client(client), errors, warnings }
+  }
+  return { hub, broker, presence, stats, connections, connect }
+}
+
+function message (text: string, room = 'r'): NewMessage {
+  return { room, ts: 1, from: { id: 'sys', name: 'sys' }, text }
+}
+
+/** A frame in short: message texts, and the type of anything else (with its room or user). */
+function brief (frame: ServerFrame): string {
+  switch (frame.type) {
+    case 'message': return frame.text
+    case 'presence': return `${frame.event} ${frame.user.id}`
+    case 'error': return `error ${frame.code}`
+    case 'joined': case 'left': return `${frame.type} ${frame.room}`
+    default: return frame.type
+  }
+}
+
+/** Reads `member`'s frames up to a `left` frame for room `marker`, and returns, in brief, those before it. */
+async function readUntil (member: Member, marker: string): Promise<string[]> {
+  const out: string[] = []
+  for (;;) {
+    const frame = brief(await member.client.next())
+    if (frame === marker) return out
+    out.push(frame)
+  }
+}
+
+/** What `member` got so far, for a socket in no room: a marker sent straight to it comes after everything. */
+async function drain (member: Member): Promise<string[]> {
+  member.conn.send({ type: 'left', room: 'marker' })
+  return await readUntil(member, 'left marker')
+}
+
+let markers = 0
+
+/**
+ * What each member of `room` got so far: a marker message published to the
+ * room is written after whatever the room has pending (presence included).
+ */
+async function drainRoom (hub: Hub, room: string, ...members: Member[]): Promise<string[][]> {
+  const marker = `marker ${++markers}`
+  await hub.publish(message(marker, room), null)
+  return await Promise.all(members.map(async (member) => await readUntil(member, marker)))
+}
+
+t.test('join: joined with the latest history and who is there; the others are told, the joiner is not', async (t) => {
+  const { hub, broker, connect } = await setup(t)
+  for (const text of ['m1', 'm2', 'm3', 'm4']) await hub.publish(message(text), null)
+  const alice = await connect('alice')
+  await hub.join(alice.conn, 'r')
+  const joined = await alice.client.expect('joined')
+  t.strictSame(joined.history.map((m) => m.text), ['m2', 'm3', 'm4'], 'historySize of them')
+  t.strictSame([joined.recovered, joined.offset, joined.users], [false, 4, [{ id: 'alice', name: 'ALICE' }]])
+  t.strictSame(broker.subscribed, ['r'])
+
+  const bob = await connect('bob')
+  await hub.join(bob.conn, 'r', { epoch: joined.epoch, offset: 1 })
+  const bobJoined = await bob.client.expect('joined')
+  t.strictSame([bobJoined.recovered, bobJoined.history.map((m) => m.text)], [true, ['m2', 'm3', 'm4']], 'since is passed on for recovery')
+  t.strictSame(bobJoined.users.map((u) => u.id), ['alice', 'bob'])
+  t.strictSame(broker.subscribed, ['r'], 'the room was subscribed once')
+  const [aliceGot, bobGot] = await drainRoom(hub, 'r', alice, bob)
+  t.strictSame(aliceGot, ['join bob'])
+  t.strictSame(bobGot, [], 'nobody is told of their own arrival')
+})
+
+t.test('messages published while a join reads history reach the joiner once, right after joined', async (t) => {
+  const { hub, broker, presence, connect } = await setup(t)
+  const alice = await connect('alice')
+  await hub.join(alice.conn, 'r')
+  await hub.publish(message('before'), null)
+  const bob = await connect('bob')
+
+  broker.recentGate = new Gate()
+  presence.listGate = new Gate()
+  const joining = hub.join(bob.conn, 'r')
+  await broker.recentGate.reached
+  await hub.publish(message('while reading history'), null)
+  broker.recentGate.open()
+  await presence.listGate.reached
+  await hub.publish(message('after the history was read'), null)
+  presence.listGate.open()
+  await joining
+
+  const joined = await bob.client.expect('joined')
+  t.strictSame(joined.history.map((m) => m.text), ['before', 'while reading history'], 'what was published before the read is in the history')
+  const [bobGot, aliceGot] = await drainRoom(hub, 'r', bob, alice)
+  t.strictSame(bobGot, ['after the history was read'], 'what came after it follows joined, once')
+  t.strictSame(aliceGot, ['joined r', 'before', 'join bob', 'while reading history', 'after the history was read'], 'the others were not held up')
+})
+
+t.test('a join the broker cannot serve is answered unavailable, and leaves nothing behind', async (t) => {
+  const { hub, broker, connect } = await setup(t)
+  const alice = await connect('alice')
+  broker.failSubscribe = new Error('broker down')
+  await hub.join(alice.conn, 'r')
+  t.strictSame(await drain(alice), ['error unavailable'])
+  t.equal(alice.conn.inRoom('r'), false)
+  t.equal(alice.conn.held('r'), undefined, 'nothing held for the room')
+  t.equal(hub.rooms.get('r'), undefined, 'the room is forgotten')
+  t.strictSame(broker.unsubscribed, ['r'])
+  t.match(alice.errors, [{ err: { message: 'broker down' }, room: 'r' }], 'logged on the request')
+
+  broker.failSubscribe = null
+  await hub.join(alice.conn, 'r')
+  t.strictSame(await drain(alice), ['joined r'], 'a later try can succeed')
+})
+
+t.test('a rejoin that fails keeps the socket in the room it was already in', async (t) => {
+  const { hub, broker, connect } = await setup(t)
+  const alice = await connect('alice')
+  await hub.join(alice.conn, 'r')
+  broker.failRecent = new Error('history down')
+  await hub.join(alice.conn, 'r')
+  t.strictSame(await drain(alice), ['joined r', 'error unavailable'])
+  t.equal(alice.conn.inRoom('r'), true)
+  t.equal(alice.conn.held('r'), undefined)
+  broker.failRecent = null
+  await hub.publish(message('still here'), null)
+  t.strictSame(await drainRoom(hub, 'r', alice), [['still here']])
+})
+
+t.test('maxRoomsPerClient: a join past it is refused; joining a room again is not another room', async (t) => {
+  const { hub, connect } = await setup(t, 2)
+  const alice = await connect('alice')
+  await hub.join(alice.conn, 'a')
+  await hub.join(alice.conn, 'b')
+  await hub.join(alice.conn, 'c')
+  await hub.join(alice.conn, 'a')
+  t.strictSame(await drainRoom(hub, 'a', alice), [['joined a', 'joined b', 'error too_many_rooms', 'joined a']])
+  t.strictSame([...alice.conn.roomNames()], ['a', 'b'])
+})
+
+t.test('leave: what the room sent before it comes first; the others are told; the last one out unsubscribes', async (t) => {
+  const { hub, broker, connect } = await setup(t)
+  const alice = await connect('alice')
+  const bob = await connect('bob')
+  await hub.join(alice.conn, 'r')
+  await hub.join(bob.conn, 'r')
+  await hub.publish(message('sent before the leave'), null)
+  t.equal(hub.leave(bob.conn, 'r'), true)
+  t.equal(hub.leave(bob.conn, 'r'), false, 'not in it any more')
+  t.strictSame(await drain(bob), ['joined r', 'sent before the leave', 'left r'], 'flushed before left')
+  t.strictSame(await drainRoom(hub, 'r', alice), [['joined r', 'join bob', 'sent before the leave', 'leave bob']])
+  t.strictSame(broker.unsubscribed, [])
+  hub.leave(alice.conn, 'r')
+  t.strictSame(broker.unsubscribed, ['r'])
+  t.equal(hub.rooms.get('r'), undefined)
+})
+
+t.test('a user on two sockets arrives with the first and departs with the last', async (t) => {
+  const { hub, connect } = await setup(t)
+  const bob = await connect('bob')
+  const tab1 = await connect('alice')
+  const tab2 = await connect('alice')
+  await hub.join(bob.conn, 'r')
+  await hub.join(tab1.conn, 'r')
+  await hub.join(tab2.conn, 'r')
+  hub.leave(tab1.conn, 'r')
+  t.strictSame(await drainRoom(hub, 'r', bob), [['joined r', 'join alice']], 'one join, and no leave while a tab is still in')
+  hub.remove(tab2.conn)
+  t.strictSame(await drainRoom(hub, 'r', bob), [['leave alice']])
+})
+
+t.test('a failed unsubscribe is logged on the request of the socket that left, not thrown', async (t) => {
+  const { hub, broker, connect } = await setup(t)
+  const alice = await connect('alice')
+  await hub.join(alice.conn, 'r')
+  broker.failUnsubscribe = new Error('broker down')
+  t.doesNotThrow(() => hub.leave(alice.conn, 'r'))
+  t.strictSame(await drain(alice), ['joined r', 'left r'])
+  t.match(alice.warnings, [{ err: { message: 'broker down' } }])
+})
+
+t.test('remove takes a closed socket out of every room, once', async (t) => {
+  const { hub, broker, connections, connect } = await setup(t)
+  const alice = await connect('alice')
+  const bob = await connect('bob')
+  await hub.join(alice.conn, 'r')
+  await hub.join(alice.conn, 's')
+  await hub.join(bob.conn, 'r')
+  t.equal(connections.size, 2)
+  hub.remove(alice.conn)
+  t.equal(connections.size, 1)
+  t.strictSame([...alice.conn.roomNames()], [])
+  t.strictSame(broker.unsubscribed, ['s'], 'r still has bob')
+  t.strictSame(hub.rooms.names(), ['r'])
+  hub.remove(alice.conn)
+  t.strictSame(broker.unsubscribed, ['s'], 'removing twice does nothing')
+  t.strictSame(await drainRoom(hub, 'r', bob), [['joined r', 'leave alice']])
+})
+
+t.test('rename: the socket is told, and the others see the new name', async (t) => {
+  const { hub, connect } = await setup(t)
+  const alice = await connect('alice')
+  const bob = await connect('bob')
+  await hub.join(alice.conn, 'r')
+  await hub.join(bob.conn, 'r')
+  await drainRoom(hub, 'r', alice, bob)
+  const renamed = bob.client.next()
+  hub.rename(alice.conn, 'Ally')
+  t.strictSame(await alice.client.next(), { type: 'renamed', name: 'Ally', previous: 'ALICE' })
+  t.strictSame(await renamed, { type: 'presence', room: 'r', event: 'rename', user: { id: 'alice', name: 'Ally' }, previous: 'ALICE' })
+  t.equal(alice.conn.view.name, 'Ally')
+})
+
+t.test('publish reports each new message on the diagnostics channel, and not a duplicate', async (t) => {
+  const { hub, broker } = await setup(t)
+  const seen: unknown[] = []
+  const onMessage = (event: unknown): void => { seen.push(event) }
+  diagnostics.subscribe('fastify-chat:message', onMessage)
+  t.teardown(() => diagnostics.unsubscribe('fastify-chat:message', onMessage))
+  const stored = await hub.publish(message('hi'), null)
+  t.strictSame(seen, [{ room: 'r', offset: 1, from: { id: 'sys', name: 'sys' } }])
+  t.equal(stored.duplicate, false)
+  broker.duplicates = true
+  await hub.publish(message('again'), null)
+  t.equal(seen.length, 1)
+})
+
+t.test('shed counts a refused message; nothing is congested while idle', async (t) => {
+  const { hub, stats, connect } = await setup(t)
+  const alice = await connect('alice')
+  t.equal(hub.congested, false)
+  hub.shed(alice.conn)
+  t.equal(stats.drops.overloaded, 1)
+})
+
+t.test('close: what was sent goes out first, then every socket is closed; the hub then refuses and ignores', async (t) => {
+  const { hub, connect } = await setup(t)
+  const alice = await connect('alice')
+  await hub.join(alice.conn, 'r')
+  await hub.publish(message('last words'), null)
+  const closing = hub.close(1001, 'server shutting down')
+  t.equal(hub.closed, true)
+  await within(closing, 3000, 'the close')
+  t.strictSame([brief(await alice.client.next()), brief(await alice.client.next())], ['joined r', 'last words'])
+  t.strictSame(await alice.client.closed, { code: 1001, reason: 'server shutting down' })
+  await t.rejects(hub.publish(message('too late'), null), { code: 'FST_CHAT_CLOSED' })
+})

@@ -1,0 +1,173 @@
+import type { FastifyBaseLogger } from 'fastify'
+import t from 'tap'
+import type { Presence } from '../../lib/broker/presence.js'
+import { PresenceTracker } from '../../lib/chat/presence-tracker.js'
+import type { User } from '../../lib/protocol/wire.js'
+import { within } from '../helpers/chat.js'
+import { withFakeClock } from '../helpers/fake-clock.js'
+
+const GRACE = 1000
+const alice: User = { id: 'alice', name: 'Alice' }
+const bob: User = { id: 'bob', name: 'Bob' }
+
+/** A presence back end that records what it is asked to announce, failing when told to. */
+class RecordingPresence implements Presence {
+  readonly calls: string[] = []
+  fail: Error | null = null
+  users: User[] = [alice]
+
+  async join (room: string, user: User): Promise<void> {
+    this.#record(`join ${room} ${user.id}`)
+  }
+
+  async leave (room: string, user: User): Promise<void> {
+    this.#record(`leave ${room} ${user.id}`)
+  }
+
+  async rename (room: string, user: User, previous: string): Promise<void> {
+    this.#record(`rename ${room} ${user.id} ${previous}->${user.name}`)
+  }
+
+  async list (room: string): Promise<User[]> {
+    this.#record(`list ${room}`)
+    return this.users
+  }
+
+  #record (call: string): void {
+    this.calls.push(call)
+    if (this.fail !== null) throw this.fail
+  }
+}
+
+interface Warning { obj: unknown, msg: string }
+
+function setup (graceMs = GRACE): { tracker: PresenceTracker, backend: RecordingPresence, warnings: Warning[], warned: () => Promise<Warning> } {
+  const backend = new RecordingPresence()
+  const warnings: Warning[] = []
+  let wake: (() => void) | null = null
+  const log = { warn: (obj: unknown, msg: string) => { warnings.push({ obj, msg }); wake?.() } } as unknown as FastifyBaseLogger
+  const warned = async (): Promise<Warning> => {
+    const n = warnings.length
+    while (warnings.length === n) await new Promise<void>((resolve) => { wake = resolve })
+    return warnings[n]
+  }
+  return { tracker: new PresenceTracker(backend, graceMs, log), backend, warnings, warned }
+}
+
+t.test('arrived announces the join', async (t) => {
+  const { tracker, backend } = setup()
+  const announced = tracker.arrived('r', alice)
+  t.not(announced, null)
+  await announced
+  t.strictSame(backend.calls, ['join r alice'])
+})
+
+t.test('departed announces the leave once the grace period is over', async (t) => {
+  await withFakeClock((clock) => {
+    const { tracker, backend } = setup()
+    tracker.departed('r', alice)
+    clock.tick(GRACE - 1)
+    t.strictSame(backend.calls, [], 'not within the grace period')
+    clock.tick(1)
+    t.strictSame(backend.calls, ['leave r alice'])
+    clock.tick(GRACE * 2)
+    t.strictSame(backend.calls, ['leave r alice'], 'once')
+  })
+})
+
+t.test('coming back within the grace period announces neither the leave nor the join', async (t) => {
+  await withFakeClock((clock) => {
+    const { tracker, backend } = setup()
+    tracker.departed('r', alice)
+    clock.tick(GRACE - 1)
+    t.equal(tracker.arrived('r', alice), null, 'nothing to announce')
+    clock.tick(GRACE * 2)
+    t.strictSame(backend.calls, [], 'the leave was called off')
+
+    // And the next departure and return are treated afresh.
+    tracker.departed('r', alice)
+    clock.tick(GRACE)
+    t.strictSame(backend.calls, ['leave r alice'])
+    t.not(tracker.arrived('r', alice), null, 'back after the grace period: announced')
+    t.strictSame(backend.calls, ['leave r alice', 'join r alice'])
+  })
+})
+
+t.test('the grace period is per room and per user', async (t) => {
+  await withFakeClock((clock) => {
+    const { tracker, backend } = setup()
+    tracker.departed('r', alice)
+    tracker.departed('r', bob)
+    tracker.departed('s', alice)
+    t.not(tracker.arrived('other', alice), null, 'arriving elsewhere is announced')
+    t.equal(tracker.arrived('r', bob), null, 'bob is back in r')
+    clock.tick(GRACE)
+    t.strictSame(backend.calls.sort(), ['join other alice', 'leave r alice', 'leave s alice'])
+  })
+})
+
+t.test('without a grace period the leave is announced at once', async (t) => {
+  const { tracker, backend } = setup(0)
+  tracker.departed('r', alice)
+  t.strictSame(backend.calls, ['leave r alice'])
+  t.not(tracker.arrived('r', alice), null, 'and a return is a join')
+})
+
+t.test('close announces every pending leave now, and any later one at once', async (t) => {
+  await withFakeClock((clock) => {
+    const { tracker, backend } = setup()
+    tracker.departed('r', alice)
+    tracker.departed('s', bob)
+    clock.tick(GRACE / 2)
+    tracker.close()
+    t.strictSame(backend.calls.sort(), ['leave r alice', 'leave s bob'])
+    tracker.departed('t', alice)
+    t.strictSame(backend.calls.at(-1), 'leave t alice', 'after close, departures do not wait')
+    clock.tick(GRACE * 2)
+    t.equal(backend.calls.length, 3, 'the called-off timers do not announce again')
+    t.not(tracker.arrived('r', alice), null, 'a pending leave announced by close is not called off by a return')
+  })
+})
+
+t.test('renamed announces the new name in each room; list reads the back end', async (t) => {
+  const { tracker, backend } = setup()
+  tracker.renamed(['r', 's'], { id: 'alice', name: 'Ally' }, 'Alice')
+  tracker.renamed([], alice, 'x')
+  t.strictSame(backend.calls, ['rename r alice Alice->Ally', 'rename s alice Alice->Ally'])
+  t.equal(await tracker.list('r'), backend.users)
+})
+
+t.test('failures of leave and rename are logged, not thrown', async (t) => {
+  const { tracker, backend, warnings, warned } = setup(0)
+  const unhandled: unknown[] = []
+  const onUnhandled = (reason: unknown): void => { unhandled.push(reason) }
+  process.on('unhandledRejection', onUnhandled)
+  t.teardown(() => { process.off('unhandledRejection', onUnhandled) })
+  backend.fail = new Error('presence down')
+
+  const leaveWarning = within(warned(), 3000, 'the leave warning')
+  t.doesNotThrow(() => tracker.departed('r', alice))
+  t.strictSame(await leaveWarning, { obj: { err: backend.fail }, msg: 'fastify-chat: presence leave failed' })
+  const renameWarning = within(warned(), 3000, 'the rename warning')
+  t.doesNotThrow(() => tracker.renamed(['r'], alice, 'Al'))
+  t.strictSame(await renameWarning, { obj: { err: backend.fail }, msg: 'fastify-chat: presence rename failed' })
+
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(warnings.length, 2)
+  t.strictSame(unhandled, [])
+})
+
+t.test('a failed join is handed to the caller, and is not an unhandled rejection if it looks away', async (t) => {
+  const { tracker, backend, warnings } = setup()
+  const unhandled: unknown[] = []
+  const onUnhandled = (reason: unknown): void => { unhandled.push(reason) }
+  process.on('unhandledRejection', onUnhandled)
+  t.teardown(() => { process.off('unhandledRejection', onUnhandled) })
+  backend.fail = new Error('presence down')
+
+  tracker.arrived('ignored', alice)
+  await t.rejects(tracker.arrived('r', alice) as Promise<void>, { message: 'presence down' })
+  await new Promise((resolve) => setImmediate(resolve))
+  t.strictSame(unhandled, [])
+  t.strictSame(warnings, [], 'the caller decides what a failed join means')
+})

@@ -1,0 +1,76 @@
+import t from 'tap'
+import * as ws from 'ws'
+import { asciiHeader, frameText, headerLength, writeFrame } from '../../lib/protocol/frame.js'
+
+// ws exports its frame parser, but @types/ws does not declare it.
+interface ReceiverLike {
+  on (event: 'message', listener: (data: Buffer, isBinary: boolean) => void): void
+  on (event: 'error', listener: (err: Error) => void): void
+  write (chunk: Buffer): void
+}
+const { Receiver } = ws as unknown as { Receiver: new (opts: { isServer: boolean }) => ReceiverLike }
+
+/** Decodes `count` frames with ws's own Receiver, the same parser a client uses. */
+async function decode (frames: Buffer, count: number): Promise<string[]> {
+  const receiver = new Receiver({ isServer: false })
+  const got: string[] = []
+  const done = new Promise<string[]>((resolve, reject) => {
+    receiver.on('message', (data: Buffer, isBinary: boolean) => {
+      if (got.push(isBinary ? 'binary!' : data.toString()) === count) resolve(got)
+    })
+    receiver.on('error', reject)
+  })
+  receiver.write(frames)
+  return await done
+}
+
+t.test('headerLength: 2, 4 or 10 bytes by payload length (RFC 6455 §5.2)', async (t) => {
+  t.strictSame([0, 125, 126, 65535, 65536, 2 ** 32].map(headerLength), [2, 2, 4, 4, 10, 10])
+})
+
+t.test('writeFrame writes an unmasked FIN text frame at the offset and returns where it ends', async (t) => {
+  for (const length of [0, 5, 125, 126, 65535, 65536, 70_000]) {
+    const text = 'é'.repeat(Math.floor(length / 2)) + 'x'.repeat(length % 2)
+    const bytes = Buffer.byteLength(text)
+    const target = Buffer.alloc(3 + headerLength(bytes) + bytes + 2, 0xee)
+    const end = writeFrame(target, 3, text, bytes)
+    t.equal(end, 3 + headerLength(bytes) + bytes, `${bytes} bytes: ends after header and payload`)
+    t.strictSame([...target.subarray(0, 3), ...target.subarray(end)], [0xee, 0xee, 0xee, 0xee, 0xee], 'nothing outside it is touched')
+    const frame = target.subarray(3, end)
+    t.equal(frame[0], 0x81, 'FIN + text opcode')
+    t.equal(frame[1] & 0x80, 0, 'not masked')
+    const declared = bytes < 126 ? frame[1] : bytes < 65536 ? frame.readUInt16BE(2) : Number(frame.readBigUInt64BE(2))
+    t.equal(declared, bytes, 'the length is the payload\'s UTF-8 length')
+    t.strictSame(await decode(frame, 1), [text], 'a client reads the text back')
+  }
+})
+
+t.test('frames written one after another in one buffer are read back in order', async (t) => {
+  const texts = ['one', 'ü'.repeat(100), 'three']
+  const lengths = texts.map((text) => Buffer.byteLength(text))
+  const frames = Buffer.alloc(lengths.reduce((sum, n) => sum + headerLength(n) + n, 0))
+  let at = 0
+  texts.forEach((text, i) => { at = writeFrame(frames, at, text, lengths[i]) })
+  t.equal(at, frames.length)
+  t.strictSame(await decode(frames, texts.length), texts)
+})
+
+t.test('frameText frames one text the same way', async (t) => {
+  for (const text of ['', 'héllo', 'x'.repeat(300), 'y'.repeat(70000)]) {
+    const frame = frameText(text)
+    t.strictSame(await decode(frame, 1), [text])
+    const bytes = Buffer.byteLength(text)
+    const expected = Buffer.alloc(headerLength(bytes) + bytes)
+    writeFrame(expected, 0, text, bytes)
+    t.strictSame(frame, expected, `${text.length} characters: exactly one frame, no slack`)
+  }
+})
+
+t.test('asciiHeader heads ASCII text as a Latin-1 string, the same bytes as frameText, and declines the rest', async (t) => {
+  for (const text of ['', 'hello', 'x'.repeat(125), 'x'.repeat(126), 'x'.repeat(256), 'y'.repeat(65535)]) {
+    const header = asciiHeader(text) as string
+    t.strictSame(Buffer.from(header + text, 'latin1'), frameText(text), `${text.length} characters`)
+  }
+  t.equal(asciiHeader('héllo'), null, 'not ASCII: framed as a Buffer instead')
+  t.equal(asciiHeader('z'.repeat(65536)), null, 'a 64-bit length: framed as a Buffer instead')
+})
