@@ -61,6 +61,11 @@ function checkCount (name: string, value: unknown): number {
   return value
 }
 
+/** A copy the caller may change: a store may hand out the objects it keeps. */
+function copyMessage (message: ChatMessage): ChatMessage {
+  return { ...message, from: { id: message.from.id, name: message.from.name } }
+}
+
 /** Builds `app.chat`: the documented members and nothing else, frozen. */
 export function createChat (parts: ChatParts): Chat {
   const { hub, broker, presence, connections, stats, historySize, maxMessageLength } = parts
@@ -71,7 +76,7 @@ export function createChat (parts: ChatParts): Chat {
       if (problem !== null) throw new FST_CHAT_INVALID_MESSAGE(problem.message)
       const from = opts.from ?? SYSTEM_USER
       const result = await hub.publish({ room, ts: Date.now(), from: { id: from.id, name: from.name }, text }, null)
-      return result.message
+      return copyMessage(result.message)
     },
 
     get size (): number {
@@ -90,10 +95,10 @@ export function createChat (parts: ChatParts): Chat {
     async history (room: string, opts: HistoryOptions = {}): Promise<ChatMessage[]> {
       checkRoom(room)
       const limit = checkCount('limit', opts.limit ?? historySize)
-      if (opts.since === undefined) return (await broker.recent(room, limit)).messages
+      if (opts.since === undefined) return (await broker.recent(room, limit)).messages.map(copyMessage)
       const after = checkCount('since', opts.since)
       const page = await broker.since(room, after) ?? await broker.recent(room, historySize)
-      return page.messages.filter((m) => m.offset > after).slice(0, limit)
+      return page.messages.filter((m) => m.offset > after).slice(0, limit).map(copyMessage)
     },
 
     stats (): ChatStats {

@@ -45,7 +45,7 @@ export interface FastifyChatOptions {
   identify?: (request: FastifyRequest) => Identity | false | Promise<Identity | false>
   /** Sees every message before it is stored: return a changed message, or `false` to drop it. */
   onMessage?: (message: OutgoingMessage, client: ChatClient) =>
-    OutgoingMessage | boolean | undefined | Promise<OutgoingMessage | boolean | undefined>
+    OutgoingMessage | boolean | undefined | void | Promise<OutgoingMessage | boolean | undefined | void>
   /** Where history lives, with the in-process adapter. @default an in-memory store of `historySize` per room */
   store?: HistoryStore
   /** Serve the browser client at `<path>/client.js`. @default true */

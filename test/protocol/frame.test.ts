@@ -1,28 +1,6 @@
 import t from 'tap'
-import * as ws from 'ws'
+import { decode } from '../helpers/frames.js'
 import { asciiHeader, frameText, headerLength, writeFrame } from '../../lib/protocol/frame.js'
-
-// ws exports its frame parser, but @types/ws does not declare it.
-interface ReceiverLike {
-  on (event: 'message', listener: (data: Buffer, isBinary: boolean) => void): void
-  on (event: 'error', listener: (err: Error) => void): void
-  write (chunk: Buffer): void
-}
-const { Receiver } = ws as unknown as { Receiver: new (opts: { isServer: boolean }) => ReceiverLike }
-
-/** Decodes `count` frames with ws's own Receiver, the same parser a client uses. */
-async function decode (frames: Buffer, count: number): Promise<string[]> {
-  const receiver = new Receiver({ isServer: false })
-  const got: string[] = []
-  const done = new Promise<string[]>((resolve, reject) => {
-    receiver.on('message', (data: Buffer, isBinary: boolean) => {
-      if (got.push(isBinary ? 'binary!' : data.toString()) === count) resolve(got)
-    })
-    receiver.on('error', reject)
-  })
-  receiver.write(frames)
-  return await done
-}
 
 t.test('headerLength: 2, 4 or 10 bytes by payload length (RFC 6455 §5.2)', async (t) => {
   t.strictSame([0, 125, 126, 65535, 65536, 2 ** 32].map(headerLength), [2, 2, 4, 4, 10, 10])

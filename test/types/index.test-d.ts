@@ -51,6 +51,7 @@ app.register(fastifyChat, {
 })
 app.register(fastifyChat, { identify: (req) => req.headers.authorization === undefined ? false : {} })
 app.register(fastifyChat, { onMessage: () => undefined })
+app.register(fastifyChat, { onMessage: (message) => { console.log(message.text) } })
 app.register(fastifyChat, { onMessage: () => true })
 
 // The callbacks see the right types.
