@@ -47,7 +47,7 @@ export const FST_CHAT_STORE_UNAVAILABLE = createError<'FST_CHAT_STORE_UNAVAILABL
 )
 
 /** Thrown at `register` (or by `app.chat`) when the adapter cannot reach its backend. */
-export const FST_CHAT_ADAPTER_UNAVAILABLE = createError<'FST_CHAT_ADAPTER_UNAVAILABLE', [string]>(
+export const FST_CHAT_ADAPTER_UNAVAILABLE = createError<'FST_CHAT_ADAPTER_UNAVAILABLE', [string, { cause: unknown }?]>(
   'FST_CHAT_ADAPTER_UNAVAILABLE',
   'fastify-chat: adapter unavailable: %s',
   503

@@ -127,6 +127,9 @@ t.test('Redis stopped and restarted: no crash, unavailable while down, delivery 
   alice.send({ type: 'message', text: 'into the void', cid: 'v1' })
   t.match(await alice.expect('error'), { code: 'unavailable', cid: 'v1' }, 'told, not silently lost')
   t.equal(alice.ws.readyState, alice.ws.OPEN, 'local clients stay connected')
+  for (const call of [a.app.chat.history('lobby'), a.app.chat.presence('lobby'), a.app.chat.broadcast('lobby', 'hi')] as Array<Promise<unknown>>) {
+    await t.rejects(call, { code: 'FST_CHAT_ADAPTER_UNAVAILABLE' }, 'app.chat fails with its documented error')
+  }
 
   // Two nodes, each with a command and a subscriber connection, report back.
   const back = new Promise<void>((resolve) => {

@@ -5,7 +5,7 @@ import type { Presence, PresenceEvent } from '../presence.js'
 import type { RedisConnections } from './connections.js'
 import { presenceEnvelope } from './envelope.js'
 import type { RedisKeys } from './keys.js'
-import { JOIN, LEAVE, RENAME, SWEEP, queueScript, runScript } from './scripts.js'
+import { JOIN, LEAVE, RENAME, SWEEP, queueScript, runScript, unavailableOnError } from './scripts.js'
 
 /**
  * Presence across servers: per room, a Redis sorted set of
@@ -95,7 +95,7 @@ export class RedisPresence implements Presence {
   }
 
   async list (room: string): Promise<User[]> {
-    const members = await this.#connections.commands.zrangebyscore(this.#keys.presence(room), `(${Date.now()}`, '+inf')
+    const members = await unavailableOnError(this.#connections.commands.zrangebyscore(this.#keys.presence(room), `(${Date.now()}`, '+inf'))
     const users = new Map<string, User>()
     for (const member of members) {
       const [, id, name] = JSON.parse(member) as [string, string, string]

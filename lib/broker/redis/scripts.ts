@@ -1,4 +1,5 @@
 import type { ChainableCommander, Redis } from 'ioredis'
+import { FST_CHAT_ADAPTER_UNAVAILABLE } from '../../errors.js'
 
 /**
  * A Lua script, with the names of its KEYS and ARGV in the order Redis hands
@@ -35,9 +36,19 @@ function flatten<K extends string, A extends string> (script: Script<K, A, unkno
 
 type Commands = Record<string, (...args: Array<string | number>) => unknown>
 
-/** Runs `script` on a connection where {@link defineScripts} ran. */
+/** Runs `script` on a connection where {@link defineScripts} ran; a failure is `FST_CHAT_ADAPTER_UNAVAILABLE`. */
 export async function runScript<K extends string, A extends string, R> (redis: Redis, script: Script<K, A, R>, keys: Values<K>, args: Values<A>): Promise<R> {
-  return await ((redis as unknown as Commands)[script.command](...flatten(script, keys, args)) as Promise<R>)
+  return await unavailableOnError((redis as unknown as Commands)[script.command](...flatten(script, keys, args)) as Promise<R>)
+}
+
+/** `work`, with any failure of the connection (ioredis's own errors) as `FST_CHAT_ADAPTER_UNAVAILABLE`. */
+export async function unavailableOnError<T> (work: Promise<T>): Promise<T> {
+  try {
+    return await work
+  } catch (err) {
+    if (err instanceof FST_CHAT_ADAPTER_UNAVAILABLE) throw err
+    throw new FST_CHAT_ADAPTER_UNAVAILABLE(`Redis: ${(err as Error)?.message ?? String(err)}`, { cause: err })
+  }
 }
 
 /** Adds `script` to a pipeline of a connection where {@link defineScripts} ran. */
