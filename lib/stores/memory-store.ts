@@ -1,4 +1,6 @@
 import type { ChatMessage } from '../protocol/wire.js'
+import { FST_CHAT_INVALID_OPTION } from '../errors.js'
+import { integerOption, refuseUnknownKeys, shown } from '../validate.js'
 import { newEpoch } from './epoch.js'
 import type { HistoryPage, HistoryStore, NewMessage } from './history-store.js'
 
@@ -9,6 +11,8 @@ interface RoomLog {
   messages: ChatMessage[]
   start: number
 }
+
+const OPTION_KEYS: ReadonlySet<string> = new Set(['size', 'maxRooms'])
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -32,8 +36,10 @@ export class MemoryStore implements HistoryStore {
   #unwritten = new Map<string, string>()
 
   constructor (opts: MemoryStoreOptions = {}) {
-    this.#size = opts.size ?? 100
-    this.#maxRooms = opts.maxRooms ?? 10_000
+    if (typeof opts !== 'object' || opts === null) throw new FST_CHAT_INVALID_OPTION('MemoryStore', `needs an options object, got ${shown(opts)}`)
+    refuseUnknownKeys(opts, OPTION_KEYS, 'MemoryStore')
+    this.#size = integerOption('MemoryStore.size', opts.size ?? 100, 0, 100_000)
+    this.#maxRooms = integerOption('MemoryStore.maxRooms', opts.maxRooms ?? 10_000, 1)
   }
 
   #read (room: string): RoomLog {

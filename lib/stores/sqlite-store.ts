@@ -1,10 +1,10 @@
-import { mkdir, stat } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
 import type BetterSqlite3 from 'better-sqlite3'
 import { FST_CHAT_INVALID_OPTION, FST_CHAT_STORE_UNAVAILABLE } from '../errors.js'
 import type { ChatMessage } from '../protocol/wire.js'
-import { integerOption } from '../validate.js'
+import { integerOption, refuseUnknownKeys, shown } from '../validate.js'
 import { newEpoch } from './epoch.js'
+import { ensureDirectory, explain, loadDriver, migrate, toMessage } from './sqlite-file.js'
+import type { Database, MessageRow, RoomRow } from './sqlite-file.js'
 import type { HistoryPage, HistoryStore, NewMessage } from './history-store.js'
 
 /** How much of the history the file keeps; without it, every message stays. */
@@ -34,49 +34,6 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number
 }
 
-type Database = BetterSqlite3.Database
-
-interface MessageRow {
-  seq: number
-  ts: number
-  from_id: string
-  from_name: string
-  text: string
-  cid: string | null
-}
-
-interface RoomRow {
-  epoch: string
-  offset: number
-}
-
-// Bump when the tables change, and migrate older files in #migrate.
-const SCHEMA_VERSION = 1
-
-// One row per message. `seq` is the message's offset ("offset" is an SQL
-// keyword). Offsets come from rooms.last_offset, never from MAX(seq), so they
-// keep counting after the oldest messages are pruned.
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS rooms (
-  name TEXT PRIMARY KEY,
-  epoch TEXT NOT NULL,
-  last_offset INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS messages (
-  room TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  ts INTEGER NOT NULL,
-  from_id TEXT NOT NULL,
-  from_name TEXT NOT NULL,
-  text TEXT NOT NULL,
-  cid TEXT,
-  PRIMARY KEY (room, seq)
-);
-`
-
-// Only age pruning needs it, and every index slows appends down.
-const TS_INDEX = 'CREATE INDEX IF NOT EXISTS messages_by_ts ON messages (ts)'
-
 // Age pruning is a range delete over the ts index: cheap, but not worth
 // running on every append.
 const AGE_PRUNE_EVERY_MS = 60_000
@@ -85,47 +42,11 @@ const AGE_PRUNE_EVERY_MS = 60_000
 // memory only (so probing room names cannot grow the file), at most this many.
 const MAX_UNWRITTEN = 10_000
 
+const OPTION_KEYS: ReadonlySet<string> = new Set(['path', 'historySize', 'retain', 'busyTimeoutMs'])
+const RETAIN_KEYS: ReadonlySet<string> = new Set(['count', 'maxAgeMs'])
+
 function integer (name: string, value: unknown, fallback: number | undefined, min: number, max?: number): number | undefined {
   return value === undefined ? fallback : integerOption(name, value, min, max)
-}
-
-function toMessage (room: string, row: MessageRow): ChatMessage {
-  const message: ChatMessage = { room, offset: row.seq, ts: row.ts, from: { id: row.from_id, name: row.from_name }, text: row.text }
-  if (row.cid !== null) message.cid = row.cid
-  return message
-}
-
-/** A readable reason for a failed open, naming the cause the driver's message hides. */
-async function explain (path: string, err: unknown, busyTimeoutMs: number): Promise<string> {
-  const message = err instanceof Error ? err.message : String(err)
-  const code = (err as { code?: unknown } | null)?.code
-  if (code === 'SQLITE_BUSY') return `${message} (another connection held it for longer than busyTimeoutMs, ${busyTimeoutMs} ms)`
-  if (path === ':memory:') return message
-  const dir = dirname(resolve(path))
-  const dirStat = await stat(dir).catch((error: NodeJS.ErrnoException) => error)
-  if (dirStat instanceof Error) {
-    if (dirStat.code === 'ENOENT') return `directory ${dir} does not exist`
-    return dirStat.code === 'ENOTDIR' ? `${dir} is not a directory` : `directory ${dir} cannot be read (${dirStat.code ?? dirStat.message})`
-  }
-  if (!dirStat.isDirectory()) return `${dir} is not a directory`
-  if ((await stat(path).catch(() => null))?.isDirectory() === true) return 'the path is a directory'
-  if (code === 'SQLITE_CANTOPEN') return `${message} (can the directory ${dir} be written?)`
-  return message
-}
-
-/** Why `dir` could not be made: the file in its way if there is one, else the fs error's message. */
-async function whyNoDirectory (dir: string, err: NodeJS.ErrnoException): Promise<string> {
-  if (err.code === 'EEXIST' || err.code === 'ENOTDIR') {
-    // The nearest ancestor that exists is what mkdir tripped over.
-    for (let path = dir; path !== dirname(path); path = dirname(path)) {
-      const found = await stat(path).catch(() => null)
-      if (found !== null && !found.isDirectory()) {
-        return path === dir ? `${dir} is not a directory` : `cannot create directory ${dir}: ${path} is not a directory`
-      }
-      if (found !== null) break
-    }
-  }
-  return `cannot create directory ${dir}: ${err.message}`
 }
 
 /** The open database and its prepared statements. */
@@ -162,18 +83,26 @@ export class SqliteStore implements HistoryStore {
   #unwritten = new Map<string, string>()
 
   constructor (opts: SqliteStoreOptions) {
-    if (typeof opts !== 'object' || opts === null) throw new FST_CHAT_INVALID_OPTION('sqliteStore', 'needs an options object with a path')
-    if (typeof opts.path !== 'string' || opts.path === '') throw new FST_CHAT_INVALID_OPTION('path', 'must be a file path or \':memory:\'')
+    if (typeof opts !== 'object' || opts === null) throw new FST_CHAT_INVALID_OPTION('sqliteStore', `needs an options object with a path, got ${shown(opts)}`)
+    refuseUnknownKeys(opts, OPTION_KEYS, 'sqliteStore')
+    if (typeof opts.path !== 'string' || opts.path === '') {
+      throw new FST_CHAT_INVALID_OPTION('sqliteStore.path', `must be a file path or ':memory:', got ${shown(opts.path)}`)
+    }
     this.path = opts.path
-    this.#historySize = integer('historySize', opts.historySize, 100, 0, 100_000) as number
-    this.#busyTimeoutMs = integer('busyTimeoutMs', opts.busyTimeoutMs, 5000, 0, 2 ** 31 - 1) as number
-    const retain = opts.retain
+    this.#historySize = integer('sqliteStore.historySize', opts.historySize, 100, 0, 100_000) as number
+    this.#busyTimeoutMs = integer('sqliteStore.busyTimeoutMs', opts.busyTimeoutMs, 5000, 0, 2 ** 31 - 1) as number
+    const retain: unknown = opts.retain
     if (retain !== undefined) {
-      if (typeof retain !== 'object' || retain === null || (retain.count === undefined && retain.maxAgeMs === undefined)) {
-        throw new FST_CHAT_INVALID_OPTION('retain', 'must be an object with count and/or maxAgeMs')
+      if (typeof retain !== 'object' || retain === null) {
+        throw new FST_CHAT_INVALID_OPTION('sqliteStore.retain', `must be an object with count and/or maxAgeMs, got ${shown(retain)}`)
       }
-      this.#retainCount = integer('retain.count', retain.count, undefined, 1)
-      this.#maxAgeMs = integer('retain.maxAgeMs', retain.maxAgeMs, undefined, 1)
+      refuseUnknownKeys(retain, RETAIN_KEYS, 'sqliteStore.retain')
+      const { count, maxAgeMs } = retain as SqliteRetention
+      if (count === undefined && maxAgeMs === undefined) {
+        throw new FST_CHAT_INVALID_OPTION('sqliteStore.retain', 'must have count and/or maxAgeMs')
+      }
+      this.#retainCount = integer('sqliteStore.retain.count', count, undefined, 1)
+      this.#maxAgeMs = integer('sqliteStore.retain.maxAgeMs', maxAgeMs, undefined, 1)
     }
   }
 
@@ -196,29 +125,14 @@ export class SqliteStore implements HistoryStore {
   }
 
   async #connect (): Promise<Connection> {
-    let Driver: typeof BetterSqlite3
-    try {
-      Driver = (await import('better-sqlite3')).default
-    } catch (err) {
-      const missing = (err as { code?: unknown }).code === 'ERR_MODULE_NOT_FOUND'
-      throw new FST_CHAT_STORE_UNAVAILABLE(this.path, missing
-        ? 'better-sqlite3 is not installed (npm install better-sqlite3)'
-        : `better-sqlite3 could not be loaded: ${(err as Error).message}`, { cause: err })
-    }
-    if (this.path !== ':memory:') {
-      const dir = dirname(resolve(this.path))
-      try {
-        await mkdir(dir, { recursive: true })
-      } catch (err) {
-        throw new FST_CHAT_STORE_UNAVAILABLE(this.path, await whyNoDirectory(dir, err as NodeJS.ErrnoException), { cause: err })
-      }
-    }
+    const Driver = await loadDriver(this.path)
+    await ensureDirectory(this.path)
     // close() may have run while the driver loaded or mkdir ran; from here on nothing awaits.
     if (this.#closed) throw new FST_CHAT_STORE_UNAVAILABLE(this.path, 'the store is closed')
     let db: Database | undefined
     try {
       db = new Driver(this.path, { timeout: this.#busyTimeoutMs })
-      this.#migrate(db)
+      migrate(db, this.#maxAgeMs !== undefined)
       const sql = this.#prepare(db)
       this.#pruneOnOpen(sql)
       return sql
@@ -226,25 +140,6 @@ export class SqliteStore implements HistoryStore {
       db?.close()
       throw new FST_CHAT_STORE_UNAVAILABLE(this.path, await explain(this.path, err, this.#busyTimeoutMs), { cause: err })
     }
-  }
-
-  #migrate (db: Database): void {
-    db.pragma('journal_mode = WAL')
-    // In WAL mode this loses nothing when the process crashes, only the last
-    // commits on a power cut, and spares an fsync per message.
-    db.pragma('synchronous = NORMAL')
-    // IMMEDIATE takes the write lock even when the tables exist, so a file
-    // that another connection keeps locked fails here, at register, after
-    // busyTimeoutMs, rather than on the first message.
-    db.transaction(() => {
-      const version = db.pragma('user_version', { simple: true }) as number
-      if (version > SCHEMA_VERSION) {
-        throw new Error(`it was written by a newer fastify-chat (schema ${version}, this version reads ${SCHEMA_VERSION})`)
-      }
-      db.exec(SCHEMA)
-      if (this.#maxAgeMs !== undefined) db.exec(TS_INDEX)
-      db.pragma(`user_version = ${SCHEMA_VERSION}`)
-    }).immediate()
   }
 
   #prepare (db: Database): Connection {

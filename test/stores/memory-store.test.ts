@@ -157,3 +157,18 @@ t.test('close forgets every room and can be called twice', async (t) => {
   t.equal(page.offset, 0)
   t.not(page.epoch, epoch)
 })
+
+t.test('options are checked when the store is made', async (t) => {
+  const bad: Array<[unknown, string]> = [
+    [null, 'MemoryStore'],
+    [{ size: -1 }, 'MemoryStore.size'],
+    [{ size: '10' }, 'MemoryStore.size'],
+    [{ maxRooms: 0 }, 'MemoryStore.maxRooms'],
+    [{ sise: 10 }, 'MemoryStore.sise']
+  ]
+  for (const [opts, name] of bad) {
+    t.throws(() => new MemoryStore(opts as MemoryStoreOptions), { code: 'FST_CHAT_INVALID_OPTION', message: `"${name}"` }, JSON.stringify(opts))
+  }
+  t.throws(() => new MemoryStore({ sise: 10 } as unknown as MemoryStoreOptions), { message: /did you mean "MemoryStore.size"/ })
+  t.type(new MemoryStore({ size: 0, maxRooms: 1 }), MemoryStore)
+})

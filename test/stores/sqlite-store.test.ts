@@ -61,21 +61,27 @@ function child (code: string, extraArgs: string[] = []): ReturnType<typeof spawn
 t.test('options are checked when the store is made', async (t) => {
   const bad: Array<[unknown, string]> = [
     [undefined, 'sqliteStore'],
-    [{}, 'path'],
-    [{ path: '' }, 'path'],
-    [{ path: 42 }, 'path'],
-    [{ path: ':memory:', historySize: -1 }, 'historySize'],
-    [{ path: ':memory:', historySize: 1.5 }, 'historySize'],
-    [{ path: ':memory:', busyTimeoutMs: '100' }, 'busyTimeoutMs'],
-    [{ path: ':memory:', retain: {} }, 'retain'],
-    [{ path: ':memory:', retain: 10 }, 'retain'],
-    [{ path: ':memory:', retain: { count: 0 } }, 'retain.count'],
-    [{ path: ':memory:', retain: { maxAgeMs: -5 } }, 'retain.maxAgeMs']
+    [{}, 'sqliteStore.path'],
+    [{ path: '' }, 'sqliteStore.path'],
+    [{ path: 42 }, 'sqliteStore.path'],
+    [{ path: ':memory:', historySize: -1 }, 'sqliteStore.historySize'],
+    [{ path: ':memory:', historySize: 1.5 }, 'sqliteStore.historySize'],
+    [{ path: ':memory:', busyTimeoutMs: '100' }, 'sqliteStore.busyTimeoutMs'],
+    [{ path: ':memory:', retain: {} }, 'sqliteStore.retain'],
+    [{ path: ':memory:', retain: 10 }, 'sqliteStore.retain'],
+    [{ path: ':memory:', retain: { count: 0 } }, 'sqliteStore.retain.count'],
+    [{ path: ':memory:', retain: { maxAgeMs: -5 } }, 'sqliteStore.retain.maxAgeMs'],
+    [{ path: ':memory:', historysize: 5 }, 'sqliteStore.historysize'],
+    [{ path: ':memory:', retain: { count: 5, maxAge: 10 } }, 'sqliteStore.retain.maxAge']
   ]
   for (const [opts, name] of bad) {
     t.throws(() => sqliteStore(opts as SqliteStoreOptions), { code: 'FST_CHAT_INVALID_OPTION', message: `"${name}"` }, JSON.stringify(opts) ?? 'undefined')
   }
   t.type(sqliteStore({ path: ':memory:', historySize: 0, busyTimeoutMs: 0, retain: { count: 1, maxAgeMs: 1 } }), SqliteStore)
+  t.throws(() => sqliteStore({ path: ':memory:', historysize: 5 } as unknown as SqliteStoreOptions), {
+    message: 'fastify-chat: option "sqliteStore.historysize" is not a known option (did you mean "sqliteStore.historySize"?)'
+  }, 'an unknown key names the closest known one')
+  t.throws(() => sqliteStore({ path: ':memory:', busyTimeoutMs: '100' } as unknown as SqliteStoreOptions), { message: /got "100"$/ })
 })
 
 t.test('the file is in WAL mode with one row per message, and the store opens itself on first use', async (t) => {

@@ -1,0 +1,133 @@
+// Opening an SQLite history file: the driver, the file's directory, the
+// schema, and a readable reason when any of it fails.
+import { mkdir, stat } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import type BetterSqlite3 from 'better-sqlite3'
+import { FST_CHAT_STORE_UNAVAILABLE } from '../errors.js'
+import type { ChatMessage } from '../protocol/wire.js'
+
+export type Database = BetterSqlite3.Database
+
+export interface MessageRow {
+  seq: number
+  ts: number
+  from_id: string
+  from_name: string
+  text: string
+  cid: string | null
+}
+
+export interface RoomRow {
+  epoch: string
+  offset: number
+}
+
+// Bump when the tables change, and migrate older files in migrate().
+const SCHEMA_VERSION = 1
+
+// One row per message. `seq` is the message's offset ("offset" is an SQL
+// keyword). Offsets come from rooms.last_offset, never from MAX(seq), so they
+// keep counting after the oldest messages are pruned.
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS rooms (
+  name TEXT PRIMARY KEY,
+  epoch TEXT NOT NULL,
+  last_offset INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+  room TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  from_id TEXT NOT NULL,
+  from_name TEXT NOT NULL,
+  text TEXT NOT NULL,
+  cid TEXT,
+  PRIMARY KEY (room, seq)
+);
+`
+
+// Only age pruning needs it, and every index slows appends down.
+const TS_INDEX = 'CREATE INDEX IF NOT EXISTS messages_by_ts ON messages (ts)'
+
+/** A stored message from its row. */
+export function toMessage (room: string, row: MessageRow): ChatMessage {
+  const message: ChatMessage = { room, offset: row.seq, ts: row.ts, from: { id: row.from_id, name: row.from_name }, text: row.text }
+  if (row.cid !== null) message.cid = row.cid
+  return message
+}
+
+/** better-sqlite3, an optional peer dependency, loaded when a store first opens. */
+export async function loadDriver (path: string): Promise<typeof BetterSqlite3> {
+  try {
+    return (await import('better-sqlite3')).default
+  } catch (err) {
+    const missing = (err as { code?: unknown }).code === 'ERR_MODULE_NOT_FOUND'
+    throw new FST_CHAT_STORE_UNAVAILABLE(path, missing
+      ? 'better-sqlite3 is not installed (npm install better-sqlite3)'
+      : `better-sqlite3 could not be loaded: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/** Makes the file's directory, parents included; a file in the way is FST_CHAT_STORE_UNAVAILABLE naming it. */
+export async function ensureDirectory (path: string): Promise<void> {
+  if (path === ':memory:') return
+  const dir = dirname(resolve(path))
+  try {
+    await mkdir(dir, { recursive: true })
+  } catch (err) {
+    throw new FST_CHAT_STORE_UNAVAILABLE(path, await whyNoDirectory(dir, err as NodeJS.ErrnoException), { cause: err })
+  }
+}
+
+/** Sets the journal up and creates (or checks) the tables, with the ts index when age pruning needs it. */
+export function migrate (db: Database, withTsIndex: boolean): void {
+  db.pragma('journal_mode = WAL')
+  // In WAL mode this loses nothing when the process crashes, only the last
+  // commits on a power cut, and spares an fsync per message.
+  db.pragma('synchronous = NORMAL')
+  // IMMEDIATE takes the write lock even when the tables exist, so a file
+  // that another connection keeps locked fails here, at register, after
+  // busyTimeoutMs, rather than on the first message.
+  db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number
+    if (version > SCHEMA_VERSION) {
+      throw new Error(`it was written by a newer fastify-chat (schema ${version}, this version reads ${SCHEMA_VERSION})`)
+    }
+    db.exec(SCHEMA)
+    if (withTsIndex) db.exec(TS_INDEX)
+    db.pragma(`user_version = ${SCHEMA_VERSION}`)
+  }).immediate()
+}
+
+/** A readable reason for a failed open, naming the cause the driver's message hides. */
+export async function explain (path: string, err: unknown, busyTimeoutMs: number): Promise<string> {
+  const message = err instanceof Error ? err.message : String(err)
+  const code = (err as { code?: unknown } | null)?.code
+  if (code === 'SQLITE_BUSY') return `${message} (another connection held it for longer than busyTimeoutMs, ${busyTimeoutMs} ms)`
+  if (path === ':memory:') return message
+  const dir = dirname(resolve(path))
+  const dirStat = await stat(dir).catch((error: NodeJS.ErrnoException) => error)
+  if (dirStat instanceof Error) {
+    if (dirStat.code === 'ENOENT') return `directory ${dir} does not exist`
+    return dirStat.code === 'ENOTDIR' ? `${dir} is not a directory` : `directory ${dir} cannot be read (${dirStat.code ?? dirStat.message})`
+  }
+  if (!dirStat.isDirectory()) return `${dir} is not a directory`
+  if ((await stat(path).catch(() => null))?.isDirectory() === true) return 'the path is a directory'
+  if (code === 'SQLITE_CANTOPEN') return `${message} (can the directory ${dir} be written?)`
+  return message
+}
+
+/** Why `dir` could not be made: the file in its way if there is one, else the fs error's message. */
+async function whyNoDirectory (dir: string, err: NodeJS.ErrnoException): Promise<string> {
+  if (err.code === 'EEXIST' || err.code === 'ENOTDIR') {
+    // The nearest ancestor that exists is what mkdir tripped over.
+    for (let path = dir; path !== dirname(path); path = dirname(path)) {
+      const found = await stat(path).catch(() => null)
+      if (found !== null && !found.isDirectory()) {
+        return path === dir ? `${dir} is not a directory` : `cannot create directory ${dir}: ${path} is not a directory`
+      }
+      if (found !== null) break
+    }
+  }
+  return `cannot create directory ${dir}: ${err.message}`
+}
