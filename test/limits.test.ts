@@ -381,6 +381,24 @@ t.test('cross-site WebSocket hijacking: foreign and null origins get 403', async
   t.equal(await refusedWith(`${decided.url}/chat`, { origin: 'https://boom.example' }), 403, 'a throwing check refuses')
 })
 
+t.test('a refused Origin is logged with the origin and the host, the two sides to compare', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = new Writable({
+    write (chunk, _encoding, done) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>)
+      done()
+    }
+  })
+  const app = Fastify({ logger: { level: 'info', stream } })
+  await app.register(fastifyChat)
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const host = `127.0.0.1:${(app.server.address() as { port: number }).port}`
+  t.equal(await refusedWith(`ws://${host}/chat`, { origin: 'https://evil.example' }), 403)
+  const line = lines.find((l) => l.msg === 'fastify-chat: upgrade refused')
+  t.match(line, { reason: 'origin', origin: 'https://evil.example', host, reqId: String })
+})
+
 t.test('faults in identify and onMessage are answered and logged with the request id', async (t) => {
   const lines: Array<Record<string, unknown>> = []
   const stream = new Writable({

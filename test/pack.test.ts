@@ -104,7 +104,7 @@ t.test('the packed tarball, installed in a consumer app', async (t) => {
 
   await t.test('the tarball holds the build, README and LICENSE, and every export target', async (t) => {
     const paths = packed.files.map((f) => f.path)
-    const shipped = /^(package\.json|README\.md|LICENSE|dist\/index\.(js|d\.ts)|dist\/lib\/.+\.(js|d\.ts|js\.map))$/
+    const shipped = /^(package\.json|README\.md|CHANGELOG\.md|LICENSE|docs\/[\w-]+\.md|dist\/index\.(js|d\.ts)|dist\/lib\/.+\.(js|d\.ts|js\.map))$/
     t.same(paths.filter((p) => !shipped.test(p)), [], 'no sources, tests, example or bench')
     const targets = JSON.stringify(manifest.exports).match(/:"\.\/[^"]+"/g)?.map((s) => s.slice(4, -1)) ?? []
     t.ok(targets.length > 0)
