@@ -158,6 +158,23 @@ async function shownOnce (t: Test, pages: Record<string, Page>, expected: string
   return shown[0] ?? []
 }
 
+/**
+ * Alice and Bob chatting, then every socket dropped and Alice held back from
+ * reconnecting (until `gate.release('alice')`): she is left reconnecting.
+ */
+async function aliceCutOff (t: Test): Promise<{ gate: Gate, alice: Page, bob: Page }> {
+  const gate = new Gate()
+  const { app, base } = await start(t, new MemoryStore(), gate)
+  const alice = await open(t, `${base}/?name=alice`)
+  const bob = await open(t, `${base}/?name=bob`)
+  await say(bob, 'before')
+  await waitForText(alice, 'before')
+  gate.hold('alice')
+  for (const socket of app.websocketServer.clients) socket.terminate()
+  await status(alice, 'reconnecting')
+  return { gate, alice, bob }
+}
+
 t.test('two pages chat both ways; a page in another room sees none of it', async (t) => {
   const { app, base } = await start(t, new MemoryStore(), new Gate())
   const alice = await open(t, `${base}/?name=alice`)
@@ -213,16 +230,7 @@ t.test('a message is text, never markup', async (t) => {
 })
 
 t.test('every socket dropped: reconnecting, then open; nothing lost, nothing twice', async (t) => {
-  const gate = new Gate()
-  const { app, base } = await start(t, new MemoryStore(), gate)
-  const alice = await open(t, `${base}/?name=alice`)
-  const bob = await open(t, `${base}/?name=bob`)
-  await say(bob, 'before')
-  await waitForText(alice, 'before')
-
-  gate.hold('alice')
-  for (const socket of app.websocketServer.clients) socket.terminate()
-  await status(alice, 'reconnecting')
+  const { gate, alice, bob } = await aliceCutOff(t)
   await status(bob, 'open')
   await say(bob, 'while alice was away')
   await waitForText(bob, 'while alice was away')
@@ -313,16 +321,7 @@ t.test('a message the server refuses comes back into the box', async (t) => {
 })
 
 t.test('a message typed while offline shows as sending, then as delivered, once', async (t) => {
-  const gate = new Gate()
-  const { app, base } = await start(t, new MemoryStore(), gate)
-  const alice = await open(t, `${base}/?name=alice`)
-  const bob = await open(t, `${base}/?name=bob`)
-  await say(bob, 'before')
-  await waitForText(alice, 'before')
-
-  gate.hold('alice')
-  for (const socket of app.websocketServer.clients) socket.terminate()
-  await status(alice, 'reconnecting')
+  const { gate, alice, bob } = await aliceCutOff(t)
   await say(alice, 'queued')
   await alice.waitForFunction(() => {
     const pending = document.querySelector('#messages .message.pending')

@@ -46,6 +46,18 @@ async function stopsReading (socket: WebSocket): Promise<void> {
   while (!socket.isPaused) await once(tcpOf(socket), 'pause')
 }
 
+/** A log stream for Fastify's logger, and the lines it has received, parsed. */
+function logLines (): { lines: Array<Record<string, unknown>>, stream: Writable } {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = new Writable({
+    write (chunk, _encoding, done) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>)
+      done()
+    }
+  })
+  return { lines, stream }
+}
+
 /** Resolves with the first event on `channel` that passes `predicate`. */
 function nextEvent<T> (t: Test, name: string, predicate: (event: T) => boolean = () => true): Promise<T> {
   return new Promise((resolve) => {
@@ -382,13 +394,7 @@ t.test('cross-site WebSocket hijacking: foreign and null origins get 403', async
 })
 
 t.test('a refused Origin is logged with the origin and the host, the two sides to compare', async (t) => {
-  const lines: Array<Record<string, unknown>> = []
-  const stream = new Writable({
-    write (chunk, _encoding, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>)
-      done()
-    }
-  })
+  const { lines, stream } = logLines()
   const app = Fastify({ logger: { level: 'info', stream } })
   await app.register(fastifyChat)
   t.teardown(() => app.close())
@@ -400,13 +406,7 @@ t.test('a refused Origin is logged with the origin and the host, the two sides t
 })
 
 t.test('faults in identify and onMessage are answered and logged with the request id', async (t) => {
-  const lines: Array<Record<string, unknown>> = []
-  const stream = new Writable({
-    write (chunk, _encoding, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>)
-      done()
-    }
-  })
+  const { lines, stream } = logLines()
   const app = Fastify({ logger: { level: 'info', stream } })
   await app.register(fastifyChat, {
     identify: async (request) => {

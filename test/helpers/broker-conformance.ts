@@ -3,8 +3,11 @@ import type { Test } from 'tap'
 import type { Adapter, AdapterContext, AdapterNode } from '../../lib/broker/adapter.js'
 import type { PresenceEvent } from '../../lib/broker/presence.js'
 import type { ChatMessage } from '../../lib/protocol/wire.js'
-import type { HistoryPage, NewMessage } from '../../lib/stores/history-store.js'
+import type { NewMessage } from '../../lib/stores/history-store.js'
 import { within } from './chat.js'
+import { message, offsets, range } from './history.js'
+
+export { message } from './history.js'
 
 /** Messages per room the adapters under test keep and replay: the `historySize` they are started with. */
 export const WINDOW = 5
@@ -70,21 +73,6 @@ export interface Capabilities {
   dedupesCids: boolean
   /** Messages of a room reach the node only while it is subscribed; otherwise the node filters. */
   deliversSubscribedOnly: boolean
-}
-
-/** A message for `room`, as the chat session would publish it. */
-export function message (room: string, text = 'hi', cid?: string): NewMessage {
-  const m: NewMessage = { room, ts: 1_700_000_000_000, from: { id: 'u1', name: 'alice' }, text }
-  if (cid !== undefined) m.cid = cid
-  return m
-}
-
-function offsets (page: HistoryPage | null): number[] | null {
-  return page === null ? null : page.messages.map((m) => m.offset)
-}
-
-function range (from: number, to: number): number[] {
-  return Array.from({ length: to - from + 1 }, (_, i) => from + i)
 }
 
 const log = Fastify().log

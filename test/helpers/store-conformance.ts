@@ -1,5 +1,6 @@
 import type { Test } from 'tap'
-import type { HistoryPage, HistoryStore, NewMessage } from '../../lib/stores/history-store.js'
+import type { HistoryStore, NewMessage } from '../../lib/stores/history-store.js'
+import { message, offsets, range } from './history.js'
 
 /**
  * How many messages per room the stores under test keep and replay: build
@@ -7,20 +8,6 @@ import type { HistoryPage, HistoryStore, NewMessage } from '../../lib/stores/his
  * (a memory store of that size, an SQLite store with that `historySize`, …).
  */
 export const WINDOW = 5
-
-function message (room: string, text = 'hi', cid?: string): NewMessage {
-  const m: NewMessage = { room, ts: 1_700_000_000_000, from: { id: 'u1', name: 'alice' }, text }
-  if (cid !== undefined) m.cid = cid
-  return m
-}
-
-function offsets (page: HistoryPage | null): number[] | null {
-  return page === null ? null : page.messages.map((m) => m.offset)
-}
-
-function range (from: number, to: number): number[] {
-  return Array.from({ length: to - from + 1 }, (_, i) => from + i)
-}
 
 /**
  * The behaviour every {@link HistoryStore} shares, as subtests of `t`.
