@@ -11,6 +11,13 @@ export interface PublishResult {
 export interface BrokerNode {
   /** Sends a stored message to this server's members of its room; `exclude` is a connection key to skip. */
   deliver (message: ChatMessage, exclude: string | null): void
+  /**
+   * The room's history changed under this server in a way delivery cannot
+   * bridge: its epoch changed (the back end lost it), or messages after the
+   * last one delivered here are no longer kept. Each local member is sent a
+   * fresh `joined` (`recovered: false`) before live delivery goes on.
+   */
+  reset (room: string): void
 }
 
 /**

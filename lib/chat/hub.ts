@@ -62,6 +62,7 @@ export class Hub {
   /** What the broker and presence call back into. */
   readonly node: AdapterNode = {
     deliver: (message, exclude) => this.#deliver(message, exclude),
+    reset: (room) => this.#reset(room),
     presence: (event) => this.#presenceEvent(event)
   }
 
@@ -161,6 +162,11 @@ export class Hub {
     const room = this.rooms.get(message.room)
     if (room === undefined || this.#closed) return
     this.#fanout.message(room, message, exclude)
+  }
+
+  #reset (room: string): void {
+    // Implemented with the reset `joined` (issue 14): every local member of the room rejoins without presence changes.
+    void room
   }
 
   #presenceEvent (event: PresenceEvent): void {

@@ -8,7 +8,7 @@ import type { NewMessage } from '../../lib/stores/history-store.js'
 /** A node that records what is handed back to it. */
 function recorder (): BrokerNode & { delivered: Array<[ChatMessage, string | null]> } {
   const delivered: Array<[ChatMessage, string | null]> = []
-  return { delivered, deliver: (message, exclude) => { delivered.push([message, exclude]) } }
+  return { delivered, deliver: (message, exclude) => { delivered.push([message, exclude]) }, reset: () => {} }
 }
 
 function message (text: string, room = 'r'): NewMessage {

@@ -34,6 +34,14 @@ export class RecordingNode implements AdapterNode {
     this.#wake()
   }
 
+  /** Rooms the broker reset, in order. */
+  readonly resets: string[] = []
+
+  reset (room: string): void {
+    this.resets.push(room)
+    this.#wake()
+  }
+
   #wake (): void {
     const waiting = this.#waiting
     this.#waiting = []
