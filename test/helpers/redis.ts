@@ -2,7 +2,10 @@ import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import diagnostics from 'node:diagnostics_channel'
 import { once } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { RedisAdapter } from '../../lib/broker/redis/redis-adapter.js'
@@ -21,50 +24,105 @@ export async function freePort (): Promise<number> {
   return port
 }
 
-/** A real redis-server on a free loopback port, with no persistence: a restart starts empty. */
+/** How a {@link RedisServer} runs. */
+export interface RedisServerOptions {
+  /** Append-only file, fsynced on every write, in the server's own directory: a restart (even after SIGKILL) keeps the data. */
+  aof?: boolean
+  /** Allow the `DEBUG` command (`DEBUG SLEEP` hangs the server). */
+  debug?: boolean
+}
+
+/**
+ * A real redis-server on a free loopback port, in a temporary directory of
+ * its own. Without `aof` nothing is persisted: a restart starts empty.
+ */
 export class RedisServer {
   readonly port: number
+  readonly dir: string
+  readonly #options: RedisServerOptions
   #process: ChildProcess | null = null
 
-  constructor (port: number) {
+  constructor (port: number, options: RedisServerOptions = {}) {
     this.port = port
+    this.#options = options
+    this.dir = mkdtempSync(join(tmpdir(), 'fastify-chat-redis-'))
   }
 
   get url (): string {
     return `redis://127.0.0.1:${this.port}`
   }
 
-  async start (): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: ['ignore', 'pipe', 'inherit']
-    })
-    this.#process = child
-    let output = ''
-    await within(new Promise<void>((resolve, reject) => {
-      child.stdout?.on('data', (chunk: Buffer) => {
-        output += chunk.toString()
-        if (output.includes('Ready to accept connections')) resolve()
-      })
-      child.once('exit', (code) => reject(new Error(`redis-server exited with ${String(code)}: ${output}`)))
-      child.once('error', reject)
-    }), 10_000, 'redis-server to start')
+  /** Whether the process is running. */
+  get running (): boolean {
+    return this.#process !== null && this.#process.exitCode === null && this.#process.signalCode === null
   }
 
+  #args (): string[] {
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '']
+    args.push(...(this.#options.aof === true ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']))
+    if (this.#options.debug === true) args.push('--enable-debug-command', 'yes')
+    return args
+  }
+
+  /** Starts the server (again, after `stop` or `kill`, on the same port) and waits until it accepts connections. */
+  async start (): Promise<void> {
+    if (this.running) throw new Error('redis-server is running already')
+    const child = spawn('redis-server', this.#args(), { stdio: ['ignore', 'pipe', 'inherit'] })
+    this.#process = child
+    let output: string | null = ''
+    try {
+      await within(new Promise<void>((resolve, reject) => {
+        // The pipe is read to its end so the server never blocks on its log; only the start is kept.
+        child.stdout?.on('data', (chunk: Buffer) => {
+          if (output === null) return
+          output += chunk.toString()
+          if (output.includes('Ready to accept connections')) resolve()
+        })
+        child.once('exit', (code) => reject(new Error(`redis-server exited with ${String(code)}: ${output ?? ''}`)))
+        child.once('error', reject)
+      }), 10_000, 'redis-server to start')
+    } finally {
+      output = null
+    }
+  }
+
+  /** Shuts the server down with SIGTERM (without `aof`, its data is gone). */
   async stop (): Promise<void> {
+    await this.#end('SIGTERM')
+  }
+
+  /** Kills the server with SIGKILL: no shutdown, no last write. */
+  async kill (): Promise<void> {
+    await this.#end('SIGKILL')
+  }
+
+  /** Stops (or kills, with `kill: true`) the server and starts it again on the same port. */
+  async restart ({ kill = false }: { kill?: boolean } = {}): Promise<void> {
+    await (kill ? this.kill() : this.stop())
+    await this.start()
+  }
+
+  async #end (signal: NodeJS.Signals): Promise<void> {
     const child = this.#process
-    if (child === null || child.exitCode !== null) return
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return
     this.#process = null
     const exited = once(child, 'exit')
-    child.kill('SIGTERM')
+    child.kill(signal)
     await within(exited, 10_000, 'redis-server to stop')
+  }
+
+  /** Stops the server and removes its directory. */
+  async remove (): Promise<void> {
+    await this.stop()
+    rmSync(this.dir, { recursive: true, force: true })
   }
 }
 
 /** Starts redis-server for a test and stops it when the test ends. */
-export async function startRedis (t: { teardown (fn: () => unknown): void }): Promise<RedisServer> {
-  const server = new RedisServer(await freePort())
+export async function startRedis (t: { teardown (fn: () => unknown): void }, options: RedisServerOptions = {}): Promise<RedisServer> {
+  const server = new RedisServer(await freePort(), options)
+  t.teardown(() => server.remove())
   await server.start()
-  t.teardown(() => server.stop())
   return server
 }
 
