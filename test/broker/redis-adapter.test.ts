@@ -36,7 +36,10 @@ t.test('bad options throw FST_CHAT_INVALID_OPTION at construction, naming the op
     [{ url, connectTimeoutMs: 0 }, /option "redisAdapter\.connectTimeoutMs" must be an integer from 1 to 2147483647, got 0$/],
     [{ url, connectTimeoutMs: 1.5 }, /option "redisAdapter\.connectTimeoutMs" .*, got 1\.5$/],
     [{ url, connectTimeoutMs: '100' }, /option "redisAdapter\.connectTimeoutMs" .*, got "100"$/],
-    [{ url, connectTimeout: 100 }, /option "redisAdapter\.connectTimeout" is not a known option \(did you mean "redisAdapter\.connectTimeoutMs"\?\)/]
+    [{ url, connectTimeout: 100 }, /option "redisAdapter\.connectTimeout" is not a known option \(did you mean "redisAdapter\.connectTimeoutMs"\?\)/],
+    [{ url, commandTimeoutMs: 0 }, /option "redisAdapter\.commandTimeoutMs" must be an integer from 1 to 2147483647, got 0$/],
+    [{ url, commandTimeoutMs: '2000' }, /option "redisAdapter\.commandTimeoutMs" .*, got "2000"$/],
+    [{ url, commandTimeout: 2000 }, /did you mean "redisAdapter\.commandTimeoutMs"/]
   ]
   for (const [opts, msg] of cases) {
     t.throws(() => redisAdapter(opts as RedisAdapterOptions), { code: 'FST_CHAT_INVALID_OPTION', message: msg }, JSON.stringify(opts) ?? 'undefined')
@@ -44,7 +47,7 @@ t.test('bad options throw FST_CHAT_INVALID_OPTION at construction, naming the op
   // A password is not repeated in the message.
   t.throws(() => redisAdapter({ url: 'redis://:hunter2@' }), { message: /got "redis:\/\/\*\*\*@"$/ })
   t.throws(() => redisAdapter({ url: 'redis://u:hunter2@/0' }), { message: /got "redis:\/\/\*\*\*@\/0"$/ })
-  t.doesNotThrow(() => redisAdapter({ url: 'rediss://user:secret@redis.example.com:6380/2', prefix: 'chat', presenceTtlMs: 30, connectTimeoutMs: 1 }))
+  t.doesNotThrow(() => redisAdapter({ url: 'rediss://user:secret@redis.example.com:6380/2', prefix: 'chat', presenceTtlMs: 30, connectTimeoutMs: 1, commandTimeoutMs: 1 }))
 })
 
 t.test('an unreachable Redis fails start with FST_CHAT_ADAPTER_UNAVAILABLE, by default well within Fastify\'s plugin timeout', async (t) => {
@@ -124,5 +127,6 @@ t.test('Redis stopped and restarted: logged, reported per connection, unavailabl
   t.ok(lines.some((l) => l.level === 30 && /Redis is back/.test(l.msg)), 'logged when back')
   // A restarted Redis without persistence lost the room: a new epoch, from 1.
   t.equal((await adapter.broker.publish(message('lobby', 'after'), null)).message.offset, 1)
-  t.equal((await node.delivery()).message.text, 'after', 'delivered again, and nothing else before it')
+  t.strictSame(await node.delivery().then((d) => [d.message.text, d.afterResets]), ['after', 1], 'delivered again, after a reset, and nothing else before it')
+  t.strictSame(node.resets, ['lobby'])
 })

@@ -16,6 +16,8 @@ export const WINDOW = 5
 export interface Delivery {
   message: ChatMessage
   exclude: string | null
+  /** How many resets the node had been handed before this delivery. */
+  afterResets: number
 }
 
 /** A node that queues what it is handed, so tests can await deliveries in order. */
@@ -25,7 +27,7 @@ export class RecordingNode implements AdapterNode {
   #waiting: Array<() => void> = []
 
   deliver (message: ChatMessage, exclude: string | null): void {
-    this.#deliveries.push({ message, exclude })
+    this.#deliveries.push({ message, exclude, afterResets: this.resets.length })
     this.#wake()
   }
 
@@ -58,6 +60,15 @@ export class RecordingNode implements AdapterNode {
   /** The next delivery. */
   async delivery (): Promise<Delivery> {
     return await this.#next(this.#deliveries, 'a delivery')
+  }
+
+  /** The rooms reset so far, once there are at least `count`; resets follow reconnects, hence the longer wait. */
+  async resetsUntil (count: number, ms = 10_000): Promise<string[]> {
+    const deadline = performance.now() + ms
+    while (this.resets.length < count) {
+      await within(new Promise<void>((resolve) => { this.#waiting.push(resolve) }), Math.max(0, deadline - performance.now()), `${count} resets`)
+    }
+    return [...this.resets]
   }
 
   /** The next presence event. */

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Redis, RedisOptions } from 'ioredis'
 import { FST_CHAT_ADAPTER_UNAVAILABLE } from '../../errors.js'
 import { channels } from '../../stats.js'
-import { defineScripts } from './scripts.js'
+import { boundScripts, defineScripts } from './scripts.js'
 
 /** Which connection an event is about, as the `fastify-chat:adapter` channel names it. */
 export type Role = 'commands' | 'subscriber'
@@ -10,18 +10,29 @@ export type Role = 'commands' | 'subscriber'
 /** Where to reach Redis: a URL (both connections are ours) or the user's client (only the subscriber is ours). */
 export type RedisTarget = { url: string, client?: undefined } | { client: Redis, url?: undefined }
 
-/** What the subscriber connection calls back into. */
-export interface SubscriberHandlers {
+/** What the connections call back into. */
+export interface ConnectionHandlers {
   /** A payload on a subscribed channel. */
   message (payload: string): void
-  /** The subscriber is connected (again): listen again and catch up. It counts as back once this settles. */
-  ready (): Promise<void>
+  /** A connection is ready (again): listen again and catch up. It counts as back once this settles. */
+  ready (role: Role): Promise<void>
 }
 
-// Fail fast while Redis is away: a send gets `unavailable` now rather than
-// waiting in a queue; ioredis reconnects with backoff by itself.
-const OPTIONS: RedisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true }
-const SUBSCRIBER_OPTIONS: RedisOptions = { ...OPTIONS, autoResubscribe: true }
+// Fail fast while Redis is away or hung: a send gets `unavailable` now rather
+// than waiting in a queue, and no later than `commandTimeout`. A command cut
+// off mid-flight fails rather than being sent again (it may have run), and
+// the subscriber's channels are subscribed again by the broker, which then
+// fills the gap. ioredis reconnects with backoff by itself.
+function options (commandTimeout: number): RedisOptions {
+  return {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    autoResubscribe: false,
+    commandTimeout,
+    lazyConnect: true
+  }
+}
 
 /** `url` without its credentials, for messages and logs. */
 export function redactUrl (url: string): string {
@@ -53,6 +64,7 @@ async function loadIoredis (): Promise<typeof import('ioredis').Redis> {
 export class RedisConnections {
   readonly #target: RedisTarget
   readonly #timeoutMs: number
+  readonly #commandTimeoutMs: number
   #commands: Redis | null = null
   #subscriber: Redis | null = null
   #log: FastifyBaseLogger | null = null
@@ -61,9 +73,10 @@ export class RedisConnections {
   // Listeners on the user's client, taken off when we close: it outlives us.
   readonly #unwatch: Array<() => void> = []
 
-  constructor (target: RedisTarget, connectTimeoutMs: number) {
+  constructor (target: RedisTarget, connectTimeoutMs: number, commandTimeoutMs: number) {
     this.#target = target
     this.#timeoutMs = connectTimeoutMs
+    this.#commandTimeoutMs = commandTimeoutMs
   }
 
   /** Where Redis is, for messages: the URL without credentials. */
@@ -94,17 +107,20 @@ export class RedisConnections {
   }
 
   /** Connects both; throws `FST_CHAT_ADAPTER_UNAVAILABLE` (and closes) when Redis does not answer within the timeout. */
-  async open (log: FastifyBaseLogger, handlers: SubscriberHandlers): Promise<void> {
+  async open (log: FastifyBaseLogger, handlers: ConnectionHandlers): Promise<void> {
     if (this.#closed) throw new FST_CHAT_ADAPTER_UNAVAILABLE('the Redis adapter is closed')
     this.#log = log
     const Redis = await loadIoredis()
     const { url, client } = this.#target
-    const commands = client ?? new Redis(url, OPTIONS)
-    const subscriber = client === undefined ? new Redis(url, SUBSCRIBER_OPTIONS) : client.duplicate(SUBSCRIBER_OPTIONS)
+    const ours = options(this.#commandTimeoutMs)
+    const commands = client ?? new Redis(url, ours)
+    const subscriber = client === undefined ? new Redis(url, ours) : client.duplicate(ours)
     this.#commands = commands
     this.#subscriber = subscriber
     defineScripts(commands)
-    this.#watch(commands, 'commands', client !== undefined)
+    // The user's client keeps its own options; its scripts are bounded here.
+    if (client !== undefined && typeof client.options.commandTimeout !== 'number') boundScripts(commands, this.#commandTimeoutMs)
+    this.#watch(commands, 'commands', client !== undefined, handlers.ready)
     this.#watch(subscriber, 'subscriber', false, handlers.ready)
     subscriber.on('message', (_channel: string, payload: string) => handlers.message(payload))
     try {
@@ -141,12 +157,15 @@ export class RedisConnections {
 
   // Down means: it was ready, and is not any more. Connecting at start is
   // neither; `open()` reports that failure itself.
-  #watch (redis: Redis, role: Role, theirs: boolean, onReady?: () => Promise<void>): void {
+  #watch (redis: Redis, role: Role, theirs: boolean, onReady: (role: Role) => Promise<void>): void {
     let state: 'connecting' | 'up' | 'down' = redis.status === 'ready' ? 'up' : 'connecting'
+    // What the channel last said, so that two reconnects settling together say `up` once.
+    let reported: 'up' | 'down' = 'up'
     const lost = (err?: Error): void => {
       if (err !== undefined) this.#lastError = err
       if (state !== 'up' || this.#closed) return
       state = 'down'
+      reported = 'down'
       this.#log?.warn({ err, role }, 'fastify-chat: lost Redis; sends get "unavailable" until it is back')
       if (channels.adapter.hasSubscribers) channels.adapter.publish({ event: 'down', role, err })
     }
@@ -161,9 +180,10 @@ export class RedisConnections {
       state = 'up'
       if (back) this.#log?.info({ role }, 'fastify-chat: Redis is back')
       // The subscriber is back only once it listens again and caught up.
-      const settled = onReady?.() ?? Promise.resolve()
-      settled.then(() => {
-        if (back && !this.#closed && channels.adapter.hasSubscribers) channels.adapter.publish({ event: 'up', role })
+      onReady(role).then(() => {
+        if (!back || this.#closed || state !== 'up' || reported === 'up') return
+        reported = 'up'
+        if (channels.adapter.hasSubscribers) channels.adapter.publish({ event: 'up', role })
       }, (err: unknown) => {
         if (!this.#closed) this.#log?.warn({ err, role }, 'fastify-chat: could not resume after a Redis reconnect')
       })

@@ -4,6 +4,7 @@ export interface HistoryKeys {
   seqKey: string
   logKey: string
   cidsKey: string
+  cidMessagesKey: string
 }
 
 /**
@@ -27,7 +28,8 @@ export class RedisKeys {
       epochKey: this.#room(room, 'epoch'),
       seqKey: this.#room(room, 'seq'),
       logKey: this.#room(room, 'log'),
-      cidsKey: this.#room(room, 'cids')
+      cidsKey: this.#room(room, 'cids'),
+      cidMessagesKey: this.#room(room, 'cid-messages')
     }
   }
 

@@ -11,6 +11,7 @@ import { parseEnvelope } from './envelope.js'
 import { RedisKeys } from './keys.js'
 import { RedisBroker } from './redis-broker.js'
 import { RedisPresence } from './redis-presence.js'
+import { unavailableOnError } from './scripts.js'
 
 /**
  * An ioredis client (`new Redis(…)`), described by what the adapter checks
@@ -35,15 +36,23 @@ export type RedisAdapterOptions = ({ url: string, client?: never } | { client: R
    * @default 5000
    */
   connectTimeoutMs?: number
+  /**
+   * How long any Redis command may take before it fails with
+   * `FST_CHAT_ADAPTER_UNAVAILABLE`: a send then gets `unavailable`, a join
+   * its error, however long Redis hangs. Redis may still run it.
+   * @default 2000
+   */
+  commandTimeoutMs?: number
 }
 
 const defaults = Object.freeze({
   prefix: 'fastify-chat',
   presenceTtlMs: 15_000,
-  connectTimeoutMs: 5000
+  connectTimeoutMs: 5000,
+  commandTimeoutMs: 2000
 })
 
-const KNOWN: ReadonlySet<string> = new Set(['url', 'client', 'prefix', 'presenceTtlMs', 'connectTimeoutMs'])
+const KNOWN: ReadonlySet<string> = new Set(['url', 'client', 'prefix', 'presenceTtlMs', 'connectTimeoutMs', 'commandTimeoutMs'])
 
 // Timers take at most a signed 32-bit number of milliseconds.
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -99,6 +108,7 @@ export class RedisAdapter implements Adapter {
   readonly #presence: RedisPresence
   readonly #connections: RedisConnections
   readonly #keys: RedisKeys
+  readonly #commandTimeoutMs: number
   #state: 'new' | 'started' | 'closed' = 'new'
 
   /** Throws `FST_CHAT_INVALID_OPTION` for a bad option, naming it. */
@@ -108,7 +118,9 @@ export class RedisAdapter implements Adapter {
     }
     refuseUnknownKeys(opts, KNOWN, 'redisAdapter')
     const raw = opts as Record<string, unknown>
-    this.#connections = new RedisConnections(target(raw), integer('connectTimeoutMs', raw.connectTimeoutMs, defaults.connectTimeoutMs, 1))
+    this.#commandTimeoutMs = integer('commandTimeoutMs', raw.commandTimeoutMs, defaults.commandTimeoutMs, 1)
+    this.#connections = new RedisConnections(target(raw),
+      integer('connectTimeoutMs', raw.connectTimeoutMs, defaults.connectTimeoutMs, 1), this.#commandTimeoutMs)
     this.#keys = new RedisKeys(prefix(raw.prefix))
     this.broker = this.#broker = new RedisBroker(this.#connections, this.#keys)
     this.presence = this.#presence = new RedisPresence(this.#connections, this.#keys,
@@ -123,7 +135,7 @@ export class RedisAdapter implements Adapter {
     try {
       await this.#connections.open(log, {
         message: (payload) => this.#route(node, payload),
-        ready: async () => await this.#broker.resume()
+        ready: async (role) => await this.#broker.resume(role)
       })
     } catch (err) {
       await this.close()
@@ -141,8 +153,8 @@ export class RedisAdapter implements Adapter {
   /** One secret for every server, made by whichever asks first. */
   async secret (): Promise<string> {
     const redis = this.#connections.commands
-    await redis.set(this.#keys.secret, randomBytes(32).toString('base64url'), 'NX')
-    return await redis.get(this.#keys.secret) as string
+    await unavailableOnError(redis.set(this.#keys.secret, randomBytes(32).toString('base64url'), 'NX'), this.#commandTimeoutMs)
+    return await unavailableOnError(redis.get(this.#keys.secret), this.#commandTimeoutMs) as string
   }
 
   /** Takes this server's users out of presence, then disconnects what it opened. Harmless twice. */

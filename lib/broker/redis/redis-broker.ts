@@ -4,24 +4,33 @@ import type { ChatMessage } from '../../protocol/wire.js'
 import { newEpoch } from '../../stores/epoch.js'
 import type { HistoryPage, NewMessage } from '../../stores/history-store.js'
 import type { Broker, BrokerNode, PublishResult } from '../broker.js'
-import type { RedisConnections } from './connections.js'
+import type { RedisConnections, Role } from './connections.js'
 import type { RedisKeys } from './keys.js'
-import { PUBLISH, RECENT, SINCE, runScript } from './scripts.js'
+import { RetryLoop } from './retry-loop.js'
+import { PUBLISH, RECENT, SINCE, runScript, unavailableOnError } from './scripts.js'
 
 interface Held { message: ChatMessage, epoch: string, exclude: string | null }
 
 /**
- * A room this server listens to. `epoch` and `offset` are those of the last
- * message delivered here: pub/sub may drop messages while the subscriber
- * reconnects, and this is what lets the server fill the gap from the stream
- * and still deliver each message once.
+ * A room this server listens to. `epoch` and `offset` are where its members
+ * stand: the last message delivered here, or the room's latest when it was
+ * subscribed (its first members read their history after that). Pub/sub
+ * drops messages while the subscriber is away; this is what lets the server
+ * fill the gap from the stream and still deliver each message once, or
+ * reset the room when the stream cannot fill it.
  */
 interface Listening {
   epoch: string | null
   offset: number
-  /** While the room catches up after a reconnect: what pub/sub brought meanwhile, delivered after the gap. */
+  /** While a fill is due: what pub/sub brought meanwhile, delivered after the gap. */
   held: Held[] | null
+  /** Reconnects since the last fill began; a fill bridges only those before it. */
+  pending: number
 }
+
+// Past this many held messages, waiting for a fill costs more than it saves:
+// the room is reset and delivery goes on.
+const MAX_HELD = 10_000
 
 function parse (stored: string[]): ChatMessage[] {
   return stored.map((json) => JSON.parse(json) as ChatMessage)
@@ -39,9 +48,10 @@ export class RedisBroker implements Broker {
   #historySize = 0
   #log: FastifyBaseLogger | null = null
   readonly #rooms = new Map<string, Listening>()
-  // Rooms left while the subscriber was down: ioredis subscribes to them again
-  // when it reconnects, so they are unsubscribed then.
-  readonly #stale = new Set<string>()
+  // The subscriber came back and has to listen to every room again.
+  #resubscribe = false
+  readonly #catchUp = new RetryLoop(async () => await this.#catchUpAll(),
+    (err) => this.#log?.warn({ err }, 'fastify-chat: could not catch up after a Redis reconnect; trying again'))
 
   constructor (connections: RedisConnections, keys: RedisKeys) {
     this.#connections = connections
@@ -79,102 +89,158 @@ export class RedisBroker implements Broker {
   }
 
   async since (room: string, offset: number): Promise<HistoryPage | null> {
+    const { complete, page } = await this.#since(room, offset)
+    return complete ? page : null
+  }
+
+  /** The messages after `offset`, with the room's epoch and latest offset even when some are no longer kept. */
+  async #since (room: string, offset: number): Promise<{ complete: boolean, page: HistoryPage }> {
     const [epoch, latest, complete, ...stored] = await runScript(this.#connections.commands, SINCE, this.#keys.history(room), {
       freshEpoch: newEpoch(),
       after: offset
     })
-    if (complete !== 1) return null
-    return { epoch, offset: latest, messages: parse(stored) }
+    return { complete: complete === 1, page: { epoch, offset: latest, messages: complete === 1 ? parse(stored) : [] } }
   }
 
   async subscribe (room: string): Promise<void> {
-    const added = !this.#rooms.has(room)
-    if (added) this.#rooms.set(room, { epoch: null, offset: 0, held: null })
-    this.#stale.delete(room)
+    let listening = this.#rooms.get(room)
+    const added = listening === undefined
+    if (listening === undefined) this.#rooms.set(room, listening = { epoch: null, offset: 0, held: null, pending: 0 })
     try {
-      await this.#connections.subscriber.subscribe(this.#keys.channel(room))
+      await unavailableOnError(this.#connections.subscriber.subscribe(this.#keys.channel(room)))
+      // Read once listening: whatever comes later arrives on the channel.
+      const { epoch, offset } = await this.recent(room, 0)
+      if (listening.epoch === null) {
+        listening.epoch = epoch
+        listening.offset = offset
+      }
     } catch (err) {
-      if (added) this.#rooms.delete(room)
+      if (added && this.#rooms.get(room) === listening) this.#rooms.delete(room)
       throw err
     }
   }
 
   async unsubscribe (room: string): Promise<void> {
     this.#rooms.delete(room)
-    if (!this.#connections.listening) {
-      this.#stale.add(room)
-      return
-    }
-    try {
-      await this.#connections.subscriber.unsubscribe(this.#keys.channel(room))
-    } catch (err) {
-      this.#stale.add(room)
-      throw err
-    }
+    // A subscriber away listens to nothing when it is back: the rooms are subscribed again one by one.
+    if (!this.#connections.listening) return
+    await unavailableOnError(this.#connections.subscriber.unsubscribe(this.#keys.channel(room)))
   }
 
   /** A message from a room's channel; delivered here unless delivered already. */
   receive (message: ChatMessage, epoch: string, exclude: string | null): void {
     const room = this.#rooms.get(message.room)
     if (room === undefined) return
-    if (room.held !== null) room.held.push({ message, epoch, exclude })
-    else this.#deliver(room, message, epoch, exclude)
+    const next = room.epoch === epoch && message.offset === room.offset + 1
+    if (room.held === null && room.epoch === epoch && message.offset > room.offset + 1) {
+      // A gap with no reconnect seen (yet): the stream fills it.
+      this.#due(room)
+      this.#catchUp.kick().catch(() => {})
+    }
+    if (room.held !== null) {
+      // The next message in line proves nothing was missed: no fill needed.
+      if (room.held.length > 0 || !next) {
+        room.held.push({ message, epoch, exclude })
+        if (room.held.length > MAX_HELD) this.#release(message.room, room, true)
+        return
+      }
+      room.held = null
+      room.pending = 0
+    }
+    this.#deliver(message.room, room, message, epoch, exclude)
   }
 
-  #deliver (room: Listening, message: ChatMessage, epoch: string, exclude: string | null): void {
-    if (room.epoch === epoch && message.offset <= room.offset) return
+  /** Hands `message` to the node unless delivered already; a message of another epoch resets the room first. */
+  #deliver (name: string, room: Listening, message: ChatMessage, epoch: string, exclude: string | null): void {
+    if (room.epoch !== epoch) {
+      if (room.epoch !== null) this.#node?.reset(name)
+    } else if (message.offset <= room.offset) {
+      return
+    }
     room.epoch = epoch
     room.offset = message.offset
     this.#node?.deliver(message, exclude)
   }
 
-  /**
-   * After the subscriber (re)connects: listen to every room again and catch
-   * up, and stop listening to rooms left while it was away.
-   */
-  async resume (): Promise<void> {
-    await Promise.all([this.#dropStale(), ...[...this.#rooms].map(async ([name, room]) => await this.#catchUp(name, room))])
+  #due (room: Listening): void {
+    room.held ??= []
+    room.pending++
   }
 
-  async #dropStale (): Promise<void> {
-    const stale = [...this.#stale].filter((room) => !this.#rooms.has(room)).map((room) => this.#keys.channel(room))
-    this.#stale.clear()
-    if (stale.length === 0) return
-    await this.#connections.subscriber.unsubscribe(...stale)
-      .catch((err: unknown) => this.#log?.warn({ err }, 'fastify-chat: could not unsubscribe rooms left while Redis was away'))
+  /** Ends a room's wait: delivers what was held, after a reset when the gap cannot be filled. */
+  #release (name: string, room: Listening, reset: boolean): void {
+    const held = room.held ?? []
+    room.held = null
+    room.pending = 0
+    if (reset) this.#node?.reset(name)
+    for (const { message, epoch, exclude } of held) this.#deliver(name, room, message, epoch, exclude)
   }
 
   /**
-   * Delivers from the stream what pub/sub dropped meanwhile (all of a new
-   * epoch's messages if Redis lost the old one), then what pub/sub brought
-   * while that was read. A room where nothing was delivered yet has no
-   * known position, so it resumes without catching up.
+   * A connection is (again) ready. Each room's members may have missed
+   * messages meanwhile: every room holds what pub/sub brings from now on
+   * until the stream fills the gap. That needs both connections; until both
+   * are ready, and after a failure, it is tried again. The subscriber counts
+   * as back once every room caught up; the commands connection at once.
    */
-  async #catchUp (name: string, room: Listening): Promise<void> {
-    // Held from before the first await: the replies to ioredis's own
-    // resubscription may already be on their way.
-    const held: Held[] = room.held ?? []
-    room.held = held
+  async resume (role: Role): Promise<void> {
+    if (role === 'subscriber') this.#resubscribe = true
+    for (const room of this.#rooms.values()) this.#due(room)
+    const caughtUp = this.#catchUp.kick()
+    if (role === 'subscriber') await caughtUp
+  }
+
+  /** One attempt at catching every room up; `false` while a connection is not ready. */
+  async #catchUpAll (): Promise<boolean> {
+    // Listening again needs only the subscriber: messages held meanwhile may show that nothing was missed.
+    if (this.#resubscribe && this.#connections.listening) await this.#subscribeAll()
+    const due = [...this.#rooms].filter(([, room]) => room.held !== null)
+    if (due.length === 0 && !this.#resubscribe) return true
+    if (!this.#connections.ready || !this.#connections.listening) return false
+    const results = await Promise.allSettled(due.map(async ([name, room]) => await this.#fill(name, room)))
+    const failed = results.find((result) => result.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
+    return !this.#resubscribe && ![...this.#rooms.values()].some((room) => room.held !== null)
+  }
+
+  async #subscribeAll (): Promise<void> {
+    // Cleared first: a reconnect during the SUBSCRIBE sets it again.
+    this.#resubscribe = false
+    const channels = [...this.#rooms.keys()].map((room) => this.#keys.channel(room))
     try {
-      await this.#connections.subscriber.subscribe(this.#keys.channel(name))
-      if (room.epoch === null) return
-      const page = await this.recent(name, this.#historySize)
-      if (this.#rooms.get(name) !== room) return
-      for (const message of page.messages) this.#deliver(room, message, page.epoch, null)
+      if (channels.length > 0) await unavailableOnError(this.#connections.subscriber.subscribe(...channels))
     } catch (err) {
-      this.#log?.warn({ err, room: name }, 'fastify-chat: could not catch up a room after a Redis reconnect')
-    } finally {
-      room.held = null
-      // Unless the room was left meanwhile.
-      if (this.#rooms.get(name) === room) {
-        for (const { message, epoch, exclude } of held) this.#deliver(room, message, epoch, exclude)
-      }
+      this.#resubscribe = true
+      throw err
     }
   }
 
+  /**
+   * Delivers from the stream what the room's members missed, then what
+   * pub/sub brought meanwhile. When the stream no longer holds all of it, or
+   * the room's epoch changed (Redis lost it), the room is reset instead: its
+   * members get the latest history, and live delivery goes on from there.
+   */
+  async #fill (name: string, room: Listening): Promise<void> {
+    const pending = room.pending
+    const { complete, page } = await this.#since(name, room.offset)
+    // Left meanwhile, or caught up by pub/sub alone.
+    if (this.#rooms.get(name) !== room || room.held === null) return
+    if (complete && page.epoch === room.epoch) {
+      for (const message of page.messages) this.#deliver(name, room, message, page.epoch, null)
+    } else {
+      // A room still subscribing has no members who could have missed anything: they read their history after this.
+      if (room.epoch !== null) this.#node?.reset(name)
+      room.epoch = page.epoch
+      room.offset = page.offset
+    }
+    // Another reconnect meanwhile: what is held may follow a new gap.
+    if (room.pending === pending) this.#release(name, room, false)
+  }
+
   close (): void {
+    this.#catchUp.close()
     this.#node = null
     this.#rooms.clear()
-    this.#stale.clear()
   }
 }

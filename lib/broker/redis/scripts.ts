@@ -36,18 +36,38 @@ function flatten<K extends string, A extends string> (script: Script<K, A, unkno
 
 type Commands = Record<string, (...args: Array<string | number>) => unknown>
 
-/** Runs `script` on a connection where {@link defineScripts} ran; a failure is `FST_CHAT_ADAPTER_UNAVAILABLE`. */
-export async function runScript<K extends string, A extends string, R> (redis: Redis, script: Script<K, A, R>, keys: Values<K>, args: Values<A>): Promise<R> {
-  return await unavailableOnError((redis as unknown as Commands)[script.command](...flatten(script, keys, args)) as Promise<R>)
+// Clients with no `commandTimeout` of their own (one the user handed in,
+// whose options are theirs): how long a script on them may take.
+const scriptTimeouts = new WeakMap<object, number>()
+
+/** Bounds every script run on `redis` to `ms`, for a client whose own commands have no timeout. */
+export function boundScripts (redis: object, ms: number): void {
+  scriptTimeouts.set(redis, ms)
 }
 
-/** `work`, with any failure of the connection (ioredis's own errors) as `FST_CHAT_ADAPTER_UNAVAILABLE`. */
-export async function unavailableOnError<T> (work: Promise<T>): Promise<T> {
+/** Runs `script` on a connection where {@link defineScripts} ran; a failure or timeout is `FST_CHAT_ADAPTER_UNAVAILABLE`. */
+export async function runScript<K extends string, A extends string, R> (redis: Redis, script: Script<K, A, R>, keys: Values<K>, args: Values<A>): Promise<R> {
+  const work = (redis as unknown as Commands)[script.command](...flatten(script, keys, args)) as Promise<R>
+  return await unavailableOnError(work, scriptTimeouts.get(redis))
+}
+
+/**
+ * `work`, with any failure of the connection (ioredis's own errors) as
+ * `FST_CHAT_ADAPTER_UNAVAILABLE`, and so too no answer within `timeoutMs`
+ * when given. Redis may still run a command given up on.
+ */
+export async function unavailableOnError<T> (work: Promise<T>, timeoutMs?: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
   try {
-    return await work
+    if (timeoutMs === undefined) return await work
+    return await Promise.race([work, new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
+    })])
   } catch (err) {
     if (err instanceof FST_CHAT_ADAPTER_UNAVAILABLE) throw err
     throw new FST_CHAT_ADAPTER_UNAVAILABLE(`Redis: ${(err as Error)?.message ?? String(err)}`, { cause: err })
+  } finally {
+    clearTimeout(timer)
   }
 }
 
@@ -59,10 +79,13 @@ export function queueScript<K extends string, A extends string> (pipeline: Chain
 // ---------------------------------------------------------------------------
 // History. A room's keys: its epoch (a string), its last offset (a counter),
 // its log (a stream capped at historySize, entry id `<offset>-1`, one field
-// `m` holding the stored message's JSON) and its cids (a sorted set of the
-// latest cids scored by their offset).
+// `m` holding the stored message's JSON), its cids (a sorted set of the
+// latest cids scored by their offset) and their messages (a hash, cid ->
+// stored JSON). The cids keep their messages apart from the stream, so a
+// publish retried after the stream trimmed its entry is still answered
+// with the stored copy, never stored twice.
 
-const HISTORY_KEYS = ['epochKey', 'seqKey', 'logKey', 'cidsKey'] as const
+const HISTORY_KEYS = ['epochKey', 'seqKey', 'logKey', 'cidsKey', 'cidMessagesKey'] as const
 
 // Every history script starts here. A missing epoch means the room's history
 // was lost (a flush, an eviction): a new epoch is set and the rest reset, so
@@ -72,7 +95,7 @@ local epoch = redis.call('GET', epochKey)
 if not epoch then
   epoch = freshEpoch
   redis.call('SET', epochKey, epoch)
-  redis.call('DEL', seqKey, logKey, cidsKey)
+  redis.call('DEL', seqKey, logKey, cidsKey, cidMessagesKey)
 end
 `
 
@@ -81,7 +104,7 @@ end
  * memory and PUBLISH happen together, so no server sees a message the
  * history lacks, or the reverse.
  *
- * KEYS[1] epochKey, KEYS[2] seqKey, KEYS[3] logKey, KEYS[4] cidsKey: the room's (see above).
+ * KEYS[1] epochKey, KEYS[2] seqKey, KEYS[3] logKey, KEYS[4] cidsKey, KEYS[5] cidMessagesKey: the room's (see above).
  * ARGV[1] freshEpoch: the epoch to set if the room has none.
  * ARGV[2] message: the message's JSON without `offset`, an object with at least one key.
  * ARGV[3] cid: the message's cid, '' for none.
@@ -97,11 +120,8 @@ export const PUBLISH = script<[number, string]>()('fastifyChatPublish', HISTORY_
 -- As many as each server's own memory of cids per room.
 local CIDS_KEPT = 256
 if cid ~= '' then
-  local seen = redis.call('ZSCORE', cidsKey, cid)
-  if seen then
-    local entry = redis.call('XRANGE', logKey, seen .. '-1', seen .. '-1')
-    if entry[1] then return {1, entry[1][2][2]} end
-  end
+  local seen = redis.call('HGET', cidMessagesKey, cid)
+  if seen then return {1, seen} end
 end
 local seq = redis.call('INCR', seqKey)
 local stored = '{"offset":' .. seq .. ',' .. string.sub(message, 2)
@@ -109,7 +129,11 @@ local size = tonumber(historySize)
 if size > 0 then redis.call('XADD', logKey, 'MAXLEN', size, seq .. '-1', 'm', stored) end
 if cid ~= '' then
   redis.call('ZADD', cidsKey, seq, cid)
-  redis.call('ZREMRANGEBYRANK', cidsKey, 0, -CIDS_KEPT - 1)
+  redis.call('HSET', cidMessagesKey, cid, stored)
+  if redis.call('ZCARD', cidsKey) > CIDS_KEPT then
+    local oldest = redis.call('ZPOPMIN', cidsKey)
+    redis.call('HDEL', cidMessagesKey, oldest[1])
+  end
 end
 redis.call('PUBLISH', channel, '{"t":"m","e":' .. cjson.encode(epoch) .. ',"x":' .. exclude .. ',"m":' .. stored .. '}')
 return {0, stored}
@@ -118,7 +142,7 @@ return {0, stored}
 /**
  * The latest messages of a room.
  *
- * KEYS[1] epochKey, KEYS[2] seqKey, KEYS[3] logKey, KEYS[4] cidsKey: the room's.
+ * KEYS[1] epochKey, KEYS[2] seqKey, KEYS[3] logKey, KEYS[4] cidsKey, KEYS[5] cidMessagesKey: the room's.
  * ARGV[1] freshEpoch: the epoch to set if the room has none.
  * ARGV[2] limit: at most this many messages.
  *
@@ -139,7 +163,7 @@ return out
 /**
  * Every message of a room after an offset.
  *
- * KEYS[1] epochKey, KEYS[2] seqKey, KEYS[3] logKey, KEYS[4] cidsKey: the room's.
+ * KEYS[1] epochKey, KEYS[2] seqKey, KEYS[3] logKey, KEYS[4] cidsKey, KEYS[5] cidMessagesKey: the room's.
  * ARGV[1] freshEpoch: the epoch to set if the room has none.
  * ARGV[2] after: the offset the caller has.
  *
