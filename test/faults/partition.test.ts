@@ -1,0 +1,14 @@
+// Instance B cut off from Redis for 3 s through a TCP proxy, mid-run, while
+// instance A keeps publishing: B's members miss what A sent meanwhile.
+import t from 'tap'
+import { FaultRig } from '../helpers/fault-rig.js'
+
+t.test('one instance cut off from Redis for 3 s: every acknowledged message once, in order, or a reset joined before the gap', async (t) => {
+  const rig = await FaultRig.start(t, { proxyB: true })
+  const proxy = rig.proxy
+  if (proxy === null) throw new Error('no proxy')
+  const stats = await rig.run(t, async () => await proxy.cut(3000))
+  rig.check(t, stats)
+  t.ok(proxy.refused > 0, 'instance B tried to reconnect during the cut')
+  t.ok((rig.publishers[1]?.unavailable ?? 0) > 0, 'sends on B were answered "unavailable" during the cut')
+})
