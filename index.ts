@@ -138,7 +138,7 @@ export { MemoryStore } from './lib/stores/memory-store.js'
 export type { MemoryStoreOptions } from './lib/stores/memory-store.js'
 export { sqliteStore, SqliteStore } from './lib/stores/sqlite-store.js'
 export type { SqliteRetention, SqliteStoreOptions } from './lib/stores/sqlite-store.js'
-export type { HistoryPage, HistoryStore, NewMessage } from './lib/stores/history-store.js'
+export type { AppendResult, HistoryPage, HistoryStore, NewMessage } from './lib/stores/history-store.js'
 
 // Adapters: the seam to other servers.
 export { redisAdapter, RedisAdapter } from './lib/broker/redis/redis-adapter.js'

@@ -13,7 +13,7 @@ import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type WebSocket from 'ws'
 import fastifyChat, { MemoryStore } from '../index.js'
-import type { ChatMessage, NewMessage } from '../index.js'
+import type { AppendResult, NewMessage } from '../index.js'
 import { Client, join, listen, messages, refusedWith, within } from './helpers/chat.js'
 
 /** Proves a client still chats: its own message comes back. */
@@ -268,7 +268,7 @@ t.test('a client that outpaces a slow store is paused, not dropped', async (t) =
   let release = (): void => {}
   const gate = new Promise<void>((resolve) => { release = resolve })
   class SlowStore extends MemoryStore {
-    override async append (message: NewMessage): Promise<ChatMessage> {
+    override async append (message: NewMessage): Promise<AppendResult> {
       await gate
       return await super.append(message)
     }

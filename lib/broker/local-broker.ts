@@ -15,9 +15,9 @@ export class LocalBroker implements Broker {
   }
 
   async publish (message: NewMessage, exclude: string | null): Promise<PublishResult> {
-    const stored = await this.#store.append(message)
-    this.#node?.deliver(stored, exclude)
-    return { message: stored, duplicate: false }
+    const result = await this.#store.append(message)
+    if (!result.duplicate) this.#node?.deliver(result.message, exclude)
+    return result
   }
 
   async subscribe (): Promise<void> {}

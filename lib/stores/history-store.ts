@@ -3,6 +3,19 @@ import type { ChatMessage } from '../protocol/wire.js'
 /** A message before the store has numbered it. */
 export type NewMessage = Omit<ChatMessage, 'offset'>
 
+/**
+ * How many of a room's latest `cid`s the package's stores remember, with the
+ * message each produced: a resend within that window is recognized, however
+ * many messages were pruned since.
+ */
+export const CID_WINDOW = 256
+
+/** What an append did: the stored message, and whether its `cid` had been stored before (then nothing was stored). */
+export interface AppendResult {
+  message: ChatMessage
+  duplicate: boolean
+}
+
 /** A slice of one room's history, read together with the room's epoch and latest offset. */
 export interface HistoryPage {
   /** Changes whenever the room's history is lost; offsets from another epoch mean nothing. */
@@ -18,8 +31,13 @@ export interface HistoryPage {
  * interface; every method may be called concurrently for different rooms.
  */
 export interface HistoryStore {
-  /** Stores a message and gives it the room's next offset. */
-  append (message: NewMessage): Promise<ChatMessage>
+  /**
+   * Stores a message and gives it the room's next offset. When the room
+   * already holds a message with the same `cid` (among its latest
+   * {@link CID_WINDOW} cids), nothing is stored and that message comes back
+   * with `duplicate: true`.
+   */
+  append (message: NewMessage): Promise<AppendResult>
   /** The latest `limit` messages of a room. */
   recent (room: string, limit: number): Promise<HistoryPage>
   /**

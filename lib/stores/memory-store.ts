@@ -2,7 +2,8 @@ import type { ChatMessage } from '../protocol/wire.js'
 import { FST_CHAT_INVALID_OPTION } from '../errors.js'
 import { integerOption, refuseUnknownKeys, shown } from '../validate.js'
 import { newEpoch } from './epoch.js'
-import type { HistoryPage, HistoryStore, NewMessage } from './history-store.js'
+import { CID_WINDOW } from './history-store.js'
+import type { AppendResult, HistoryPage, HistoryStore, NewMessage } from './history-store.js'
 
 interface RoomLog {
   epoch: string
@@ -10,6 +11,9 @@ interface RoomLog {
   // Ring buffer: `start` is the index of the oldest kept message.
   messages: ChatMessage[]
   start: number
+  // The latest cids, oldest first, with the message each produced: kept apart
+  // from the ring, so a resend is recognized after its message was trimmed.
+  cids: Map<string, ChatMessage> | null
 }
 
 const OPTION_KEYS: ReadonlySet<string> = new Set(['size', 'maxRooms'])
@@ -23,8 +27,9 @@ export interface MemoryStoreOptions {
 }
 
 /**
- * Keeps each room's latest messages in process memory. A fresh store means
- * fresh epochs, so clients resuming from before a restart get `recovered: false`.
+ * Keeps each room's latest messages, and its latest cids, in process memory.
+ * A fresh store means fresh epochs, so clients resuming from before a restart
+ * get `recovered: false`.
  */
 export class MemoryStore implements HistoryStore {
   #size: number
@@ -51,7 +56,7 @@ export class MemoryStore implements HistoryStore {
       this.#unwritten.set(room, epoch)
       if (this.#unwritten.size > this.#maxRooms) this.#unwritten.delete(this.#unwritten.keys().next().value as string)
     }
-    return { epoch, offset: 0, messages: [], start: 0 }
+    return { epoch, offset: 0, messages: [], start: 0, cids: null }
   }
 
   #write (room: string): RoomLog {
@@ -62,7 +67,7 @@ export class MemoryStore implements HistoryStore {
     } else {
       const epoch = this.#unwritten.get(room) ?? newEpoch()
       this.#unwritten.delete(room)
-      log = { epoch, offset: 0, messages: [], start: 0 }
+      log = { epoch, offset: 0, messages: [], start: 0, cids: null }
       if (this.#rooms.size >= this.#maxRooms) this.#rooms.delete(this.#rooms.keys().next().value as string)
     }
     this.#rooms.set(room, log)
@@ -78,17 +83,31 @@ export class MemoryStore implements HistoryStore {
     return out
   }
 
-  async append (message: NewMessage): Promise<ChatMessage> {
+  async append (message: NewMessage): Promise<AppendResult> {
+    const { cid } = message
+    if (cid !== undefined) {
+      const seen = this.#rooms.get(message.room)?.cids?.get(cid)
+      if (seen !== undefined) return { message: seen, duplicate: true }
+    }
     const log = this.#write(message.room)
     const stored: ChatMessage = { ...message, offset: ++log.offset }
-    if (this.#size === 0) return stored
+    if (cid !== undefined) {
+      log.cids ??= new Map()
+      log.cids.set(cid, stored)
+      if (log.cids.size > CID_WINDOW) log.cids.delete(log.cids.keys().next().value as string)
+    }
+    this.#keep(log, stored)
+    return { message: stored, duplicate: false }
+  }
+
+  #keep (log: RoomLog, stored: ChatMessage): void {
+    if (this.#size === 0) return
     if (log.messages.length < this.#size) {
       log.messages.push(stored)
     } else {
       log.messages[log.start] = stored
       log.start = (log.start + 1) % this.#size
     }
-    return stored
   }
 
   async recent (room: string, limit: number): Promise<HistoryPage> {

@@ -1,10 +1,12 @@
 // Opening an SQLite history file: the driver, the file's directory, the
 // schema, and a readable reason when any of it fails.
-import { mkdir, stat } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { access, mkdir, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import type BetterSqlite3 from 'better-sqlite3'
 import { FST_CHAT_STORE_UNAVAILABLE } from '../errors.js'
 import type { ChatMessage } from '../protocol/wire.js'
+import { CID_WINDOW } from './history-store.js'
 
 export type Database = BetterSqlite3.Database
 
@@ -23,16 +25,21 @@ export interface RoomRow {
 }
 
 // Bump when the tables change, and migrate older files in migrate().
-const SCHEMA_VERSION = 1
+const SCHEMA_VERSION = 2
 
 // One row per message. `seq` is the message's offset ("offset" is an SQL
 // keyword). Offsets come from rooms.last_offset, never from MAX(seq), so they
 // keep counting after the oldest messages are pruned.
+//
+// `cids` is a ring of CID_WINDOW slots per room holding the latest messages
+// that had a cid, whole: a resend must get the stored copy back even once
+// retention pruned it from `messages`. rooms.cid_count numbers the slots.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS rooms (
   name TEXT PRIMARY KEY,
   epoch TEXT NOT NULL,
-  last_offset INTEGER NOT NULL
+  last_offset INTEGER NOT NULL,
+  cid_count INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
   room TEXT NOT NULL,
@@ -44,10 +51,37 @@ CREATE TABLE IF NOT EXISTS messages (
   cid TEXT,
   PRIMARY KEY (room, seq)
 );
+CREATE TABLE IF NOT EXISTS cids (
+  room TEXT NOT NULL,
+  slot INTEGER NOT NULL,
+  cid TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  from_id TEXT NOT NULL,
+  from_name TEXT NOT NULL,
+  text TEXT NOT NULL,
+  PRIMARY KEY (room, slot)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cids_by_cid ON cids (room, cid);
 `
 
-// Only age pruning needs it, and every index slows appends down.
-const TS_INDEX = 'CREATE INDEX IF NOT EXISTS messages_by_ts ON messages (ts)'
+// Schema 1 had no cid memory: it starts with the latest cids its messages hold.
+const FROM_SCHEMA_1 = {
+  before: 'ALTER TABLE rooms ADD COLUMN cid_count INTEGER NOT NULL DEFAULT 0',
+  after: `
+INSERT INTO cids (room, slot, cid, seq, ts, from_id, from_name, text)
+SELECT room, ROW_NUMBER() OVER (PARTITION BY room ORDER BY seq) - 1, cid, seq, ts, from_id, from_name, text
+FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY room ORDER BY seq DESC) AS newest FROM messages WHERE cid IS NOT NULL)
+WHERE newest <= ${CID_WINDOW};
+UPDATE rooms SET cid_count = (SELECT COUNT(*) FROM cids WHERE cids.room = rooms.name);
+`
+}
+
+// Only age pruning needs them, and every index slows appends down.
+const TS_INDEXES = `
+CREATE INDEX IF NOT EXISTS messages_by_ts ON messages (ts);
+CREATE INDEX IF NOT EXISTS cids_by_ts ON cids (ts);
+`
 
 /** A stored message from its row. */
 export function toMessage (room: string, row: MessageRow): ChatMessage {
@@ -79,7 +113,27 @@ export async function ensureDirectory (path: string): Promise<void> {
   }
 }
 
-/** Sets the journal up and creates (or checks) the tables, with the ts index when age pruning needs it. */
+/**
+ * Fails, naming it, when the WAL's shared-memory file (`<path>-shm`, left by
+ * a process that did not close the file) exists but cannot be written: made
+ * immutable, typically, which kills a process that has it mapped with SIGBUS
+ * on its next write. SQLite alone would only say "attempt to write a readonly
+ * database". access() rather than open(): closing a descriptor of the file
+ * would drop the locks this process's other connections hold on it.
+ */
+export async function checkSharedMemory (path: string): Promise<void> {
+  if (path === ':memory:') return
+  const shm = `${path}-shm`
+  try {
+    await access(shm, constants.W_OK)
+  } catch (err) {
+    const { code, message } = err as NodeJS.ErrnoException
+    if (code === 'ENOENT') return
+    throw new FST_CHAT_STORE_UNAVAILABLE(path, `its WAL shared-memory file ${shm} cannot be written (${code ?? message}; is it immutable or read-only?)`, { cause: err })
+  }
+}
+
+/** Sets the journal up and creates (or migrates) the tables, with the ts indexes when age pruning needs them. */
 export function migrate (db: Database, withTsIndex: boolean): void {
   db.pragma('journal_mode = WAL')
   // In WAL mode this loses nothing when the process crashes, only the last
@@ -93,8 +147,10 @@ export function migrate (db: Database, withTsIndex: boolean): void {
     if (version > SCHEMA_VERSION) {
       throw new Error(`it was written by a newer fastify-chat (schema ${version}, this version reads ${SCHEMA_VERSION})`)
     }
+    if (version === 1) db.exec(FROM_SCHEMA_1.before)
     db.exec(SCHEMA)
-    if (withTsIndex) db.exec(TS_INDEX)
+    if (version === 1) db.exec(FROM_SCHEMA_1.after)
+    if (withTsIndex) db.exec(TS_INDEXES)
     db.pragma(`user_version = ${SCHEMA_VERSION}`)
   }).immediate()
 }

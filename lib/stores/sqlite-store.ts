@@ -1,11 +1,11 @@
 import type BetterSqlite3 from 'better-sqlite3'
 import { FST_CHAT_INVALID_OPTION, FST_CHAT_STORE_UNAVAILABLE } from '../errors.js'
-import type { ChatMessage } from '../protocol/wire.js'
 import { integerOption, refuseUnknownKeys, shown } from '../validate.js'
 import { newEpoch } from './epoch.js'
-import { ensureDirectory, explain, loadDriver, migrate, toMessage } from './sqlite-file.js'
+import { checkSharedMemory, ensureDirectory, explain, loadDriver, migrate, toMessage } from './sqlite-file.js'
 import type { Database, MessageRow, RoomRow } from './sqlite-file.js'
-import type { HistoryPage, HistoryStore, NewMessage } from './history-store.js'
+import { CID_WINDOW } from './history-store.js'
+import type { AppendResult, HistoryPage, HistoryStore, NewMessage } from './history-store.js'
 
 /** How much of the history the file keeps; without it, every message stays. */
 export interface SqliteRetention {
@@ -52,18 +52,21 @@ function integer (name: string, value: unknown, fallback: number | undefined, mi
 /** The open database and its prepared statements. */
 interface Connection {
   db: Database
-  append: (message: NewMessage) => number
+  /** The new message's offset, or the stored row of a message with the same cid. */
+  append: (message: NewMessage) => number | MessageRow
   read: <T>(fn: () => T) => T
   room: BetterSqlite3.Statement<[string], RoomRow>
   latest: BetterSqlite3.Statement<[string, number], MessageRow>
   after: BetterSqlite3.Statement<[string, number, number], MessageRow>
-  pruneAge: BetterSqlite3.Statement<[number]>
+  pruneAge: (before: number) => void
 }
 
 /**
  * Keeps history in an embedded SQLite database (better-sqlite3, an optional
  * peer dependency loaded by `init()`), so it survives restarts: offsets keep
- * counting and epochs stay, and clients resume with `recovered: true`.
+ * counting and epochs stay, and clients resume with `recovered: true`. The
+ * latest cids of each room are kept in the file too, so a message resent
+ * after a crash is stored once.
  *
  * better-sqlite3 is synchronous, so each call is one short transaction on the
  * event loop; one process should own the file. A store you pass to the plugin
@@ -127,6 +130,7 @@ export class SqliteStore implements HistoryStore {
   async #connect (): Promise<Connection> {
     const Driver = await loadDriver(this.path)
     await ensureDirectory(this.path)
+    await checkSharedMemory(this.path)
     // close() may have run while the driver loaded or mkdir ran; from here on nothing awaits.
     if (this.#closed) throw new FST_CHAT_STORE_UNAVAILABLE(this.path, 'the store is closed')
     let db: Database | undefined
@@ -143,23 +147,39 @@ export class SqliteStore implements HistoryStore {
   }
 
   #prepare (db: Database): Connection {
-    const bump = db.prepare<[string], { offset: number }>('UPDATE rooms SET last_offset = last_offset + 1 WHERE name = ? RETURNING last_offset AS offset')
-    const create = db.prepare<[string, string]>('INSERT INTO rooms (name, epoch, last_offset) VALUES (?, ?, 1)')
+    const seen = db.prepare<[string, string], MessageRow>('SELECT seq, ts, from_id, from_name, text, cid FROM cids WHERE room = ? AND cid = ?')
+    const bump = db.prepare<[number, string], { offset: number, cids: number }>(
+      'UPDATE rooms SET last_offset = last_offset + 1, cid_count = cid_count + ? WHERE name = ? RETURNING last_offset AS offset, cid_count AS cids'
+    )
+    const create = db.prepare<[string, string, number]>('INSERT INTO rooms (name, epoch, last_offset, cid_count) VALUES (?, ?, 1, ?)')
     const insert = db.prepare<[string, number, number, string, string, string, string | null]>(
       'INSERT INTO messages (room, seq, ts, from_id, from_name, text, cid) VALUES (?, ?, ?, ?, ?, ?, ?)'
     )
+    const remember = db.prepare<[string, number, string, number, number, string, string, string]>(
+      'INSERT OR REPLACE INTO cids (room, slot, cid, seq, ts, from_id, from_name, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
+    )
     const pruneCount = db.prepare<[string, number]>('DELETE FROM messages WHERE room = ? AND seq <= ?')
     const retainCount = this.#retainCount
-    const append = db.transaction((message: NewMessage): number => {
-      let offset = bump.get(message.room)?.offset
-      if (offset === undefined) {
-        offset = 1
-        create.run(message.room, this.#unwritten.get(message.room) ?? newEpoch())
+    const append = db.transaction((message: NewMessage): number | MessageRow => {
+      const { room, cid } = message
+      if (cid !== undefined) {
+        const row = seen.get(room, cid)
+        if (row !== undefined) return row
       }
-      insert.run(message.room, offset, message.ts, message.from.id, message.from.name, message.text, message.cid ?? null)
-      if (retainCount !== undefined && offset > retainCount) pruneCount.run(message.room, offset - retainCount)
+      const counted = cid === undefined ? 0 : 1
+      let state = bump.get(counted, room)
+      if (state === undefined) {
+        state = { offset: 1, cids: counted }
+        create.run(room, this.#unwritten.get(room) ?? newEpoch(), counted)
+      }
+      const { offset } = state
+      insert.run(room, offset, message.ts, message.from.id, message.from.name, message.text, cid ?? null)
+      if (cid !== undefined) remember.run(room, (state.cids - 1) % CID_WINDOW, cid, offset, message.ts, message.from.id, message.from.name, message.text)
+      if (retainCount !== undefined && offset > retainCount) pruneCount.run(room, offset - retainCount)
       return offset
     })
+    const pruneMessages = db.prepare<[number]>('DELETE FROM messages WHERE ts < ?')
+    const pruneCids = db.prepare<[number]>('DELETE FROM cids WHERE ts < ?')
     // One snapshot per read, so a room's offset and its messages agree even
     // when another connection writes in between.
     const read = db.transaction((fn: () => unknown) => fn())
@@ -172,7 +192,11 @@ export class SqliteStore implements HistoryStore {
       room: db.prepare('SELECT epoch, last_offset AS offset FROM rooms WHERE name = ?'),
       latest: db.prepare('SELECT seq, ts, from_id, from_name, text, cid FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?'),
       after: db.prepare('SELECT seq, ts, from_id, from_name, text, cid FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?'),
-      pruneAge: db.prepare('DELETE FROM messages WHERE ts < ?')
+      // Remembered cids go too: their copies hold the text that maxAgeMs is there to delete.
+      pruneAge: db.transaction((before: number) => {
+        pruneMessages.run(before)
+        pruneCids.run(before)
+      })
     }
   }
 
@@ -189,7 +213,7 @@ export class SqliteStore implements HistoryStore {
     const now = Date.now()
     if (now < this.#nextAgePrune) return
     this.#nextAgePrune = now + Math.min(this.#maxAgeMs, AGE_PRUNE_EVERY_MS)
-    sql.pruneAge.run(now - this.#maxAgeMs)
+    sql.pruneAge(now - this.#maxAgeMs)
   }
 
   #roomState (sql: Connection, room: string): RoomRow {
@@ -204,12 +228,13 @@ export class SqliteStore implements HistoryStore {
     return { epoch, offset: 0 }
   }
 
-  async append (message: NewMessage): Promise<ChatMessage> {
+  async append (message: NewMessage): Promise<AppendResult> {
     const sql = this.#sql ?? await this.#open()
-    const offset = sql.append(message)
-    if (offset === 1) this.#unwritten.delete(message.room)
+    const outcome = sql.append(message)
+    if (typeof outcome !== 'number') return { message: toMessage(message.room, outcome), duplicate: true }
+    if (outcome === 1) this.#unwritten.delete(message.room)
     this.#agePrune(sql)
-    return { ...message, offset }
+    return { message: { ...message, offset: outcome }, duplicate: false }
   }
 
   async recent (room: string, limit: number): Promise<HistoryPage> {

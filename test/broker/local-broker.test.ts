@@ -21,13 +21,27 @@ t.test('publish stores the message through the store and hands it straight back 
   const node = recorder()
   broker.start(node)
   const result = await broker.publish(message('hi'), 'conn-1')
-  t.strictSame(result, { message: { ...message('hi'), offset: 1 }, duplicate: false }, 'never a duplicate: the session checks cids')
+  t.strictSame(result, { message: { ...message('hi'), offset: 1 }, duplicate: false })
   t.equal(node.delivered.length, 1)
   t.equal(node.delivered[0][0], result.message, 'the stored message itself')
   t.equal(node.delivered[0][1], 'conn-1', 'with exclude passed through')
   t.strictSame((await store.recent('r', 10)).messages, [result.message], 'in the store')
   await broker.publish(message('again', 'other'), null)
   t.strictSame(node.delivered.map(([m, exclude]) => [m.room, m.offset, exclude]), [['r', 1, 'conn-1'], ['other', 1, null]], 'every room, whatever is subscribed')
+})
+
+t.test('a cid the store already holds is delivered to nobody, and the stored copy comes back', async (t) => {
+  const store = new MemoryStore({ size: 2 })
+  const broker = new LocalBroker(store)
+  const node = recorder()
+  broker.start(node)
+  const first = await broker.publish({ ...message('hi'), cid: 'c1' }, 'conn-1')
+  await broker.publish(message('filler 1'), null)
+  await broker.publish(message('filler 2'), null)
+  const again = await broker.publish({ ...message('hi, again'), cid: 'c1' }, 'conn-2')
+  t.strictSame(again, { message: first.message, duplicate: true }, 'the first copy, though trimmed from the history since')
+  t.strictSame(node.delivered.map(([m]) => m.text), ['hi', 'filler 1', 'filler 2'], 'the resend was not delivered')
+  t.equal((await broker.recent('r', 10)).offset, 3)
 })
 
 t.test('before start and after close nothing is delivered, but messages are still stored', async (t) => {

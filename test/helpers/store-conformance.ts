@@ -1,4 +1,6 @@
 import type { Test } from 'tap'
+import type { ChatMessage } from '../../lib/protocol/wire.js'
+import { CID_WINDOW } from '../../lib/stores/history-store.js'
 import type { HistoryStore, NewMessage } from '../../lib/stores/history-store.js'
 import { message, offsets, range } from './history.js'
 
@@ -13,18 +15,37 @@ export const WINDOW = 5
  * The behaviour every {@link HistoryStore} shares, as subtests of `t`.
  * `makeStore` returns a fresh, empty store that keeps `WINDOW` messages per
  * room; the suite calls `init()` and closes it at the end of each subtest.
+ * For a store that keeps its history across a restart, `reopen` returns a new
+ * store on the same data as `store` (which the suite has closed).
  */
-export function conformance (t: Test, name: string, makeStore: () => Promise<HistoryStore>): void {
-  async function open (t: Test): Promise<HistoryStore> {
-    const store = await makeStore()
+export function conformance (t: Test, name: string, makeStore: () => Promise<HistoryStore>, reopen?: (store: HistoryStore) => Promise<HistoryStore>): void {
+  async function opened (t: Test, store: HistoryStore): Promise<HistoryStore> {
     t.teardown(async () => await store.close?.())
     await store.init?.()
     return store
   }
 
+  async function open (t: Test): Promise<HistoryStore> {
+    return await opened(t, await makeStore())
+  }
+
+  /** Appends and returns the stored message, checking it was not taken for a duplicate. */
+  async function stored (store: HistoryStore, input: NewMessage): Promise<ChatMessage> {
+    const result = await store.append(input)
+    if (result.duplicate) throw new Error(`${JSON.stringify(input)} was taken for a duplicate of ${JSON.stringify(result.message)}`)
+    return result.message
+  }
+
+  /** Appends one message with each of `cids`, in order. */
+  async function appendCids (store: HistoryStore, room: string, cids: string[]): Promise<void> {
+    for (const cid of cids) await stored(store, message(room, `text of ${cid}`, cid))
+  }
+
+  const cidRange = (from: number, to: number): string[] => range(from, to).map((i) => `c${i}`)
+
   async function filled (t: Test, room: string, count: number): Promise<HistoryStore> {
     const store = await open(t)
-    for (let i = 1; i <= count; i++) await store.append(message(room, `m${i}`))
+    for (let i = 1; i <= count; i++) await stored(store, message(room, `m${i}`))
     return store
   }
 
@@ -32,11 +53,11 @@ export function conformance (t: Test, name: string, makeStore: () => Promise<His
     t.test('numbers messages from 1 per room and returns the input with its offset', async (t) => {
       const store = await open(t)
       const input = message('a', 'first')
-      t.strictSame(await store.append(input), { ...input, offset: 1 })
+      t.strictSame(await store.append(input), { message: { ...input, offset: 1 }, duplicate: false })
       t.notOk(Object.hasOwn(input, 'offset'), 'the input is not changed')
-      t.equal((await store.append(message('a'))).offset, 2)
-      t.equal((await store.append(message('b'))).offset, 1, 'another room starts at 1')
-      t.equal((await store.append(message('a'))).offset, 3)
+      t.equal((await stored(store, message('a'))).offset, 2)
+      t.equal((await stored(store, message('b'))).offset, 1, 'another room starts at 1')
+      t.equal((await stored(store, message('a'))).offset, 3)
       t.equal((await store.recent('a', 10)).offset, 3)
       t.equal((await store.recent('b', 10)).offset, 1)
     })
@@ -104,8 +125,8 @@ export function conformance (t: Test, name: string, makeStore: () => Promise<His
       t.type(epoch, 'string')
       t.ok(epoch.length > 0)
       t.equal(await store.epoch('a'), epoch, 'reading twice gives the same epoch')
-      await store.append(message('a'))
-      await store.append(message('a'))
+      await stored(store, message('a'))
+      await stored(store, message('a'))
       t.equal(await store.epoch('a'), epoch, 'writing keeps the epoch read before')
       t.equal((await store.recent('a', 1)).epoch, epoch)
       t.equal((await store.since('a', 0))?.epoch, epoch)
@@ -116,7 +137,7 @@ export function conformance (t: Test, name: string, makeStore: () => Promise<His
     t.test('rooms are independent', async (t) => {
       const store = await filled(t, 'a', WINDOW * 2)
       const epochA = await store.epoch('a')
-      await store.append(message('b', 'b1'))
+      await stored(store, message('b', 'b1'))
       const a = await store.recent('a', 100)
       t.equal(a.offset, WINDOW * 2)
       t.equal(a.epoch, epochA)
@@ -129,9 +150,8 @@ export function conformance (t: Test, name: string, makeStore: () => Promise<His
       const store = await open(t)
       const plain: NewMessage = { room: 'r', ts: 1_764_230_400_123, from: { id: 'id-Ω', name: 'zoë 🚀' }, text: 'héllo\n"quoted" \\ 🎉 <b>' }
       const withCid: NewMessage = { ...plain, text: 'second', cid: 'c-1' }
-      const stored = [await store.append(plain), await store.append(withCid)]
       const expected = [{ ...plain, offset: 1 }, { ...withCid, offset: 2 }]
-      t.strictSame(stored, expected)
+      t.strictSame([await stored(store, plain), await stored(store, withCid)], expected)
       const recent = (await store.recent('r', 10)).messages
       const since = (await store.since('r', 0))?.messages
       t.strictSame(recent, expected)
@@ -143,17 +163,97 @@ export function conformance (t: Test, name: string, makeStore: () => Promise<His
     t.test('concurrent appends get consecutive offsets per room, none twice', async (t) => {
       const store = await open(t)
       const rooms = ['a', 'b', 'c']
-      const stored = await Promise.all(Array.from({ length: 60 }, (_, i) => store.append(message(rooms[i % 3] as string, `m${i}`))))
+      const all = await Promise.all(Array.from({ length: 60 }, async (_, i) => await stored(store, message(rooms[i % 3] as string, `m${i}`))))
       for (const room of rooms) {
-        const mine = stored.filter((m) => m.room === room).map((m) => m.offset).sort((x, y) => x - y)
+        const mine = all.filter((m) => m.room === room).map((m) => m.offset).sort((x, y) => x - y)
         t.strictSame(mine, range(1, 20), `room ${room}`)
         t.equal((await store.recent(room, 1)).offset, 20)
       }
     })
 
+    t.test('a resend with the same cid is stored once, and the stored copy comes back', async (t) => {
+      const store = await open(t)
+      const first = await store.append(message('a', 'hello', 'c1'))
+      t.strictSame(first, { message: { ...message('a', 'hello', 'c1'), offset: 1 }, duplicate: false })
+      t.strictSame(await store.append(message('a', 'hello', 'c1')), { message: first.message, duplicate: true }, 'the same offset')
+      const changed = { ...message('a', 'edited', 'c1'), ts: 1_800_000_000_000, from: { id: 'u2', name: 'bob' } }
+      t.strictSame(await store.append(changed), { message: first.message, duplicate: true }, 'the stored copy, not the resent one')
+      const page = await store.recent('a', 100)
+      t.equal(page.offset, 1, 'a duplicate takes no offset')
+      t.strictSame(page.messages, [first.message], 'stored once')
+      t.equal((await stored(store, message('a', 'next'))).offset, 2)
+      t.strictSame(offsets(await store.since('a', 0)), [1, 2])
+    })
+
+    t.test('distinct cids, messages without a cid and other rooms are unaffected', async (t) => {
+      const store = await open(t)
+      t.equal((await stored(store, message('a', 'same text'))).offset, 1)
+      t.equal((await stored(store, message('a', 'same text'))).offset, 2, 'without a cid, the same text is stored again')
+      t.equal((await stored(store, message('a', 'same text', 'c1'))).offset, 3)
+      t.equal((await stored(store, message('a', 'same text', 'c2'))).offset, 4, 'another cid is another message')
+      t.equal((await stored(store, message('b', 'same text', 'c1'))).offset, 1, 'a cid is remembered per room')
+      t.equal((await store.append(message('a', 'same text', 'c2'))).message.offset, 4)
+      t.equal((await store.append(message('b', 'same text', 'c1'))).message.offset, 1)
+      t.equal((await store.recent('a', 100)).offset, 4)
+      t.equal((await store.recent('b', 100)).offset, 1)
+    })
+
+    t.test('a cid outlives the trimming of its message', async (t) => {
+      const store = await open(t)
+      const first = await stored(store, message('a', 'early', 'c1'))
+      for (let i = 0; i < WINDOW * 2; i++) await stored(store, message('a', `filler ${i}`))
+      t.notOk((await store.recent('a', 100)).messages.some((m) => m.offset === 1), 'the message itself is no longer kept')
+      t.strictSame(await store.append(message('a', 'early', 'c1')), { message: first, duplicate: true })
+      t.equal((await store.recent('a', 1)).offset, WINDOW * 2 + 1)
+    })
+
+    t.test(`the latest ${CID_WINDOW} cids of a room are remembered, and no more`, async (t) => {
+      const store = await open(t)
+      await appendCids(store, 'a', cidRange(0, CID_WINDOW))
+      t.equal((await store.append(message('a', 'again', 'c1'))).duplicate, true, `the oldest of the latest ${CID_WINDOW}`)
+      t.equal((await store.append(message('a', 'again', `c${CID_WINDOW}`))).duplicate, true, 'the latest')
+      const forgotten = await store.append(message('a', 'again', 'c0'))
+      t.strictSame(forgotten, { message: { ...message('a', 'again', 'c0'), offset: CID_WINDOW + 2 }, duplicate: false }, 'one more back is stored anew')
+      t.equal((await store.append(message('a', 'again', 'c0'))).message.offset, CID_WINDOW + 2, 'and remembered in turn')
+      t.equal((await store.append(message('a', 'again', 'c1'))).message.offset, CID_WINDOW + 3, 'c1 too, which pushes c2 out')
+      t.equal((await store.append(message('a', 'again', 'c3'))).duplicate, true, 'c3 is the oldest remembered')
+      t.equal((await store.append(message('a', 'again', 'c2'))).message.offset, CID_WINDOW + 4)
+    })
+
+    t.test('concurrent appends with one cid store it once', async (t) => {
+      const store = await open(t)
+      const results = await Promise.all(Array.from({ length: 10 }, async () => await store.append(message('a', 'racing', 'c1'))))
+      t.equal(results.filter((r) => !r.duplicate).length, 1, 'one was stored')
+      t.ok(results.every((r) => r.message.offset === 1 && r.message.text === 'racing'), 'every caller got that message')
+      t.equal((await store.recent('a', 100)).messages.length, 1)
+    })
+
+    if (reopen !== undefined) {
+      t.test('cids are remembered across a close and a reopen', async (t) => {
+        const before = await open(t)
+        await stored(before, message('a', 'before the restart', 'c-first'))
+        await appendCids(before, 'a', cidRange(1, CID_WINDOW))
+        for (let i = 0; i < WINDOW; i++) await stored(before, message('a', `filler ${i}`))
+        const epoch = await before.epoch('a')
+        await before.close?.()
+
+        const after = await opened(t, await reopen(before))
+        t.equal(await after.epoch('a'), epoch, 'the same history')
+        t.strictSame(await after.append(message('a', 'resent', 'c1')), { message: { ...message('a', 'text of c1', 'c1'), offset: 2 }, duplicate: true }, 'a resend gets the stored copy')
+        t.equal((await after.append(message('a', 'resent', `c${CID_WINDOW}`))).duplicate, true)
+        const last = CID_WINDOW + 1 + WINDOW
+        const again = message('a', 'before the restart', 'c-first')
+        t.strictSame(await after.append(again), { message: { ...again, offset: last + 1 }, duplicate: false }, `the window (${CID_WINDOW}) held across the reopen`)
+        t.strictSame(await after.append(again), { message: { ...again, offset: last + 1 }, duplicate: true }, 'and is remembered in turn')
+        t.equal((await after.append(message('a', 'resent', 'c1'))).duplicate, false, 'c1 is pushed out by it: the window goes on sliding from where it was')
+        t.equal((await after.append(message('a', 'resent', 'c3'))).duplicate, true)
+        t.equal((await after.recent('a', 1)).offset, last + 2)
+      })
+    }
+
     t.test('close can be called twice', async (t) => {
       const store = await open(t)
-      await store.append(message('a'))
+      await stored(store, message('a'))
       await t.resolves(async () => await store.close?.())
       await t.resolves(async () => await store.close?.())
     })

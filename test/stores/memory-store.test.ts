@@ -6,8 +6,10 @@ import type { HistoryPage, NewMessage } from '../../lib/stores/history-store.js'
 /** The subset of tap's `t` the helper needs. */
 interface Teardown { teardown (fn: () => unknown): void }
 
-function message (room: string, text = 'hi'): NewMessage {
-  return { room, ts: 1700000000000, from: { id: 'u1', name: 'alice' }, text }
+function message (room: string, text = 'hi', cid?: string): NewMessage {
+  const m: NewMessage = { room, ts: 1700000000000, from: { id: 'u1', name: 'alice' }, text }
+  if (cid !== undefined) m.cid = cid
+  return m
 }
 
 function offsets (page: HistoryPage | null): number[] | null {
@@ -26,13 +28,13 @@ t.test('append numbers messages 1, 2, 3 per room, independently', async (t) => {
   const store = await filled(t, {}, 'a', 0)
   const input = message('a', 'first')
   const first = await store.append(input)
-  t.strictSame(first, { ...input, offset: 1 })
+  t.strictSame(first, { message: { ...input, offset: 1 }, duplicate: false })
   t.notOk(Object.hasOwn(input, 'offset'), 'the input is not changed')
 
-  t.equal((await store.append(message('a'))).offset, 2)
-  t.equal((await store.append(message('b'))).offset, 1)
-  t.equal((await store.append(message('a'))).offset, 3)
-  t.equal((await store.append(message('b'))).offset, 2)
+  t.equal((await store.append(message('a'))).message.offset, 2)
+  t.equal((await store.append(message('b'))).message.offset, 1)
+  t.equal((await store.append(message('a'))).message.offset, 3)
+  t.equal((await store.append(message('b'))).message.offset, 2)
 
   t.equal((await store.recent('a', 10)).offset, 3)
   t.equal((await store.recent('b', 10)).offset, 2)
@@ -118,8 +120,8 @@ t.test('epochs are stable per room and differ per store', async (t) => {
 
 t.test('size 0 keeps nothing but still numbers messages', async (t) => {
   const store = await filled(t, { size: 0 }, 'a', 0)
-  t.strictSame(await store.append(message('a', 'one')), { ...message('a', 'one'), offset: 1 })
-  t.equal((await store.append(message('a'))).offset, 2)
+  t.strictSame(await store.append(message('a', 'one')), { message: { ...message('a', 'one'), offset: 1 }, duplicate: false })
+  t.equal((await store.append(message('a'))).message.offset, 2)
 
   const page = await store.recent('a', 10)
   t.equal(page.offset, 2)
@@ -144,7 +146,22 @@ t.test('past maxRooms the least recently written room is forgotten', async (t) =
   t.not(forgotten.epoch, epochB, 'b comes back with a new epoch')
   t.equal(forgotten.offset, 0)
   t.strictSame(forgotten.messages, [])
-  t.equal((await store.append(message('b'))).offset, 1, 'offsets restart')
+  t.equal((await store.append(message('b'))).message.offset, 1, 'offsets restart')
+})
+
+t.test('size 0 keeps no message, but still recognizes a resend', async (t) => {
+  const store = await filled(t, { size: 0 }, 'a', 0)
+  const first = await store.append(message('a', 'one', 'c1'))
+  t.strictSame(await store.append(message('a', 'one', 'c1')), { message: first.message, duplicate: true })
+  t.equal((await store.recent('a', 10)).offset, 1)
+})
+
+t.test('a forgotten room forgets its cids with its epoch', async (t) => {
+  const store = await filled(t, { maxRooms: 1 }, 'a', 0)
+  await store.append(message('a', 'one', 'c1'))
+  t.equal((await store.append(message('a', 'one', 'c1'))).duplicate, true)
+  await store.append(message('b'))
+  t.strictSame(await store.append(message('a', 'one', 'c1')), { message: { ...message('a', 'one', 'c1'), offset: 1 }, duplicate: false }, 'under a new epoch, stored anew')
 })
 
 t.test('close forgets every room and can be called twice', async (t) => {

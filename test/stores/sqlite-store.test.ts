@@ -11,6 +11,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import fastifyChat from '../../index.js'
 import type { ChatMessage, JoinedFrame } from '../../index.js'
+import { CID_WINDOW } from '../../lib/stores/history-store.js'
 import type { NewMessage } from '../../lib/stores/history-store.js'
 import { SqliteStore, sqliteStore } from '../../lib/stores/sqlite-store.js'
 import type { SqliteStoreOptions } from '../../lib/stores/sqlite-store.js'
@@ -27,6 +28,10 @@ const storeModule = new URL('../../lib/stores/sqlite-store.js', import.meta.url)
 
 function message (room: string, text = 'hi', ts = 1_700_000_000_000): NewMessage {
   return { room, ts, from: { id: 'u1', name: 'alice' }, text }
+}
+
+function withCid (cid: string, room: string, text = 'hi', ts?: number): NewMessage {
+  return { ...message(room, text, ts), cid }
 }
 
 /** A store on `path`, opened, and closed when the test ends. */
@@ -88,7 +93,7 @@ t.test('the file is in WAL mode with one row per message, and the store opens it
   const path = newFile()
   const store = sqliteStore({ path })
   t.teardown(() => store.close())
-  t.equal((await store.append(message('a', 'one'))).offset, 1, 'no init() needed')
+  t.equal((await store.append(message('a', 'one'))).message.offset, 1, 'no init() needed')
   await store.append(message('a', 'two'))
   await store.append({ ...message('b', 'three'), cid: 'c3' })
 
@@ -103,12 +108,15 @@ t.test('the file is in WAL mode with one row per message, and the store opens it
     { name: 'a', last_offset: 2 },
     { name: 'b', last_offset: 1 }
   ])
+  t.strictSame(db.prepare('SELECT room, slot, cid, seq, text FROM cids').all(), [
+    { room: 'b', slot: 0, cid: 'c3', seq: 1, text: 'three' }
+  ], 'with a copy of the message of each cid')
 })
 
 t.test('a missing directory is created, parents included', async (t) => {
   const path = joinPath(dir, 'new', 'nested', 'chat.db')
   const store = await open(t, { path })
-  t.equal((await store.append(message('a'))).offset, 1)
+  t.equal((await store.append(message('a'))).message.offset, 1)
   t.equal((inspect(t, path).prepare('SELECT COUNT(*) AS n FROM messages').get() as { n: number }).n, 1, 'the file is where it was asked for')
 })
 
@@ -128,7 +136,7 @@ t.test('a restarted store keeps history, offsets and epochs; a new file gets new
   t.not(await second.epoch('fresh'), epochFresh, 'a room never written has nothing to keep')
   const page = await second.since('a', 1)
   t.strictSame(page, { epoch: epochA, offset: 3, messages: [{ ...message('a', 'm2'), offset: 2 }, { ...message('a', 'm3'), offset: 3 }] })
-  t.equal((await second.append(message('a', 'm4'))).offset, 4, 'numbering continues')
+  t.equal((await second.append(message('a', 'm4'))).message.offset, 4, 'numbering continues')
 
   const other = await open(t, { path: newFile() })
   t.not(await other.epoch('a'), epochA, 'another file, another epoch')
@@ -199,7 +207,7 @@ t.test('concurrent writers', async (t) => {
   t.test('many appends in parallel: consecutive offsets per room, none twice', async (t) => {
     const store = await open(t, { path: newFile(), historySize: 1000 })
     const rooms = ['a', 'b', 'c', 'd', 'e']
-    const stored = await Promise.all(range(0, 999).map((i) => store.append(message(rooms[i % rooms.length] as string, `m${i}`))))
+    const stored = await Promise.all(range(0, 999).map(async (i) => (await store.append(message(rooms[i % rooms.length] as string, `m${i}`))).message))
     for (const room of rooms) {
       t.strictSame(stored.filter((m) => m.room === room).map((m) => m.offset), range(1, 200), `room ${room}, in call order`)
       const page = await store.recent(room, 1000)
@@ -233,8 +241,8 @@ t.test('concurrent writers', async (t) => {
     const b = await open(t, { path })
     const got: number[] = []
     for (let i = 0; i < 10; i++) {
-      got.push((await a.append(message('x'))).offset)
-      got.push((await b.append(message('x'))).offset)
+      got.push((await a.append(message('x'))).message.offset)
+      got.push((await b.append(message('x'))).message.offset)
     }
     t.strictSame(got, range(1, 20))
     t.equal(await a.epoch('x'), await b.epoch('x'))
@@ -251,7 +259,7 @@ t.test('concurrent writers', async (t) => {
       const got = []
       for (let i = 0; i < 300; i++) {
         const room = i % 2 === 0 ? 'even' : 'odd'
-        got.push([room, (await store.append({ room, ts: Date.now(), from: { id: 'w${n}', name: 'w' }, text: String(i) })).offset])
+        got.push([room, (await store.append({ room, ts: Date.now(), from: { id: 'w${n}', name: 'w' }, text: String(i) })).message.offset])
         await new Promise(setImmediate)
       }
       await store.close()
@@ -347,7 +355,7 @@ t.test('a bad environment fails register with FST_CHAT_STORE_UNAVAILABLE naming 
 
     holder.exec('COMMIT')
     const store = await open(t, { path, busyTimeoutMs: 100 })
-    t.equal((await store.append(message('a'))).offset, 1, 'the same file opens once the lock is gone')
+    t.equal((await store.append(message('a'))).message.offset, 1, 'the same file opens once the lock is gone')
   })
 
   t.test('better-sqlite3 not installed', async (t) => {
@@ -380,7 +388,7 @@ t.test('a bad environment fails register with FST_CHAT_STORE_UNAVAILABLE naming 
     await t.rejects(store.init(), { code: 'FST_CHAT_STORE_UNAVAILABLE' })
     await rm(joinPath(dir, 'made-later'))
     await t.resolves(store.init())
-    t.equal((await store.append(message('a'))).offset, 1)
+    t.equal((await store.append(message('a'))).message.offset, 1)
   })
 })
 
@@ -395,7 +403,56 @@ t.test('retain.count keeps the latest N messages per room', async (t) => {
   t.strictSame(offsets((await store.recent('a', 100)).messages), [8, 9, 10])
   t.strictSame(offsets((await store.since('a', 7))?.messages), [8, 9, 10])
   t.equal(await store.since('a', 6), null, 'a gap once messages were pruned')
-  t.equal((await store.append(message('a'))).offset, 11, 'numbering goes on')
+  t.equal((await store.append(message('a'))).message.offset, 11, 'numbering goes on')
+})
+
+t.test('the file keeps each room\'s latest cids with their messages, however retain prunes', async (t) => {
+  const path = newFile()
+  const store = await open(t, { path, retain: { count: 3 } })
+  const last = CID_WINDOW + 10
+  for (let i = 1; i <= last; i++) await store.append(withCid(`c${i}`, 'a', `m${i}`))
+  await store.append(message('a', 'no cid'))
+  await store.append(withCid('c1', 'b', 'b1'))
+
+  const db = inspect(t, path)
+  t.strictSame(db.prepare('SELECT room, COUNT(*) AS count, MIN(seq) AS first, MAX(seq) AS last FROM cids GROUP BY room ORDER BY room').all(), [
+    { room: 'a', count: CID_WINDOW, first: 11, last },
+    { room: 'b', count: 1, first: 1, last: 1 }
+  ], `${CID_WINDOW} per room, the latest`)
+  t.strictSame(rowsByRoom(db).a, { count: 3, first: last - 1, last: last + 1 }, 'while retain keeps 3 messages')
+  t.strictSame(await store.append(withCid('c11', 'a', 'resent')), { message: { ...withCid('c11', 'a', 'm11'), offset: 11 }, duplicate: true })
+  t.strictSame(await store.append(withCid('c10', 'a', 'resent')), { message: { ...withCid('c10', 'a', 'resent'), offset: last + 2 }, duplicate: false })
+})
+
+t.test('a schema 1 file is migrated and remembers the latest cids its messages hold', async (t) => {
+  const path = newFile()
+  const old = new Database(path)
+  old.exec(`
+    CREATE TABLE rooms (name TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_offset INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, from_id TEXT NOT NULL,
+      from_name TEXT NOT NULL, text TEXT NOT NULL, cid TEXT, PRIMARY KEY (room, seq));
+  `)
+  // Room a: offsets 1 to CID_WINDOW + 2, each with a cid but the last; room b: one message, no cid.
+  const last = CID_WINDOW + 2
+  const row = old.prepare('INSERT INTO messages VALUES (?, ?, 1700000000000, \'u1\', \'alice\', ?, ?)')
+  for (let seq = 1; seq <= last; seq++) row.run('a', seq, `m${seq}`, seq === last ? null : `c${seq}`)
+  row.run('b', 1, 'b1', null)
+  old.prepare('INSERT INTO rooms VALUES (?, ?, ?)').run('a', 'epoch-a', last)
+  old.prepare('INSERT INTO rooms VALUES (?, ?, ?)').run('b', 'epoch-b', 1)
+  old.pragma('user_version = 1')
+  old.close()
+
+  const store = await open(t, { path })
+  t.equal(await store.epoch('a'), 'epoch-a', 'the history is kept')
+  t.strictSame(offsets((await store.recent('a', 2)).messages), [last - 1, last])
+  t.strictSame(await store.append(withCid('c2', 'a', 'resent')), { message: { ...withCid('c2', 'a', 'm2'), offset: 2 }, duplicate: true }, `the latest ${CID_WINDOW} cids are remembered`)
+  t.equal((await store.append(withCid(`c${last - 1}`, 'a'))).duplicate, true)
+  t.strictSame(await store.append(withCid('c1', 'a', 'resent')), { message: { ...withCid('c1', 'a', 'resent'), offset: last + 1 }, duplicate: false }, 'the one before is not')
+  t.equal((await store.append(withCid('c2', 'a'))).duplicate, false, 'the window slides on from the migrated cids: c1 pushed c2 out')
+  t.equal((await store.append(withCid('c4', 'a'))).duplicate, true)
+  t.equal((await store.append(withCid('x', 'b'))).message.offset, 2, 'a room without cids starts its window')
+  t.equal((await store.append(withCid('x', 'b'))).duplicate, true)
+  t.equal(inspect(t, path).pragma('user_version', { simple: true }), 2)
 })
 
 t.test('retain.count applies to the whole file when it opens', async (t) => {
@@ -430,7 +487,7 @@ t.test('retain.maxAgeMs', async (t) => {
     t.equal(await after.since('a', 2), null)
     const b = await after.recent('b', 10)
     t.strictSame([b.epoch, b.offset, b.messages], [epochB, 1, []], 'an emptied room keeps its epoch and offset')
-    t.equal((await after.append(message('b', 'new', now))).offset, 2)
+    t.equal((await after.append(message('b', 'new', now))).message.offset, 2)
   })
 
   t.test('prunes on append at most once per interval', async (t) => {
@@ -449,6 +506,20 @@ t.test('retain.maxAgeMs', async (t) => {
     t.strictSame((await store.recent('a', 10)).messages.map((m) => m.text), ['fresh', 'fresher'])
     t.equal(await store.since('a', 1), null)
   })
+
+  t.test('deletes the remembered cids of the messages it deletes', async (t) => {
+    let clock = 1_800_000_000_000
+    t.capture(Date, 'now', () => clock)
+    const path = newFile()
+    const store = await open(t, { path, retain: { maxAgeMs: 1000 } })
+    await store.append(withCid('c-old', 'a', 'old', clock - 5000))
+    await store.append(withCid('c-fresh', 'a', 'fresh', clock))
+    clock += 1000
+    await store.append(message('a', 'prunes', clock))
+    t.strictSame(inspect(t, path).prepare('SELECT cid, text FROM cids').all(), [{ cid: 'c-fresh', text: 'fresh' }], 'no copy of a deleted text is left')
+    t.equal((await store.append(withCid('c-fresh', 'a', 'fresh', clock))).duplicate, true)
+    t.strictSame(await store.append(withCid('c-old', 'a', 'old', clock)), { message: { ...withCid('c-old', 'a', 'old', clock), offset: 4 }, duplicate: false }, 'a resend of a deleted message is a new one')
+  })
 })
 
 t.test('a store passed to the plugin is the caller\'s: app.close() leaves it open', async (t) => {
@@ -458,7 +529,7 @@ t.test('a store passed to the plugin is the caller\'s: app.close() leaves it ope
   await app.register(fastifyChat, { store })
   await app.chat.broadcast('lobby', 'hi')
   await app.close()
-  t.equal((await store.append(message('lobby'))).offset, 2)
+  t.equal((await store.append(message('lobby'))).message.offset, 2)
 })
 
 t.test('close', async (t) => {

@@ -8,6 +8,7 @@ import fastifyChat, { FST_CHAT_INVALID_OPTION, FST_CHAT_STORE_UNAVAILABLE, Memor
 import type {
   Adapter,
   AdapterContext,
+  AppendResult,
   Broker,
   BrokerNode,
   Presence,
@@ -118,10 +119,10 @@ expectNotAssignable<ClientFrame>({ type: 'shout' })
 class ArrayStore implements HistoryStore {
   #messages: ChatMessage[] = []
 
-  async append (message: NewMessage): Promise<ChatMessage> {
+  async append (message: NewMessage): Promise<AppendResult> {
     const stored = { ...message, offset: this.#messages.length + 1 }
     this.#messages.push(stored)
-    return stored
+    return { message: stored, duplicate: false }
   }
 
   async recent (room: string, limit: number): Promise<HistoryPage> {
@@ -148,9 +149,9 @@ class LoopbackBroker implements Broker {
   readonly #store: HistoryStore = new MemoryStore()
 
   async publish (message: NewMessage, exclude: string | null): Promise<PublishResult> {
-    const stored = await this.#store.append(message)
-    this.node?.deliver(stored, exclude)
-    return { message: stored, duplicate: false }
+    const result = await this.#store.append(message)
+    if (!result.duplicate) this.node?.deliver(result.message, exclude)
+    return result
   }
 
   async subscribe (): Promise<void> {}
