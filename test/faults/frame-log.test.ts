@@ -96,3 +96,9 @@ t.test('a resumed join continues its epoch; a recovered joined of another epoch 
   t.equal(checkLog([joined('E', 0), joined('F', 0, [], true)], new Map()).badJoined, 1)
   t.equal(checkLog([joined('E', 1, [[2, 'b']])], new Map()).badJoined, 1, 'history above the offset')
 })
+
+t.test('what was stored before the first joined is owed only as far as its history goes', async (t) => {
+  const report = checkLog([joined('E', 2, [[2, 'b']]), msg(3, 'c')], three)
+  t.same(report.lost, [])
+  t.equal(report.excused, 0)
+})

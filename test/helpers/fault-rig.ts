@@ -67,28 +67,51 @@ class Recorder {
   }
 }
 
-/** A raw `ws` subscriber: logs every `joined` and message frame of the room as it arrives. */
+// A join answered `unavailable` is sent again after this, at most so often.
+const JOIN_RETRY_MS = 200
+const JOIN_ATTEMPTS = 100
+
+/**
+ * A raw `ws` subscriber: logs every `joined` and message frame of the room as
+ * it arrives. Joins again while the join is answered `unavailable`.
+ */
 class RawSubscriber extends Recorder {
   readonly ws: WebSocket
   closed: number | null = null
   readonly joined: Promise<void>
+  /** Joins answered `unavailable`. */
+  refusedJoins = 0
+  #retry: NodeJS.Timeout | undefined
 
   constructor (name: string, url: string) {
     super(name)
     this.ws = new WebSocket(`${url}/chat?name=${name}`)
     this.ws.on('error', () => {})
-    this.ws.on('close', (code) => { this.closed = code })
+    this.ws.on('close', (code) => {
+      this.closed = code
+      clearTimeout(this.#retry)
+    })
+    let joined = false
     this.joined = new Promise((resolve) => {
       this.ws.on('message', (data) => {
         const frame = JSON.parse(data.toString()) as ServerFrame
         if (frame.type === 'joined') {
+          joined = true
           this.record({ kind: 'joined', frame })
           resolve()
         } else if (frame.type === 'message') {
           this.record({ kind: 'message', message: frame })
+        } else if (frame.type === 'error' && frame.code === 'unavailable' && frame.cid === undefined && !joined &&
+          ++this.refusedJoins < JOIN_ATTEMPTS) {
+          this.#retry = setTimeout(() => this.ws.send(JSON.stringify({ type: 'join', room: ROOM })), JOIN_RETRY_MS)
         }
       })
     })
+  }
+
+  close (): void {
+    clearTimeout(this.#retry)
+    this.ws.terminate()
   }
 }
 
@@ -294,13 +317,25 @@ export class FaultRig {
     }
     t.teardown(() => {
       for (const s of subscribers) {
-        if (s instanceof RawSubscriber) s.ws.terminate()
+        if (s instanceof RawSubscriber) s.close()
         else s.client.close()
       }
       for (const p of publishers) p.close()
     })
     await within(Promise.all([...subscribers, ...publishers].map(async (s) => await s.joined)), 10_000, 'every client to join')
     return new FaultRig({ redis, proxy, instances, subscribers, publishers, rate: opts.rate ?? 75 })
+  }
+
+  /**
+   * Connects `count` more raw subscribers to instance `index` (`late0`, …),
+   * checked like the others from their first `joined` on. Resolves once they
+   * all joined, which may take until a fault heals.
+   */
+  async addSubscribers (index: number, count: number): Promise<void> {
+    const instance = this.instances[index] as Instance
+    const added = Array.from({ length: count }, (_, i) => new RawSubscriber(`late${instance.name}${i}`, instance.url))
+    this.subscribers.push(...added)
+    await within(Promise.all(added.map(async (s) => await s.joined)), 20_000, 'the late subscribers to join')
   }
 
   /**

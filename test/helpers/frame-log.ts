@@ -128,11 +128,17 @@ export function checkLog (log: readonly LogEntry[], acks: ReadonlyMap<string, Ac
   }
 
   for (const ack of acks.values()) {
-    if (received.has(ack.cid)) continue
+    if (received.has(ack.cid) || beforeJoining(segments, ack)) continue
     if (excusedByReset(segments, ack)) report.excused++
     else report.lost.push(ack.cid)
   }
   return report
+}
+
+/** Whether `ack` was stored before the subscriber's first `joined`: not owed to it (beyond that frame's history). */
+function beforeJoining (segments: readonly Segment[], ack: Ack): boolean {
+  const first = segments[0]
+  return first !== undefined && first.epoch === ack.epoch && ack.offset <= first.start
 }
 
 /** Whether a reset `joined` tells the subscriber it may have missed `ack`. */
