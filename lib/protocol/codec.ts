@@ -1,6 +1,6 @@
-import type { ChatMessage, ClientFrame, ErrorCode, MessageFrame, Since } from './wire.js'
+import type { ChatMessage, ClientFrame, ErrorCode, JoinedFrame, MessageFrame, Since } from './wire.js'
 import { MAX_CID_LENGTH, MAX_NAME_LENGTH } from './wire.js'
-import { ROOM_RULE, isRoomName, sanitizeName, textProblem } from './text.js'
+import { ROOM_RULE, isRoomName, isWellFormed, sanitizeName, textProblem } from './text.js'
 
 /** The result of decoding one client frame: a checked frame, or the error to answer with. */
 export type Decoded =
@@ -63,7 +63,7 @@ export function decodeClientFrame (raw: string, maxMessageLength: number): Decod
   // A cid that is itself malformed is not echoed: it is the error.
   let cid: string | undefined
   if (value.cid !== undefined) {
-    if (typeof value.cid !== 'string' || value.cid.length === 0 || value.cid.length > MAX_CID_LENGTH) {
+    if (typeof value.cid !== 'string' || value.cid.length === 0 || value.cid.length > MAX_CID_LENGTH || !isWellFormed(value.cid)) {
       return fail('invalid_message', `"cid" must be a string of 1 to ${MAX_CID_LENGTH} characters`)
     }
     cid = value.cid
@@ -120,13 +120,37 @@ export function encodeMessage (message: ChatMessage): string {
   return JSON.stringify(frame)
 }
 
+/**
+ * The `joined` frame, with as many of the latest history messages as keep
+ * the whole frame within `maxBytes` (UTF-8): however large the messages, a
+ * replay must not by itself leave a socket too far behind to stay open. When
+ * some are left out, `recovered` is false (the client has a gap). The users
+ * list is never cut.
+ */
+export function encodeJoined (frame: JoinedFrame, maxBytes: number): string {
+  const { room, epoch, offset, history } = frame
+  const users = JSON.stringify(frame.users)
+  const head = (recovered: boolean): string => JSON.stringify({ type: 'joined', room, epoch, offset, recovered }).slice(0, -1)
+  // `,"history":[` + `],"users":` + `}`, and the longer of true/false.
+  let bytes = Buffer.byteLength(head(false)) + 23 + Buffer.byteLength(users)
+  const kept: string[] = []
+  for (let i = history.length - 1; i >= 0; i--) {
+    const encoded = JSON.stringify(history[i])
+    bytes += Buffer.byteLength(encoded) + (kept.length > 0 ? 1 : 0)
+    if (bytes > maxBytes) break
+    kept.push(encoded)
+  }
+  const recovered = frame.recovered && kept.length === history.length
+  return `${head(recovered)},"history":[${kept.reverse().join(',')}],"users":${users}}`
+}
+
 /** The `cid` of a frame, if it has a valid one; for answering frames that are refused before decoding. */
 export function peekCid (raw: string): string | undefined {
   const start = raw.search(NOT_JSON_SPACE)
   if (start === -1 || raw.charCodeAt(start) !== 0x7b /* { */) return undefined
   try {
     const cid: unknown = (JSON.parse(raw) as { cid?: unknown } | null)?.cid
-    return typeof cid === 'string' && cid.length > 0 && cid.length <= MAX_CID_LENGTH ? cid : undefined
+    return typeof cid === 'string' && cid.length > 0 && cid.length <= MAX_CID_LENGTH && isWellFormed(cid) ? cid : undefined
   } catch {
     return undefined
   }

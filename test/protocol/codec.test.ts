@@ -1,5 +1,5 @@
 import t from 'tap'
-import { decodeClientFrame, encodeMessage, parseSinceParam } from '../../lib/protocol/codec.js'
+import { decodeClientFrame, encodeJoined, encodeMessage, parseSinceParam, peekCid } from '../../lib/protocol/codec.js'
 import type { Decoded } from '../../lib/protocol/codec.js'
 import type { ChatMessage } from '../../lib/protocol/wire.js'
 
@@ -100,6 +100,16 @@ t.test('message frames', async (t) => {
   t.test('blank text is empty_text', async (t) => {
     t.strictSame(failure(decode({ type: 'message', text: '' })), { code: 'empty_text' })
     t.strictSame(failure(decode({ type: 'message', text: ' \n ' })), { code: 'empty_text' })
+    t.strictSame(failure(decode('{"type":"message","text":"\\u200b"}')), { code: 'empty_text' }, 'only a zero-width space')
+    t.strictSame(failure(decode('\u200B\u2060')), { code: 'empty_text' }, 'invisible plain text too')
+  })
+
+  t.test('a lone surrogate is invalid_message, in the text or the cid', async (t) => {
+    t.strictSame(failure(decode('{"type":"message","text":"a\\ud800b"}')), { code: 'invalid_message' })
+    t.strictSame(failure(decode('{"type":"message","text":"\\udc00","cid":"c1"}')), { code: 'invalid_message', cid: 'c1' })
+    t.strictSame(failure(decode('{"type":"message","text":"hi","cid":"c\\ud800"}')), { code: 'invalid_message' }, 'such a cid is not echoed')
+    t.equal(peekCid('{"cid":"c\\ud800"}'), undefined)
+    t.strictSame(decode('{"type":"message","text":"\\ud83d\\ude00"}'), { ok: true, frame: { type: 'message', text: EMOJI } }, 'a pair is one character')
   })
 
   t.test('text length is measured in code points', async (t) => {
@@ -250,4 +260,41 @@ t.test('the browser client checks rooms with the server\'s pattern', async (t) =
   const wire = await import('../../lib/protocol/wire.js')
   t.equal(client.ROOM_PATTERN.source, wire.ROOM_PATTERN.source)
   t.equal(client.ROOM_PATTERN.flags, wire.ROOM_PATTERN.flags)
+})
+
+t.test('encodeJoined', async (t) => {
+  const from = { id: 'u1', name: 'alice' }
+  const history: ChatMessage[] = [1, 2, 3, 4].map((offset) => ({ room: 'r', offset, ts: 0, from, text: 'x'.repeat(100) }))
+  const frame = { type: 'joined' as const, room: 'r', epoch: 'e1', offset: 4, recovered: false, history, users: [from] }
+
+  t.test('with room for everything, it is the frame as JSON', async (t) => {
+    t.equal(encodeJoined(frame, 1 << 20), JSON.stringify(frame))
+    const recovered = { ...frame, recovered: true }
+    t.equal(encodeJoined(recovered, 1 << 20), JSON.stringify(recovered))
+  })
+
+  t.test('a recovered replay that is cut is not recovered: the client has a gap', async (t) => {
+    const recovered = { ...frame, recovered: true }
+    const decoded = JSON.parse(encodeJoined(recovered, Buffer.byteLength(JSON.stringify(recovered)) - 10)) as typeof frame
+    t.strictSame([decoded.recovered, decoded.history.map((m) => m.offset)], [false, [2, 3, 4]])
+  })
+
+  t.test('it keeps the latest messages that fit, whole frame included', async (t) => {
+    const full = Buffer.byteLength(JSON.stringify(frame))
+    const one = Buffer.byteLength(JSON.stringify(history[0])) + 1
+    for (const [maxBytes, kept] of [[full, 4], [full - 1, 3], [full - one, 3], [full - one - 1, 2], [full - 3 * one, 1], [0, 0]]) {
+      const encoded = encodeJoined(frame, maxBytes)
+      const decoded = JSON.parse(encoded) as typeof frame
+      t.strictSame(decoded.history.map((m) => m.offset), [4, 3, 2, 1].slice(0, kept).reverse(), `${maxBytes} bytes`)
+      if (kept > 0) t.ok(Buffer.byteLength(encoded) <= maxBytes, `${Buffer.byteLength(encoded)} <= ${maxBytes}`)
+      t.strictSame([decoded.offset, decoded.users], [4, [from]], 'offset and users are never cut')
+    }
+  })
+
+  t.test('counts bytes, not characters', async (t) => {
+    const wide = { ...frame, history: [{ ...history[0], text: '\u0001'.repeat(100) }, { ...history[1], text: '李'.repeat(100) }] }
+    const full = Buffer.byteLength(JSON.stringify(wide))
+    t.equal(JSON.parse(encodeJoined(wide, full)).history.length, 2)
+    t.equal(JSON.parse(encodeJoined(wide, full - 1)).history.length, 1)
+  })
 })

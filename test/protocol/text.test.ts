@@ -1,5 +1,5 @@
 import t from 'tap'
-import { codePointLength, fitsLength, isRoomName, ROOM_RULE, sanitizeName, textProblem } from '../../lib/protocol/text.js'
+import { codePointLength, fitsLength, isRoomName, isWellFormed, ROOM_RULE, sanitizeName, textProblem } from '../../lib/protocol/text.js'
 import { ROOM_PATTERN } from '../../lib/protocol/wire.js'
 
 const EMOJI = '\u{1F600}'
@@ -34,7 +34,9 @@ t.test('sanitizeName', async (t) => {
   t.equal(sanitizeName(EMOJI.repeat(32)), EMOJI.repeat(32), 'the limit counts code points')
   t.equal(sanitizeName(EMOJI.repeat(33)), null)
 
-  for (const empty of ['', '   ', '\u0000\u0001', '\u202E \u202C']) {
+  t.equal(sanitizeName('a\uD800b\uDC00'), 'ab', 'lone surrogates are removed')
+  t.equal(sanitizeName(`${EMOJI}b`), `${EMOJI}b`, 'a surrogate pair is kept')
+  for (const empty of ['', '   ', '\u0000\u0001', '\u202E \u202C', '\u200B', '\u2060\u3164\u00AD', '\uD800']) {
     t.equal(sanitizeName(empty), null, JSON.stringify(empty))
   }
   for (const notString of [undefined, null, 5, ['alice'], { name: 'alice' }]) {
@@ -71,11 +73,29 @@ t.test('textProblem: the one rule for message texts, with the code each client i
   for (const text of ['', ' ', '\n\t\r ', '\u00A0\u2003']) {
     t.equal(code(text), 'empty_text', JSON.stringify(text))
   }
+  // Invisible: Unicode White_Space or Default_Ignorable_Code_Point, alone or mixed.
+  for (const text of ['\u200B', '\u200B\u200C\u200D', '\u2060\uFEFF', '\u3164', '\u00AD', '\u180E', '\u034F', '\uFE0F', '\u{E0041}', ' \u200B\u2028\u3000 ']) {
+    // Labelled by code point: a raw U+2028 in a label would break TAP's lines.
+    t.equal(code(text), 'empty_text', [...text].map((c) => `U+${(c.codePointAt(0) ?? 0).toString(16)}`).join(' '))
+  }
+  for (const text of ['a\u200B', '\u200Bx', `${EMOJI}\uFE0F`, '\u0001', '.']) {
+    t.equal(code(text), undefined, `${JSON.stringify(text)}: something visible`)
+  }
+  // A surrogate without its other half is not Unicode: stores would keep U+FFFD in its place.
+  for (const text of ['a\uD800b', '\uDC00', `${EMOJI}\uD83D`, '\uDE00\uD83D', '\uD800']) {
+    t.equal(code(text), 'invalid_message', JSON.stringify(text))
+  }
   for (const text of ['a'.repeat(MAX + 1), EMOJI.repeat(MAX + 1), `${' '.repeat(MAX)}x`]) {
     t.equal(code(text), 'text_too_long', `${text.length} UTF-16 units`)
   }
 
   t.match(textProblem(5, MAX), { message: /"text" must be a string/ })
   t.match(textProblem('', MAX), { message: /empty/ })
+  t.match(textProblem('a\uD800', MAX), { message: /lone surrogate/ })
   t.match(textProblem('a'.repeat(MAX + 1), MAX), { message: `longer than ${MAX} characters` }, 'the message names the limit')
+})
+
+t.test('isWellFormed: every surrogate has its other half', async (t) => {
+  for (const text of ['', 'abc', EMOJI, `a${EMOJI}b${EMOJI}`, '\uFFFD']) t.equal(isWellFormed(text), true, JSON.stringify(text))
+  for (const text of ['\uD800', '\uDFFF', 'a\uD800b', '\uDE00\uD83D', `${EMOJI}\uD83D`]) t.equal(isWellFormed(text), false, JSON.stringify(text))
 })
