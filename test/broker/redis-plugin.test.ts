@@ -151,6 +151,37 @@ t.test('Redis stopped and restarted: no crash, unavailable while down, delivery 
   t.equal(frame.text, 'after the restart', 'and reach the other instance')
 })
 
+t.test('a hung Redis (DEBUG SLEEP): a send gets unavailable within commandTimeoutMs, and its resend the copy Redis stored', async (t) => {
+  const redis = await startRedis(t, { debug: true })
+  // Presence entries outlive the sleep: no expiry, no presence events.
+  const adapter = { commandTimeoutMs: 300, presenceTtlMs: 15_000 }
+  const [a, b] = [await node(t, redis, {}, adapter), await node(t, redis, {}, adapter)]
+  const alice = await join(a.url, '?name=alice')
+  const bob = await join(b.url, '?name=bob')
+  await alice.expect('presence')
+  const admin = new Redis(redis.url)
+  t.teardown(() => admin.disconnect())
+  await admin.ping()
+
+  // Sent (and run by Redis) before anything the test sends next.
+  const asleep = admin.call('DEBUG', 'SLEEP', '2')
+  asleep.catch(() => {})
+  const started = performance.now()
+  alice.send({ type: 'message', text: 'while hung', cid: 'h1' })
+  t.match(await alice.expect('error'), { code: 'unavailable', cid: 'h1' })
+  const waited = performance.now() - started
+  t.ok(waited < 1500, `answered after ${Math.round(waited)} ms, not after the 2 s sleep`)
+  await asleep
+
+  // Redis ran the publish once it woke; the client's resend gets that copy, and nobody gets it twice.
+  const ran = await alice.expect('message')
+  t.match(ran, { text: 'while hung', offset: 1 })
+  alice.send({ type: 'message', text: 'while hung', cid: 'h1' })
+  t.same(await alice.expect('message'), ran, 'the stored copy')
+  alice.send('marker')
+  t.same((await messages(bob, 2)).map((m) => m.text), ['while hung', 'marker'])
+})
+
 t.test('a cid retried on another instance is stored and broadcast once', async (t) => {
   const redis = await startRedis(t)
   const [a, b] = [await node(t, redis), await node(t, redis)]
