@@ -138,6 +138,12 @@ class TypedSubscriber extends Recorder {
 
 interface Pending { text: string, due: number, attempts: number }
 
+const started = Date.now()
+/** Milliseconds since the rig's module loaded, for traces. */
+function clock (): number {
+  return Date.now() - started
+}
+
 // An attempt without any answer is sent again after this (above the command timeout).
 const SILENT_RETRY_MS = 4000
 // After `unavailable` or `overloaded`.
@@ -160,6 +166,8 @@ class Publisher {
   readonly errors: string[] = []
   #epoch = ''
   #sent = 0
+  // What happened to each cid, in order: s(end) u(navailable) e(cho) h(istory) +ms, for a reader of a failure.
+  readonly #trace = new Map<string, string[]>()
   #pending = new Map<string, Pending>()
   #timer: NodeJS.Timeout | undefined
   #ackWaiters: Array<{ count: number, resolve: () => void }> = []
@@ -173,9 +181,11 @@ class Publisher {
         const frame = JSON.parse(data.toString()) as ServerFrame
         if (frame.type === 'joined') {
           this.#epoch = frame.epoch
+          // As the package's client does: a message in the history has arrived.
+          for (const m of frame.history) this.#acked(m.cid, m.offset, 'h')
           resolve()
         } else if (frame.type === 'message') {
-          this.#acked(frame.cid, frame.offset)
+          this.#acked(frame.cid, frame.offset, 'e')
         } else if (frame.type === 'error' && frame.cid !== undefined) {
           this.#refused(frame.cid, frame.code)
         }
@@ -193,8 +203,21 @@ class Publisher {
     return this.#pending.size
   }
 
-  #acked (cid: string | undefined, offset: number): void {
-    if (cid === undefined || !this.#pending.delete(cid)) return
+  /** What happened to `cid` here, in order, with times. */
+  trace (cid: string): string {
+    return `${this.name} ${cid}: ${(this.#trace.get(cid) ?? []).join(' ')}`
+  }
+
+  #note (cid: string, what: string): void {
+    let list = this.#trace.get(cid)
+    if (list === undefined) this.#trace.set(cid, list = [])
+    list.push(`${what}+${clock()}`)
+  }
+
+  #acked (cid: string | undefined, offset: number, how: 'e' | 'h'): void {
+    if (cid === undefined || !this.#trace.has(cid)) return
+    this.#note(cid, `${how}@${offset}`)
+    if (!this.#pending.delete(cid)) return
     this.acks.set(cid, { cid, offset, epoch: this.#epoch })
     this.#ackWaiters = this.#ackWaiters.filter((w) => {
       if (this.acks.size < w.count) return true
@@ -206,6 +229,7 @@ class Publisher {
   #refused (cid: string, code: string): void {
     const pending = this.#pending.get(cid)
     if (pending === undefined) return
+    this.#note(cid, code[0] as string)
     if (code === 'unavailable' || code === 'overloaded') {
       this.unavailable++
       pending.due = Date.now() + RETRY_MS
@@ -217,6 +241,7 @@ class Publisher {
 
   #send (cid: string, pending: Pending): void {
     pending.attempts++
+    this.#note(cid, 's')
     pending.due = Date.now() + SILENT_RETRY_MS
     this.ws.send(JSON.stringify({ type: 'message', text: pending.text, cid }))
   }
@@ -400,7 +425,9 @@ export class FaultRig {
     t.comment(`fault ${stats.faultMs} ms; ${stats.acked} of ${stats.sent} messages acknowledged, ${stats.unavailable} answers "unavailable"`)
     t.same(offenders((r) => r.lost.length > 0), [], 'no acknowledged message is lost without a reset joined')
     t.same(offenders((r) => r.duplicates > 0), [], 'no message is delivered twice')
+    const twice = new Set([...reports.values()].flatMap((r) => r.storedTwice.map((entry) => entry.split('@')[0] as string)))
     t.same(offenders((r) => r.storedTwice.length > 0), [], 'no message is stored twice (one cid, two offsets)')
+    for (const cid of twice) for (const p of this.publishers) if (cid.startsWith(p.name)) t.comment(p.trace(cid))
     t.same(offenders((r) => r.outOfOrder > 0), [], 'offsets only go up within an epoch')
     t.same(offenders((r) => r.skipped > 0), [], 'no offset is skipped within an epoch')
     t.same(offenders((r) => r.badJoined > 0), [], 'every joined frame is well formed')
