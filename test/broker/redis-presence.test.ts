@@ -3,6 +3,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import type { User } from '../../lib/protocol/wire.js'
 import type { RecordingNode } from '../helpers/broker-conformance.js'
+import { eventually } from '../helpers/eventually.js'
 import { adminClient, redisNode, startRedis } from '../helpers/redis.js'
 
 const alice: User = { id: 'alice-id', name: 'alice' }
@@ -59,17 +60,8 @@ t.test('a rename is announced with the previous name, and listed', async (t) => 
 })
 
 t.test('a dead server\'s users expire and are announced gone once; live ones are kept alive', async (t) => {
-  const redis = await startRedis(t)
-  const admin = adminClient(t, redis)
   const ttl = 300
-  const [a, b] = [await redisNode(t, redis, { presenceTtlMs: ttl }), await redisNode(t, redis, { presenceTtlMs: ttl })]
-  for (const { adapter } of [a, b]) await adapter.broker.subscribe('lobby')
-  await a.adapter.presence.join('lobby', alice)
-  await b.adapter.presence.join('lobby', bob)
-  for (const { node } of [a, b]) {
-    await expectEvent(t, node, 'join', alice)
-    await expectEvent(t, node, 'join', bob)
-  }
+  const { admin, a, b } = await aliceOnABobOnB(t, ttl, ttl)
   // What a server that crashed leaves behind: a member nobody refreshes.
   await admin.zadd('fastify-chat:{lobby}:presence', Date.now() + ttl, JSON.stringify(['crashed-server', carol.id, carol.name]))
   t.strictSame(await names(a.adapter.presence.list('lobby')), ['alice', 'bob', 'carol'])
@@ -95,4 +87,90 @@ t.test('closing takes the server\'s users out at once', async (t) => {
   await expectEvent(t, b.node, 'leave', alice)
   t.strictSame(await names(b.adapter.presence.list('lobby')), ['bob'])
   t.strictSame(await names(b.adapter.presence.list('other')), [], 'in every room')
+})
+
+const PRESENCE_KEY = 'fastify-chat:{lobby}:presence'
+const GONE_KEY = 'fastify-chat:{lobby}:gone'
+
+async function memberOf (admin: ReturnType<typeof adminClient>, user: User): Promise<string> {
+  const member = (await admin.zrange(PRESENCE_KEY, '0', '-1')).find((m) => (JSON.parse(m) as string[])[1] === user.id)
+  if (member === undefined) throw new Error(`${user.name} has no member`)
+  return member
+}
+
+/** Servers A and B on one Redis, listening to the lobby, with alice present through A and bob through B. */
+async function aliceOnABobOnB (t: Test, ttlA: number, ttlB: number): Promise<{ admin: ReturnType<typeof adminClient>, a: Awaited<ReturnType<typeof redisNode>>, b: Awaited<ReturnType<typeof redisNode>> }> {
+  const redis = await startRedis(t)
+  const admin = adminClient(t, redis)
+  const a = await redisNode(t, redis, { presenceTtlMs: ttlA })
+  const b = await redisNode(t, redis, { presenceTtlMs: ttlB })
+  for (const { adapter } of [a, b]) await adapter.broker.subscribe('lobby')
+  await a.adapter.presence.join('lobby', alice)
+  await b.adapter.presence.join('lobby', bob)
+  for (const { node } of [a, b]) {
+    await expectEvent(t, node, 'join', alice)
+    await expectEvent(t, node, 'join', bob)
+  }
+  return { admin, a, b }
+}
+
+t.test('members Redis lost are added back by the next refresh, without an event', async (t) => {
+  const ttl = 600
+  const { admin, a, b } = await aliceOnABobOnB(t, ttl, ttl)
+  await admin.flushall()
+  // One refresh interval is ttl / 6; the rest is slack for a busy machine.
+  const took = await eventually(async () => (await names(b.adapter.presence.list('lobby'))).join() === 'alice,bob', ttl / 6 + 1000, 'alice and bob listed again')
+  t.comment(`listed again after ${took} ms`)
+  t.strictSame(await names(a.adapter.presence.list('lobby')), ['alice', 'bob'])
+  // Nobody was told they left, so nobody is told they came back: the next event is carol's.
+  await b.adapter.presence.join('lobby', carol)
+  for (const { node } of [a, b]) await expectEvent(t, node, 'join', carol, 'no join for alice or bob before carol')
+})
+
+// A refreshes only when its connection comes back; B sweeps every half
+// second, and its members outlive the reconnect a test forces.
+const A_TTL = 600_000
+const B_TTL = 3000
+
+t.test('a member swept out while its server heard nothing is announced again, to the other servers', async (t) => {
+  const { admin, a, b } = await aliceOnABobOnB(t, A_TTL, B_TTL)
+  // What a sweep leaves while A is cut off: alice out, her leave published where A did not hear it.
+  const member = await memberOf(admin, alice)
+  await admin.multi().zrem(PRESENCE_KEY, member).zadd(GONE_KEY, Date.now(), member).exec()
+
+  // A's connection comes back: its refresh runs at once.
+  await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes')
+  await expectEvent(t, b.node, 'join', alice, 'B\'s members are told alice is back')
+  // A's connection is back (its refresh ran); B's may still be coming back.
+  t.strictSame(await names(a.adapter.presence.list('lobby')), ['alice', 'bob'])
+  t.equal(await admin.zscore(GONE_KEY, member), null, 'the tombstone is used up')
+  await a.adapter.presence.join('lobby', carol)
+  await expectEvent(t, a.node, 'join', carol, 'A\'s members, who never saw alice leave, get no join for her')
+  await expectEvent(t, b.node, 'join', carol)
+})
+
+t.test('a live server\'s member swept while Redis stalled is announced gone and back, to every server', async (t) => {
+  const { admin, a, b } = await aliceOnABobOnB(t, A_TTL, B_TTL)
+  // A's refresh did not run in time: B's sweep finds alice expired.
+  await admin.zadd(PRESENCE_KEY, 'XX', Date.now() - 1, await memberOf(admin, alice))
+  for (const { node } of [a, b]) await expectEvent(t, node, 'leave', alice)
+  t.strictSame(await names(b.adapter.presence.list('lobby')), ['bob'])
+
+  await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes')
+  for (const { node } of [a, b]) await expectEvent(t, node, 'join', alice, 'every server\'s members saw the leave, so every one gets the join')
+  t.strictSame(await names(a.adapter.presence.list('lobby')), ['alice', 'bob'])
+})
+
+t.test('a user whose member expired but is not swept yet is still present: a join elsewhere is not announced', async (t) => {
+  const redis = await startRedis(t)
+  const admin = adminClient(t, redis)
+  const [a, b] = [await redisNode(t, redis, { presenceTtlMs: 600_000 }), await redisNode(t, redis, { presenceTtlMs: 600_000 })]
+  await b.adapter.broker.subscribe('lobby')
+  await admin.zadd(PRESENCE_KEY, String(Date.now() - 1), JSON.stringify(['crashed-server', alice.id, alice.name]))
+  await a.adapter.presence.join('lobby', alice)
+  await a.adapter.presence.join('lobby', bob)
+  await expectEvent(t, b.node, 'join', bob, 'alice was never announced gone, so her join is not news')
+  t.strictSame(await names(b.adapter.presence.list('lobby')), ['alice', 'bob'], 'the list sweeps the expired member; alice stays through A')
+  await a.adapter.presence.leave('lobby', alice)
+  await expectEvent(t, b.node, 'leave', alice, 'one leave, when she is gone everywhere')
 })

@@ -15,9 +15,12 @@ class RecordingPresence implements Presence {
   readonly calls: string[] = []
   fail: Error | null = null
   users: User[] = [alice]
+  // While set, a join waits for it to settle and takes its outcome.
+  gate: Promise<void> | null = null
 
   async join (room: string, user: User): Promise<void> {
     this.#record(`join ${room} ${user.id}`)
+    if (this.gate !== null) await this.gate
   }
 
   async leave (room: string, user: User): Promise<void> {
@@ -170,4 +173,75 @@ t.test('a failed join is handed to the caller, and is not an unhandled rejection
   await new Promise((resolve) => setImmediate(resolve))
   t.strictSame(unhandled, [])
   t.strictSame(warnings, [], 'the caller decides what a failed join means')
+})
+
+/** A promise settled by hand, for a join that is still on its way. */
+function deferred (): { promise: Promise<void>, resolve: () => void, reject: (err: Error) => void } {
+  let settle!: { resolve: () => void, reject: (err: Error) => void }
+  const promise = new Promise<void>((resolve, reject) => { settle = { resolve, reject } })
+  promise.catch(() => {})
+  return { promise, resolve: () => settle.resolve(), reject: (err) => settle.reject(err) }
+}
+
+t.test('a join that failed is announced again by a return within the grace period', async (t) => {
+  const { tracker, backend } = setup()
+  backend.fail = new Error('presence down')
+  await t.rejects(tracker.arrived('r', alice) as Promise<void>, { message: 'presence down' })
+  // The hub takes the socket out of the room after a failed join.
+  tracker.departed('r', alice)
+  t.strictSame(backend.calls, ['join r alice', 'leave r alice'], 'the leave goes out at once: it only cleans up a join whose answer was lost')
+  backend.fail = null
+  const retried = tracker.arrived('r', alice)
+  t.not(retried, null, 'the retry is announced, not taken for a return')
+  await retried
+  t.strictSame(backend.calls, ['join r alice', 'leave r alice', 'join r alice'])
+})
+
+t.test('a join that fails during the grace period is announced again by the return', async (t) => {
+  const { tracker, backend } = setup()
+  const gate = deferred()
+  backend.gate = gate.promise
+  const first = tracker.arrived('r', alice) as Promise<void>
+  tracker.departed('r', alice)
+  gate.reject(new Error('presence down'))
+  await t.rejects(first, { message: 'presence down' })
+  backend.gate = null
+  const retried = tracker.arrived('r', alice)
+  t.not(retried, null)
+  await retried
+  t.strictSame(backend.calls, ['join r alice', 'join r alice'], 'joined afresh; the pending leave was called off')
+})
+
+t.test('a return while the join is on its way waits for that join, without a second one', async (t) => {
+  await withFakeClock(async (clock) => {
+    const { tracker, backend } = setup()
+    const gate = deferred()
+    backend.gate = gate.promise
+    const first = tracker.arrived('r', alice)
+    tracker.departed('r', alice)
+    const again = tracker.arrived('r', alice)
+    t.equal(again, first, 'the same announcement')
+    gate.resolve()
+    await again
+    clock.tick(GRACE * 2)
+    t.strictSame(backend.calls, ['join r alice'], 'one join, and the leave called off')
+
+    // Once the join went through, the next return within the grace period announces nothing.
+    tracker.departed('r', alice)
+    t.equal(tracker.arrived('r', alice), null)
+    clock.tick(GRACE * 2)
+    t.strictSame(backend.calls, ['join r alice'])
+  })
+})
+
+t.test('a join that failed while another socket of the user stays is cleaned up at the departure', async (t) => {
+  await withFakeClock(async (clock) => {
+    const { tracker, backend } = setup()
+    backend.fail = new Error('presence down')
+    await (tracker.arrived('r', alice) as Promise<void>).catch(() => {})
+    backend.fail = null
+    clock.tick(GRACE * 2)
+    tracker.departed('r', alice)
+    t.strictSame(backend.calls, ['join r alice', 'leave r alice'], 'no grace period for a user never announced')
+  })
 })

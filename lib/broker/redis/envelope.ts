@@ -4,12 +4,13 @@ import type { PresenceEvent } from '../presence.js'
 /**
  * What travels on a room's channel: a stored message with the room's epoch
  * and the connection to skip (written by the PUBLISH script), or a presence
- * event (written by {@link presenceEnvelope} and the SWEEP script). One
+ * event (written by {@link presenceEnvelope} and the SWEEP script; by the
+ * REFRESH script with `s`, the server that re-announces its user). One
  * channel per room keeps a room's messages and presence events in one order.
  */
 export type Envelope =
   | { t: 'm', e: string, x: string | null, m: ChatMessage }
-  | { t: 'p', e: PresenceEvent }
+  | { t: 'p', e: PresenceEvent, s?: string }
 
 /** The envelope of a presence event, as the presence scripts publish it. */
 export function presenceEnvelope (event: PresenceEvent): string {

@@ -38,6 +38,11 @@ export class RedisKeys {
     return this.#room(room, 'presence')
   }
 
+  /** The sorted set of presence members a sweep announced gone, by when. */
+  presenceGone (room: string): string {
+    return this.#room(room, 'gone')
+  }
+
   /** The pub/sub channel carrying a room's messages and presence events. */
   channel (room: string): string {
     return this.#room(room, 'ch')

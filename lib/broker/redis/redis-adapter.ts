@@ -27,7 +27,7 @@ export interface RedisClient {
 export type RedisAdapterOptions = ({ url: string, client?: never } | { client: RedisClient, url?: never }) & {
   /** Prefix of every key and channel; no `{` or `}`, which would break the per-room hash tags. @default 'fastify-chat' */
   prefix?: string
-  /** How long a server's presence entries live without a refresh: a crashed server's users are gone within it. @default 15000 */
+  /** How soon, at the latest, a crashed server's users drop out of presence and are announced gone; each server refreshes its own every sixth of it. @default 15000 */
   presenceTtlMs?: number
   /**
    * How long `register` waits for Redis before failing with
@@ -147,7 +147,7 @@ export class RedisAdapter implements Adapter {
   #route (node: AdapterNode, payload: string): void {
     const envelope = parseEnvelope(payload)
     if (envelope?.t === 'm') this.#broker.receive(envelope.m, envelope.e, envelope.x)
-    else if (envelope?.t === 'p') node.presence(envelope.e)
+    else if (envelope?.t === 'p' && this.#presence.accepts(envelope)) node.presence(envelope.e)
   }
 
   /** One secret for every server, made by whichever asks first. */

@@ -5,14 +5,28 @@ import type { Presence, PresenceEvent } from '../presence.js'
 import type { RedisConnections } from './connections.js'
 import { presenceEnvelope } from './envelope.js'
 import type { RedisKeys } from './keys.js'
-import { JOIN, LEAVE, RENAME, SWEEP, queueScript, runScript, unavailableOnError } from './scripts.js'
+import { JOIN, LEAVE, LIST, REFRESH, RENAME, SWEEP, queueScript, runScript } from './scripts.js'
+
+// How long a sweep's tombstones are kept: a server cut off for longer comes
+// back without its users' join being announced again (see REFRESH).
+const GONE_KEPT_MS = 3_600_000
 
 /**
  * Presence across servers: per room, a Redis sorted set of
- * `[server id, user id, name]` members scored by expiry. Each server
- * refreshes its own members every `ttlMs / 3`, so a crashed server's users
- * expire within `ttlMs`; the sweep then announces them gone. Events travel
- * on the room's channel and reach each server's node through the adapter.
+ * `[server id, user id, name]` members scored by expiry. Events travel on
+ * the room's channel and reach each server's node through the adapter.
+ *
+ * Timing, so that a crashed server's users are announced gone within
+ * `ttlMs`, the documented bound: every sixth of `ttlMs` each server
+ * refreshes its members to expire two thirds of `ttlMs` later, and sweeps
+ * the expired members of its rooms. A crashed server's members expire a
+ * half to two thirds of `ttlMs` after the crash and are swept at most a
+ * sixth later, which leaves a sixth for late timers and the trip to the
+ * clients. A live server's refresh may run half of `ttlMs` late before its
+ * members expire.
+ *
+ * The refresh also adds back the members Redis lost, and runs as soon as the
+ * connection is back, so presence heals from a restart, a flush or a cut.
  */
 export class RedisPresence implements Presence {
   readonly #connections: RedisConnections
@@ -23,7 +37,12 @@ export class RedisPresence implements Presence {
   // This server's members: room -> user id -> member. What the refresh keeps
   // alive, and what a leave or close takes out.
   readonly #members = new Map<string, Map<string, string>>()
+  // Users of this server, by room, whose leave its own sockets got: another
+  // server swept them out while this one could not refresh (Redis paused).
+  // Their join, when the refresh adds them back, is for these sockets too.
+  readonly #sweptHere = new Map<string, Set<string>>()
   #timer: NodeJS.Timeout | undefined
+  #unwatch: (() => void) | null = null
 
   constructor (connections: RedisConnections, keys: RedisKeys, ttlMs: number) {
     this.#connections = connections
@@ -31,10 +50,44 @@ export class RedisPresence implements Presence {
     this.#ttlMs = ttlMs
   }
 
+  /**
+   * Whether this server's sockets get a presence event that came through
+   * Redis. A join this server's refresh re-announced (`s`) reaches them only
+   * if they got the leave: when this server was cut off they did not, and
+   * still list the user.
+   */
+  accepts ({ e: event, s: server }: { e: PresenceEvent, s?: string }): boolean {
+    const swept = this.#sweptHere.get(event.room)
+    if (server === this.#server) {
+      const saw = swept?.delete(event.user.id) === true
+      if (swept?.size === 0) this.#sweptHere.delete(event.room)
+      return saw
+    }
+    if (event.event === 'leave' && this.#members.get(event.room)?.has(event.user.id) === true) {
+      if (swept === undefined) this.#sweptHere.set(event.room, new Set([event.user.id]))
+      else swept.add(event.user.id)
+    }
+    return true
+  }
+
+  get #lifetime (): number {
+    return Math.floor(this.#ttlMs * 2 / 3)
+  }
+
   start (log: FastifyBaseLogger): void {
     this.#log = log
-    this.#timer = setInterval(() => { this.#refresh() }, Math.max(10, Math.floor(this.#ttlMs / 3)))
+    this.#timer = setInterval(() => { this.#refresh() }, Math.max(5, Math.floor(this.#ttlMs / 6)))
     this.#timer.unref()
+    // Commands sent right after the connection is back queue behind this
+    // refresh, so a join then lists this server's users even if Redis lost them.
+    const commands = this.#connections.commands
+    const onReady = (): void => { this.#refresh() }
+    commands.on('ready', onReady)
+    this.#unwatch = () => { commands.off('ready', onReady) }
+  }
+
+  #keysOf (room: string): { presenceKey: string, goneKey: string } {
+    return { presenceKey: this.#keys.presence(room), goneKey: this.#keys.presenceGone(room) }
   }
 
   #member (user: User): string {
@@ -43,11 +96,9 @@ export class RedisPresence implements Presence {
 
   async join (room: string, user: User): Promise<void> {
     const member = this.#member(user)
-    const now = Date.now()
-    await runScript(this.#connections.commands, JOIN, { presenceKey: this.#keys.presence(room) }, {
+    await runScript(this.#connections.commands, JOIN, this.#keysOf(room), {
       member,
-      expiry: now + this.#ttlMs,
-      now,
+      expiry: Date.now() + this.#lifetime,
       userId: user.id,
       channel: this.#keys.channel(room),
       envelope: this.#envelope({ room, event: 'join', user })
@@ -59,13 +110,12 @@ export class RedisPresence implements Presence {
 
   async leave (room: string, user: User): Promise<void> {
     const member = this.#forget(room, user.id) ?? this.#member(user)
-    await this.#leave(room, user, member, Date.now())
+    await this.#leave(room, user, member)
   }
 
-  async #leave (room: string, user: User, member: string, now: number): Promise<void> {
-    await runScript(this.#connections.commands, LEAVE, { presenceKey: this.#keys.presence(room) }, {
+  async #leave (room: string, user: User, member: string): Promise<void> {
+    await runScript(this.#connections.commands, LEAVE, this.#keysOf(room), {
       member,
-      now,
       userId: user.id,
       channel: this.#keys.channel(room),
       envelope: this.#envelope({ room, event: 'leave', user })
@@ -77,6 +127,9 @@ export class RedisPresence implements Presence {
     const member = members?.get(userId)
     members?.delete(userId)
     if (members?.size === 0) this.#members.delete(room)
+    const swept = this.#sweptHere.get(room)
+    swept?.delete(userId)
+    if (swept?.size === 0) this.#sweptHere.delete(room)
     return member
   }
 
@@ -85,17 +138,17 @@ export class RedisPresence implements Presence {
     const oldMember = members?.get(user.id) ?? this.#member({ id: user.id, name: previous })
     const member = this.#member(user)
     members?.set(user.id, member)
-    await runScript(this.#connections.commands, RENAME, { presenceKey: this.#keys.presence(room) }, {
+    await runScript(this.#connections.commands, RENAME, this.#keysOf(room), {
       oldMember,
       member,
-      expiry: Date.now() + this.#ttlMs,
+      expiry: Date.now() + this.#lifetime,
       channel: this.#keys.channel(room),
       envelope: this.#envelope({ room, event: 'rename', user, previous })
     })
   }
 
   async list (room: string): Promise<User[]> {
-    const members = await unavailableOnError(this.#connections.commands.zrangebyscore(this.#keys.presence(room), `(${Date.now()}`, '+inf'))
+    const members = await runScript(this.#connections.commands, LIST, this.#keysOf(room), this.#sweepArgs(room, Date.now()))
     const users = new Map<string, User>()
     for (const member of members) {
       const [, id, name] = JSON.parse(member) as [string, string, string]
@@ -109,30 +162,40 @@ export class RedisPresence implements Presence {
     return presenceEnvelope({ ...event, user: { id: event.user.id, name: event.user.name } })
   }
 
-  /** Keeps this server's members alive, and sweeps out other servers' expired ones. */
+  #sweepArgs (room: string, now: number): { now: number, channel: string, room: string, goneKeptMs: number } {
+    return { now, channel: this.#keys.channel(room), room, goneKeptMs: GONE_KEPT_MS }
+  }
+
+  /** Keeps this server's members alive (adding back the missing ones), and sweeps out other servers' expired ones. */
   #refresh (): void {
     if (!this.#connections.ready || this.#members.size === 0) return
     const now = Date.now()
-    const expiry = now + this.#ttlMs
+    const expiry = now + this.#lifetime
     const pipeline = this.#connections.commands.pipeline()
     for (const [room, members] of this.#members) {
-      const presenceKey = this.#keys.presence(room)
-      for (const member of members.values()) pipeline.zadd(presenceKey, 'XX', expiry, member)
-      queueScript(pipeline, SWEEP, { presenceKey }, { now, channel: this.#keys.channel(room), room })
+      const keys = this.#keysOf(room)
+      const channel = this.#keys.channel(room)
+      queueScript(pipeline, REFRESH, keys, { members: JSON.stringify([...members.values()]), expiry, channel, room, server: this.#server })
+      queueScript(pipeline, SWEEP, keys, this.#sweepArgs(room, now))
     }
-    pipeline.exec().catch((err: unknown) => this.#log?.warn({ err }, 'fastify-chat: presence refresh failed'))
+    pipeline.exec().then((results) => {
+      const failed = results?.find(([err]) => err !== null)
+      if (failed !== undefined) this.#log?.warn({ err: failed[0] }, 'fastify-chat: presence refresh failed')
+    }, (err: unknown) => this.#log?.warn({ err }, 'fastify-chat: presence refresh failed'))
   }
 
   /** Stops refreshing and takes this server's users out now, rather than at expiry. */
   async close (): Promise<void> {
     clearInterval(this.#timer)
+    this.#unwatch?.()
+    this.#unwatch = null
     const members = [...this.#members].flatMap(([room, users]) => [...users].map(([id, member]) => ({ room, id, member })))
     this.#members.clear()
+    this.#sweptHere.clear()
     if (members.length === 0 || !this.#connections.ready) return
-    const now = Date.now()
     await Promise.all(members.map(async ({ room, id, member }) => {
       const [, , name] = JSON.parse(member) as [string, string, string]
-      await this.#leave(room, { id, name }, member, now)
+      await this.#leave(room, { id, name }, member)
     })).catch((err: unknown) => this.#log?.warn({ err }, 'fastify-chat: could not clear presence on close'))
   }
 }
