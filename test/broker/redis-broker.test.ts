@@ -250,15 +250,22 @@ t.test('a cid published again after the stream trimmed it is stored once, answer
   t.strictSame(await texts(a.node, 5), ['once', 'later 1', 'later 2', 'later 3', 'next'], 'nor anything delivered')
 })
 
-t.test('the cid memory is bounded: the oldest cid is forgotten past 256', async (t) => {
+t.test('cids are remembered for a minute beyond the latest 256, then forgotten oldest first', async (t) => {
   const redis = await startRedis(t)
   const admin = adminClient(t, redis)
   const a = await redisNode(t, redis, {}, 2)
-  for (let i = 0; i <= 256; i++) await a.adapter.broker.publish(message('lobby', `m${i}`, `c${i}`), null)
-  t.equal(await admin.hlen('fastify-chat:{lobby}:cid-messages'), 256)
-  t.equal(await admin.zcard('fastify-chat:{lobby}:cids'), 256)
-  t.equal(await admin.hexists('fastify-chat:{lobby}:cid-messages', 'c0'), 0, 'the oldest went first')
-  t.equal((await a.adapter.broker.publish(message('lobby', 'm256', 'c256'), null)).duplicate, true, 'the latest is remembered')
+  const [cids, cidMessages] = ['fastify-chat:{lobby}:cids', 'fastify-chat:{lobby}:cid-messages']
+  for (let i = 0; i < 300; i++) await a.adapter.broker.publish(message('lobby', `m${i}`, `c${i}`), null)
+  t.equal(await admin.hlen(cidMessages), 300, 'more than 256, all from the last minute, are kept')
+  t.equal((await a.adapter.broker.publish(message('lobby', 'm0', 'c0'), null)).duplicate, true, 'the oldest is still known')
+  // Ten of them stored long ago.
+  await admin.zadd(cids, 'XX', ...Array.from({ length: 10 }, (_, i) => [0, `c${i}`]).flat())
+  await a.adapter.broker.publish(message('lobby', 'm300', 'c300'), null)
+  t.equal(await admin.hlen(cidMessages), 299, 'a publish forgets up to two expired ones')
+  t.equal(await admin.zcard(cids), 299)
+  t.equal(await admin.hexists(cidMessages, 'c0'), 0, 'the oldest went first')
+  t.equal(await admin.hexists(cidMessages, 'c9'), 1)
+  t.equal((await a.adapter.broker.publish(message('lobby', 'm299', 'c299'), null)).duplicate, true)
 })
 
 t.test('a hung Redis (DEBUG SLEEP): commands fail with FST_CHAT_ADAPTER_UNAVAILABLE within commandTimeoutMs', async (t) => {

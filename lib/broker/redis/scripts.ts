@@ -80,10 +80,10 @@ export function queueScript<K extends string, A extends string> (pipeline: Chain
 // History. A room's keys: its epoch (a string), its last offset (a counter),
 // its log (a stream capped at historySize, entry id `<offset>-1`, one field
 // `m` holding the stored message's JSON), its cids (a sorted set of the
-// latest cids scored by their offset) and their messages (a hash, cid ->
-// stored JSON). The cids keep their messages apart from the stream, so a
-// publish retried after the stream trimmed its entry is still answered
-// with the stored copy, never stored twice.
+// latest cids scored by when they were stored, in ms) and their messages (a
+// hash, cid -> stored JSON). The cids keep their messages apart from the
+// stream, so a publish retried after the stream trimmed its entry is still
+// answered with the stored copy, never stored twice.
 
 const HISTORY_KEYS = ['epochKey', 'seqKey', 'logKey', 'cidsKey', 'cidMessagesKey'] as const
 
@@ -117,8 +117,13 @@ end
  */
 export const PUBLISH = script<[number, string]>()('fastifyChatPublish', HISTORY_KEYS,
   ['freshEpoch', 'message', 'cid', 'historySize', 'channel', 'exclude'], EPOCH + `
--- As many as each server's own memory of cids per room.
+-- Cids are remembered for as long as a resend may follow: the latest 256 of
+-- the room (as many as each server's own memory), and any stored in the last
+-- minute, since resends queued behind a hung Redis can trail their original
+-- by more messages than that; never more than CIDS_MAX.
 local CIDS_KEPT = 256
+local CIDS_KEPT_MS = 60000
+local CIDS_MAX = 10000
 if cid ~= '' then
   local seen = redis.call('HGET', cidMessagesKey, cid)
   if seen then return {1, seen} end
@@ -128,11 +133,20 @@ local stored = '{"offset":' .. seq .. ',' .. string.sub(message, 2)
 local size = tonumber(historySize)
 if size > 0 then redis.call('XADD', logKey, 'MAXLEN', size, seq .. '-1', 'm', stored) end
 if cid ~= '' then
-  redis.call('ZADD', cidsKey, seq, cid)
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  redis.call('ZADD', cidsKey, now, cid)
   redis.call('HSET', cidMessagesKey, cid, stored)
-  if redis.call('ZCARD', cidsKey) > CIDS_KEPT then
-    local oldest = redis.call('ZPOPMIN', cidsKey)
-    redis.call('HDEL', cidMessagesKey, oldest[1])
+  local count = redis.call('ZCARD', cidsKey)
+  local drop = math.max(0, count - CIDS_MAX)
+  if count > CIDS_KEPT then
+    -- Each publish adds one cid: dropping up to two expired ones keeps up.
+    local expired = redis.call('ZRANGEBYSCORE', cidsKey, '-inf', now - CIDS_KEPT_MS, 'LIMIT', 0, math.min(2, count - CIDS_KEPT))
+    drop = math.max(drop, #expired)
+  end
+  if drop > 0 then
+    local oldest = redis.call('ZPOPMIN', cidsKey, drop)
+    for i = 1, #oldest, 2 do redis.call('HDEL', cidMessagesKey, oldest[i]) end
   end
 end
 redis.call('PUBLISH', channel, '{"t":"m","e":' .. cjson.encode(epoch) .. ',"x":' .. exclude .. ',"m":' .. stored .. '}')
