@@ -1,6 +1,10 @@
-/** The wait after the first failed attempt; it doubles after each one, up to {@link MAX_DELAY_MS}. */
-const FIRST_DELAY_MS = 50
-const MAX_DELAY_MS = 2000
+/** How long a {@link RetryLoop} waits: `firstMs` after the first failed attempt, doubling after each, up to `maxMs`. */
+export interface RetryDelays {
+  firstMs: number
+  maxMs: number
+}
+
+const DELAYS: RetryDelays = { firstMs: 50, maxMs: 2000 }
 
 /**
  * Runs `attempt` until it reports done. A failure (or "not yet") is tried
@@ -11,6 +15,7 @@ const MAX_DELAY_MS = 2000
 export class RetryLoop {
   readonly #attempt: () => Promise<boolean>
   readonly #failed: (err: unknown) => void
+  readonly #delays: RetryDelays
   #running: Promise<void> | null = null
   #kicked = false
   #closed = false
@@ -18,9 +23,10 @@ export class RetryLoop {
   #timer: NodeJS.Timeout | undefined
 
   /** `attempt` resolves `true` when nothing is left to do; `failed` hears why an attempt threw. */
-  constructor (attempt: () => Promise<boolean>, failed: (err: unknown) => void) {
+  constructor (attempt: () => Promise<boolean>, failed: (err: unknown) => void, delays = DELAYS) {
     this.#attempt = attempt
     this.#failed = failed
+    this.#delays = delays
   }
 
   /** Runs an attempt soon; settles once one that began after this call is done, or the loop is closed. */
@@ -33,7 +39,8 @@ export class RetryLoop {
   }
 
   async #run (): Promise<void> {
-    let delay = FIRST_DELAY_MS
+    const { firstMs, maxMs } = this.#delays
+    let delay = firstMs
     try {
       while (!this.#closed) {
         this.#kicked = false
@@ -44,13 +51,13 @@ export class RetryLoop {
           if (!this.#closed) this.#failed(err)
         }
         if (this.#kicked) {
-          delay = FIRST_DELAY_MS
+          delay = firstMs
           continue
         }
         // Checked and left in one go: a kick from here on starts a new run.
         if (done) return
         await this.#sleep(delay)
-        delay = this.#kicked ? FIRST_DELAY_MS : Math.min(delay * 2, MAX_DELAY_MS)
+        delay = this.#kicked ? firstMs : Math.min(delay * 2, maxMs)
       }
     } finally {
       this.#running = null
