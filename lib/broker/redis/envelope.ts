@@ -5,12 +5,13 @@ import type { PresenceEvent } from '../presence.js'
  * What travels on a room's channel: a stored message with the room's epoch
  * and the connection to skip (written by the PUBLISH script), or a presence
  * event (written by {@link presenceEnvelope} and the SWEEP script; by the
- * REFRESH script with `s`, the server that re-announces its user). One
+ * REFRESH script with `s`, the server that re-announces its user, or `v`,
+ * the presence version that restored it). One
  * channel per room keeps a room's messages and presence events in one order.
  */
 export type Envelope =
   | { t: 'm', e: string, x: string | null, m: ChatMessage }
-  | { t: 'p', e: PresenceEvent, s?: string }
+  | { t: 'p', e: PresenceEvent, s?: string, v?: string }
 
 /** The envelope of a presence event, as the presence scripts publish it. */
 export function presenceEnvelope (event: PresenceEvent): string {

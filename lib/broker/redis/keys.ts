@@ -43,6 +43,11 @@ export class RedisKeys {
     return this.#room(room, 'gone')
   }
 
+  /** Which presence data a list saw: `<epoch>:<restores>`, the epoch new whenever Redis lost it. */
+  presenceVersion (room: string): string {
+    return this.#room(room, 'presence-version')
+  }
+
   /** The pub/sub channel carrying a room's messages and presence events. */
   channel (room: string): string {
     return this.#room(room, 'ch')

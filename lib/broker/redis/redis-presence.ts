@@ -7,6 +7,12 @@ import { presenceEnvelope } from './envelope.js'
 import type { RedisKeys } from './keys.js'
 import { JOIN, LEAVE, LIST, REFRESH, RENAME, SWEEP, queueScript, runScript } from './scripts.js'
 
+/** `<epoch>:<restores>`, or '' for none yet. */
+function parseVersion (version: string): { epoch: string, restores: number } {
+  const at = version.lastIndexOf(':')
+  return at < 0 ? { epoch: '', restores: 0 } : { epoch: version.slice(0, at), restores: Number(version.slice(at + 1)) }
+}
+
 // How long a sweep's tombstones are kept: a server cut off for longer comes
 // back without its users' join being announced again (see REFRESH).
 const GONE_KEPT_MS = 3_600_000
@@ -41,6 +47,10 @@ export class RedisPresence implements Presence {
   // server swept them out while this one could not refresh (Redis paused).
   // Their join, when the refresh adds them back, is for these sockets too.
   readonly #sweptHere = new Map<string, Set<string>>()
+  // The oldest presence version of the lists this server handed out per
+  // room (of its own rooms): a member restored after it is news to whoever
+  // got that list. '' is a version not named yet, after Redis lost its data.
+  readonly #listed = new Map<string, { epoch: string, restores: number }>()
   #timer: NodeJS.Timeout | undefined
   #unwatch: (() => void) | null = null
 
@@ -54,9 +64,11 @@ export class RedisPresence implements Presence {
    * Whether this server's sockets get a presence event that came through
    * Redis. A join this server's refresh re-announced (`s`) reaches them only
    * if they got the leave: when this server was cut off they did not, and
-   * still list the user.
+   * still list the user. A member Redis lost and a refresh restored (`v`)
+   * is news only where a list was handed out without it.
    */
-  accepts ({ e: event, s: server }: { e: PresenceEvent, s?: string }): boolean {
+  accepts ({ e: event, s: server, v: version }: { e: PresenceEvent, s?: string, v?: string }): boolean {
+    if (version !== undefined) return this.#listedWithout(event.room, version)
     const swept = this.#sweptHere.get(event.room)
     if (server === this.#server) {
       const saw = swept?.delete(event.user.id) === true
@@ -86,8 +98,25 @@ export class RedisPresence implements Presence {
     this.#unwatch = () => { commands.off('ready', onReady) }
   }
 
-  #keysOf (room: string): { presenceKey: string, goneKey: string } {
-    return { presenceKey: this.#keys.presence(room), goneKey: this.#keys.presenceGone(room) }
+  #keysOf (room: string): { presenceKey: string, goneKey: string, versionKey: string } {
+    return { presenceKey: this.#keys.presence(room), goneKey: this.#keys.presenceGone(room), versionKey: this.#keys.presenceVersion(room) }
+  }
+
+  #noteListed (room: string, version: string): void {
+    if (!this.#members.has(room)) return
+    const seen = parseVersion(version)
+    const oldest = this.#listed.get(room)
+    // A new epoch (or none yet) means Redis lost the data the older lists came from.
+    if (oldest === undefined || seen.epoch === '' || (oldest.epoch !== '' && oldest.epoch !== seen.epoch)) this.#listed.set(room, seen)
+    // A list before the epoch was named saw no restore of it.
+    else if (oldest.epoch === '') this.#listed.set(room, { epoch: seen.epoch, restores: 0 })
+    else oldest.restores = Math.min(oldest.restores, seen.restores)
+  }
+
+  #listedWithout (room: string, version: string): boolean {
+    const restored = parseVersion(version)
+    const oldest = this.#listed.get(room)
+    return oldest !== undefined && (oldest.epoch === '' || oldest.epoch === restored.epoch) && oldest.restores < restored.restores
   }
 
   #member (user: User): string {
@@ -101,7 +130,8 @@ export class RedisPresence implements Presence {
       expiry: Date.now() + this.#lifetime,
       userId: user.id,
       channel: this.#keys.channel(room),
-      envelope: this.#envelope({ room, event: 'join', user })
+      envelope: this.#envelope({ room, event: 'join', user }),
+      presenceEpoch: randomId()
     })
     let members = this.#members.get(room)
     if (members === undefined) this.#members.set(room, members = new Map())
@@ -126,7 +156,10 @@ export class RedisPresence implements Presence {
     const members = this.#members.get(room)
     const member = members?.get(userId)
     members?.delete(userId)
-    if (members?.size === 0) this.#members.delete(room)
+    if (members?.size === 0) {
+      this.#members.delete(room)
+      this.#listed.delete(room)
+    }
     const swept = this.#sweptHere.get(room)
     swept?.delete(userId)
     if (swept?.size === 0) this.#sweptHere.delete(room)
@@ -148,7 +181,8 @@ export class RedisPresence implements Presence {
   }
 
   async list (room: string): Promise<User[]> {
-    const members = await runScript(this.#connections.commands, LIST, this.#keysOf(room), this.#sweepArgs(room, Date.now()))
+    const [version, ...members] = await runScript(this.#connections.commands, LIST, this.#keysOf(room), this.#sweepArgs(room, Date.now()))
+    this.#noteListed(room, version)
     const users = new Map<string, User>()
     for (const member of members) {
       const [, id, name] = JSON.parse(member) as [string, string, string]
@@ -175,7 +209,7 @@ export class RedisPresence implements Presence {
     for (const [room, members] of this.#members) {
       const keys = this.#keysOf(room)
       const channel = this.#keys.channel(room)
-      queueScript(pipeline, REFRESH, keys, { members: JSON.stringify([...members.values()]), expiry, channel, room, server: this.#server })
+      queueScript(pipeline, REFRESH, keys, { members: JSON.stringify([...members.values()]), expiry, channel, room, server: this.#server, presenceEpoch: randomId() })
       queueScript(pipeline, SWEEP, keys, this.#sweepArgs(room, now))
     }
     pipeline.exec().then((results) => {
@@ -192,6 +226,7 @@ export class RedisPresence implements Presence {
     const members = [...this.#members].flatMap(([room, users]) => [...users].map(([id, member]) => ({ room, id, member })))
     this.#members.clear()
     this.#sweptHere.clear()
+    this.#listed.clear()
     if (members.length === 0 || !this.#connections.ready) return
     await Promise.all(members.map(async ({ room, id, member }) => {
       const [, , name] = JSON.parse(member) as [string, string, string]

@@ -205,10 +205,12 @@ return out
 // the list, and announced once) while any member of theirs is in the set,
 // expired or not. Beside it, a "gone" sorted set remembers, by when, the
 // members SWEEP announced gone: a server that was only cut off re-adds its
-// members with a `join` for those, and silently for members Redis lost, whose
-// users nobody was told had left.
+// members with a `join` for those. Members Redis lost are restored with a
+// `join` carrying the presence version (`<epoch>:<restores>`, the epoch new
+// once Redis lost its data): only servers that handed out a list without
+// them since the loss pass it on; the others' members still list them.
 
-const PRESENCE_KEYS = ['presenceKey', 'goneKey'] as const
+const PRESENCE_KEYS = ['presenceKey', 'goneKey', 'versionKey'] as const
 
 const OTHERS = `
 local function others(id, except)
@@ -253,14 +255,16 @@ end
  * ARGV[3] userId: the user's id.
  * ARGV[4] channel: the room's channel.
  * ARGV[5] envelope: the join event's envelope, published as is.
+ * ARGV[6] presenceEpoch: the epoch of the presence version, if the room has none.
  *
  * Returns 1 when the join was announced, else 0.
  */
 export const JOIN = script<number>()('fastifyChatJoin', PRESENCE_KEYS,
-  ['member', 'expiry', 'userId', 'channel', 'envelope'], OTHERS + `
+  ['member', 'expiry', 'userId', 'channel', 'envelope', 'presenceEpoch'], OTHERS + `
 local present = others(userId, member)
 redis.call('ZADD', presenceKey, expiry, member)
 redis.call('ZREM', goneKey, member)
+redis.call('SET', versionKey, presenceEpoch .. ':0', 'NX')
 if not present then redis.call('PUBLISH', channel, envelope) end
 return present and 0 or 1
 `)
@@ -328,12 +332,14 @@ return sweep(now, channel, room, goneKeptMs)
  *
  * KEYS and ARGV: as {@link SWEEP}.
  *
- * Returns every member.
+ * Returns {presence version, or '' when the room has none yet, ...every member}.
  */
 export const LIST = script<string[]>()('fastifyChatList', PRESENCE_KEYS,
   ['now', 'channel', 'room', 'goneKeptMs'], SWEEP_EXPIRED + `
 sweep(now, channel, room, goneKeptMs)
-return redis.call('ZRANGE', presenceKey, 0, -1)
+local out = {redis.call('GET', versionKey) or ''}
+for _, m in ipairs(redis.call('ZRANGE', presenceKey, 0, -1)) do out[#out + 1] = m end
+return out
 `)
 
 /**
@@ -343,7 +349,10 @@ return redis.call('ZRANGE', presenceKey, 0, -1)
  * server: its own sockets never saw the leave, since it was cut off when
  * the leave went out, so they skip the join. A member missing without a
  * tombstone was lost by Redis (a restart, a flush): nobody was told the user
- * left, so every client still lists them and a join would show them twice.
+ * left, so most clients still list them, but a list handed out since the
+ * loss (a reset `joined`, say) lacks them. Its join carries the presence
+ * version, one restore later than any such list, so only servers that
+ * handed one out pass it on.
  *
  * KEYS[1] presenceKey: the room's presence set. KEYS[2] goneKey: its tombstones.
  * ARGV[1] members: the server's members in the room, as a JSON array.
@@ -351,21 +360,38 @@ return redis.call('ZRANGE', presenceKey, 0, -1)
  * ARGV[3] channel: the room's channel.
  * ARGV[4] room: the room's name, for the events.
  * ARGV[5] server: the server's id.
+ * ARGV[6] presenceEpoch: the epoch of the presence version, if the room has none.
  *
  * Returns how many members it added back.
  */
 export const REFRESH = script<number>()('fastifyChatRefresh', PRESENCE_KEYS,
-  ['members', 'expiry', 'channel', 'room', 'server'], OTHERS + `
+  ['members', 'expiry', 'channel', 'room', 'server', 'presenceEpoch'], OTHERS + `
+local version = nil
+local function restored()
+  if version then return version end
+  local current = redis.call('GET', versionKey)
+  if current then
+    local epoch, count = string.match(current, '^(.*):(%d+)$')
+    version = epoch .. ':' .. (tonumber(count) + 1)
+  else
+    version = presenceEpoch .. ':1'
+  end
+  redis.call('SET', versionKey, version)
+  return version
+end
 local added = 0
 for _, m in ipairs(cjson.decode(members)) do
   if redis.call('ZSCORE', presenceKey, m) then
     redis.call('ZADD', presenceKey, expiry, m)
   else
     local entry = cjson.decode(m)
-    local announce = redis.call('ZREM', goneKey, m) == 1 and not others(entry[2], m)
+    local swept = redis.call('ZREM', goneKey, m) == 1
+    local present = others(entry[2], m)
     redis.call('ZADD', presenceKey, expiry, m)
-    if announce then
-      redis.call('PUBLISH', channel, cjson.encode({t = 'p', s = server, e = {room = room, event = 'join', user = {id = entry[2], name = entry[3]}}}))
+    if not present then
+      local envelope = {t = 'p', e = {room = room, event = 'join', user = {id = entry[2], name = entry[3]}}}
+      if swept then envelope.s = server else envelope.v = restored() end
+      redis.call('PUBLISH', channel, cjson.encode(envelope))
     end
     added = added + 1
   end
