@@ -36,6 +36,8 @@ export interface RigOptions {
 class Recorder {
   readonly name: string
   readonly log: LogEntry[] = []
+  /** Error frames received, by code. */
+  readonly errors: string[] = []
   #cids = new Set<string>()
   #waiting = new Map<string, () => void>()
 
@@ -101,9 +103,11 @@ class RawSubscriber extends Recorder {
           resolve()
         } else if (frame.type === 'message') {
           this.record({ kind: 'message', message: frame })
-        } else if (frame.type === 'error' && frame.code === 'unavailable' && frame.cid === undefined && !joined &&
-          ++this.refusedJoins < JOIN_ATTEMPTS) {
-          this.#retry = setTimeout(() => this.ws.send(JSON.stringify({ type: 'join', room: ROOM })), JOIN_RETRY_MS)
+        } else if (frame.type === 'error') {
+          this.errors.push(frame.code)
+          if (frame.code === 'unavailable' && frame.cid === undefined && !joined && ++this.refusedJoins < JOIN_ATTEMPTS) {
+            this.#retry = setTimeout(() => this.ws.send(JSON.stringify({ type: 'join', room: ROOM })), JOIN_RETRY_MS)
+          }
         }
       })
     })
@@ -127,6 +131,7 @@ class TypedSubscriber extends Recorder {
     this.client = connect(`${url}/chat`, { name, WebSocket, backoff: { initialMs: 50, maxMs: 500 } })
     this.client.on('status', (status) => { if (status === 'reconnecting') this.reconnects++ })
     this.client.on('message', (message) => this.record({ kind: 'message', message }))
+    this.client.on('error', (frame) => this.errors.push(frame.code))
     this.joined = new Promise((resolve) => {
       this.client.on('joined', (frame) => {
         this.record({ kind: 'joined', frame })
@@ -285,6 +290,17 @@ class Publisher {
   }
 }
 
+/** Resolves once every client has its first `joined`; else rejects within `ms`, naming those without and the errors they got. */
+async function joinedAll (clients: Array<{ name: string, joined: Promise<void>, errors?: string[] }>, ms: number): Promise<void> {
+  const waiting = new Set(clients)
+  try {
+    await within(Promise.all(clients.map(async (c) => { await c.joined; waiting.delete(c) })), ms, 'every client to join')
+  } catch (err) {
+    const names = [...waiting].map((c) => `${c.name} (errors: ${c.errors?.join(', ') ?? '?'})`)
+    throw new Error(`${(err as Error).message}; not joined: ${names.join('; ')}`)
+  }
+}
+
 /** One chat instance of the rig. */
 export interface Instance {
   name: string
@@ -347,7 +363,7 @@ export class FaultRig {
       }
       for (const p of publishers) p.close()
     })
-    await within(Promise.all([...subscribers, ...publishers].map(async (s) => await s.joined)), 10_000, 'every client to join')
+    await joinedAll([...subscribers, ...publishers], 10_000)
     return new FaultRig({ redis, proxy, instances, subscribers, publishers, rate: opts.rate ?? 75 })
   }
 
@@ -360,7 +376,7 @@ export class FaultRig {
     const instance = this.instances[index] as Instance
     const added = Array.from({ length: count }, (_, i) => new RawSubscriber(`late${instance.name}${i}`, instance.url))
     this.subscribers.push(...added)
-    await within(Promise.all(added.map(async (s) => await s.joined)), 20_000, 'the late subscribers to join')
+    await joinedAll(added, 20_000)
   }
 
   /**
