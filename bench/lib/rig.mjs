@@ -125,9 +125,11 @@ export class Rig {
     throw new Error(`${this.server.label}: no answer to ${command}`)
   }
 
+  /** Collects garbage in the server; returns its V8 heap then, in KiB (`heapKiB`, `externalKiB`). */
   async gc () {
-    await this.control('gc')
+    const [, heapUsed, external] = (await this.control('gc')).split(' ')
     await sleep(200)
+    return { heapKiB: Number(heapUsed) / 1024, externalKiB: Number(external) / 1024 }
   }
 
   /**

