@@ -11,9 +11,12 @@ interface RoomLog {
   // Ring buffer: `start` is the index of the oldest kept message.
   messages: ChatMessage[]
   start: number
-  // The latest cids, oldest first, with the message each produced: kept apart
-  // from the ring, so a resend is recognized after its message was trimmed.
+  // The latest cids with the message each produced, kept apart from the
+  // messages so that a resend is recognized after its message was trimmed.
+  // `cidRing` holds the same cids in arrival order, to forget the oldest.
   cids: Map<string, ChatMessage> | null
+  cidRing: string[]
+  cidCount: number
 }
 
 const OPTION_KEYS: ReadonlySet<string> = new Set(['size', 'maxRooms'])
@@ -56,7 +59,7 @@ export class MemoryStore implements HistoryStore {
       this.#unwritten.set(room, epoch)
       if (this.#unwritten.size > this.#maxRooms) this.#unwritten.delete(this.#unwritten.keys().next().value as string)
     }
-    return { epoch, offset: 0, messages: [], start: 0, cids: null }
+    return { epoch, offset: 0, messages: [], start: 0, cids: null, cidRing: [], cidCount: 0 }
   }
 
   #write (room: string): RoomLog {
@@ -67,7 +70,7 @@ export class MemoryStore implements HistoryStore {
     } else {
       const epoch = this.#unwritten.get(room) ?? newEpoch()
       this.#unwritten.delete(room)
-      log = { epoch, offset: 0, messages: [], start: 0, cids: null }
+      log = { epoch, offset: 0, messages: [], start: 0, cids: null, cidRing: [], cidCount: 0 }
       if (this.#rooms.size >= this.#maxRooms) this.#rooms.delete(this.#rooms.keys().next().value as string)
     }
     this.#rooms.set(room, log)
@@ -91,13 +94,18 @@ export class MemoryStore implements HistoryStore {
     }
     const log = this.#write(message.room)
     const stored: ChatMessage = { ...message, offset: ++log.offset }
-    if (cid !== undefined) {
-      log.cids ??= new Map()
-      log.cids.set(cid, stored)
-      if (log.cids.size > CID_WINDOW) log.cids.delete(log.cids.keys().next().value as string)
-    }
+    if (cid !== undefined) this.#remember(log, cid, stored)
     this.#keep(log, stored)
     return { message: stored, duplicate: false }
+  }
+
+  #remember (log: RoomLog, cid: string, stored: ChatMessage): void {
+    log.cids ??= new Map()
+    const slot = log.cidCount++ % CID_WINDOW
+    const forgotten = log.cidRing[slot]
+    if (forgotten !== undefined) log.cids.delete(forgotten)
+    log.cidRing[slot] = cid
+    log.cids.set(cid, stored)
   }
 
   #keep (log: RoomLog, stored: ChatMessage): void {

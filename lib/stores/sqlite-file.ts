@@ -33,7 +33,10 @@ const SCHEMA_VERSION = 2
 //
 // `cids` is a ring of CID_WINDOW slots per room holding the latest messages
 // that had a cid, whole: a resend must get the stored copy back even once
-// retention pruned it from `messages`. rooms.cid_count numbers the slots.
+// retention pruned it from `messages`. rooms.cid_count numbers the slots, and
+// a new cid replaces the row in its slot. Keyed by cid so that the lookup on
+// every append with a cid is one primary-key probe: with a secondary index on
+// the cid, SQLite's planner scans the room's slots instead.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS rooms (
   name TEXT PRIMARY KEY,
@@ -53,27 +56,30 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE TABLE IF NOT EXISTS cids (
   room TEXT NOT NULL,
-  slot INTEGER NOT NULL,
   cid TEXT NOT NULL,
+  slot INTEGER NOT NULL,
   seq INTEGER NOT NULL,
   ts INTEGER NOT NULL,
   from_id TEXT NOT NULL,
   from_name TEXT NOT NULL,
   text TEXT NOT NULL,
-  PRIMARY KEY (room, slot)
+  PRIMARY KEY (room, cid)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS cids_by_cid ON cids (room, cid);
+CREATE UNIQUE INDEX IF NOT EXISTS cids_by_slot ON cids (room, slot);
 `
 
-// Schema 1 had no cid memory: it starts with the latest cids its messages hold.
+// Schema 1 had no cid memory: it starts with the latest cids its messages
+// hold. A cid found twice keeps its latest message, and leaves its older
+// slot empty: cid_count goes past the highest slot, so no slot is reused early.
 const FROM_SCHEMA_1 = {
   before: 'ALTER TABLE rooms ADD COLUMN cid_count INTEGER NOT NULL DEFAULT 0',
   after: `
-INSERT INTO cids (room, slot, cid, seq, ts, from_id, from_name, text)
-SELECT room, ROW_NUMBER() OVER (PARTITION BY room ORDER BY seq) - 1, cid, seq, ts, from_id, from_name, text
+INSERT OR REPLACE INTO cids (room, cid, slot, seq, ts, from_id, from_name, text)
+SELECT room, cid, ROW_NUMBER() OVER (PARTITION BY room ORDER BY seq) - 1, seq, ts, from_id, from_name, text
 FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY room ORDER BY seq DESC) AS newest FROM messages WHERE cid IS NOT NULL)
-WHERE newest <= ${CID_WINDOW};
-UPDATE rooms SET cid_count = (SELECT COUNT(*) FROM cids WHERE cids.room = rooms.name);
+WHERE newest <= ${CID_WINDOW}
+ORDER BY room, seq;
+UPDATE rooms SET cid_count = COALESCE((SELECT MAX(slot) + 1 FROM cids WHERE cids.room = rooms.name), 0);
 `
 }
 

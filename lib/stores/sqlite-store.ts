@@ -155,8 +155,9 @@ export class SqliteStore implements HistoryStore {
     const insert = db.prepare<[string, number, number, string, string, string, string | null]>(
       'INSERT INTO messages (room, seq, ts, from_id, from_name, text, cid) VALUES (?, ?, ?, ?, ?, ?, ?)'
     )
-    const remember = db.prepare<[string, number, string, number, number, string, string, string]>(
-      'INSERT OR REPLACE INTO cids (room, slot, cid, seq, ts, from_id, from_name, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
+    // REPLACE: the cid that held the slot, CID_WINDOW cids ago, is forgotten.
+    const remember = db.prepare<[string, string, number, number, number, string, string, string]>(
+      'INSERT OR REPLACE INTO cids (room, cid, slot, seq, ts, from_id, from_name, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
     )
     const pruneCount = db.prepare<[string, number]>('DELETE FROM messages WHERE room = ? AND seq <= ?')
     const retainCount = this.#retainCount
@@ -174,7 +175,7 @@ export class SqliteStore implements HistoryStore {
       }
       const { offset } = state
       insert.run(room, offset, message.ts, message.from.id, message.from.name, message.text, cid ?? null)
-      if (cid !== undefined) remember.run(room, (state.cids - 1) % CID_WINDOW, cid, offset, message.ts, message.from.id, message.from.name, message.text)
+      if (cid !== undefined) remember.run(room, cid, (state.cids - 1) % CID_WINDOW, offset, message.ts, message.from.id, message.from.name, message.text)
       if (retainCount !== undefined && offset > retainCount) pruneCount.run(room, offset - retainCount)
       return offset
     })

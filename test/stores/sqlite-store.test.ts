@@ -420,6 +420,8 @@ t.test('the file keeps each room\'s latest cids with their messages, however ret
     { room: 'b', count: 1, first: 1, last: 1 }
   ], `${CID_WINDOW} per room, the latest`)
   t.strictSame(rowsByRoom(db).a, { count: 3, first: last - 1, last: last + 1 }, 'while retain keeps 3 messages')
+  const plan = db.prepare('EXPLAIN QUERY PLAN SELECT seq, ts, from_id, from_name, text, cid FROM cids WHERE room = ? AND cid = ?').all('a', 'c11') as Array<{ detail: string }>
+  t.match(plan.map((step) => step.detail), ['SEARCH cids USING PRIMARY KEY (room=? AND cid=?)'], 'a cid is found by one probe, not a scan of the room')
   t.strictSame(await store.append(withCid('c11', 'a', 'resent')), { message: { ...withCid('c11', 'a', 'm11'), offset: 11 }, duplicate: true })
   t.strictSame(await store.append(withCid('c10', 'a', 'resent')), { message: { ...withCid('c10', 'a', 'resent'), offset: last + 2 }, duplicate: false })
 })
@@ -432,13 +434,16 @@ t.test('a schema 1 file is migrated and remembers the latest cids its messages h
     CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, from_id TEXT NOT NULL,
       from_name TEXT NOT NULL, text TEXT NOT NULL, cid TEXT, PRIMARY KEY (room, seq));
   `)
-  // Room a: offsets 1 to CID_WINDOW + 2, each with a cid but the last; room b: one message, no cid.
+  // Room a: offsets 1 to CID_WINDOW + 2, each with a cid but the last. Room b:
+  // two messages with one cid (schema 1 did not prevent it), then one without.
   const last = CID_WINDOW + 2
   const row = old.prepare('INSERT INTO messages VALUES (?, ?, 1700000000000, \'u1\', \'alice\', ?, ?)')
   for (let seq = 1; seq <= last; seq++) row.run('a', seq, `m${seq}`, seq === last ? null : `c${seq}`)
-  row.run('b', 1, 'b1', null)
+  row.run('b', 1, 'b1', 'twice')
+  row.run('b', 2, 'b2', 'twice')
+  row.run('b', 3, 'b3', null)
   old.prepare('INSERT INTO rooms VALUES (?, ?, ?)').run('a', 'epoch-a', last)
-  old.prepare('INSERT INTO rooms VALUES (?, ?, ?)').run('b', 'epoch-b', 1)
+  old.prepare('INSERT INTO rooms VALUES (?, ?, ?)').run('b', 'epoch-b', 3)
   old.pragma('user_version = 1')
   old.close()
 
@@ -450,8 +455,10 @@ t.test('a schema 1 file is migrated and remembers the latest cids its messages h
   t.strictSame(await store.append(withCid('c1', 'a', 'resent')), { message: { ...withCid('c1', 'a', 'resent'), offset: last + 1 }, duplicate: false }, 'the one before is not')
   t.equal((await store.append(withCid('c2', 'a'))).duplicate, false, 'the window slides on from the migrated cids: c1 pushed c2 out')
   t.equal((await store.append(withCid('c4', 'a'))).duplicate, true)
-  t.equal((await store.append(withCid('x', 'b'))).message.offset, 2, 'a room without cids starts its window')
+  t.strictSame(await store.append(withCid('twice', 'b', 'resent')), { message: { ...withCid('twice', 'b', 'b2'), offset: 2 }, duplicate: true }, 'a cid stored twice gives its latest message')
+  t.equal((await store.append(withCid('x', 'b'))).message.offset, 4)
   t.equal((await store.append(withCid('x', 'b'))).duplicate, true)
+  t.equal((await store.append(withCid('twice', 'b'))).duplicate, true, 'and stays remembered')
   t.equal(inspect(t, path).pragma('user_version', { simple: true }), 2)
 })
 
