@@ -44,6 +44,8 @@ export class Batch {
   #skipUsers: Set<string> | null = null
   // Members that joined after this batch began, with the entries they came too late for.
   #newcomers: Map<Recipient, number> | null = null
+  // Members whose `joined` replayed messages of this batch, with the offset it replayed to.
+  #floors: ReadonlyMap<Recipient, number> | null = null
   #frames: Buffer | null = null
 
   add (text: string, message: ChatMessage | null, excludeKey: string | null, excludeUser: string | null): void {
@@ -62,6 +64,14 @@ export class Batch {
     (this.#newcomers ??= new Map()).set(to, this.entries.length)
   }
 
+  /**
+   * Each of `floors` (a member, and the offset its `joined` replayed to)
+   * does not get the messages at or below that offset: it has them already.
+   */
+  below (floors: ReadonlyMap<Recipient, number>): void {
+    this.#floors = floors
+  }
+
   /** Every entry, framed, in one buffer: built once per batch, whatever the number of recipients. */
   get frames (): Buffer {
     if (this.#frames !== null) return this.#frames
@@ -72,14 +82,15 @@ export class Batch {
     return frames
   }
 
-  /** Whether every recipient gets every entry: nobody is skipped and nobody joined midway. */
+  /** Whether every recipient gets every entry: nobody is skipped, nobody joined midway, nobody has a floor. */
   get uniform (): boolean {
-    return this.#newcomers === null && this.#skipUsers === null && this.#skipKeys === null
+    return this.#newcomers === null && this.#skipUsers === null && this.#skipKeys === null && this.#floors === null
   }
 
   /** Whether `to` misses any entry (then it gets {@link framesFor} instead of {@link frames}). */
   skips (to: Recipient): boolean {
     return (this.#newcomers !== null && this.#newcomers.has(to)) ||
+      (this.#floors !== null && this.#floors.has(to)) ||
       (this.#skipUsers !== null && this.#skipUsers.has(to.id)) ||
       (this.#skipKeys !== null && to.keyIfSet !== null && this.#skipKeys.has(to.keyIfSet))
   }
@@ -109,9 +120,11 @@ export class Batch {
     const { entries } = this
     const start = this.#newcomers?.get(to) ?? 0
     if (start === 0 && !this.skips(to)) return entries
+    const floor = this.#floors?.get(to) ?? -1
     const out: Entry[] = []
     for (let i = start; i < entries.length; i++) {
-      if (!skips(entries[i], to)) out.push(entries[i])
+      const entry = entries[i]
+      if (!skips(entry, to) && (entry.message === null || entry.message.offset > floor)) out.push(entry)
     }
     return out
   }

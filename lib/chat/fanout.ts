@@ -56,6 +56,7 @@ export class Fanout {
 
   /** Queues a stored message for the room's members, encoded once; `exclude` is a connection key to skip. */
   message (room: Room<Connection>, message: ChatMessage, exclude: string | null): void {
+    room.latest = message.offset
     this.#queue(room).add(encodeMessage(message), message, exclude, null)
     this.#scheduleFlush()
     this.#flushIfFull(room)
@@ -72,6 +73,24 @@ export class Fanout {
   /** `conn` has just joined `room`: what the room has pending was sent before it was in. */
   joined (room: Room<Connection>, conn: Connection): void {
     room.batch?.joined(conn)
+  }
+
+  /**
+   * `conn` was sent a `joined` of `room` that replayed up to `offset`. A
+   * broker may still deliver messages up to there (with Redis, a history
+   * read can see a message before pub/sub brings it here): those are not
+   * written to `conn` again.
+   */
+  floor (room: Room<Connection>, conn: Connection, offset: number): void {
+    // At or below what the room has queued, every later message is past it already.
+    if (offset > room.latest) (room.floors ??= new Map()).set(conn, offset)
+  }
+
+  /** The room's history changed under it: what is pending goes out now, and offsets start over. */
+  reset (room: Room<Connection>): void {
+    this.flushMessages(room)
+    room.latest = 0
+    room.floors = null
   }
 
   /** Writes the room's batch now if it has messages, so what follows for one socket comes after them. */
@@ -119,6 +138,7 @@ export class Fanout {
     const { batch, name } = room
     if (batch === null) return
     room.batch = null
+    if (room.floors !== null) this.#applyFloors(room, batch)
     let reached = 0
     let behind = 0
     let deliveries = 0
@@ -141,5 +161,21 @@ export class Fanout {
     // readers (those are dropped one by one) but more traffic than this
     // server can write: new messages are refused until it clears.
     if (batch.messages > 0 && reached >= 8 && behind * 8 > reached) this.#congestedAt = performance.now()
+    if (room.floors !== null) room.floors = passed(room.floors, room.latest)
   }
+
+  /** Hands the batch the floors that reach into it; those below its first message are done with. */
+  #applyFloors (room: Room<Connection>, batch: Batch): void {
+    const first = batch.entries.find((entry) => entry.message !== null)?.message
+    if (first === undefined || first === null) return
+    const floors = passed(room.floors as Map<Connection, number>, first.offset - 1)
+    room.floors = floors
+    if (floors !== null) batch.below(floors)
+  }
+}
+
+/** `floors` without those at or below `offset` (the room has gone past them); null when none is left. */
+function passed (floors: Map<Connection, number>, offset: number): Map<Connection, number> | null {
+  for (const [conn, floor] of floors) if (floor <= offset) floors.delete(conn)
+  return floors.size === 0 ? null : floors
 }

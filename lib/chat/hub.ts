@@ -1,8 +1,9 @@
 import type { AdapterNode } from '../broker/adapter.js'
 import type { Broker, PublishResult } from '../broker/broker.js'
 import type { PresenceEvent } from '../broker/presence.js'
+import { CloseCode } from '../close-codes.js'
 import { FST_CHAT_CLOSED } from '../errors.js'
-import type { ChatMessage, PresenceFrame, Since } from '../protocol/wire.js'
+import type { ChatMessage, PresenceFrame, Since, User } from '../protocol/wire.js'
 import type { NewMessage } from '../stores/history-store.js'
 import { channels } from '../stats.js'
 import type { Stats } from '../stats.js'
@@ -10,8 +11,18 @@ import type { Connection } from '../transport/connection.js'
 import type { Connections } from '../transport/connections.js'
 import { Fanout } from './fanout.js'
 import { JoinReplay } from './join-replay.js'
+import type { Held, Replay } from './join-replay.js'
 import type { PresenceTracker } from './presence-tracker.js'
 import { Rooms } from './rooms.js'
+import type { Room } from './rooms.js'
+
+// A reset whose read of the room fails is tried again after each of these
+// waits: with Redis, the connection that reads can come back a moment after
+// the subscriber that brought the new epoch. After the last, the sockets are
+// closed with 1013 rather than left on an epoch that is gone: their clients
+// reconnect (spread by their own backoff, maybe to a healthier server) and
+// rejoin with `since`, which the server answers with `recovered: false`.
+export const RESET_RETRY_MS: readonly number[] = [250, 1000, 4000]
 
 /** What the hub is built from. */
 export interface HubParts {
@@ -21,6 +32,8 @@ export interface HubParts {
   stats: Stats
   historySize: number
   maxRoomsPerClient: number
+  /** Waits before each retry of a reset's read. @default RESET_RETRY_MS */
+  resetRetryMs?: readonly number[]
 }
 
 /**
@@ -38,6 +51,9 @@ export class Hub {
   readonly #replay: JoinReplay
   readonly #fanout: Fanout
   readonly #maxRooms: number
+  readonly #resetRetryMs: readonly number[]
+  // Retries of resets, cleared on close.
+  readonly #timers = new Set<NodeJS.Timeout>()
   #closed = false
 
   constructor (parts: HubParts) {
@@ -46,6 +62,7 @@ export class Hub {
     this.#connections = parts.connections
     this.#stats = parts.stats
     this.#maxRooms = parts.maxRoomsPerClient
+    this.#resetRetryMs = parts.resetRetryMs ?? RESET_RETRY_MS
     this.#replay = new JoinReplay(parts.broker, parts.historySize, parts.stats)
     this.#fanout = new Fanout(parts.stats, this.#replay)
   }
@@ -100,7 +117,7 @@ export class Hub {
       return
     }
     // Hold live messages from now on: the replay below may or may not have them.
-    this.#replay.begin(conn, room)
+    const held = this.#replay.begin(conn, room)
     let replay
     let users
     try {
@@ -111,15 +128,20 @@ export class Hub {
       users = await this.#presence.list(room)
     } catch (err) {
       conn.request.log.error({ err, room }, 'fastify-chat: join failed, the adapter or store is unavailable')
-      this.#replay.abandon(conn, room)
+      this.#replay.abandon(conn, room, held)
       if (isNew && conn.removeRoom(room)) this.#removeMember(conn, room)
       conn.sendError('unavailable', 'the room is unavailable right now, try joining again')
       return
     }
     // Messages still in the room's batch go to the held ones (and are
     // dropped there if the replay has them), not after the joined frame.
-    this.#fanout.flushMessages(this.rooms.get(room))
-    this.#replay.finish(conn, room, replay, users)
+    const joined = this.rooms.get(room)
+    if (joined === undefined) {
+      this.#replay.abandon(conn, room, held)
+      return
+    }
+    this.#fanout.flushMessages(joined)
+    this.#finish(joined, conn, held, replay, users)
   }
 
   /** Whether `conn` was in `room`. */
@@ -154,6 +176,8 @@ export class Hub {
   async close (code: number, reason: string): Promise<void> {
     this.#fanout.flush()
     this.#closed = true
+    for (const timer of this.#timers) clearTimeout(timer)
+    this.#timers.clear()
     this.#presence.close()
     await this.#connections.closeAll(code, reason)
   }
@@ -164,9 +188,55 @@ export class Hub {
     this.#fanout.message(room, message, exclude)
   }
 
-  #reset (room: string): void {
-    // Implemented with the reset `joined` (issue 14): every local member of the room rejoins without presence changes.
-    void room
+  /** The room's history changed under this server: every local member gets a fresh `joined`. */
+  #reset (name: string): void {
+    const room = this.rooms.get(name)
+    if (room === undefined || this.#closed) return
+    // What was queued before the change goes out first, under the epoch the members know.
+    this.#fanout.reset(room)
+    const holds = [...room.members].map((conn) => ({ conn, held: this.#replay.begin(conn, name) }))
+    // It handles its own failures (retries, then closes the sockets).
+    this.#rejoin(name, holds, 0).catch(() => {})
+  }
+
+  /**
+   * Sends each of `holds` a `joined` of `name` with the latest history, and
+   * no presence event (nobody came or went). A failed read is retried after
+   * each of resetRetryMs, then the sockets still waiting are closed with 1013.
+   */
+  async #rejoin (name: string, holds: Array<{ conn: Connection, held: Held }>, attempt: number): Promise<void> {
+    let read: [Replay, User[]]
+    try {
+      read = await Promise.all([this.#replay.read(name, undefined), this.#presence.list(name)])
+    } catch (err) {
+      // Those that left, closed or rejoined meanwhile are no longer waiting for this one.
+      const waiting = holds.filter(({ conn, held }) => this.#replay.current(conn, name, held))
+      if (waiting.length === 0 || this.#closed) return
+      const wait = this.#resetRetryMs[attempt]
+      const { log } = waiting[0].conn.request
+      if (wait === undefined) {
+        log.error({ err, room: name }, 'fastify-chat: could not reset a room whose history changed; closing its sockets so they resume')
+        for (const { conn } of waiting) conn.close(CloseCode.TRY_AGAIN_LATER, 'room history changed: reconnect and resume with since').catch(() => {})
+        return
+      }
+      log.warn({ err, room: name }, 'fastify-chat: could not read a room whose history changed; retrying')
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer)
+        this.#rejoin(name, waiting, attempt + 1).catch(() => {})
+      }, wait)
+      this.#timers.add(timer)
+      return
+    }
+    const room = this.rooms.get(name)
+    if (room === undefined || this.#closed) return
+    this.#fanout.flushMessages(room)
+    const [replay, users] = read
+    for (const { conn, held } of holds) this.#finish(room, conn, held, replay, users)
+  }
+
+  /** Sends `conn` its `joined`; what the replay had does not reach it again live. */
+  #finish (room: Room<Connection>, conn: Connection, held: Held, replay: Replay, users: User[]): void {
+    if (this.#replay.finish(conn, room.name, held, replay, users)) this.#fanout.floor(room, conn, replay.page.offset)
   }
 
   #presenceEvent (event: PresenceEvent): void {

@@ -1,6 +1,6 @@
 import type { Broker } from '../broker/broker.js'
 import { CloseCode } from '../close-codes.js'
-import { encodeMessage } from '../protocol/codec.js'
+import { encodeJoined, encodeMessage } from '../protocol/codec.js'
 import type { ChatMessage, Since, User } from '../protocol/wire.js'
 import type { Stats } from '../stats.js'
 import type { HistoryPage } from '../stores/history-store.js'
@@ -13,6 +13,9 @@ import type { Holding } from './fanout.js'
 // cannot keep up and is better off reconnecting with `since`.
 export const MAX_HELD_PER_ROOM = 1024
 
+/** What a socket holds for one room while its `joined` is on its way; a later hold of the room replaces it. */
+export type Held = Array<ChatMessage | string>
+
 /** What a join replays: the page, and whether it continues the client's `since` without a gap. */
 export interface Replay {
   page: HistoryPage
@@ -20,10 +23,11 @@ export interface Replay {
 }
 
 /**
- * The history half of a join: live messages for the room are held back from
- * the socket while its history is read, then it gets `joined` with the
- * replay, and after it whatever was held that the replay did not have. So a
- * client sees every offset once, in order.
+ * The history half of a join (and of a reset, which is a join the server
+ * starts): live messages for the room are held back from the socket while
+ * its history is read, then it gets `joined` with the replay, and after it
+ * whatever was held that the replay did not have. So a client sees every
+ * offset once, in order.
  */
 export class JoinReplay implements Holding {
   readonly #broker: Broker
@@ -36,9 +40,18 @@ export class JoinReplay implements Holding {
     this.#stats = stats
   }
 
-  /** From now on, live messages for `room` are held back from `conn`. */
-  begin (conn: Connection, room: string): void {
-    conn.hold(room)
+  /**
+   * From now on, live messages for `room` are held back from `conn`. A
+   * begin while another is still replaying supersedes it: only the latest
+   * one's `joined` is sent, since its read is the more recent.
+   */
+  begin (conn: Connection, room: string): Held {
+    return conn.hold(room)
+  }
+
+  /** Whether `held` (from {@link begin}) is still what `conn` holds for `room`. */
+  current (conn: Connection, room: string, held: Held): boolean {
+    return conn.held(room) === held
   }
 
   /** Holds a batch back from `conn` while its join replays; past the cap the socket is closed with 1013. */
@@ -61,23 +74,29 @@ export class JoinReplay implements Holding {
     return { page: await this.#broker.recent(room, this.#historySize), recovered: false }
   }
 
-  /** Stops holding without sending anything (the join failed). */
-  abandon (conn: Connection, room: string): void {
-    conn.release(room)
+  /** Stops holding without sending anything (the join failed), unless a later begin holds the room now. */
+  abandon (conn: Connection, room: string, held: Held): void {
+    if (this.current(conn, room, held)) conn.release(room)
   }
 
   /**
-   * Sends `joined` and then what was held that the replay did not have.
-   * Nothing is sent when the socket stopped holding meanwhile (it closed or left).
+   * Sends `joined` and then what was held that the replay did not have;
+   * returns whether it did. Nothing is sent when the socket stopped holding
+   * meanwhile (it closed or left) or a later begin superseded this one.
+   * The frame takes at most half of what the socket may still have waiting,
+   * so the messages after it have room too.
    */
-  finish (conn: Connection, room: string, replay: Replay, users: User[]): void {
-    const held = conn.release(room)
-    if (held === undefined || !conn.inRoom(room)) return
+  finish (conn: Connection, room: string, held: Held, replay: Replay, users: User[]): boolean {
+    if (!this.current(conn, room, held)) return false
+    conn.release(room)
+    if (!conn.inRoom(room)) return false
     const { page, recovered } = replay
-    conn.send({ type: 'joined', room, epoch: page.epoch, offset: page.offset, recovered, history: page.messages, users })
+    const frame = { type: 'joined' as const, room, epoch: page.epoch, offset: page.offset, recovered, history: page.messages, users }
+    conn.sendRaw(encodeJoined(frame, Math.floor(conn.writeBudget / 2)))
     for (const item of held) {
       if (typeof item === 'string') conn.sendRaw(item)
       else if (item.offset > page.offset && conn.sendRaw(encodeMessage(item))) this.#stats.deliveriesOut++
     }
+    return true
   }
 }

@@ -15,6 +15,14 @@ export interface Room<M extends Member = Member> {
   readonly ready: Promise<void>
   /** What is to be written to the members at the next flush; owned by the fan-out. */
   batch: Batch | null
+  /** Offset of the latest message queued for the members (0 before any, and after a reset); owned by the fan-out. */
+  latest: number
+  /**
+   * Members whose `joined` replayed further than {@link latest}, with the
+   * offset it replayed to: the live messages up to it are not theirs again.
+   * Null when there is none, which is nearly always; owned by the fan-out.
+   */
+  floors: Map<M, number> | null
 }
 
 /** The rooms that have members on this server, and who is in each. */
@@ -40,7 +48,7 @@ export class Rooms<M extends Member = Member> {
       const ready = subscribe(name)
       // Joins await it; this keeps a failure from also being an unhandled rejection.
       ready.catch(() => {})
-      room = { name, members: new Set(), users: new Map(), ready, batch: null }
+      room = { name, members: new Set(), users: new Map(), ready, batch: null, latest: 0, floors: null }
       this.#rooms.set(name, room)
     }
     room.members.add(member)
@@ -57,6 +65,7 @@ export class Rooms<M extends Member = Member> {
   remove (member: M, name: string): { lastOfUser: boolean, emptied: boolean } | null {
     const room = this.#rooms.get(name)
     if (room === undefined || !room.members.delete(member)) return null
+    if (room.floors?.delete(member) === true && room.floors.size === 0) room.floors = null
     const sockets = (room.users.get(member.id) ?? 1) - 1
     if (sockets > 0) room.users.set(member.id, sockets)
     else room.users.delete(member.id)

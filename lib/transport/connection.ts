@@ -111,9 +111,12 @@ export class Connection {
     if (this.queued <= QUEUE_LOW && this.socket.isPaused) this.socket.resume()
   }
 
-  /** Starts holding back live messages for `room`. */
-  hold (room: string): void {
-    (this.#held ??= new Map()).set(room, [])
+  /** Starts holding back live messages for `room`, in a new list (which replaces any list held for it before). */
+  hold (room: string): Array<ChatMessage | string> {
+    const held: Array<ChatMessage | string> = []
+    this.#held ??= new Map()
+    this.#held.set(room, held)
+    return held
   }
 
   /** What is held for `room`, if its join is replaying (cheap when none is: the broadcast loop asks for every member). */
@@ -132,6 +135,12 @@ export class Connection {
     this.#held.delete(room)
     if (this.#held.size === 0) this.#held = null
     return held
+  }
+
+  /** Bytes that may still be written before the socket counts as too slow to read (and is closed with 1013). */
+  get writeBudget (): number {
+    const waiting = this.#raw === null ? this.socket.bufferedAmount : this.#raw.writableLength
+    return this.#ctx.maxBufferedBytes - waiting
   }
 
   /** This client as hooks see it: read-only, without the socket. */

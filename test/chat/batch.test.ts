@@ -80,3 +80,27 @@ t.test('a member that joined after the batch began gets only what came after', a
   t.same(await decode(batch.frames, 2), ['before', 'after'], 'the others get everything')
   t.equal(batch.messagesFor(early), 2)
 })
+
+t.test('below: a member with a floor misses the messages up to it, and nothing else', async (t) => {
+  const batch = new Batch()
+  const floored = { keyIfSet: null, id: 'floored' }
+  const above = { keyIfSet: null, id: 'above' }
+  const other = { keyIfSet: null, id: 'other' }
+  batch.add('m2', message(2), null, null)
+  batch.add('presence', null, null, null)
+  batch.add('m3', message(3), null, null)
+  batch.add('m4', message(4), null, null)
+  t.equal(batch.uniform, true)
+  batch.below(new Map([[floored, 3], [above, 9]]))
+  t.equal(batch.uniform, false, 'some member has a floor')
+  t.equal(batch.skips(other), false, 'a member without one gets the shared frames')
+  t.same(await decode(batch.framesFor(floored) as Buffer, 2), ['presence', 'm4'], 'presence is never below a floor')
+  t.equal(batch.messagesFor(floored), 1)
+  t.same(batch.entriesFor(above).map((e) => e.text), ['presence'])
+  t.equal(batch.messagesFor(above), 0)
+
+  const only = new Batch()
+  only.add('m1', message(1), null, null)
+  only.below(new Map([[floored, 1]]))
+  t.equal(only.framesFor(floored), null, 'nothing left for it: no write at all')
+})

@@ -347,3 +347,74 @@ t.test('on real sockets: each member gets its batch as frames, in order', async 
   t.strictSame(await texts(aliceClient, 1), ['to both'])
   t.equal(stats.deliveriesOut, 3)
 })
+
+/** A stored message at `offset` of room r. */
+function at (offset: number): ChatMessage {
+  return { room: 'r', offset, ts: 0, from: { id: 'sender', name: 'sender' }, text: `m${offset}` }
+}
+
+t.test('floor: a member whose joined replayed past the room gets no message up to there, whenever it arrives', async (t) => {
+  await withFakeClock((clock) => {
+    const { fanout, stats, room } = setup()
+    const out = (): void => { clock.tick(PRESENCE_DELAY_MS); clock.immediate() }
+    const [alice, joiner] = members(2)
+    const r = room('r', alice, joiner)
+    const conn = joiner as unknown as Connection
+    fanout.message(r, at(1), null)
+    out()
+    fanout.floor(r, conn, 1)
+    t.equal(r.floors, null, 'at or below what the room has queued: every later message is past it')
+
+    // The joiner's history read saw 2 to 5 before they were delivered here.
+    fanout.floor(r, conn, 5)
+    t.strictSame([...(r.floors ?? [])], [[joiner, 5]])
+    fanout.message(r, at(2), null)
+    fanout.presence(r, 'presence', 'bob')
+    fanout.message(r, at(3), null)
+    out()
+    t.strictSame(joiner.received, ['m1', 'presence'], 'the presence event, none of the messages')
+    t.equal(r.floors?.get(conn), 5, 'kept while the room is below it')
+    fanout.message(r, at(4), null)
+    fanout.message(r, at(5), null)
+    fanout.message(r, at(6), null)
+    out()
+    t.strictSame(joiner.received, ['m1', 'presence', 'm6'])
+    t.strictSame(alice.received, ['m1', 'm2', 'presence', 'm3', 'm4', 'm5', 'm6'], 'the others get everything')
+    t.equal(r.floors, null, 'dropped once the room went past it')
+    t.equal(stats.deliveriesOut, 6 + 2, 'what was not written is not counted')
+
+    fanout.message(r, at(7), null)
+    out()
+    t.strictSame(joiner.writes.at(-1)?.got, ['m7'])
+  })
+})
+
+t.test('floor: one below the first message of a batch is let go without costing the batch', async (t) => {
+  await withFakeClock((clock) => {
+    const { fanout, room } = setup()
+    const [alice, joiner] = members(2)
+    const r = room('r', alice, joiner)
+    fanout.floor(r, joiner as unknown as Connection, 3)
+    fanout.message(r, at(4), null)
+    let uniform: boolean | undefined
+    alice.deliver = (batch) => { uniform = batch.uniform; return Delivery.WRITTEN }
+    clock.immediate()
+    t.equal(uniform, true, 'every member gets the shared frames')
+    t.equal(r.floors, null)
+  })
+})
+
+t.test('reset: what is pending goes out, and floors and offsets start over', async (t) => {
+  await withFakeClock(() => {
+    const { fanout, room } = setup()
+    const [alice, joiner] = members(2)
+    const r = room('r', alice, joiner)
+    fanout.message(r, at(41), null)
+    fanout.floor(r, joiner as unknown as Connection, 42)
+    fanout.reset(r)
+    t.strictSame(alice.received, ['m41'], 'written at once, before anything of the new epoch')
+    t.strictSame([r.latest, r.floors], [0, null])
+    fanout.floor(r, joiner as unknown as Connection, 2)
+    t.equal(r.floors?.size, 1, 'a floor of the new epoch is above what it has queued')
+  })
+})

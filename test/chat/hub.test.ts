@@ -2,12 +2,12 @@ import diagnostics from 'node:diagnostics_channel'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import t from 'tap'
 import type { Test } from 'tap'
-import type { Broker, PublishResult } from '../../lib/broker/broker.js'
+import type { Broker, BrokerNode, PublishResult } from '../../lib/broker/broker.js'
 import { LocalBroker } from '../../lib/broker/local-broker.js'
 import { LocalPresence } from '../../lib/broker/local-presence.js'
 import { Hub } from '../../lib/chat/hub.js'
 import { PresenceTracker } from '../../lib/chat/presence-tracker.js'
-import type { ServerFrame, User } from '../../lib/protocol/wire.js'
+import type { ChatMessage, JoinedFrame, ServerFrame, User } from '../../lib/protocol/wire.js'
 import { Stats } from '../../lib/stats.js'
 import type { HistoryPage, NewMessage } from '../../lib/stores/history-store.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
@@ -37,9 +37,16 @@ class Gate {
   }
 }
 
-/** The local broker, with what a remote one can do to a join: fail, or take its time. */
+/**
+ * The local broker, with what a remote one can do to a join: fail, take its
+ * time, deliver a stored message late (as Redis pub/sub can), or lose the
+ * history (a Redis restart).
+ */
 class TestBroker implements Broker {
-  readonly inner = new LocalBroker(new MemoryStore())
+  inner = new LocalBroker(new MemoryStore())
+  node: BrokerNode | null = null
+  // While set, stored messages wait here instead of being delivered.
+  deferred: Array<[ChatMessage, string | null]> | null = null
   readonly subscribed: string[] = []
   readonly unsubscribed: string[] = []
   failSubscribe: Error | null = null
@@ -63,10 +70,37 @@ class TestBroker implements Broker {
     if (this.failUnsubscribe !== null) throw this.failUnsubscribe
   }
 
+  start (node: BrokerNode): void {
+    this.node = node
+    this.inner.start({
+      deliver: (message, exclude) => {
+        if (this.deferred !== null) this.deferred.push([message, exclude])
+        else node.deliver(message, exclude)
+      },
+      reset: (room) => node.reset(room)
+    })
+  }
+
+  /** Delivers what was deferred, and stops deferring. */
+  deliverDeferred (): void {
+    const deferred = this.deferred ?? []
+    this.deferred = null
+    for (const [message, exclude] of deferred) this.node?.deliver(message, exclude)
+  }
+
+  /** Loses every room's history: a new store, so a new epoch, numbered from 1 again. */
+  lose (): void {
+    this.inner.close()
+    this.inner = new LocalBroker(new MemoryStore())
+    if (this.node !== null) this.start(this.node)
+  }
+
   async recent (room: string, limit: number): Promise<HistoryPage> {
+    // The history as it is when the read starts, however long the read takes.
+    const inner = this.inner
     await this.recentGate?.pass()
     if (this.failRecent !== null) throw this.failRecent
-    return await this.inner.recent(room, limit)
+    return await inner.recent(room, limit)
   }
 
   async since (room: string, offset: number): Promise<HistoryPage | null> {
@@ -104,14 +138,14 @@ interface Member {
   warnings: unknown[]
 }
 
-async function setup (t: Test, maxRoomsPerClient = 10): Promise<Setup> {
+async function setup (t: Test, maxRoomsPerClient = 10, resetRetryMs = [1, 1]): Promise<Setup> {
   const broker = new TestBroker()
   const presence = new TestPresence()
   const stats = new Stats()
   const connections = new Connections(stats)
   const tracker = new PresenceTracker(presence, 0, quiet)
-  const hub = new Hub({ broker, presence: tracker, connections, stats, historySize: 3, maxRoomsPerClient })
-  broker.inner.start(hub.node)
+  const hub = new Hub({ broker, presence: tracker, connections, stats, historySize: 3, maxRoomsPerClient, resetRetryMs })
+  broker.start(hub.node)
   presence.start(hub.node)
   t.teardown(async () => await hub.close(1001, 'test over'))
   const connect = async (id: string): Promise<Member> => {
@@ -364,4 +398,128 @@ t.test('close: what was sent goes out first, then every socket is closed; the hu
   t.strictSame([brief(await alice.client.next()), brief(await alice.client.next())], ['joined r', 'last words'])
   t.strictSame(await alice.client.closed, { code: 1001, reason: 'server shutting down' })
   await t.rejects(hub.publish(message('too late'), null), { code: 'FST_CHAT_CLOSED' })
+})
+
+t.test('a live message at or below what a joined replayed is not sent again, even when it arrives after the joined', async (t) => {
+  const { hub, broker, connect } = await setup(t)
+  const alice = await connect('alice')
+  await hub.join(alice.conn, 'r')
+  await alice.client.expect('joined')
+  // Stored, but not yet delivered here: with Redis, a history read can see a message before pub/sub brings it.
+  broker.deferred = []
+  await hub.publish(message('m1'), null)
+  await hub.publish(message('m2'), null)
+  const bob = await connect('bob')
+  await hub.join(bob.conn, 'r')
+  const joined = await bob.client.expect('joined')
+  t.strictSame([joined.offset, joined.history.map((m) => m.text)], [2, ['m1', 'm2']])
+  broker.deliverDeferred()
+  t.strictSame(await drainRoom(hub, 'r', alice, bob), [['join bob', 'm1', 'm2'], []], 'bob gets neither again; alice gets both')
+  t.equal(hub.rooms.get('r')?.floors, null, 'nothing is checked once the room is past the joined')
+})
+
+/** The next frame of `member`, which must be a `joined` of room r. */
+async function joinedOf (member: Member): Promise<JoinedFrame> {
+  const frame = await member.client.expect('joined')
+  if (frame.room !== 'r') throw new Error(`a joined of ${frame.room}`)
+  return frame
+}
+
+t.test('reset: each member gets a fresh joined of the new epoch and no presence event; live messages go on from it, once', async (t) => {
+  const { hub, broker, connect } = await setup(t)
+  const alice = await connect('alice')
+  const bob = await connect('bob')
+  await hub.join(alice.conn, 'r')
+  await hub.join(bob.conn, 'r')
+  const [before] = await Promise.all([joinedOf(alice), joinedOf(bob)])
+  for (const text of ['m1', 'm2', 'm3']) await hub.publish(message(text), null)
+  t.strictSame(await drainRoom(hub, 'r', alice, bob), [['join bob', 'm1', 'm2', 'm3'], ['m1', 'm2', 'm3']])
+
+  broker.lose()
+  broker.recentGate = new Gate()
+  hub.node.reset('r')
+  await broker.recentGate.reached
+  // Of the new epoch, published while the reset reads the history: held, and in the history.
+  await hub.publish(message('n1'), null)
+  broker.recentGate.open()
+  for (const member of [alice, bob]) {
+    const joined = await joinedOf(member)
+    t.not(joined.epoch, before.epoch, 'a new epoch')
+    t.strictSame([joined.offset, joined.recovered, joined.history.map((m) => m.text)], [1, false, ['n1']])
+    t.strictSame(joined.users.map((u) => u.id), ['alice', 'bob'], 'nobody came or went')
+  }
+  await hub.publish(message('n2'), null)
+  t.strictSame(await drainRoom(hub, 'r', alice, bob), [['n2'], ['n2']], 'n1 once, no presence event')
+})
+
+t.test('reset while a join is replaying: the joiner gets one joined, the reset\'s', async (t) => {
+  const { hub, broker, connect } = await setup(t)
+  const alice = await connect('alice')
+  await hub.join(alice.conn, 'r')
+  await joinedOf(alice)
+  await hub.publish(message('old'), null)
+  const bob = await connect('bob')
+  broker.recentGate = new Gate()
+  const joining = hub.join(bob.conn, 'r')
+  await broker.recentGate.reached
+  broker.lose()
+  hub.node.reset('r')
+  broker.recentGate.open()
+  await joining
+  const joined = await joinedOf(bob)
+  t.strictSame([joined.offset, joined.history], [0, []], 'of the new epoch, not the old history the join had read')
+  await hub.publish(message('new'), null)
+  t.strictSame(await drainRoom(hub, 'r', bob), [['new']], 'and no second joined')
+  const aliceGot = await drainRoom(hub, 'r', alice)
+  t.equal(aliceGot[0].filter((frame) => frame === 'joined r').length, 1, `alice got one reset: ${aliceGot[0].join(', ')}`)
+})
+
+t.test('reset: a failed read is tried again, and the members get their joined once it succeeds', async (t) => {
+  const { hub, broker, connect } = await setup(t, 10, [1, 1])
+  const alice = await connect('alice')
+  await hub.join(alice.conn, 'r')
+  await joinedOf(alice)
+  const first = new Gate()
+  broker.recentGate = first
+  broker.failRecent = new Error('history down')
+  hub.node.reset('r')
+  await first.reached
+  const second = new Gate()
+  broker.recentGate = second
+  first.open()
+  await within(second.reached, 3000, 'the retry')
+  broker.failRecent = null
+  second.open()
+  const joined = await joinedOf(alice)
+  t.equal(joined.recovered, false)
+  t.match(alice.warnings, [{ err: { message: 'history down' }, room: 'r' }], 'the failure is logged')
+  t.strictSame(alice.errors, [])
+})
+
+t.test('reset: when every retry fails, the members are closed with 1013 so they resume', async (t) => {
+  const { hub, broker, connect } = await setup(t, 10, [1, 1])
+  const alice = await connect('alice')
+  const bob = await connect('bob')
+  await hub.join(alice.conn, 'r')
+  await hub.join(bob.conn, 'r')
+  broker.failRecent = new Error('history down')
+  hub.node.reset('r')
+  for (const member of [alice, bob]) {
+    const { code, reason } = await within(member.client.closed, 3000, 'the close')
+    t.equal(code, 1013)
+    t.match(reason, /since/, 'the reason tells the client how to catch up')
+  }
+  t.equal(alice.warnings.length + bob.warnings.length, 2, 'one warning per retry')
+  t.match([...alice.errors, ...bob.errors], [{ err: { message: 'history down' }, room: 'r' }], 'and one error when it gives up')
+})
+
+t.test('reset of a room without members here, or after close, does nothing', async (t) => {
+  const { hub, broker, connect } = await setup(t)
+  t.doesNotThrow(() => hub.node.reset('nobody-here'))
+  const alice = await connect('alice')
+  await hub.join(alice.conn, 'r')
+  await hub.close(1001, 'server shutting down')
+  broker.failRecent = new Error('not read')
+  hub.node.reset('r')
+  t.equal(alice.conn.held('r'), undefined, 'nothing held')
 })

@@ -12,12 +12,12 @@ import { Stats } from '../../lib/stats.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import { Connection } from '../../lib/transport/connection.js'
 import type { ConnectionContext } from '../../lib/transport/connection.js'
-import { Client, within, wsPair } from '../helpers/chat.js'
+import { Client, listen, within, wsPair } from '../helpers/chat.js'
 
 const HISTORY = 2
 
-function context (): ConnectionContext {
-  return { maxBufferedBytes: 1 << 20, behindBytes: 1 << 18, closeTimeout: 100, stats: new Stats() }
+function context (maxBufferedBytes = 1 << 20): ConnectionContext {
+  return { maxBufferedBytes, behindBytes: 1 << 18, closeTimeout: 100, stats: new Stats() }
 }
 
 /** A connection whose socket is never touched: enough for holding, which is bookkeeping. */
@@ -26,9 +26,9 @@ function detached (id = 'alice'): Connection {
 }
 
 /** A connection on a real socket, with the client end reading its frames. */
-async function connected (t: Test, id = 'alice'): Promise<{ conn: Connection, client: Client }> {
+async function connected (t: Test, id = 'alice', maxBufferedBytes?: number): Promise<{ conn: Connection, client: Client }> {
   const { server, client } = await wsPair(t)
-  return { conn: new Connection(server, {} as FastifyRequest, id, id, undefined, context(), null), client: new Client(client) }
+  return { conn: new Connection(server, {} as FastifyRequest, id, id, undefined, context(maxBufferedBytes), null), client: new Client(client) }
 }
 
 function message (offset: number, room = 'r'): ChatMessage {
@@ -57,12 +57,34 @@ t.test('begin holds a room back from the socket until abandon or finish lets go'
   const { replay } = await withHistory(0)
   const conn = detached()
   t.equal(conn.held('r'), undefined)
-  replay.begin(conn, 'r')
+  const held = replay.begin(conn, 'r')
   replay.begin(conn, 'other')
-  t.strictSame(conn.held('r'), [])
-  replay.abandon(conn, 'r')
+  t.equal(conn.held('r'), held, 'what begin returns is what the socket holds')
+  t.strictSame(held, [])
+  replay.abandon(conn, 'r', held)
   t.equal(conn.held('r'), undefined, 'a failed join holds nothing')
   t.strictSame(conn.held('other'), [], 'other rooms keep holding')
+})
+
+t.test('a later begin supersedes an earlier one: abandoning or finishing the earlier does nothing', async (t) => {
+  const { replay } = await withHistory(0)
+  const { conn, client } = await connected(t)
+  conn.addRoom('r')
+  const first = replay.begin(conn, 'r')
+  const second = replay.begin(conn, 'r')
+  t.not(first, second)
+  t.equal(replay.current(conn, 'r', first), false)
+  t.equal(replay.current(conn, 'r', second), true)
+  replay.abandon(conn, 'r', first)
+  t.equal(conn.held('r'), second, 'the later hold goes on')
+
+  const stale: Replay = { page: { epoch: 'old', offset: 9, messages: [] }, recovered: true }
+  const fresh: Replay = { page: { epoch: 'new', offset: 1, messages: [message(1)] }, recovered: false }
+  t.equal(replay.finish(conn, 'r', first, stale, []), false, 'the earlier read is not sent')
+  t.equal(replay.finish(conn, 'r', second, fresh, []), true)
+  conn.send({ type: 'left', room: 'marker' })
+  const frames = await framesBefore(client, 'marker')
+  t.strictSame(frames.map((f) => f.type === 'joined' ? f.epoch : f.type), ['new'], 'one joined: the later one')
 })
 
 t.test('hold keeps what the socket would have got: messages as stored, presence frames as encoded', async (t) => {
@@ -75,8 +97,7 @@ t.test('hold keeps what the socket would have got: messages as stored, presence 
   batch.add(encodeMessage(m2), m2, conn.key, null)
   batch.add('{"presence":"alice"}', null, null, 'alice')
   batch.add(encodeMessage(m3), m3, 'someone else', null)
-  replay.begin(conn, 'r')
-  const held = conn.held('r') as Array<ChatMessage | string>
+  const held = replay.begin(conn, 'r')
   replay.hold(conn, held, batch)
   t.strictSame(held, [m1, '{"presence":"bob"}', m3], 'not its own message with echo off, nor its own presence')
   t.equal(held[0], m1, 'the stored message itself, encoded again only if it is sent')
@@ -85,8 +106,7 @@ t.test('hold keeps what the socket would have got: messages as stored, presence 
 t.test(`past ${MAX_HELD_PER_ROOM} held entries the socket is closed with 1013`, async (t) => {
   const { replay } = await withHistory(0)
   const { conn, client } = await connected(t)
-  replay.begin(conn, 'r')
-  const held = conn.held('r') as Array<ChatMessage | string>
+  const held = replay.begin(conn, 'r')
   const batch = (from: number, count: number): Batch => {
     const b = new Batch()
     for (let i = from; i < from + count; i++) b.add(encodeMessage(message(i)), message(i), null, null)
@@ -137,13 +157,12 @@ t.test('finish: joined with the replay, then the held messages it did not have a
   const { replay, stats } = await withHistory(0)
   const { conn, client } = await connected(t)
   conn.addRoom('r')
-  replay.begin(conn, 'r')
-  const held = conn.held('r') as Array<ChatMessage | string>
+  const held = replay.begin(conn, 'r')
   const presence = JSON.stringify({ type: 'presence', room: 'r', event: 'join', user: { id: 'carol', name: 'carol' } })
   held.push(message(4), message(5), presence, message(6), message(7))
   const page = { epoch: 'e1', offset: 5, messages: [message(4), message(5)] }
   const users = [{ id: 'alice', name: 'alice' }, { id: 'bob', name: 'bob' }]
-  replay.finish(conn, 'r', { page, recovered: true }, users)
+  t.equal(replay.finish(conn, 'r', held, { page, recovered: true }, users), true)
   conn.send({ type: 'left', room: 'marker' })
 
   const frames = await framesBefore(client, 'marker')
@@ -161,16 +180,56 @@ t.test('finish sends nothing when the socket stopped holding or left the room me
   const result: Replay = { page: { epoch: 'e1', offset: 0, messages: [] }, recovered: false }
 
   conn.addRoom('r')
-  replay.begin(conn, 'r')
-  replay.abandon(conn, 'r')
-  replay.finish(conn, 'r', result, [])
+  const abandoned = replay.begin(conn, 'r')
+  replay.abandon(conn, 'r', abandoned)
+  t.equal(replay.finish(conn, 'r', abandoned, result, []), false)
 
-  replay.begin(conn, 'gone')
-  conn.held('gone')?.push(message(1, 'gone'))
-  replay.finish(conn, 'gone', result, [])
+  const gone = replay.begin(conn, 'gone')
+  gone.push(message(1, 'gone'))
+  t.equal(replay.finish(conn, 'gone', gone, result, []), false)
   t.equal(conn.held('gone'), undefined, 'it let go of the room all the same')
 
   conn.send({ type: 'left', room: 'marker' })
   t.strictSame(await framesBefore(client, 'marker'), [], 'neither a joined frame nor the held message')
   t.equal(stats.deliveriesOut, 0)
+})
+
+t.test('finish: the joined frame takes at most half of what the socket may have waiting; cut, it is not recovered', async (t) => {
+  const { replay } = await withHistory(0)
+  const { conn, client } = await connected(t, 'alice', 64 * 1024)
+  conn.addRoom('r')
+  const big = (offset: number): ChatMessage => ({ ...message(offset), text: 'x'.repeat(10_000) })
+  const page = { epoch: 'e1', offset: 10, messages: Array.from({ length: 10 }, (_, i) => big(i + 1)) }
+  const held = replay.begin(conn, 'r')
+  t.equal(replay.finish(conn, 'r', held, { page, recovered: true }, [{ id: 'alice', name: 'alice' }]), true)
+  const joined = await client.expect('joined')
+  const bytes = Buffer.byteLength(JSON.stringify(joined))
+  t.ok(bytes <= 32 * 1024, `${bytes} bytes, within half of maxBufferedBytes`)
+  t.ok(bytes > 32 * 1024 - 10_100, 'and as many messages as fit')
+  t.strictSame(joined.history.map((m) => m.offset), [8, 9, 10], 'the latest ones, oldest first')
+  t.equal(joined.recovered, false, 'the client is told it has a gap')
+  t.strictSame([joined.offset, joined.users], [10, [{ id: 'alice', name: 'alice' }]], 'the rest as it was')
+})
+
+t.test('100 messages of 2000 escaped control characters: the joined frame stays within half of maxBufferedBytes, and the socket stays open', async (t) => {
+  const maxBufferedBytes = 1024 * 1024
+  const { app, url } = await listen(t, { historySize: 100, maxMessageLength: 2000, maxBufferedBytes })
+  const text = '\u0001'.repeat(2000)
+  for (let i = 0; i < 100; i++) await app.chat.broadcast('big', text)
+  const all = await app.chat.history('big', { limit: 100 })
+  t.ok(Buffer.byteLength(JSON.stringify(all)) > maxBufferedBytes, 'the whole history is more than maxBufferedBytes')
+
+  const client = await Client.connect(url, '/chat?room=big')
+  await client.expect('welcome')
+  const joined = await client.expect('joined')
+  const bytes = Buffer.byteLength(JSON.stringify(joined))
+  t.ok(bytes <= maxBufferedBytes / 2, `${bytes} bytes`)
+  const offsets = joined.history.map((m) => m.offset)
+  t.ok(offsets.length >= 30, `${offsets.length} messages replayed`)
+  t.strictSame(offsets, Array.from({ length: offsets.length }, (_, i) => 101 - offsets.length + i), 'the latest ones, without a gap up to the room offset')
+  t.strictSame([joined.offset, joined.recovered], [100, false])
+
+  await app.chat.broadcast('big', 'after')
+  const next = await client.expect('message')
+  t.strictSame([next.offset, next.text], [101, 'after'], 'the socket is open and live messages follow')
 })

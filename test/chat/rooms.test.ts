@@ -30,6 +30,21 @@ t.test('the first member makes the room and subscribes; later members join it', 
   t.strictSame([...first.room.members], [alice, bob])
   t.strictSame([...first.room.users], [['alice', 1], ['bob', 1]])
   t.equal(first.room.batch, null, 'nothing to send yet')
+  t.strictSame([first.room.latest, first.room.floors], [0, null], 'nothing delivered, nobody with a floor')
+})
+
+t.test('a member that leaves takes its floor with it', async (t) => {
+  const rooms = new Rooms<Socket>()
+  const { subscribe } = subscriber()
+  const alice = { id: 'alice' }
+  const bob = { id: 'bob' }
+  const { room } = rooms.add(alice, 'r', subscribe)
+  rooms.add(bob, 'r', subscribe)
+  room.floors = new Map([[alice, 5], [bob, 7]])
+  rooms.remove(alice, 'r')
+  t.strictSame([...(room.floors ?? [])], [[bob, 7]])
+  rooms.remove(bob, 'r')
+  t.equal(room.floors, null, 'none left: back to null, which costs delivery nothing')
 })
 
 t.test('a user with two sockets is one user: first and last of user', async (t) => {

@@ -63,3 +63,33 @@ t.test('single-socket frames of every size and alphabet arrive intact and in ord
   t.same(got.map((x) => x.length), texts.map((x) => x.length))
   t.same(got, texts)
 })
+
+t.test('hold: a new list per hold, replacing the one before; release hands it back once', async (t) => {
+  const conn = connection()
+  t.equal(conn.held('r'), undefined)
+  const first = conn.hold('r')
+  const second = conn.hold('r')
+  t.not(first, second)
+  t.equal(conn.held('r'), second)
+  const other = conn.hold('s')
+  t.equal(conn.release('r'), second)
+  t.equal(conn.release('r'), undefined)
+  t.equal(conn.held('s'), other, 'other rooms keep theirs')
+  conn.release()
+  t.equal(conn.held('s'), undefined, 'release() lets go of all of them')
+})
+
+t.test('writeBudget: maxBufferedBytes less what waits to be written', async (t) => {
+  const { server, client } = await wsPair(t)
+  const maxBufferedBytes = 64 << 20
+  const ctx: ConnectionContext = { maxBufferedBytes, behindBytes: 1 << 18, closeTimeout: 100, stats: new Stats() }
+  const conn = new Connection(server, {} as FastifyRequest, 'id', 'name', undefined, ctx, null)
+  t.equal(conn.writeBudget, maxBufferedBytes, 'nothing waiting')
+  // A reader that stops reading: what the kernel does not take waits in the socket.
+  const socket = (client as unknown as { _socket: { pause: () => void } })._socket
+  socket.pause()
+  const chunk = 'x'.repeat(1 << 20)
+  for (let i = 0; i < 32; i++) conn.sendRaw(chunk)
+  t.ok(conn.writeBudget < maxBufferedBytes, `${maxBufferedBytes - conn.writeBudget} bytes waiting`)
+  t.ok(conn.writeBudget > maxBufferedBytes - 33 * (1 << 20), 'no more than was written')
+})
