@@ -77,6 +77,9 @@ export class ChatConnection {
   // The room that rode in the current socket's URL; the others join after welcome.
   #urlRoom: string | undefined
   #joined = new Set<string>()
+  // Joins asked for on the current socket and not answered yet, per room: a
+  // `joined` beyond them, for a room already joined, is the server starting it over.
+  #asked = new Map<string, number>()
   #cursors = new Map<string, Since>()
   #queue: SendFrame[] = []
   // Sent on a socket but not yet seen back: if that socket drops, they go out
@@ -154,7 +157,7 @@ export class ChatConnection {
 
   join (room: string): void {
     this.#wanted.add(checkRoom(room))
-    if (this.#status === 'open') this.#write(this.#joinFrame(room))
+    if (this.#status === 'open') this.#join(room)
   }
 
   leave (room: string): void {
@@ -202,9 +205,10 @@ export class ChatConnection {
     if (cid !== undefined) this.#inFlight.delete(cid)
   }
 
-  #joinFrame (room: string): ClientFrame {
+  #join (room: string): void {
+    this.#asked.set(room, (this.#asked.get(room) ?? 0) + 1)
     const since = this.#cursors.get(room)
-    return since === undefined ? { type: 'join', room } : { type: 'join', room, since: { ...since } }
+    this.#write(since === undefined ? { type: 'join', room } : { type: 'join', room, since: { ...since } })
   }
 
   #open (): void {
@@ -218,6 +222,7 @@ export class ChatConnection {
     // The first room joins with the upgrade itself; the server's default room applies when there is none.
     const first = this.#defaultRoom ? undefined : this.#wanted.values().next().value
     this.#urlRoom = first
+    this.#asked = new Map<string, number>(first === undefined ? [] : [[first, 1]])
     if (first !== undefined) {
       params.set('room', first)
       const since = this.#cursors.get(first)
@@ -276,7 +281,7 @@ export class ChatConnection {
     if (this.#status === 'closed') return
     // The server handles one socket's frames in order, so these joins are done
     // before the queued messages that follow them.
-    for (const room of this.#wanted) if (room !== this.#urlRoom) this.#write(this.#joinFrame(room))
+    for (const room of this.#wanted) if (room !== this.#urlRoom) this.#join(room)
     for (const unclear of [...this.#inFlight.values()]) this.#write(unclear)
     for (const queued of this.#queue.splice(0)) this.#sendMessage(queued)
     this.#setStatus('open')
@@ -284,9 +289,14 @@ export class ChatConnection {
 
   #onJoined (frame: JoinedFrame): void {
     for (const message of frame.history) this.#settled(message.cid)
+    const asked = this.#asked.get(frame.room) ?? 0
+    if (asked > 1) this.#asked.set(frame.room, asked - 1)
+    else this.#asked.delete(frame.room)
+    // Not asked for: the room's history changed under the server, so the offsets seen so far mean nothing.
+    const reset = asked === 0 && this.#joined.has(frame.room)
     const seen = this.#cursors.get(frame.room)
     let history = frame.history
-    if (frame.recovered && seen !== undefined && seen.epoch === frame.epoch) {
+    if (!reset && frame.recovered && seen !== undefined && seen.epoch === frame.epoch) {
       // A join while already in the room can replay what has arrived live since the join was sent.
       history = history.filter((m) => m.offset > seen.offset)
       this.#cursors.set(frame.room, { epoch: frame.epoch, offset: Math.max(seen.offset, frame.offset) })
@@ -296,6 +306,7 @@ export class ChatConnection {
     this.#defaultRoom = false
     this.#wanted.add(frame.room)
     this.#joined.add(frame.room)
+    if (reset) this.#events.emit('reset', frame)
     this.#events.emit('joined', history === frame.history ? frame : { ...frame, history })
   }
 

@@ -2,9 +2,11 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { connect } from '../lib/client.js'
 import type { ChatConnection, ChatEvents, ConnectOptions, WebSocketLike } from '../lib/client.js'
-import type { ChatMessage, ClientFrame, ServerFrame } from '../lib/protocol/wire.js'
+import type { AdapterContext, AdapterNode } from '../lib/broker/adapter.js'
+import { LocalAdapter } from '../lib/broker/local-adapter.js'
+import type { ChatMessage, ClientFrame, JoinedFrame, ServerFrame } from '../lib/protocol/wire.js'
 import { MemoryStore } from '../lib/stores/memory-store.js'
-import type { NewMessage } from '../lib/stores/history-store.js'
+import type { AppendResult, HistoryPage, HistoryStore, NewMessage } from '../lib/stores/history-store.js'
 import { join, listen, within } from './helpers/chat.js'
 
 const fast: ConnectOptions = { WebSocket, backoff: { initialMs: 5, maxMs: 20 } }
@@ -231,7 +233,7 @@ t.test('a send whose echo was lost is retried with its cid and broadcast once', 
   // A store that drops every socket right after storing 'unclear': the message
   // is in, but the sender never sees it come back.
   class DroppingStore extends MemoryStore {
-    override async append (message: NewMessage): Promise<ChatMessage> {
+    override async append (message: NewMessage): Promise<AppendResult> {
       const stored = await super.append(message)
       if (message.text === 'unclear') for (const socket of app.websocketServer.clients) socket.terminate()
       return stored
@@ -418,4 +420,79 @@ t.test('a throwing listener is reported and the others still run', async (t) => 
   conn.on('welcome', () => conn.close())
   socket.receive({ type: 'welcome', id: 'me', name: 'guest' })
   t.equal(conn.status, 'closed')
+})
+
+t.test('a joined it did not ask for is a reset: offsets start over from it, and nothing after it is dropped', async (t) => {
+  const { FakeSocket, sockets } = fakeSockets()
+  const conn = connect('ws://chat.test/chat?room=lobby', { WebSocket: FakeSocket })
+  t.teardown(() => conn.close())
+  const texts = shown(conn)
+  const events: string[] = []
+  conn.on('reset', (frame) => events.push(`reset ${frame.epoch}`))
+  conn.on('joined', (frame) => events.push(`joined ${frame.epoch}`))
+  const [socket] = sockets as [InstanceType<typeof FakeSocket>]
+  const from = { id: 'u1', name: 'bob' }
+  const message = (offset: number, text = `m${offset}`): ChatMessage => ({ room: 'lobby', offset, ts: 0, from, text })
+  socket.receive({ type: 'welcome', id: 'me', name: 'guest' })
+  socket.receive({ type: 'joined', room: 'lobby', epoch: 'e1', offset: 5, recovered: false, history: [message(5)], users: [] })
+  conn.join('lobby')
+  socket.receive({ type: 'joined', room: 'lobby', epoch: 'e1', offset: 6, recovered: true, history: [message(6)], users: [] })
+  t.same(events, ['joined e1', 'joined e1'], 'the answers to the URL\'s join and to join() are no reset')
+
+  socket.receive({ type: 'joined', room: 'lobby', epoch: 'e2', offset: 1, recovered: false, history: [message(1, 'n1')], users: [] })
+  t.same(events.slice(2), ['reset e2', 'joined e2'], 'reset, then joined as for any other')
+  socket.receive({ type: 'message', ...message(2, 'n2') })
+  socket.receive({ type: 'message', ...message(2, 'n2') })
+  t.same(texts, ['m5', 'm6', 'n1', 'n2'], 'below the old offsets, and still once')
+  conn.join('lobby')
+  t.same(socket.sent.at(-1), { type: 'join', room: 'lobby', since: { epoch: 'e2', offset: 2 } }, 'the reset is its position now')
+})
+
+/** A store whose history the test can lose, as Redis without persistence loses it in a restart. */
+class LosableStore implements HistoryStore {
+  current = new MemoryStore()
+  async append (message: NewMessage): Promise<AppendResult> { return await this.current.append(message) }
+  async recent (room: string, limit: number): Promise<HistoryPage> { return await this.current.recent(room, limit) }
+  async since (room: string, offset: number): Promise<HistoryPage | null> { return await this.current.since(room, offset) }
+  async epoch (room: string): Promise<string> { return await this.current.epoch(room) }
+}
+
+/** The in-process adapter, with the node it was started with: what a broker tells of a reset, the test tells here. */
+class ResettableAdapter extends LocalAdapter {
+  node: AdapterNode | null = null
+  override async start (context: AdapterContext): Promise<void> {
+    this.node = context.node
+    await super.start(context)
+  }
+}
+
+t.test('against a server: a room reset shows the messages after it, though their offsets start over', async (t) => {
+  const store = new LosableStore()
+  const adapter = new ResettableAdapter(store, false)
+  const { app, url } = await listen(t, { adapter })
+  const conn = connect(`${url}/chat?room=r`, fast)
+  t.teardown(() => conn.close())
+  const texts = shown(conn)
+  const resets: JoinedFrame[] = []
+  conn.on('reset', (frame) => resets.push(frame))
+  const first = await waitFor(conn, 'joined')
+  const before = waitFor(conn, 'message', (m) => m.text === 'a3')
+  for (const text of ['a1', 'a2', 'a3']) await app.chat.broadcast('r', text)
+  await before
+
+  store.current = new MemoryStore()
+  const reset = waitFor(conn, 'reset')
+  adapter.node?.reset('r')
+  const frame = await reset
+  t.not(frame.epoch, first.epoch)
+  t.strictSame([frame.offset, frame.recovered, frame.history], [0, false, []])
+  const after = waitFor(conn, 'message', (m) => m.text === 'b3')
+  for (const text of ['b1', 'b2', 'b3']) await app.chat.broadcast('r', text)
+  const last = await after
+  t.equal(last.offset, 3)
+  t.strictSame(texts, ['a1', 'a2', 'a3', 'b1', 'b2', 'b3'], 'every message published after the reset is shown')
+
+  const rejoined = waitFor(conn, 'joined')
+  conn.join('r')
+  t.strictSame([(await rejoined).recovered, resets.length], [true, 1], 'a join it asked for is no reset')
 })

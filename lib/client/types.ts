@@ -9,6 +9,13 @@ export type ConnectionStatus = 'connecting' | 'open' | 'reconnecting' | 'closed'
 export interface ChatEvents {
   message: MessageFrame
   joined: JoinedFrame
+  /**
+   * A `joined` the client did not ask for: the server started the room over
+   * (its history was lost, or a gap could not be filled). Offsets start
+   * again from the frame's; what was shown may not continue. The same frame
+   * follows as a `joined` event.
+   */
+  reset: JoinedFrame
   presence: PresenceFrame
   error: ErrorFrame
   welcome: WelcomeFrame
