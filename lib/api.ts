@@ -89,7 +89,7 @@ export function createChat (parts: ChatParts): Chat {
 
     async presence (room: string): Promise<User[]> {
       // Copies: the caller may change them, and presence may hand out its own.
-      return (await presence.list(checkRoom(room))).map((user) => ({ id: user.id, name: user.name }))
+      return (await presence.peek(checkRoom(room))).map((user) => ({ id: user.id, name: user.name }))
     },
 
     async history (room: string, opts: HistoryOptions = {}): Promise<ChatMessage[]> {

@@ -23,6 +23,11 @@ export interface Presence {
   leave (room: string, user: User): Promise<void>
   /** A user present on this server renamed; announces it. */
   rename (room: string, user: User, previous: string): Promise<void>
-  /** Users in `room` on every server, each once. */
-  list (room: string): Promise<User[]>
+  /**
+   * Users in `room` on every server, each once. `toMembers`: the list goes
+   * to members of the room on this server (in a `joined`), rather than to a
+   * caller who only looks; presence that can lose data and restore it tells
+   * those members of what their list lacked.
+   */
+  list (room: string, toMembers?: boolean): Promise<User[]>
 }

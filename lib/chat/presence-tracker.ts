@@ -87,8 +87,14 @@ export class PresenceTracker {
     for (const room of rooms) this.#background(this.#presence.rename(room, user, previous), 'rename')
   }
 
+  /** The room's users, for a `joined` to members of the room here. */
   async list (room: string): Promise<User[]> {
-    return await this.#presence.list(room)
+    return await this.#presence.list(room, true)
+  }
+
+  /** The room's users, for a caller who only looks (`app.chat.presence`). */
+  async peek (room: string): Promise<User[]> {
+    return await this.#presence.list(room, false)
   }
 
   /** Announces every pending leave now; later departures are announced at once. */

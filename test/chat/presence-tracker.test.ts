@@ -31,8 +31,8 @@ class RecordingPresence implements Presence {
     this.#record(`rename ${room} ${user.id} ${previous}->${user.name}`)
   }
 
-  async list (room: string): Promise<User[]> {
-    this.#record(`list ${room}`)
+  async list (room: string, toMembers?: boolean): Promise<User[]> {
+    this.#record(`list ${room}${toMembers === true ? ' to members' : ''}`)
     return this.users
   }
 
@@ -138,6 +138,8 @@ t.test('renamed announces the new name in each room; list reads the back end', a
   tracker.renamed([], alice, 'x')
   t.strictSame(backend.calls, ['rename r alice Alice->Ally', 'rename s alice Alice->Ally'])
   t.equal(await tracker.list('r'), backend.users)
+  t.equal(await tracker.peek('s'), backend.users)
+  t.strictSame(backend.calls.slice(-2), ['list r to members', 'list s'], 'a joined\'s list is for members; a look is not')
 })
 
 t.test('failures of leave and rename are logged, not thrown', async (t) => {

@@ -180,9 +180,9 @@ export class RedisPresence implements Presence {
     })
   }
 
-  async list (room: string): Promise<User[]> {
+  async list (room: string, toMembers = false): Promise<User[]> {
     const [version, ...members] = await runScript(this.#connections.commands, LIST, this.#keysOf(room), this.#sweepArgs(room, Date.now()))
-    this.#noteListed(room, version)
+    if (toMembers) this.#noteListed(room, version)
     const users = new Map<string, User>()
     for (const member of members) {
       const [, id, name] = JSON.parse(member) as [string, string, string]
