@@ -25,21 +25,6 @@ export function writeFrame (target: Buffer, at: number, text: string, length: nu
   return at + target.write(text, at, length, 'utf8')
 }
 
-/**
- * The header of a text frame for a single socket, as a Latin-1 string, when
- * the text is ASCII (as JSON of ASCII names and texts is): a frame written
- * from strings needs no Buffer, and the large ones (a `joined` frame listing
- * a room's users) would each need memory outside the JS heap. Null when the
- * text needs {@link frameText} instead. Write both with the 'latin1' encoding.
- */
-export function asciiHeader (text: string): string | null {
-  const { length } = text
-  if (Buffer.byteLength(text) !== length) return null
-  if (length < 126) return String.fromCharCode(0x81, length)
-  if (length < 65536) return String.fromCharCode(0x81, 126, length >>> 8, length & 0xff)
-  return null
-}
-
 /** One text frame, for a single socket. */
 export function frameText (text: string): Buffer {
   const length = Buffer.byteLength(text)

@@ -6,7 +6,7 @@ import { ClientView } from '../chat/client-view.js'
 import type { TokenBucket } from './rate-limit.js'
 import type { Stats } from '../stats.js'
 import type { ChatMessage, ErrorCode, ServerFrame } from '../protocol/wire.js'
-import { asciiHeader, frameText } from '../protocol/frame.js'
+import { frameText } from '../protocol/frame.js'
 import type { Batch } from '../chat/batch.js'
 import { randomId } from '../random.js'
 import { rawSocketOf } from './ws-internals.js'
@@ -17,9 +17,6 @@ import type { RawSocket } from './ws-internals.js'
 // queue is down to the low mark.
 export const QUEUE_HIGH = 64
 const QUEUE_LOW = 16
-
-// Single-socket frames shorter than this are written as one string.
-const CONCAT_LIMIT = 1024
 
 /** What a broadcast write did; BEHIND: written, but the socket already had `behindBytes` waiting. */
 export const Delivery = Object.freeze({ NOT_WRITTEN: 0, WRITTEN: 1, BEHIND: 2 } as const)
@@ -227,19 +224,7 @@ export class Connection {
       if (raw === null) {
         socket.send(text)
       } else {
-        const header = asciiHeader(text)
-        if (header === null) {
-          raw.write(frameText(text))
-        } else if (text.length < CONCAT_LIMIT) {
-          raw.write(header + text, 'latin1')
-        } else {
-          // Two chunks of one writev: joined into one string, a long text
-          // (a `joined` frame listing a room's users) is copied once more.
-          raw.cork()
-          raw.write(header, 'latin1')
-          raw.write(text, 'latin1')
-          raw.uncork()
-        }
+        raw.write(frameText(text))
       }
       return true
     } catch (err) {

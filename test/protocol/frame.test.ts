@@ -1,6 +1,6 @@
 import t from 'tap'
 import { decode } from '../helpers/frames.js'
-import { asciiHeader, frameText, headerLength, writeFrame } from '../../lib/protocol/frame.js'
+import { frameText, headerLength, writeFrame } from '../../lib/protocol/frame.js'
 
 t.test('headerLength: 2, 4 or 10 bytes by payload length (RFC 6455 §5.2)', async (t) => {
   t.strictSame([0, 125, 126, 65535, 65536, 2 ** 32].map(headerLength), [2, 2, 4, 4, 10, 10])
@@ -42,13 +42,4 @@ t.test('frameText frames one text the same way', async (t) => {
     writeFrame(expected, 0, text, bytes)
     t.strictSame(frame, expected, `${text.length} characters: exactly one frame, no slack`)
   }
-})
-
-t.test('asciiHeader heads ASCII text as a Latin-1 string, the same bytes as frameText, and declines the rest', async (t) => {
-  for (const text of ['', 'hello', 'x'.repeat(125), 'x'.repeat(126), 'x'.repeat(256), 'y'.repeat(65535)]) {
-    const header = asciiHeader(text) as string
-    t.strictSame(Buffer.from(header + text, 'latin1'), frameText(text), `${text.length} characters`)
-  }
-  t.equal(asciiHeader('héllo'), null, 'not ASCII: framed as a Buffer instead')
-  t.equal(asciiHeader('z'.repeat(65536)), null, 'a 64-bit length: framed as a Buffer instead')
 })
