@@ -11,6 +11,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import fastifyChat, { MemoryStore, redisAdapter } from '../../index.js'
 import type { FastifyChatOptions, RedisAdapterOptions } from '../../index.js'
+import type { ServerFrame } from '../../lib/protocol/wire.js'
 import { Client, join, messages, within } from '../helpers/chat.js'
 import { freePort, startRedis } from '../helpers/redis.js'
 import type { RedisServer } from '../helpers/redis.js'
@@ -144,11 +145,21 @@ t.test('Redis stopped and restarted: no crash, unavailable while down, delivery 
   })
   await redis.start()
   await within(back, 15_000, 'the adapters to reconnect')
+  // Presence may heal meanwhile (a user a reset joined did not list yet is announced): not what this test is about.
+  const nextBut = async (client: Client): Promise<ServerFrame> => {
+    for (let i = 0; i < 10; i++) {
+      const frame = await client.next()
+      if (frame.type !== 'presence') return frame
+    }
+    throw new Error('only presence frames')
+  }
+  // Redis lost the room: each member is told, on either instance, before anything else of the room.
+  for (const client of [alice, bob]) {
+    t.match(await nextBut(client), { type: 'joined', room: 'lobby', recovered: false, offset: 0, history: [] }, 'a reset joined')
+  }
   alice.send('after the restart')
-  t.equal((await alice.expect('message')).text, 'after the restart', 'sends work again')
-  let frame
-  do frame = await bob.next(); while (frame.type !== 'message')
-  t.equal(frame.text, 'after the restart', 'and reach the other instance')
+  t.match(await nextBut(alice), { type: 'message', text: 'after the restart', offset: 1 }, 'sends work again')
+  t.match(await nextBut(bob), { type: 'message', text: 'after the restart', offset: 1 }, 'and reach the other instance')
 })
 
 t.test('a hung Redis (DEBUG SLEEP): a send gets unavailable within commandTimeoutMs, and its resend the copy Redis stored', async (t) => {
