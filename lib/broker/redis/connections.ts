@@ -2,7 +2,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Redis, RedisOptions } from 'ioredis'
 import { FST_CHAT_ADAPTER_UNAVAILABLE } from '../../errors.js'
 import { channels } from '../../stats.js'
-import { boundScripts, defineScripts } from './scripts.js'
+import { boundScripts } from './lua.js'
+import { defineScripts } from './scripts.js'
 
 /** Which connection an event is about, as the `fastify-chat:adapter` channel names it. */
 export type Role = 'commands' | 'subscriber'

@@ -11,7 +11,7 @@ import { parseEnvelope } from './envelope.js'
 import { RedisKeys } from './keys.js'
 import { RedisBroker } from './redis-broker.js'
 import { RedisPresence } from './redis-presence.js'
-import { unavailableOnError } from './scripts.js'
+import { unavailableOnError } from './lua.js'
 
 /**
  * An ioredis client (`new Redis(…)`), described by what the adapter checks

@@ -7,7 +7,8 @@ import type { Broker, BrokerNode, PublishResult } from '../broker.js'
 import type { RedisConnections, Role } from './connections.js'
 import type { RedisKeys } from './keys.js'
 import { RetryLoop } from './retry-loop.js'
-import { PUBLISH, RECENT, SINCE, runScript, unavailableOnError } from './scripts.js'
+import { PUBLISH, RECENT, SINCE } from './history-scripts.js'
+import { runScript, unavailableOnError } from './lua.js'
 
 interface Held { message: ChatMessage, epoch: string, exclude: string | null }
 

@@ -5,7 +5,8 @@ import type { Presence, PresenceEvent } from '../presence.js'
 import type { RedisConnections } from './connections.js'
 import { presenceEnvelope } from './envelope.js'
 import type { RedisKeys } from './keys.js'
-import { JOIN, LEAVE, LIST, REFRESH, RENAME, SWEEP, queueScript, runScript } from './scripts.js'
+import { queueScript, runScript } from './lua.js'
+import { JOIN, LEAVE, LIST, REFRESH, RENAME, SWEEP } from './presence-scripts.js'
 
 /** `<epoch>:<restores>`, or '' for none yet. */
 function parseVersion (version: string): { epoch: string, restores: number } {
