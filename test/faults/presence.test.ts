@@ -1,5 +1,6 @@
 // Presence under real faults: two chat instances on one real redis-server,
-// raw ws members spread over them in one room. After each fault heals,
+// raw ws members spread over them in one room. The faults: a restart with and
+// without persistence, a pause, a hang, a cut. After each fault heals,
 // `app.chat.presence()` on both instances and a newcomer's `joined.users`
 // list every connected user exactly once within one refresh interval (plus
 // slack), and no member was ever told of a user twice. Also: a join refused
@@ -16,8 +17,8 @@ import { redisAdapter } from '../../index.js'
 import type { RedisAdapterOptions, ServerFrame, User } from '../../index.js'
 import { listen, within } from '../helpers/chat.js'
 import { eventually } from '../helpers/eventually.js'
-import { adminClient, startRedis } from '../helpers/redis.js'
-import type { RedisServer } from '../helpers/redis.js'
+import { adapterEvent, adminClient, startRedis } from '../helpers/redis.js'
+import type { RedisServer, RedisServerOptions } from '../helpers/redis.js'
 import { startProxy } from '../helpers/tcp-proxy.js'
 import type { TcpProxy } from '../helpers/tcp-proxy.js'
 
@@ -112,8 +113,8 @@ interface Cluster {
 }
 
 /** Two instances (the second through a proxy, with `proxied`) and PER_INSTANCE members on each, every member listing all. */
-async function cluster (t: Test, { proxied = false, grace = 0, adapter = {} }: { proxied?: boolean, grace?: number, adapter?: Partial<RedisAdapterOptions> } = {}): Promise<Cluster> {
-  const redis = await startRedis(t)
+async function cluster (t: Test, { proxied = false, grace = 0, adapter = {}, redis: server = {} }: { proxied?: boolean, grace?: number, adapter?: Partial<RedisAdapterOptions>, redis?: RedisServerOptions } = {}): Promise<Cluster> {
+  const redis = await startRedis(t, server)
   const proxy = proxied ? await startProxy(t, redis.port) : null
   const apps: FastifyInstance[] = []
   const urls: string[] = []
@@ -166,13 +167,42 @@ t.test('Redis restarted without persistence: presence comes back', async (t) => 
   await checkHealed(t, c, 'the restart')
 })
 
+/**
+ * Sends `command` from an admin client of the test's own, which stops Redis
+ * answering anyone for `ms`, and resolves once the admin's ping sent behind it
+ * is answered: the fault has healed. Bounded, so a Redis that never answers
+ * fails the test instead of holding it.
+ */
+async function hang (t: Test, redis: RedisServer, ms: number, command: string, ...args: Array<string | number>): Promise<void> {
+  const admin = adminClient(t, redis)
+  await within(admin.ping(), 5000, 'the admin client to connect')
+  const sent = Date.now()
+  await within(Promise.all([admin.call(command, ...args), admin.ping()]), ms + 5000, `Redis to answer after ${command}`)
+  const took = Date.now() - sent
+  // The clock's granularity, not the fault's length, is the margin here.
+  t.ok(took >= ms - 50, `Redis answered nobody for ${took} ms (${command} ${args.join(' ')})`)
+}
+
 t.test('Redis paused (CLIENT PAUSE) past the members\' expiry: presence comes back', async (t) => {
   const c = await cluster(t)
-  const admin = adminClient(t, c.redis)
-  await admin.client('PAUSE', TTL_MS, 'ALL')
-  // The admin's own command waits out the pause too.
-  await within(admin.ping(), TTL_MS + 5000, 'the pause to end')
+  await hang(t, c.redis, TTL_MS, 'CLIENT', 'PAUSE', TTL_MS, 'ALL')
   await checkHealed(t, c, 'the pause')
+})
+
+t.test('Redis hung (DEBUG SLEEP 3): presence comes back', async (t) => {
+  const c = await cluster(t, { redis: { debug: true } })
+  await hang(t, c.redis, 3000, 'DEBUG', 'SLEEP', 3)
+  await checkHealed(t, c, 'the hang')
+})
+
+t.test('Redis killed and restarted with AOF: presence comes back, with no reset', async (t) => {
+  const c = await cluster(t, { redis: { aof: true } })
+  const down = adapterEvent('down', 'commands')
+  await c.redis.restart({ kill: true })
+  t.ok(await down, 'an instance saw its Redis connection drop')
+  await checkHealed(t, c, 'the restart')
+  // The history's epoch survived in the AOF: had the data gone, members would have got a reset joined.
+  t.same(c.members.filter((m) => m.joinedCount !== 1).map((m) => m.id), [], 'no member got a reset joined')
 })
 
 t.test('one instance cut off from Redis for 3 s: presence comes back', async (t) => {
