@@ -5,7 +5,9 @@ import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { createChat } from './lib/api.js'
 import type { Chat } from './lib/api.js'
+import { Access } from './lib/chat/access.js'
 import { Hub } from './lib/chat/hub.js'
+import { Moderation } from './lib/chat/moderation.js'
 import { PresenceTracker } from './lib/chat/presence-tracker.js'
 import { Session } from './lib/chat/session.js'
 import { CloseCode } from './lib/close-codes.js'
@@ -49,10 +51,11 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
   const connections = new Connections(stats)
   const presence = new PresenceTracker(adapter.presence, opts.presenceGraceMs, fastify.log)
   const hub = new Hub({ broker: adapter.broker, presence, connections, stats, historySize: opts.historySize, maxRoomsPerClient: opts.maxRoomsPerClient })
-  await adapter.start({ node: hub.node, historySize: opts.historySize, log: fastify.log })
+  const moderation = new Moderation(hub, adapter.control, connections)
+  await adapter.start({ node: { ...hub.node, command: (command) => moderation.apply(command) }, historySize: opts.historySize, log: fastify.log })
 
   fastify.decorate('chat', createChat({
-    hub, broker: adapter.broker, presence, connections, stats, historySize: opts.historySize, maxMessageLength: opts.maxMessageLength
+    hub, moderation, broker: adapter.broker, presence, connections, stats, historySize: opts.historySize, maxMessageLength: opts.maxMessageLength
   }))
 
   const ownWebsocket = !fastify.hasDecorator('websocketServer')
@@ -71,7 +74,7 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
   const gateway = new Gateway({
     opts,
     hub,
-    session: new Session(hub, opts),
+    session: new Session({ hub, opts, access: new Access(opts.authorize), control: adapter.control, moderation }),
     admission: new Admission(opts),
     stats,
     payloadEnforced: ownWebsocket,
@@ -116,9 +119,9 @@ export default fastifyChat
 
 // Options and the facade.
 export { defaults } from './lib/options.js'
-export type { FastifyChatOptions, Identity, OutgoingMessage } from './lib/options.js'
+export type { AuthorizeRequest, FastifyChatOptions, Identity, OutgoingMessage, Refreshed } from './lib/options.js'
 export type { RateLimit } from './lib/transport/rate-limit.js'
-export type { BroadcastOptions, Chat, HistoryOptions } from './lib/api.js'
+export type { BroadcastOptions, Chat, DisconnectTarget, HistoryOptions, ModerationOptions } from './lib/api.js'
 export type { ChatClient } from './lib/chat/client-view.js'
 
 // Errors and close codes.
@@ -145,6 +148,7 @@ export { redisAdapter, RedisAdapter } from './lib/broker/redis/redis-adapter.js'
 export type { RedisAdapterOptions, RedisClient } from './lib/broker/redis/redis-adapter.js'
 export type { Adapter, AdapterContext, AdapterNode } from './lib/broker/adapter.js'
 export type { Broker, BrokerNode, PublishResult } from './lib/broker/broker.js'
+export type { Control, ControlCommand, ControlNode } from './lib/broker/control.js'
 export type { Presence, PresenceEvent, PresenceNode } from './lib/broker/presence.js'
 
 // Diagnostics, and the wire protocol's types.

@@ -1,9 +1,11 @@
 import type { Broker } from './broker/broker.js'
 import type { Hub } from './chat/hub.js'
+import type { Moderation } from './chat/moderation.js'
 import type { PresenceTracker } from './chat/presence-tracker.js'
-import { FST_CHAT_INVALID_ARGUMENT, FST_CHAT_INVALID_MESSAGE, FST_CHAT_INVALID_ROOM } from './errors.js'
+import { FST_CHAT_CLOSED, FST_CHAT_INVALID_ARGUMENT, FST_CHAT_INVALID_MESSAGE, FST_CHAT_INVALID_ROOM } from './errors.js'
 import { SYSTEM_USER } from './options.js'
-import { isRoomName, textProblem } from './protocol/text.js'
+import { isRoomName, isWellFormed, textProblem } from './protocol/text.js'
+import { MAX_USER_ID_LENGTH } from './protocol/wire.js'
 import type { ChatMessage, User } from './protocol/wire.js'
 import type { ChatStats, Stats } from './stats.js'
 import type { Connections } from './transport/connections.js'
@@ -22,6 +24,15 @@ export interface HistoryOptions {
   limit?: number
 }
 
+/** Options of `app.chat.disconnect` and `app.chat.removeFromRoom`. */
+export interface ModerationOptions {
+  /** Told to the client: the close reason (at most 123 bytes), or the `message` of its `left`. @default 'disconnected' for disconnect, none for removeFromRoom */
+  reason?: string
+}
+
+/** Whom `app.chat.disconnect` closes: every socket of a user, or one socket by its `clientId`. */
+export type DisconnectTarget = { userId: string, clientId?: undefined } | { clientId: string, userId?: undefined }
+
 /** The `app.chat` decorator. */
 export interface Chat {
   /** Stores a message and sends it to every member of `room`, on every server; resolves to the stored message. */
@@ -36,11 +47,31 @@ export interface Chat {
   history (room: string, opts?: HistoryOptions): Promise<ChatMessage[]>
   /** Counters since the plugin registered. */
   stats (): ChatStats
+  /**
+   * Closes the matching sockets on every server with 4000 and `reason`.
+   * Resolves once the command has reached every server, with the number of
+   * sockets this server closed; rejects with `FST_CHAT_ADAPTER_UNAVAILABLE`
+   * when it cannot reach them.
+   */
+  disconnect (target: DisconnectTarget, opts?: ModerationOptions): Promise<number>
+  /**
+   * Takes the user's sockets out of `room` on every server: each gets `left`
+   * with reason `removed`, and the others see the user leave. Resolves like
+   * {@link disconnect}, with the number of sockets removed here.
+   */
+  removeFromRoom (room: string, userId: string, opts?: ModerationOptions): Promise<number>
+  /**
+   * Joins the user's open sockets to `room` on every server, as if they had
+   * asked (without `authorize`): each gets `joined`, the others see the
+   * user join. Resolves like {@link disconnect}, with the number of sockets added here.
+   */
+  addToRoom (room: string, userId: string): Promise<number>
 }
 
 /** What the facade reads from. */
 export interface ChatParts {
   hub: Hub
+  moderation: Moderation
   broker: Broker
   presence: PresenceTracker
   connections: Connections
@@ -61,6 +92,34 @@ function checkCount (name: string, value: unknown): number {
   return value
 }
 
+function checkId (name: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_USER_ID_LENGTH || !isWellFormed(value)) {
+    throw new FST_CHAT_INVALID_ARGUMENT(name, `must be a string of 1 to ${MAX_USER_ID_LENGTH} characters, got ${JSON.stringify(value) ?? String(value)}`)
+  }
+  return value
+}
+
+// A close frame's reason fits in 123 bytes (RFC 6455 §5.5).
+const MAX_REASON_BYTES = 123
+
+function checkReason (opts: unknown): string | undefined {
+  if (opts === undefined) return undefined
+  if (typeof opts !== 'object' || opts === null) throw new FST_CHAT_INVALID_ARGUMENT('opts', 'must be an object')
+  const { reason } = opts as { reason?: unknown }
+  if (reason === undefined) return undefined
+  if (typeof reason !== 'string' || Buffer.byteLength(reason) > MAX_REASON_BYTES || !isWellFormed(reason)) {
+    throw new FST_CHAT_INVALID_ARGUMENT('reason', `must be a string of at most ${MAX_REASON_BYTES} bytes`)
+  }
+  return reason
+}
+
+function checkTarget (target: unknown): { userId: string } | { clientId: string } {
+  if (typeof target !== 'object' || target === null) throw new FST_CHAT_INVALID_ARGUMENT('target', 'must be { userId } or { clientId }')
+  const { userId, clientId } = target as { userId?: unknown, clientId?: unknown }
+  if ((userId === undefined) === (clientId === undefined)) throw new FST_CHAT_INVALID_ARGUMENT('target', 'must have exactly one of userId and clientId')
+  return userId !== undefined ? { userId: checkId('userId', userId) } : { clientId: checkId('clientId', clientId) }
+}
+
 /** A copy the caller may change: a store may hand out the objects it keeps. */
 function copyMessage (message: ChatMessage): ChatMessage {
   return { ...message, from: { id: message.from.id, name: message.from.name } }
@@ -68,7 +127,10 @@ function copyMessage (message: ChatMessage): ChatMessage {
 
 /** Builds `app.chat`: the documented members and nothing else, frozen. */
 export function createChat (parts: ChatParts): Chat {
-  const { hub, broker, presence, connections, stats, historySize, maxMessageLength } = parts
+  const { hub, moderation, broker, presence, connections, stats, historySize, maxMessageLength } = parts
+  const open = (): void => {
+    if (hub.closed) throw new FST_CHAT_CLOSED()
+  }
   return Object.freeze({
     async broadcast (room: string, text: string, opts: BroadcastOptions = {}): Promise<ChatMessage> {
       checkRoom(room)
@@ -103,6 +165,28 @@ export function createChat (parts: ChatParts): Chat {
 
     stats (): ChatStats {
       return stats.snapshot(connections.size)
+    },
+
+    async disconnect (target: DisconnectTarget, opts?: ModerationOptions): Promise<number> {
+      const whom = checkTarget(target)
+      const reason = checkReason(opts) ?? 'disconnected'
+      open()
+      return await moderation.run({ type: 'disconnect', ...whom, reason })
+    },
+
+    async removeFromRoom (room: string, userId: string, opts?: ModerationOptions): Promise<number> {
+      checkRoom(room)
+      checkId('userId', userId)
+      const reason = checkReason(opts)
+      open()
+      return await moderation.run(reason === undefined ? { type: 'remove', room, userId } : { type: 'remove', room, userId, reason })
+    },
+
+    async addToRoom (room: string, userId: string): Promise<number> {
+      checkRoom(room)
+      checkId('userId', userId)
+      open()
+      return await moderation.run({ type: 'add', room, userId })
     }
   })
 }

@@ -16,8 +16,25 @@ export interface Identity {
   id?: string
   /** Display name; the `name` query parameter or a guest name is used when missing. */
   name?: string
-  /** Anything the app wants its hooks to see of this client, as `client.data`. */
+  /** Anything JSON-serialisable the app wants its hooks to see of this client, as `client.data`. */
   data?: unknown
+  /** When the session ends, in milliseconds since the Unix epoch: the socket is then closed with 4001 unless refreshed. */
+  expiresAt?: number
+}
+
+/** What `authorize` is asked: may `client` do `action` in `room`? */
+export interface AuthorizeRequest {
+  /** `join`: join `room` (also a resume); `publish`: send a message to it; `direct`: open the direct room with `to`. */
+  action: 'join' | 'publish' | 'direct'
+  room: string
+  client: ChatClient
+  /** For `direct`: the other user's id. */
+  to?: string
+}
+
+/** What `refresh` returns to extend a session: when it now ends, in milliseconds since the Unix epoch. */
+export interface Refreshed {
+  expiresAt: number
 }
 
 /** A message on its way to a room, before it is stored. */
@@ -43,6 +60,19 @@ export interface FastifyChatOptions {
   maxRoomsPerClient?: number
   /** Accepts (with an identity) or refuses (`false` or a throw) the upgrade, before any socket opens. */
   identify?: (request: FastifyRequest) => Identity | false | Promise<Identity | false>
+  /**
+   * Decides every join (including the auto-join and every resume), every
+   * message (before `onMessage`) and every direct conversation opened: `true`
+   * allows it; anything else, or a throw, refuses it with a `forbidden` error.
+   * @default everything is allowed
+   */
+  authorize?: (request: AuthorizeRequest) => boolean | Promise<boolean>
+  /**
+   * Answers a client's `refresh` frame: `{ expiresAt }` extends its session,
+   * `false` closes the socket with 4001 at once. Without it, `refresh` frames
+   * get `unknown_type`.
+   */
+  refresh?: (token: string, client: ChatClient) => Refreshed | false | Promise<Refreshed | false>
   /** Sees every message before it is stored: return a changed message, or `false` to drop it. */
   onMessage?: (message: OutgoingMessage, client: ChatClient) =>
     OutgoingMessage | boolean | undefined | void | Promise<OutgoingMessage | boolean | undefined | void>
@@ -81,6 +111,8 @@ export interface ResolvedOptions {
   readonly maxMessageLength: number
   readonly maxRoomsPerClient: number
   readonly identify: NonNullable<FastifyChatOptions['identify']> | null
+  readonly authorize: NonNullable<FastifyChatOptions['authorize']> | null
+  readonly refresh: NonNullable<FastifyChatOptions['refresh']> | null
   readonly onMessage: NonNullable<FastifyChatOptions['onMessage']> | null
   readonly serveClient: boolean
   readonly maxPayload: number
@@ -132,10 +164,12 @@ const STORE_METHODS = ['append', 'recent', 'since', 'epoch'] as const
 const ADAPTER_METHODS = ['start', 'close'] as const
 const BROKER_METHODS = ['publish', 'subscribe', 'unsubscribe', 'recent', 'since'] as const
 const PRESENCE_METHODS = ['join', 'leave', 'rename', 'list'] as const
+const CONTROL_METHODS = ['send', 'pair', 'pairOf'] as const
 
 // Every option, and the register options Fastify itself reads.
 const KNOWN_KEYS: ReadonlySet<string> = new Set([
-  'path', 'echo', 'defaultRoom', 'historySize', 'maxMessageLength', 'maxRoomsPerClient', 'identify', 'onMessage',
+  'path', 'echo', 'defaultRoom', 'historySize', 'maxMessageLength', 'maxRoomsPerClient', 'identify', 'authorize',
+  'refresh', 'onMessage',
   'store', 'serveClient', 'maxPayload', 'heartbeatInterval', 'maxBufferedBytes', 'rateLimit', 'maxConnections',
   'maxConnectionsPerIp', 'allowedOrigins', 'closeTimeout', 'presenceGraceMs', 'adapter',
   'prefix', 'logLevel', 'logSerializers'
@@ -161,6 +195,7 @@ function resolveAdapter (opts: FastifyChatOptions, historySize: number): Adapter
   // A missing broker or presence is checked as `null`, which no implementation is.
   implementation('adapter.broker', 'Broker', adapter.broker ?? null, BROKER_METHODS)
   implementation('adapter.presence', 'Presence', adapter.presence ?? null, PRESENCE_METHODS)
+  implementation('adapter.control', 'Control', adapter.control ?? null, CONTROL_METHODS)
   return adapter
 }
 
@@ -235,6 +270,8 @@ export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions 
     maxMessageLength: integer('maxMessageLength', pick('maxMessageLength'), 1, 1_000_000),
     maxRoomsPerClient: integer('maxRoomsPerClient', pick('maxRoomsPerClient'), 1, 10_000),
     identify: optionalFunction('identify', opts.identify),
+    authorize: optionalFunction('authorize', opts.authorize),
+    refresh: optionalFunction('refresh', opts.refresh),
     onMessage: optionalFunction('onMessage', opts.onMessage),
     serveClient,
     maxPayload: integer('maxPayload', pick('maxPayload'), 16, 100 * 1024 * 1024),

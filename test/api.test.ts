@@ -4,6 +4,7 @@ import type { Test } from 'tap'
 import { createChat } from '../lib/api.js'
 import type { Chat } from '../lib/api.js'
 import { LocalAdapter } from '../lib/broker/local-adapter.js'
+import { Moderation } from '../lib/chat/moderation.js'
 import { Hub } from '../lib/chat/hub.js'
 import { PresenceTracker } from '../lib/chat/presence-tracker.js'
 import { Stats } from '../lib/stats.js'
@@ -31,12 +32,13 @@ async function setup (t: Test, kept = 10): Promise<Parts> {
   const connections = new Connections(stats)
   const presence = new PresenceTracker(adapter.presence, 0, log)
   const hub = new Hub({ broker: adapter.broker, presence, connections, stats, historySize: HISTORY, maxRoomsPerClient: 5 })
-  await adapter.start({ node: hub.node, historySize: HISTORY, log })
+  const moderation = new Moderation(hub, adapter.control, connections)
+  await adapter.start({ node: { ...hub.node, command: (command) => moderation.apply(command) }, historySize: HISTORY, log })
   t.teardown(async () => {
     await hub.close(1001, 'done')
     await adapter.close()
   })
-  const chat = createChat({ hub, broker: adapter.broker, presence, connections, stats, historySize: HISTORY, maxMessageLength: MAX_LENGTH })
+  const chat = createChat({ hub, moderation, broker: adapter.broker, presence, connections, stats, historySize: HISTORY, maxMessageLength: MAX_LENGTH })
   return { chat, hub, adapter, connections, stats }
 }
 
@@ -52,7 +54,7 @@ async function member (t: Test, hub: Hub, id: string, room: string): Promise<Con
 
 t.test('the documented members and nothing else, on a plain frozen object', async (t) => {
   const { chat } = await setup(t)
-  t.strictSame(Reflect.ownKeys(chat).sort(), ['broadcast', 'history', 'presence', 'rooms', 'size', 'stats'])
+  t.strictSame(Reflect.ownKeys(chat).sort(), ['addToRoom', 'broadcast', 'disconnect', 'history', 'presence', 'removeFromRoom', 'rooms', 'size', 'stats'])
   t.equal(Object.getPrototypeOf(chat), Object.prototype, 'no internals up the prototype chain')
   t.ok(Object.isFrozen(chat))
   const loose = chat as unknown as Record<string, unknown>

@@ -365,7 +365,7 @@ t.test('shows nothing twice and resumes from the highest offset seen', async (t)
 
   const from = { id: 'u1', name: 'bob' }
   const message = (offset: number) => ({ room: 'lobby', offset, ts: 0, from, text: `m${offset}` })
-  socket.receive({ type: 'welcome', id: 'me', name: 'guest' })
+  socket.receive({ type: 'welcome', clientId: 'c1', id: 'me', name: 'guest' })
   socket.receive({ type: 'joined', room: 'lobby', epoch: 'e1', offset: 2, recovered: true, history: [message(2)], users: [] })
   socket.receive({ type: 'message', ...message(2) })
   socket.receive({ type: 'message', ...message(3) })
@@ -384,7 +384,7 @@ t.test('shows nothing twice and resumes from the highest offset seen', async (t)
   const socket2 = await reconnected
   const params = new URL(socket2.url).searchParams
   t.same([params.get('room'), params.get('since'), params.get('name')], ['lobby', 'e1:4', 'carol'])
-  socket2.receive({ type: 'welcome', id: 'me2', name: 'carol' })
+  socket2.receive({ type: 'welcome', clientId: 'c1', id: 'me2', name: 'carol' })
   socket2.receive({ type: 'joined', room: 'lobby', epoch: 'e2', offset: 1, recovered: false, history: [message(1)], users: [] })
   socket2.receive({ type: 'message', ...message(2) })
   t.same(texts, ['m2', 'm3', 'm4', 'm1', 'm2'])
@@ -406,19 +406,19 @@ t.test('a throwing listener is reported and the others still run', async (t) => 
   conn.on('welcome', broken)
   conn.on('welcome', (frame) => calls.push(frame.id))
   const [socket] = sockets as [InstanceType<typeof FakeSocket>]
-  socket.receive({ type: 'welcome', id: 'me', name: 'guest' })
+  socket.receive({ type: 'welcome', clientId: 'c1', id: 'me', name: 'guest' })
   t.same(calls, ['me'])
   t.equal(conn.status, 'open')
   t.equal(reported.length, 1)
   t.throws(() => reported[0]?.(), { message: 'listener bug' })
 
   conn.off('welcome', broken)
-  socket.receive({ type: 'welcome', id: 'me', name: 'guest' })
+  socket.receive({ type: 'welcome', clientId: 'c1', id: 'me', name: 'guest' })
   t.equal(reported.length, 1, 'off() removed it')
 
   // Closing from a listener wins over the rest of the frame's handling.
   conn.on('welcome', () => conn.close())
-  socket.receive({ type: 'welcome', id: 'me', name: 'guest' })
+  socket.receive({ type: 'welcome', clientId: 'c1', id: 'me', name: 'guest' })
   t.equal(conn.status, 'closed')
 })
 
@@ -433,7 +433,7 @@ t.test('a joined it did not ask for is a reset: offsets start over from it, and 
   const [socket] = sockets as [InstanceType<typeof FakeSocket>]
   const from = { id: 'u1', name: 'bob' }
   const message = (offset: number, text = `m${offset}`): ChatMessage => ({ room: 'lobby', offset, ts: 0, from, text })
-  socket.receive({ type: 'welcome', id: 'me', name: 'guest' })
+  socket.receive({ type: 'welcome', clientId: 'c1', id: 'me', name: 'guest' })
   socket.receive({ type: 'joined', room: 'lobby', epoch: 'e1', offset: 5, recovered: false, history: [message(5)], users: [] })
   conn.join('lobby')
   socket.receive({ type: 'joined', room: 'lobby', epoch: 'e1', offset: 6, recovered: true, history: [message(6)], users: [] })

@@ -34,6 +34,8 @@ t.test('no options resolve to the defaults, complete and frozen', async (t) => {
     maxMessageLength: 2000,
     maxRoomsPerClient: 20,
     identify: null,
+    authorize: null,
+    refresh: null,
     onMessage: null,
     serveClient: true,
     maxPayload: 65536,
@@ -58,6 +60,8 @@ t.test('no options resolve to the defaults, complete and frozen', async (t) => {
 t.test('given values are kept and the user object is left alone', async (t) => {
   const identify = async (): Promise<{ id: string }> => ({ id: 'u1' })
   const onMessage = (): boolean => true
+  const authorize = (): boolean => true
+  const refresh = (): false => false
   const store = new MemoryStore()
   const opts: FastifyChatOptions = {
     path: '/ws',
@@ -67,6 +71,8 @@ t.test('given values are kept and the user object is left alone', async (t) => {
     maxMessageLength: 1,
     maxRoomsPerClient: 1,
     identify,
+    authorize,
+    refresh,
     onMessage,
     store,
     serveClient: false,
@@ -86,6 +92,8 @@ t.test('given values are kept and the user object is left alone', async (t) => {
   t.strictSame(rest, { ...expected, rateLimit: null, allowedOrigins: null, presenceGraceMs: 1000 })
   t.type(adapter, LocalAdapter, 'the in-process adapter, over the given store')
   t.equal(resolved.identify, identify)
+  t.equal(resolved.authorize, authorize)
+  t.equal(resolved.refresh, refresh)
   t.equal(resolved.onMessage, onMessage)
   t.not(resolved, opts)
   t.strictSame(opts, before, 'the user object is unchanged')

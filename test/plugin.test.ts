@@ -306,7 +306,9 @@ t.test('identify', async (t) => {
   }
 
   const ok = await Client.connect(url, '/chat?name=ignored', { authorization: 'ann' })
-  t.same(await ok.expect('welcome'), { type: 'welcome', id: 'user-ann', name: 'ann' })
+  const welcome = await ok.expect('welcome')
+  t.match(welcome.clientId, /^[\w-]{16}$/, 'a clientId of its own')
+  t.same(welcome, { type: 'welcome', id: 'user-ann', clientId: welcome.clientId, name: 'ann' })
   t.same(seen, ['ann'])
 })
 
@@ -453,7 +455,7 @@ t.test('app.chat holds the documented members and nothing else', async (t) => {
   const app = Fastify()
   await app.register(fastifyChat)
   t.teardown(() => app.close())
-  t.same(Object.keys(app.chat).sort(), ['broadcast', 'history', 'presence', 'rooms', 'size', 'stats'])
+  t.same(Object.keys(app.chat).sort(), ['addToRoom', 'broadcast', 'disconnect', 'history', 'presence', 'removeFromRoom', 'rooms', 'size', 'stats'])
   t.equal(Object.getPrototypeOf(app.chat), Object.prototype, 'a plain object, not the hub behind it')
   t.ok(Object.isFrozen(app.chat))
   for (const internal of ['join', 'remove', 'closeAll', 'publish', 'node', 'leave', 'add']) {

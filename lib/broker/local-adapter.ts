@@ -1,12 +1,14 @@
 import type { HistoryStore } from '../stores/history-store.js'
 import type { Adapter, AdapterContext } from './adapter.js'
 import { LocalBroker } from './local-broker.js'
+import { LocalControl } from './local-control.js'
 import { LocalPresence } from './local-presence.js'
 
-/** The in-process back end of a single server: history in a store, presence in memory. */
+/** The in-process back end of a single server: history in a store, presence and direct rooms in memory. */
 export class LocalAdapter implements Adapter {
   readonly broker: LocalBroker
   readonly presence = new LocalPresence()
+  readonly control = new LocalControl()
   readonly #store: HistoryStore
   readonly #ownsStore: boolean
 
@@ -26,6 +28,7 @@ export class LocalAdapter implements Adapter {
   async close (): Promise<void> {
     this.broker.close()
     this.presence.close()
+    this.control.close()
     if (this.#ownsStore) await this.#store.close?.()
   }
 }

@@ -3,8 +3,8 @@ import type { ChatMessage } from '../protocol/wire.js'
 
 /** Whoever a batch entry must skip, and what a recipient is for that check. */
 export interface Recipient {
-  /** The connection key, if one was ever handed out (only then can it be excluded). */
-  readonly keyIfSet: string | null
+  /** The connection key: what `exclude` names. */
+  readonly key: string
   readonly id: string
 }
 
@@ -22,7 +22,7 @@ interface Entry {
 
 function skips (entry: Entry, to: Recipient): boolean {
   return (entry.excludeUser !== null && entry.excludeUser === to.id) ||
-    (entry.excludeKey !== null && entry.excludeKey === to.keyIfSet)
+    (entry.excludeKey !== null && entry.excludeKey === to.key)
 }
 
 /**
@@ -92,7 +92,7 @@ export class Batch {
     return (this.#newcomers !== null && this.#newcomers.has(to)) ||
       (this.#floors !== null && this.#floors.has(to)) ||
       (this.#skipUsers !== null && this.#skipUsers.has(to.id)) ||
-      (this.#skipKeys !== null && to.keyIfSet !== null && this.#skipKeys.has(to.keyIfSet))
+      (this.#skipKeys !== null && this.#skipKeys.has(to.key))
   }
 
   /** The entries `to` gets, framed; null when it gets none. */

@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify'
 /** What a client view reads from; the connection, seen through a narrow window. */
 interface ViewSource {
   readonly id: string
+  readonly key: string
   readonly name: string
   readonly data: unknown
   readonly request: FastifyRequest
@@ -13,6 +14,8 @@ interface ViewSource {
 export interface ChatClient {
   /** The user's id: from `identify`, a resume token, or random. */
   readonly id: string
+  /** This socket's id, as `welcome` gave it: distinct for each socket (tab) of one user. */
+  readonly clientId: string
   /** The display name now. */
   readonly name: string
   /** The rooms this socket is in now (a copy). */
@@ -33,6 +36,7 @@ export class ClientView implements ChatClient {
   }
 
   get id (): string { return this.#source.id }
+  get clientId (): string { return this.#source.key }
   get name (): string { return this.#source.name }
   get rooms (): ReadonlySet<string> { return new Set(this.#source.roomNames()) }
   get data (): unknown { return this.#source.data }

@@ -1,9 +1,8 @@
-import type { AdapterNode } from '../broker/adapter.js'
-import type { Broker, PublishResult } from '../broker/broker.js'
-import type { PresenceEvent } from '../broker/presence.js'
+import type { Broker, BrokerNode, PublishResult } from '../broker/broker.js'
+import type { PresenceEvent, PresenceNode } from '../broker/presence.js'
 import { CloseCode } from '../close-codes.js'
 import { FST_CHAT_CLOSED } from '../errors.js'
-import type { ChatMessage, PresenceFrame, Since, User } from '../protocol/wire.js'
+import type { ChatMessage, LeftFrame, PresenceFrame, Since, User } from '../protocol/wire.js'
 import type { NewMessage } from '../stores/history-store.js'
 import { channels } from '../stats.js'
 import type { Stats } from '../stats.js'
@@ -77,7 +76,7 @@ export class Hub {
   }
 
   /** What the broker and presence call back into. */
-  readonly node: AdapterNode = {
+  readonly node: BrokerNode & PresenceNode = {
     deliver: (message, exclude) => this.#deliver(message, exclude),
     reset: (room) => this.#reset(room),
     presence: (event) => this.#presenceEvent(event)
@@ -101,19 +100,27 @@ export class Hub {
   /** Forgets a closed socket and takes it out of its rooms. */
   remove (conn: Connection): void {
     if (!this.#connections.delete(conn)) return
+    conn.stopExpiry()
     for (const room of conn.roomNames()) this.#removeMember(conn, room)
     conn.clearRooms()
     conn.release()
   }
 
+  /** Whether `conn` is still open here: a join queued behind its close must not add it back. */
+  has (conn: Connection): boolean {
+    return this.#connections.has(conn)
+  }
+
   /**
    * Joins `conn` to `room` (again, if it is already in) and answers `joined`
-   * with the replay after `since`, or the latest history.
+   * with the replay after `since`, or the latest history. `direct`: the
+   * other user, when `room` is their direct room.
    */
-  async join (conn: Connection, room: string, since?: Since): Promise<void> {
+  async join (conn: Connection, room: string, since?: Since, direct?: User): Promise<void> {
+    if (!this.has(conn)) return
     const isNew = !conn.inRoom(room)
     if (isNew && conn.roomCount >= this.#maxRooms) {
-      conn.sendError('too_many_rooms', `a client may be in at most ${this.#maxRooms} rooms`)
+      conn.sendError('too_many_rooms', `a client may be in at most ${this.#maxRooms} rooms`, undefined, room)
       return
     }
     // Hold live messages from now on: the replay below may or may not have them.
@@ -122,6 +129,7 @@ export class Hub {
     let users
     try {
       const { ready } = isNew ? this.#addMember(conn, room) : this.rooms.get(room) as { ready: Promise<void> }
+      if (direct !== undefined) conn.setDirect(room, direct)
       await ready
       await conn.announced(room)
       replay = await this.#replay.read(room, since)
@@ -144,15 +152,25 @@ export class Hub {
     this.#finish(joined, conn, held, replay, users)
   }
 
-  /** Whether `conn` was in `room`. */
-  leave (conn: Connection, room: string): boolean {
+  /**
+   * Whether `conn` was in `room`. `removed`: the app took it out (the
+   * client is told, with the app's message if any); `silent`: it is told
+   * otherwise (a refused join).
+   */
+  leave (conn: Connection, room: string, how: { removed?: { message?: string }, silent?: boolean } = {}): boolean {
     if (!conn.inRoom(room)) return false
     // What the room sent before the leave still reaches the socket, before `left`.
     this.#fanout.flushMessages(this.rooms.get(room))
     conn.removeRoom(room)
     conn.release(room)
     this.#removeMember(conn, room)
-    conn.send({ type: 'left', room })
+    if (how.silent === true) return true
+    const frame: LeftFrame = { type: 'left', room }
+    if (how.removed !== undefined) {
+      frame.reason = 'removed'
+      if (how.removed.message !== undefined) frame.message = how.removed.message
+    }
+    conn.send(frame)
     return true
   }
 

@@ -1,7 +1,7 @@
 import type { Broker } from '../broker/broker.js'
 import { CloseCode } from '../close-codes.js'
 import { encodeJoined, encodeMessage } from '../protocol/codec.js'
-import type { ChatMessage, Since, User } from '../protocol/wire.js'
+import type { ChatMessage, JoinedFrame, Since, User } from '../protocol/wire.js'
 import type { Stats } from '../stats.js'
 import type { HistoryPage } from '../stores/history-store.js'
 import type { Connection } from '../transport/connection.js'
@@ -91,7 +91,9 @@ export class JoinReplay implements Holding {
     conn.release(room)
     if (!conn.inRoom(room)) return false
     const { page, recovered } = replay
-    const frame = { type: 'joined' as const, room, epoch: page.epoch, offset: page.offset, recovered, history: page.messages, users }
+    const frame: JoinedFrame = { type: 'joined', room, epoch: page.epoch, offset: page.offset, recovered, history: page.messages, users }
+    const direct = conn.directWith(room)
+    if (direct !== undefined) frame.with = direct
     conn.sendRaw(encodeJoined(frame, Math.floor(conn.writeBudget / 2)))
     for (const item of held) {
       if (typeof item === 'string') conn.sendRaw(item)

@@ -1,20 +1,40 @@
+import type { Control } from '../broker/control.js'
+import { CloseCode } from '../close-codes.js'
 import type { Connection } from '../transport/connection.js'
+import type { Access } from './access.js'
+import { directRoom, isDirectRoom } from './direct.js'
 import type { Hub } from './hub.js'
+import type { Moderation } from './moderation.js'
 import type { OutgoingMessage, ResolvedOptions } from '../options.js'
 import { decodeClientFrame, encodeMessage } from '../protocol/codec.js'
 import { textProblem } from '../protocol/text.js'
 import { RecentCids } from './recent-cids.js'
-import type { ChatMessage, ClientFrame, SendFrame } from '../protocol/wire.js'
+import type { ChatMessage, ClientFrame, SendFrame, Since, User } from '../protocol/wire.js'
+
+/** What a session is built from. */
+export interface SessionParts {
+  hub: Hub
+  opts: ResolvedOptions
+  access: Access
+  control: Control
+  moderation: Moderation
+}
 
 /** Reads one client's frames and turns them into hub actions, answering bad ones with `error` frames. */
 export class Session {
   #hub: Hub
   #opts: ResolvedOptions
+  #access: Access
+  #control: Control
+  #moderation: Moderation
   #cids = new RecentCids()
 
-  constructor (hub: Hub, opts: ResolvedOptions) {
-    this.#hub = hub
-    this.#opts = opts
+  constructor (parts: SessionParts) {
+    this.#hub = parts.hub
+    this.#opts = parts.opts
+    this.#access = parts.access
+    this.#control = parts.control
+    this.#moderation = parts.moderation
   }
 
   async handle (conn: Connection, raw: string): Promise<void> {
@@ -34,13 +54,102 @@ export class Session {
       case 'message':
         return await this.#send(conn, frame)
       case 'join':
-        return await this.#hub.join(conn, frame.room, frame.since)
+        if (frame.with !== undefined) return await this.#openDirect(conn, frame.with, frame.since, frame.cid)
+        return await this.join(conn, frame.room, frame.since, frame.cid)
       case 'leave':
         if (!this.#hub.leave(conn, frame.room)) conn.sendError('not_in_room', `not in room "${frame.room}"`)
         return
       case 'name':
         this.#hub.rename(conn, frame.name)
+        return
+      case 'refresh':
+        return await this.#refresh(conn, frame.token)
     }
+  }
+
+  /**
+   * Joins `room` if `authorize` allows it (a direct room only for its two
+   * users); a refusal sends `forbidden` and nothing of the room, and takes
+   * the socket out of it if it was in.
+   */
+  async join (conn: Connection, room: string, since?: Since, cid?: string): Promise<void> {
+    let direct: User | undefined
+    if (isDirectRoom(room)) {
+      let users
+      try {
+        users = await this.#control.pairOf(room)
+      } catch (err) {
+        conn.request.log.error({ err, room }, 'fastify-chat: join failed, the adapter is unavailable')
+        conn.sendError('unavailable', 'the room is unavailable right now, try joining again', cid, room)
+        return
+      }
+      direct = users?.find((user) => user.id !== conn.id)
+      if (users === null || direct === undefined || !users.some((user) => user.id === conn.id)) {
+        return this.#forbid(conn, room, cid)
+      }
+    }
+    let allowed = this.#access.allows(conn, 'join', room)
+    if (typeof allowed !== 'boolean') allowed = await allowed
+    if (!allowed) return this.#forbid(conn, room, cid)
+    await this.#hub.join(conn, room, since, direct)
+  }
+
+  /** Opens the direct room of this user and `other`: `authorize` is asked for `direct`, then it is joined. */
+  async #openDirect (conn: Connection, other: string, since: Since | undefined, cid: string | undefined): Promise<void> {
+    if (other === conn.id) {
+      conn.sendError('invalid_message', '"with" names yourself: a direct conversation needs another user', cid)
+      return
+    }
+    const room = directRoom(conn.id, other)
+    let allowed = this.#access.allows(conn, 'direct', room, other)
+    if (typeof allowed !== 'boolean') allowed = await allowed
+    if (!allowed) return this.#forbid(conn, room, cid)
+    let users
+    try {
+      await this.#control.pair(room, { id: conn.id, name: conn.name }, other)
+      users = await this.#control.pairOf(room)
+    } catch (err) {
+      conn.request.log.error({ err, room }, 'fastify-chat: opening a direct room failed, the adapter is unavailable')
+      conn.sendError('unavailable', 'the room is unavailable right now, try joining again', cid, room)
+      return
+    }
+    const direct = users?.find((user) => user.id === other) ?? { id: other, name: other }
+    await this.#hub.join(conn, room, since, direct)
+  }
+
+  #forbid (conn: Connection, room: string, cid: string | undefined): void {
+    // A socket refused a room it is in (its rights changed) is in it no more.
+    this.#hub.leave(conn, room, { silent: true })
+    conn.sendError('forbidden', `not allowed in room "${room}"`, cid, room)
+  }
+
+  /** Extends the session with the app's `refresh`, or closes it with 4001 when refused. */
+  async #refresh (conn: Connection, token: string): Promise<void> {
+    const refresh = this.#opts.refresh
+    if (refresh === null) {
+      conn.sendError('unknown_type', 'unknown frame type "refresh"')
+      return
+    }
+    let result
+    try {
+      result = await refresh(token, conn.view)
+    } catch (err) {
+      conn.request.log.error({ err }, 'fastify-chat: refresh threw; the session keeps its expiry')
+      conn.sendError('internal_error', 'the session could not be refreshed')
+      return
+    }
+    if (result === false) {
+      conn.close(CloseCode.SESSION_EXPIRED, 'session expired').catch(() => {})
+      return
+    }
+    const expiresAt: unknown = (result as { expiresAt?: unknown } | null)?.expiresAt
+    if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) {
+      conn.request.log.error('fastify-chat: refresh returned neither false nor { expiresAt: number }')
+      conn.sendError('internal_error', 'the session could not be refreshed')
+      return
+    }
+    conn.expireAt(expiresAt)
+    if (expiresAt > Date.now()) conn.send({ type: 'refreshed', expiresAt })
   }
 
   async #send (conn: Connection, frame: SendFrame): Promise<void> {
@@ -80,8 +189,14 @@ export class Session {
     }
   }
 
-  /** Runs `onMessage`, then stores and publishes; `null` when the message was not sent. */
+  /** Asks `authorize`, runs `onMessage`, then stores and publishes; `null` when the message was not sent. */
   async #store (conn: Connection, room: string, text: string, cid: string | undefined): Promise<ChatMessage | null> {
+    let allowed = this.#access.allows(conn, 'publish', room)
+    if (typeof allowed !== 'boolean') allowed = await allowed
+    if (!allowed) {
+      conn.sendError('forbidden', `not allowed to send to room "${room}"`, cid, room)
+      return null
+    }
     let message: OutgoingMessage = cid === undefined ? { room, text } : { room, text, cid }
     if (this.#opts.onMessage !== null) {
       const changed = await this.#runOnMessage(conn, message)
@@ -99,12 +214,25 @@ export class Session {
       // A retry that reached another node than the first attempt: the
       // adapter found the cid stored and sent nothing; answer as for a local retry.
       if (duplicate && this.#opts.echo) conn.sendRaw(encodeMessage(stored))
+      else if (!duplicate) this.#reachOther(conn, room)
       return stored
     } catch (err) {
       conn.request.log.error({ err }, 'fastify-chat: publish failed, the adapter or store is unavailable')
       conn.sendError('unavailable', 'the message could not be stored, send it again', cid)
       return null
     }
+  }
+
+  /**
+   * After a message in a direct room: the other user's sockets not in it,
+   * on every server, are joined to it, so they get it (in their `joined`)
+   * wherever they are connected.
+   */
+  #reachOther (conn: Connection, room: string): void {
+    const other = conn.directWith(room)
+    if (other === undefined) return
+    this.#moderation.run({ type: 'add', room, userId: other.id, with: { id: conn.id, name: conn.name } })
+      .catch((err: unknown) => conn.request.log.warn({ err, room }, 'fastify-chat: could not bring the other user into a direct room'))
   }
 
   /** Runs the user's hook; `null` means the sender has been answered and nothing is sent. */

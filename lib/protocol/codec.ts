@@ -1,5 +1,5 @@
 import type { ChatMessage, ClientFrame, ErrorCode, JoinedFrame, MessageFrame, Since } from './wire.js'
-import { MAX_CID_LENGTH, MAX_NAME_LENGTH } from './wire.js'
+import { MAX_CID_LENGTH, MAX_NAME_LENGTH, MAX_TOKEN_LENGTH, MAX_USER_ID_LENGTH } from './wire.js'
 import { ROOM_RULE, isRoomName, isWellFormed, sanitizeName, textProblem } from './text.js'
 
 /** The result of decoding one client frame: a checked frame, or the error to answer with. */
@@ -83,14 +83,32 @@ export function decodeClientFrame (raw: string, maxMessageLength: number): Decod
       return { ok: true, frame }
     }
     case 'join': {
-      if (!isRoomName(value.room)) return fail('invalid_room', ROOM_RULE, cid)
-      if (value.since === undefined) return { ok: true, frame: { type: 'join', room: value.room } }
+      let frame: ClientFrame
+      if (value.with !== undefined) {
+        const other = value.with
+        if (value.room !== undefined) return fail('invalid_message', 'a join names "room" or "with", not both', cid)
+        if (typeof other !== 'string' || other.length === 0 || other.length > MAX_USER_ID_LENGTH || !isWellFormed(other)) {
+          return fail('invalid_message', `"with" must be a user id of 1 to ${MAX_USER_ID_LENGTH} characters`, cid)
+        }
+        frame = { type: 'join', with: other }
+      } else {
+        if (!isRoomName(value.room)) return fail('invalid_room', ROOM_RULE, cid)
+        frame = { type: 'join', room: value.room }
+      }
+      if (cid !== undefined) frame.cid = cid
+      if (value.since === undefined) return { ok: true, frame }
       const since = value.since
       if (!isPlainObject(since) || typeof since.epoch !== 'string' || !isOffset(since.offset)) {
         return fail('invalid_message', '"since" must be { epoch: string, offset: integer >= 0 }', cid)
       }
-      return { ok: true, frame: { type: 'join', room: value.room, since: { epoch: since.epoch, offset: since.offset } } }
+      frame.since = { epoch: since.epoch, offset: since.offset }
+      return { ok: true, frame }
     }
+    case 'refresh':
+      if (typeof value.token !== 'string' || value.token.length === 0 || value.token.length > MAX_TOKEN_LENGTH) {
+        return fail('invalid_message', `"token" must be a string of 1 to ${MAX_TOKEN_LENGTH} characters`, cid)
+      }
+      return { ok: true, frame: { type: 'refresh', token: value.token } }
     case 'leave':
       if (!isRoomName(value.room)) return fail('invalid_room', ROOM_RULE, cid)
       return { ok: true, frame: { type: 'leave', room: value.room } }
@@ -130,7 +148,8 @@ export function encodeMessage (message: ChatMessage): string {
 export function encodeJoined (frame: JoinedFrame, maxBytes: number): string {
   const { room, epoch, offset, history } = frame
   const users = JSON.stringify(frame.users)
-  const head = (recovered: boolean): string => JSON.stringify({ type: 'joined', room, epoch, offset, recovered }).slice(0, -1)
+  const direct = frame.with === undefined ? {} : { with: frame.with }
+  const head = (recovered: boolean): string => JSON.stringify({ type: 'joined', room, epoch, offset, recovered, ...direct }).slice(0, -1)
   // `,"history":[` + `],"users":` + `}`, and the longer of true/false.
   let bytes = Buffer.byteLength(head(false)) + 23 + Buffer.byteLength(users)
   const kept: string[] = []

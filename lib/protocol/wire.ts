@@ -14,6 +14,15 @@ export const MAX_NAME_LENGTH = 32
 /** Longest client-chosen message id (`cid`). */
 export const MAX_CID_LENGTH = 64
 
+/** Longest user id a client may name (`with` of a direct join). */
+export const MAX_USER_ID_LENGTH = 128
+
+/** Longest token of a `refresh` frame. */
+export const MAX_TOKEN_LENGTH = 8192
+
+/** Direct rooms' names start with this; they are open only to their two users. */
+export const DIRECT_PREFIX = 'dm-'
+
 /** A user as other clients see it. */
 export interface User {
   id: string
@@ -44,6 +53,7 @@ export type ErrorCode =
   | 'too_many_rooms'
   | 'invalid_name'
   | 'rejected'
+  | 'forbidden'
   | 'rate_limited'
   | 'overloaded'
   | 'unavailable'
@@ -57,8 +67,13 @@ export interface Since {
 
 export interface WelcomeFrame {
   type: 'welcome'
+  /** The user's id: the same for every socket (tab) of one user. */
   id: string
+  /** This socket's id: distinct for every socket, even of one user. */
+  clientId: string
   name: string
+  /** When the session ends (milliseconds since the Unix epoch) unless refreshed; absent when it does not. */
+  expiresAt?: number
   /** Send back as `?resume=` when reconnecting to keep this id (absent when `identify` gave the id). */
   resume?: string
 }
@@ -70,6 +85,8 @@ export interface JoinedFrame {
   recovered: boolean
   history: ChatMessage[]
   users: User[]
+  /** In a direct room: the other user. */
+  with?: User
 }
 export interface MessageFrame extends ChatMessage { type: 'message' }
 export interface PresenceFrame {
@@ -79,9 +96,12 @@ export interface PresenceFrame {
   user: User
   previous?: string
 }
-export interface LeftFrame { type: 'left', room: string }
+/** Leaving a room; `reason` is set when the client did not ask: `removed` by the app. */
+export interface LeftFrame { type: 'left', room: string, reason?: 'removed', message?: string }
 export interface RenamedFrame { type: 'renamed', name: string, previous: string }
-export interface ErrorFrame { type: 'error', code: ErrorCode, message: string, cid?: string }
+/** A `refresh` was accepted: the session now ends at `expiresAt`. */
+export interface RefreshedFrame { type: 'refreshed', expiresAt: number }
+export interface ErrorFrame { type: 'error', code: ErrorCode, message: string, room?: string, cid?: string }
 
 /** Every frame the server sends. */
 export type ServerFrame =
@@ -91,12 +111,18 @@ export type ServerFrame =
   | PresenceFrame
   | LeftFrame
   | RenamedFrame
+  | RefreshedFrame
   | ErrorFrame
 
 export interface SendFrame { type: 'message', text: string, room?: string, cid?: string }
-export interface JoinFrame { type: 'join', room: string, since?: Since }
+/** Joins a room by name, or (with `with`) the direct room of the sender and that user. */
+export type JoinFrame =
+  | { type: 'join', room: string, with?: undefined, since?: Since, cid?: string }
+  | { type: 'join', with: string, room?: undefined, since?: Since, cid?: string }
 export interface LeaveFrame { type: 'leave', room: string }
 export interface NameFrame { type: 'name', name: string }
+/** Extends the session with a fresh token (see the `refresh` option). */
+export interface RefreshFrame { type: 'refresh', token: string }
 
 /** Every frame a client may send (a plain-text frame is a `message` to the first room). */
-export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame
+export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame | RefreshFrame

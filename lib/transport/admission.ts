@@ -52,7 +52,11 @@ export class Admission {
     } else if (allowed !== null) {
       ok = allowed.has(normalizeOrigin(origin) ?? '')
     } else {
-      ok = sameHost(origin, request.headers.host)
+      // Over TLS an http: page on the same host (say, one injected into
+      // the plain-HTTP site) must not use the visitor's cookies on the
+      // secure socket. Over plain HTTP a TLS proxy may sit in front, so
+      // both schemes pass.
+      ok = sameHost(origin, request.headers.host) && !(request.protocol === 'https' && normalizeOrigin(origin)?.startsWith('http:') === true)
     }
     return ok ? null : { reason: 'origin', status: 403, message: SAME_HOST_ONLY }
   }

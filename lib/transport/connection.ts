@@ -5,12 +5,16 @@ import { closeSocket } from './close.js'
 import { ClientView } from '../chat/client-view.js'
 import type { TokenBucket } from './rate-limit.js'
 import type { Stats } from '../stats.js'
-import type { ChatMessage, ErrorCode, ServerFrame } from '../protocol/wire.js'
+import type { ChatMessage, ErrorCode, ErrorFrame, ServerFrame, User } from '../protocol/wire.js'
 import { frameText } from '../protocol/frame.js'
 import type { Batch } from '../chat/batch.js'
 import { randomId } from '../random.js'
 import { rawSocketOf } from './ws-internals.js'
 import type { RawSocket } from './ws-internals.js'
+
+// Timers take at most a signed 32-bit number of milliseconds; a later
+// expiry is reached in steps.
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 // Frames waiting to be handled per client. Past the high mark the server
 // stops reading from that socket (TCP pushes back on the sender) until the
@@ -48,8 +52,13 @@ export class Connection {
   #held: Map<string, Array<ChatMessage | string>> | null = null
   // Presence announcements of this socket's joins still on their way through the adapter.
   #joining: Map<string, Promise<void>> | null = null
-  // Made when first asked for (only a sender with echo off needs one).
-  #key: string | null = null
+  // The other user of each direct room this socket is in; made on the first.
+  #directs: Map<string, User> | null = null
+  /** This socket's id (`clientId`): what moderation and `exclude` name, distinct even for two sockets of one user. */
+  readonly key: string = randomId()
+  /** When the session ends (milliseconds since the Unix epoch), or null when it does not. */
+  expiresAt: number | null = null
+  #expiry: NodeJS.Timeout | null = null
   /** Frames received but not yet handled; handled one at a time to keep their order. */
   queued = 0
   /** Cleared by each heartbeat, set by the pong: a socket still cleared at the next beat is dead. */
@@ -76,14 +85,38 @@ export class Connection {
     this.#raw = rawSocketOf(socket)
   }
 
-  /** Unique per socket, even when two sockets share a user id: what `exclude` names. */
-  get key (): string {
-    return (this.#key ??= randomId())
+  /**
+   * Closes the socket with 4001 at `at` (milliseconds since the Unix epoch),
+   * replacing any expiry set before; at once when `at` has passed.
+   */
+  expireAt (at: number): void {
+    this.expiresAt = at
+    if (this.#expiry !== null) clearTimeout(this.#expiry)
+    this.#expiry = null
+    const wait = at - Date.now()
+    if (wait <= 0) {
+      this.close(CloseCode.SESSION_EXPIRED, 'session expired').catch(() => {})
+      return
+    }
+    this.#expiry = setTimeout(() => this.expireAt(at), Math.min(wait, MAX_TIMER_MS))
+    // The socket keeps the process alive, not its expiry.
+    this.#expiry.unref()
   }
 
-  /** The key if it was ever asked for: a socket without one cannot be excluded. */
-  get keyIfSet (): string | null {
-    return this.#key
+  /** Stops the expiry timer: the socket closed. */
+  stopExpiry (): void {
+    if (this.#expiry !== null) clearTimeout(this.#expiry)
+    this.#expiry = null
+  }
+
+  /** Remembers that `room` is the direct room of this user and `other`. */
+  setDirect (room: string, other: User): void {
+    (this.#directs ??= new Map()).set(room, { id: other.id, name: other.name })
+  }
+
+  /** The other user of direct room `room`, if this socket joined it as one. */
+  directWith (room: string): User | undefined {
+    return this.#directs?.get(room)
   }
 
   /** Remembers the presence announcement of this socket's join of `room`. */
@@ -171,6 +204,7 @@ export class Connection {
 
   /** Whether it was in `room`. */
   removeRoom (room: string): boolean {
+    if (this.#directs?.delete(room) === true && this.#directs.size === 0) this.#directs = null
     const rooms = this.#rooms
     if (rooms === room) {
       this.#rooms = null
@@ -183,6 +217,7 @@ export class Connection {
 
   clearRooms (): void {
     this.#rooms = null
+    this.#directs = null
   }
 
   /** The room a message without `room` goes to. */
@@ -262,8 +297,12 @@ export class Connection {
     this.close(CloseCode.TRY_AGAIN_LATER, 'too slow: reconnect and resume with since')
   }
 
-  sendError (code: ErrorCode, message: string, cid?: string): void {
-    this.send(cid === undefined ? { type: 'error', code, message } : { type: 'error', code, message, cid })
+  /** An `error` frame; `room` names the room it is about, `cid` the frame it answers. */
+  sendError (code: ErrorCode, message: string, cid?: string, room?: string): void {
+    const frame: ErrorFrame = { type: 'error', code, message }
+    if (room !== undefined) frame.room = room
+    if (cid !== undefined) frame.cid = cid
+    this.send(frame)
   }
 
   /** Set once the server closes this socket: frames still queued from it are dropped. */
@@ -273,6 +312,7 @@ export class Connection {
 
   /** Closes with `code`, terminating after `closeTimeout`; resolves once the socket is closed. Closing twice is harmless. */
   async close (code: number, reason: string): Promise<void> {
+    this.stopExpiry()
     this.#closing ??= closeSocket(this.socket, code, reason, this.#ctx.closeTimeout)
     await this.#closing
   }

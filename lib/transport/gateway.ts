@@ -8,6 +8,7 @@ import type { Hub } from '../chat/hub.js'
 import type { Identity, ResolvedOptions } from '../options.js'
 import { parseSinceParam, peekCid } from '../protocol/codec.js'
 import { ROOM_RULE, isRoomName, sanitizeName } from '../protocol/text.js'
+import type { WelcomeFrame } from '../protocol/wire.js'
 import { randomId, randomString } from '../random.js'
 import { TokenBucket } from './rate-limit.js'
 import { ResumeSigner } from './resume.js'
@@ -139,6 +140,16 @@ export class Gateway {
     if (identity === false || typeof identity !== 'object' || identity === null) {
       return await this.#refuse(request, reply, { reason: 'forbidden', status: 403, message: 'connection refused' })
     }
+    const { expiresAt } = identity
+    if (expiresAt !== undefined) {
+      if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) {
+        request.log.error({ expiresAt }, 'fastify-chat: identify returned an expiresAt that is not a number of milliseconds')
+        return await this.#refuse(request, reply, { reason: 'unauthorized', status: 500, message: 'not identified' })
+      }
+      if (expiresAt <= Date.now()) {
+        return await this.#refuse(request, reply, { reason: 'unauthorized', status: 401, message: 'session expired' })
+      }
+    }
     this.#identities.set(request, identity)
   }
 
@@ -149,7 +160,7 @@ export class Gateway {
 
   /** The WebSocket route handler. Synchronous: listeners go on before anything async. */
   readonly connect = (socket: WebSocket, request: FastifyRequest): void => {
-    const { opts, hub, admission, stats } = this.#p
+    const { opts, hub, session, admission, stats } = this.#p
     admission.opened(request)
     if (hub.closed) {
       // The upgrade finished after shutdown began (identify was still running).
@@ -181,9 +192,13 @@ export class Gateway {
 
     hub.add(conn)
     stats.accept(request)
-    conn.send(identified
-      ? { type: 'welcome', id: conn.id, name: conn.name }
-      : { type: 'welcome', id: conn.id, name: conn.name, resume: this.#signer.token(conn.id) })
+    const welcome: WelcomeFrame = { type: 'welcome', id: conn.id, clientId: conn.key, name: conn.name }
+    if (!identified) welcome.resume = this.#signer.token(conn.id)
+    if (identity.expiresAt !== undefined) {
+      welcome.expiresAt = identity.expiresAt
+      conn.expireAt(identity.expiresAt)
+    }
+    conn.send(welcome)
     if (askedName !== undefined && name === null) {
       conn.sendError('invalid_name', 'name must have 1 to 32 characters besides blanks and control characters; using a guest name')
     }
@@ -195,7 +210,7 @@ export class Gateway {
       return
     }
     const since = parseSinceParam(query.since) ?? undefined
-    conn.enqueue(() => hub.join(conn, room, since))
+    conn.enqueue(() => session.join(conn, room, since))
   }
 
   /** One frame from a client: the checks that need no parsing, then into the connection's queue. */

@@ -32,8 +32,8 @@ t.test('counts messages apart from presence events', async (t) => {
   batch.add('{"type":"message"}', message(1), null, null)
   t.equal(batch.messages, 1)
   t.equal(batch.uniform, true, 'nobody is skipped')
-  t.equal(batch.skips({ keyIfSet: null, id: 'a' }), false)
-  t.equal(batch.messagesFor({ keyIfSet: null, id: 'a' }), 1)
+  t.equal(batch.skips({ key: 'a-key', id: 'a' }), false)
+  t.equal(batch.messagesFor({ key: 'a-key', id: 'a' }), 1)
 })
 
 t.test('a recipient an entry skips gets the others, framed for it alone', async (t) => {
@@ -43,17 +43,17 @@ t.test('a recipient an entry skips gets the others, framed for it alone', async 
   batch.add('three', message(2), null, null)
   t.equal(batch.uniform, false)
 
-  const bystander = { keyIfSet: null, id: 'bob' }
+  const bystander = { key: 'bob-key', id: 'bob' }
   t.equal(batch.skips(bystander), false, 'a socket without a key is never excluded by key')
   t.same(await decode(batch.frames, 3), ['one', 'two', 'three'])
   t.equal(batch.messagesFor(bystander), 2)
 
-  const sender = { keyIfSet: 'sender-key', id: 'carol' }
+  const sender = { key: 'sender-key', id: 'carol' }
   t.equal(batch.skips(sender), true)
   t.same(await decode(batch.framesFor(sender) as Buffer, 2), ['two', 'three'], 'the sender misses its own message')
   t.equal(batch.messagesFor(sender), 1)
 
-  const alice = { keyIfSet: null, id: 'alice' }
+  const alice = { key: 'alice-key', id: 'alice' }
   t.same(await decode(batch.framesFor(alice) as Buffer, 2), ['one', 'three'], 'alice misses her own presence event')
   t.same(batch.entriesFor(alice).map((e) => e.text), ['one', 'three'])
 
@@ -65,8 +65,8 @@ t.test('a recipient an entry skips gets the others, framed for it alone', async 
 
 t.test('a member that joined after the batch began gets only what came after', async (t) => {
   const batch = new Batch()
-  const early = { keyIfSet: null, id: 'early' }
-  const late = { keyIfSet: null, id: 'late' }
+  const early = { key: 'early-key', id: 'early' }
+  const late = { key: 'late-key', id: 'late' }
   batch.joined(early)
   t.equal(batch.skips(early), false, 'joining an empty batch misses nothing')
   t.equal(batch.uniform, true)
@@ -83,9 +83,9 @@ t.test('a member that joined after the batch began gets only what came after', a
 
 t.test('below: a member with a floor misses the messages up to it, and nothing else', async (t) => {
   const batch = new Batch()
-  const floored = { keyIfSet: null, id: 'floored' }
-  const above = { keyIfSet: null, id: 'above' }
-  const other = { keyIfSet: null, id: 'other' }
+  const floored = { key: 'floored-key', id: 'floored' }
+  const above = { key: 'above-key', id: 'above' }
+  const other = { key: 'other-key', id: 'other' }
   batch.add('m2', message(2), null, null)
   batch.add('presence', null, null, null)
   batch.add('m3', message(3), null, null)

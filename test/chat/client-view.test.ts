@@ -6,9 +6,10 @@ import { Stats } from '../../lib/stats.js'
 import { Connection } from '../../lib/transport/connection.js'
 
 /** What a view reads from, as a connection would have it: fields that change under the view. */
-function source (): { id: string, name: string, data: unknown, request: FastifyRequest, rooms: string[], roomNames: () => Iterable<string> } {
+function source (): { id: string, key: string, name: string, data: unknown, request: FastifyRequest, rooms: string[], roomNames: () => Iterable<string> } {
   const s = {
     id: 'u1',
+    key: 'socket-1',
     name: 'Alice',
     data: { plan: 'pro' } as unknown,
     request: { url: '/chat' } as FastifyRequest,
@@ -22,6 +23,7 @@ t.test('reads through to the connection: id, name (after a rename too), rooms, d
   const from = source()
   const view = new ClientView(from)
   t.equal(view.id, 'u1')
+  t.equal(view.clientId, 'socket-1', 'the socket\'s own id')
   t.equal(view.name, 'Alice')
   t.strictSame([...view.rooms], ['lobby'])
   t.equal(view.data, from.data, 'identify\'s data itself')
@@ -68,7 +70,7 @@ t.test('nothing but the documented fields: no way to the socket or to close it',
   t.equal(conn.view, view, 'one view per connection')
   t.strictSame(Reflect.ownKeys(view), [], 'no own fields')
   const prototype = Object.getPrototypeOf(view) as object
-  t.strictSame(Reflect.ownKeys(prototype).sort(), ['constructor', 'data', 'id', 'name', 'request', 'rooms'])
+  t.strictSame(Reflect.ownKeys(prototype).sort(), ['clientId', 'constructor', 'data', 'id', 'name', 'request', 'rooms'])
   t.equal(Object.getPrototypeOf(prototype), Object.prototype)
   const loose = view as unknown as Record<string, unknown>
   for (const key of ['socket', 'close', 'send', 'sendRaw', 'deliver', 'conn', 'source']) t.equal(loose[key], undefined, key)

@@ -25,14 +25,14 @@ interface Write {
  */
 class Member {
   readonly id: string
-  readonly keyIfSet: string | null
+  readonly key: string
   result: DeliveryResult = Delivery.WRITTEN
   readonly writes: Write[] = []
   readonly #held = new Map<string, Array<ChatMessage | string>>()
 
-  constructor (id: string, key: string | null = null) {
+  constructor (id: string, key = `${id}-key`) {
     this.id = id
-    this.keyIfSet = key
+    this.key = key
   }
 
   deliver (batch: Batch): DeliveryResult {

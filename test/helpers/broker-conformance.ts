@@ -1,5 +1,6 @@
 import Fastify from 'fastify'
 import type { Test } from 'tap'
+import type { ControlCommand } from '../../lib/broker/control.js'
 import type { Adapter, AdapterContext, AdapterNode } from '../../lib/broker/adapter.js'
 import type { PresenceEvent } from '../../lib/broker/presence.js'
 import type { ChatMessage } from '../../lib/protocol/wire.js'
@@ -38,6 +39,14 @@ export class RecordingNode implements AdapterNode {
 
   /** Rooms the broker reset, in order. */
   readonly resets: string[] = []
+
+  /** Control commands other servers sent, in order. */
+  readonly commands: ControlCommand[] = []
+
+  command (command: ControlCommand): void {
+    this.commands.push(command)
+    this.#wake()
+  }
 
   reset (room: string): void {
     this.resets.push(room)

@@ -40,13 +40,12 @@ t.test('room bookkeeping: none, one, several, and back', async (t) => {
   t.same([...conn.roomNames()], [])
 })
 
-t.test('a key is made only when asked for', async (t) => {
+t.test('every connection has its own key (its clientId), kept for its life', async (t) => {
   const conn = connection()
-  t.equal(conn.keyIfSet, null)
   const key = conn.key
   t.match(key, /^[\w-]{16}$/)
-  t.equal(conn.keyIfSet, key)
-  t.equal(conn.key, key, 'and kept')
+  t.equal(conn.key, key, 'kept')
+  t.not(connection().key, key, 'another socket has another')
 })
 
 t.test('single-socket frames of every size and alphabet arrive intact and in order', async (t) => {

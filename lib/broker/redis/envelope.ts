@@ -1,4 +1,5 @@
 import type { ChatMessage } from '../../protocol/wire.js'
+import type { ControlCommand } from '../control.js'
 import type { PresenceEvent } from '../presence.js'
 
 /**
@@ -8,10 +9,13 @@ import type { PresenceEvent } from '../presence.js'
  * REFRESH script with `s`, the server that re-announces its user, or `v`,
  * the presence version that restored it). One
  * channel per room keeps a room's messages and presence events in one order.
+ * The control channel carries moderation commands (`c`), with the server
+ * that sent them (`s`), which has run them already.
  */
 export type Envelope =
   | { t: 'm', e: string, x: string | null, m: ChatMessage }
   | { t: 'p', e: PresenceEvent, s?: string, v?: string }
+  | { t: 'c', s: string, c: ControlCommand }
 
 /** The envelope of a presence event, as the presence scripts publish it. */
 export function presenceEnvelope (event: PresenceEvent): string {
@@ -26,6 +30,6 @@ export function parseEnvelope (payload: string): Envelope | null {
   } catch {
     return null
   }
-  if (typeof envelope !== 'object' || envelope === null || (envelope.t !== 'm' && envelope.t !== 'p')) return null
+  if (typeof envelope !== 'object' || envelope === null || (envelope.t !== 'm' && envelope.t !== 'p' && envelope.t !== 'c')) return null
   return envelope
 }

@@ -53,6 +53,16 @@ export class RedisKeys {
     return this.#room(room, 'ch')
   }
 
+  /** The hash of a direct room's two users: id to name. */
+  pair (room: string): string {
+    return this.#room(room, 'pair')
+  }
+
+  /** The pub/sub channel carrying moderation commands to every server. */
+  get control (): string {
+    return `${this.#prefix}:control`
+  }
+
   /** The resume-token secret every server of the chat shares. */
   get secret (): string {
     return `${this.#prefix}:secret`

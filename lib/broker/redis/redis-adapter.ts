@@ -4,12 +4,14 @@ import { FST_CHAT_ADAPTER_UNAVAILABLE, FST_CHAT_INVALID_OPTION } from '../../err
 import { integerOption, refuseUnknownKeys, shown } from '../../validate.js'
 import type { Adapter, AdapterContext, AdapterNode } from '../adapter.js'
 import type { Broker } from '../broker.js'
+import type { Control } from '../control.js'
 import type { Presence } from '../presence.js'
 import { RedisConnections, redactUrl } from './connections.js'
 import type { RedisTarget } from './connections.js'
 import { parseEnvelope } from './envelope.js'
 import { RedisKeys } from './keys.js'
 import { RedisBroker } from './redis-broker.js'
+import { RedisControl } from './redis-control.js'
 import { RedisPresence } from './redis-presence.js'
 import { unavailableOnError } from './lua.js'
 
@@ -98,14 +100,17 @@ function target (opts: Record<string, unknown>): RedisTarget {
 
 /**
  * Fan-out, shared history and presence across servers through Redis: the
- * `adapter` option of every server of the same chat. Holds two connections:
+ * `adapter` option of every server of the same chat, with moderation
+ * across them on a control channel. Holds two connections:
  * one for commands (yours, if you hand in a client) and one subscriber.
  */
 export class RedisAdapter implements Adapter {
   readonly broker: Broker
   readonly presence: Presence
+  readonly control: Control
   readonly #broker: RedisBroker
   readonly #presence: RedisPresence
+  readonly #control: RedisControl
   readonly #connections: RedisConnections
   readonly #keys: RedisKeys
   readonly #commandTimeoutMs: number
@@ -125,6 +130,7 @@ export class RedisAdapter implements Adapter {
     this.broker = this.#broker = new RedisBroker(this.#connections, this.#keys)
     this.presence = this.#presence = new RedisPresence(this.#connections, this.#keys,
       integer('presenceTtlMs', raw.presenceTtlMs, defaults.presenceTtlMs, 30))
+    this.control = this.#control = new RedisControl(this.#connections, this.#keys, this.#commandTimeoutMs)
   }
 
   async start (context: AdapterContext): Promise<void> {
@@ -132,11 +138,16 @@ export class RedisAdapter implements Adapter {
     this.#state = 'started'
     const { node, log } = context
     this.#broker.start(node, context.historySize, log)
+    this.#control.start(node, log)
     try {
       await this.#connections.open(log, {
         message: (payload) => this.#route(node, payload),
-        ready: async (role) => await this.#broker.resume(role)
+        ready: async (role) => {
+          if (role === 'subscriber') this.#control.listen().catch(() => {})
+          await this.#broker.resume(role)
+        }
       })
+      await this.#control.subscribed()
     } catch (err) {
       await this.close()
       throw err
@@ -148,6 +159,7 @@ export class RedisAdapter implements Adapter {
     const envelope = parseEnvelope(payload)
     if (envelope?.t === 'm') this.#broker.receive(envelope.m, envelope.e, envelope.x)
     else if (envelope?.t === 'p' && this.#presence.accepts(envelope)) node.presence(envelope.e)
+    else if (envelope?.t === 'c') this.#control.receive(envelope.s, envelope.c)
   }
 
   /** One secret for every server, made by whichever asks first. */
@@ -163,6 +175,7 @@ export class RedisAdapter implements Adapter {
     this.#state = 'closed'
     await this.#presence.close()
     this.#broker.close()
+    this.#control.close()
     this.#connections.close()
   }
 }
