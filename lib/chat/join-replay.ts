@@ -93,7 +93,8 @@ export class JoinReplay implements Holding {
     const { page, recovered } = replay
     const frame: JoinedFrame = { type: 'joined', room, epoch: page.epoch, offset: page.offset, recovered, history: page.messages, users }
     const direct = conn.directWith(room)
-    if (direct !== undefined) frame.with = direct
+    // Present, the other user's name is current; otherwise it is the last one recorded.
+    if (direct !== undefined) frame.with = users.find((user) => user.id === direct.id) ?? direct
     conn.sendRaw(encodeJoined(frame, Math.floor(conn.writeBudget / 2)))
     for (const item of held) {
       if (typeof item === 'string') conn.sendRaw(item)

@@ -165,6 +165,28 @@ t.test('join frames', async (t) => {
   })
 })
 
+t.test('direct joins: `with` names the other user', async (t) => {
+  t.strictSame(decode({ type: 'join', with: 'bob' }), { ok: true, frame: { type: 'join', with: 'bob' } })
+  t.strictSame(decode({ type: 'join', with: 'b'.repeat(128), since: { epoch: 'e', offset: 3 }, cid: 'c' }), {
+    ok: true,
+    frame: { type: 'join', with: 'b'.repeat(128), cid: 'c', since: { epoch: 'e', offset: 3 } }
+  })
+  for (const other of ['', 'b'.repeat(129), 5, null, {}, ['bob'], '\uD800']) {
+    t.strictSame(failure(decode({ type: 'join', with: other, cid: 'c' })), { code: 'invalid_message', cid: 'c' }, JSON.stringify(other))
+  }
+  t.strictSame(failure(decode({ type: 'join', with: 'bob', room: 'dev' })), { code: 'invalid_message' }, 'not both')
+  t.strictSame(failure(decode({ type: 'join', with: 'bob', since: { epoch: 'e' } })), { code: 'invalid_message' }, 'a bad since')
+  t.strictSame(decode({ type: 'join', room: 'dev', cid: 'c' }), { ok: true, frame: { type: 'join', room: 'dev', cid: 'c' } }, 'a join by name keeps its cid too, for its errors')
+})
+
+t.test('refresh frames', async (t) => {
+  t.strictSame(decode({ type: 'refresh', token: 'abc' }), { ok: true, frame: { type: 'refresh', token: 'abc' } })
+  t.strictSame(decode({ type: 'refresh', token: 't'.repeat(8192) }), { ok: true, frame: { type: 'refresh', token: 't'.repeat(8192) } })
+  for (const token of [undefined, '', 't'.repeat(8193), 5, null]) {
+    t.strictSame(failure(decode({ type: 'refresh', token })), { code: 'invalid_message' }, JSON.stringify(token))
+  }
+})
+
 t.test('leave frames', async (t) => {
   t.strictSame(decode({ type: 'leave', room: 'dev', cid: 'c1' }), { ok: true, frame: { type: 'leave', room: 'dev' } })
   t.strictSame(failure(decode({ type: 'leave' })), { code: 'invalid_room' })
@@ -289,6 +311,15 @@ t.test('encodeJoined', async (t) => {
       if (kept > 0) t.ok(Buffer.byteLength(encoded) <= maxBytes, `${Buffer.byteLength(encoded)} <= ${maxBytes}`)
       t.strictSame([decoded.offset, decoded.users], [4, [from]], 'offset and users are never cut')
     }
+  })
+
+  t.test('a direct room\'s `with` is kept whole, and counted', async (t) => {
+    const direct = { ...frame, with: { id: 'u2', name: 'b'.repeat(200) } }
+    const decoded = JSON.parse(encodeJoined(direct, 1 << 20)) as typeof direct
+    t.strictSame(decoded, direct)
+    const tight = encodeJoined(direct, Buffer.byteLength(JSON.stringify(direct)) - 1)
+    t.ok(Buffer.byteLength(tight) <= Buffer.byteLength(JSON.stringify(direct)) - 1)
+    t.strictSame((JSON.parse(tight) as typeof direct).with, direct.with)
   })
 
   t.test('counts bytes, not characters', async (t) => {
