@@ -7,7 +7,7 @@
 //
 // Options (after `--`):
 //   --quick               smoke run (under two minutes)
-//   --servers=a,b         subset of chat,sqlite,naive,floor,socketio
+//   --servers=a,b         subset of chat,sqlite,authorize,naive,floor,socketio
 //   --scenarios=a,b       subset of ramp,cpu,chatty,idle,overload
 //   --workers=N           load generator processes (default: cores - 1, at least 1)
 //   --nice=N              run servers and load generators at this nice level (e.g. -10 on a
@@ -72,6 +72,7 @@ const hasSqlite = typeof dist.sqliteStore === 'function'
 const ALL_SERVERS = [
   { id: 'chat', label: 'fastify-chat', file: 'chat.mjs', kind: 'chat' },
   { id: 'sqlite', label: 'fastify-chat (SQLite store)', file: 'chat.mjs', kind: 'chat', env: { CHAT_STORE: 'sqlite' }, only: ['ramp', 'cpu'] },
+  { id: 'authorize', label: 'fastify-chat (authorize → true)', file: 'chat.mjs', kind: 'chat', env: { CHAT_AUTHORIZE: '1' }, only: ['cpu'] },
   { id: 'naive', label: 'naive loop', file: 'naive.mjs', kind: 'naive' },
   { id: 'floor', label: 'floor (raw writes)', file: 'floor.mjs', kind: 'naive', only: ['cpu'] },
   { id: 'socketio', label: 'Socket.IO', file: 'socketio.mjs', kind: 'socketio' }

@@ -2,6 +2,8 @@
 // per-connection rate limit off (the publishers send far more than 10 msg/s),
 // no heartbeat, room for 100k sockets, everyone auto-joined to one room.
 // CHAT_STORE=sqlite swaps the in-memory history for sqliteStore on a temp file.
+// CHAT_AUTHORIZE=1 adds an `authorize` that allows everything synchronously:
+// what access control costs when it says yes, once per message and join.
 import { rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -27,6 +29,8 @@ if (process.env.CHAT_STORE === 'sqlite') {
   dbPath = join(tmpdir(), `fastify-chat-bench-${process.pid}.db`)
   opts.store = sqliteStore({ path: dbPath })
 }
+
+if (process.env.CHAT_AUTHORIZE === '1') opts.authorize = () => true
 
 const removeDb = () => {
   if (dbPath === null) return
