@@ -1,10 +1,11 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import Fastify from 'fastify'
-import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import { fastifyChat, redisAdapter, sqliteStore } from '../index.js'
-import type { FastifyChatOptions, HistoryStore } from '../index.js'
+import type { AuthorizeRequest, FastifyChatOptions, HistoryStore, Identity } from '../index.js'
 
 /** Options of {@link buildServer}. */
 export interface ExampleOptions {
@@ -14,7 +15,11 @@ export interface ExampleOptions {
   chat?: FastifyChatOptions
   /** Where history lives. A store given here is the caller's to close. @default storeFromEnv(env) */
   store?: HistoryStore
-  /** Where the settings come from: `REDIS_URL` selects Redis, else `CHAT_DB` (see storeFromEnv). @default process.env */
+  /**
+   * Where the settings come from: `REDIS_URL` selects Redis, else `CHAT_DB`
+   * (see storeFromEnv); `STAFF_TOKEN` is the secret that makes a page staff
+   * (unset or empty: nobody is). @default process.env
+   */
   env?: NodeJS.ProcessEnv
 }
 
@@ -28,6 +33,104 @@ export const MAX_MESSAGE_LENGTH = 1000
 export interface PageSettings {
   /** Longest message, in characters (code points), that the server accepts. */
   maxMessageLength: number
+}
+
+/** Rooms whose names start with this are open only to staff. */
+export const STAFF_PREFIX = 'staff-'
+
+/** What the example's `identify` tells the hooks about a client, as `client.data`. */
+export interface StaffData {
+  staff: boolean
+}
+
+const digest = (text: string): Buffer => createHash('sha256').update(text).digest()
+
+/**
+ * Whether `given` is the staff token, in constant time: both sides are hashed
+ * first, so the buffers timingSafeEqual compares always have the same length
+ * and the comparison says nothing of the token's length either.
+ */
+function isStaffToken (given: unknown, token: string | null): boolean {
+  if (token === null || typeof given !== 'string') return false
+  return timingSafeEqual(digest(given), digest(token))
+}
+
+/** The staff token from the environment; `null` when unset or empty, so nobody is staff. */
+function staffToken (env: NodeJS.ProcessEnv): string | null {
+  const token = env.STAFF_TOKEN
+  return token === undefined || token === '' ? null : token
+}
+
+/**
+ * The example's `identify`: a socket opened with `?staff=<token>` is staff.
+ * It gives no id, so ids still come from the plugin's resume tokens (a
+ * reload stays the same user), and no name, so `?name=` still picks it.
+ */
+export function staffIdentify (token: string | null): (request: FastifyRequest) => Identity {
+  return (request) => {
+    const data: StaffData = { staff: isStaffToken((request.query as { staff?: unknown }).staff, token) }
+    return { data }
+  }
+}
+
+/** The example's `authorize`: `staff-` rooms are joined and written to by staff only. */
+export function staffRoomsOnly ({ room, client }: AuthorizeRequest): boolean {
+  return !room.startsWith(STAFF_PREFIX) || (client.data as Partial<StaffData> | undefined)?.staff === true
+}
+
+const USER_ID = { type: 'string', minLength: 1, maxLength: 128 } as const
+// The room's own rule (and a reason's 123-byte cap) is app.chat's to check: its error is answered with 400 too.
+const ROOM = { type: 'string', minLength: 1, maxLength: 64 } as const
+const REASON = { type: 'string', minLength: 1, maxLength: 123 } as const
+
+/** Status codes of app.chat's errors, as the staff routes answer them. */
+const CHAT_ERROR_STATUS: Readonly<Record<string, number>> = {
+  FST_CHAT_INVALID_ARGUMENT: 400,
+  FST_CHAT_INVALID_ROOM: 400,
+  FST_CHAT_ADAPTER_UNAVAILABLE: 503,
+  FST_CHAT_CLOSED: 503
+}
+
+function bearer (request: FastifyRequest): string | undefined {
+  const match = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')
+  return match?.[1]
+}
+
+/**
+ * The moderation routes a staff page calls, under /staff: each checks the
+ * token in `Authorization: Bearer <token>` before the body is even read.
+ */
+async function staffRoutes (app: FastifyInstance, { token }: { token: string | null }): Promise<void> {
+  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!isStaffToken(bearer(request), token)) {
+      return await reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: 'staff only' })
+    }
+  })
+
+  app.setErrorHandler(async (err: FastifyError, request, reply) => {
+    const given = err.statusCode ?? 500
+    // A validation error, or a body Fastify could not parse, is the caller's fault as it stands.
+    const status = CHAT_ERROR_STATUS[err.code] ?? (given >= 400 && given < 500 ? given : 500)
+    if (status === 500) request.log.error({ err }, 'staff route failed')
+    return await reply.code(status).send({ statusCode: status, code: err.code, message: status === 500 ? 'internal error' : err.message })
+  })
+
+  /** 204 for a staff token: the page shows its moderation buttons only then. */
+  app.get('/check', async (_request, reply) => await reply.code(204).send())
+
+  app.post<{ Body: { room: string, userId: string, reason?: string } }>('/remove', {
+    schema: { body: { type: 'object', required: ['room', 'userId'], properties: { room: ROOM, userId: USER_ID, reason: REASON } } }
+  }, async (request) => {
+    const { room, userId, reason } = request.body
+    return { removed: await app.chat.removeFromRoom(room, userId, reason === undefined ? {} : { reason }) }
+  })
+
+  app.post<{ Body: { userId: string, reason?: string } }>('/kick', {
+    schema: { body: { type: 'object', required: ['userId'], properties: { userId: USER_ID, reason: REASON } } }
+  }, async (request) => {
+    const { userId, reason } = request.body
+    return { disconnected: await app.chat.disconnect({ userId }, reason === undefined ? {} : { reason }) }
+  })
 }
 
 /**
@@ -55,8 +158,14 @@ export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyIn
     forceCloseConnections: true
   })
   const env = opts.env ?? process.env
+  const token = staffToken(env)
   // The one place the limit is decided: the plugin enforces it, the page shows it.
-  const chat: FastifyChatOptions = { ...opts.chat, maxMessageLength: opts.chat?.maxMessageLength ?? MAX_MESSAGE_LENGTH }
+  const chat: FastifyChatOptions = {
+    ...opts.chat,
+    maxMessageLength: opts.chat?.maxMessageLength ?? MAX_MESSAGE_LENGTH,
+    identify: opts.chat?.identify ?? staffIdentify(token),
+    authorize: opts.chat?.authorize ?? staffRoomsOnly
+  }
   const given = opts.chat?.store ?? opts.store
   if (given === undefined && opts.chat?.adapter === undefined && env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
     // Several instances share history, presence and fan-out through Redis.
@@ -69,6 +178,7 @@ export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyIn
   }
   const settings: PageSettings = { maxMessageLength: chat.maxMessageLength as number }
   app.get('/settings.json', async () => settings)
+  await app.register(staffRoutes, { prefix: '/staff', token })
   await app.register(fastifyStatic, { root: publicDir() })
   return app
 }

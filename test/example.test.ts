@@ -4,13 +4,18 @@ import { access, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import type { FastifyInstance } from 'fastify'
 import t from 'tap'
+import type { Test } from 'tap'
 import WebSocket from 'ws'
 import { buildServer, DEFAULT_CHAT_DB, MAX_MESSAGE_LENGTH, storeFromEnv } from '../example/server.js'
+import type { ExampleOptions } from '../example/server.js'
+import { CloseCode } from '../lib/close-codes.js'
 import { MemoryStore } from '../lib/stores/memory-store.js'
 import { SqliteStore } from '../lib/stores/sqlite-store.js'
 import type { ServerFrame } from '../lib/protocol/wire.js'
-import { within } from './helpers/chat.js'
+import { Client, join as joinAs, within } from './helpers/chat.js'
+import { startRedis } from './helpers/redis.js'
 
 // Tests never write the example's ./data: each one that keeps history on
 // disk gets its own temp dir, the others keep it in memory.
@@ -187,4 +192,180 @@ t.test('the example process serves, then closes every socket with 1001 on SIGTER
   const [exitCode] = await exited
   t.equal(exitCode, 0, 'exits cleanly once closed')
   await t.resolves(access(db), 'history went to CHAT_DB')
+})
+
+const STAFF_TOKEN = 'correct horse battery staple'
+
+/** The example on a free loopback port, with its history in memory and `env` on top. */
+async function served (t: Test, env: NodeJS.ProcessEnv = { STAFF_TOKEN }, opts: ExampleOptions = {}): Promise<{ app: FastifyInstance, url: string }> {
+  const app = await buildServer({ ...opts, env: { CHAT_DB: ':memory:', ...env } })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  return { app, url: `ws://127.0.0.1:${port}` }
+}
+
+function post (app: FastifyInstance, url: string, body: unknown, token: string | null = STAFF_TOKEN) {
+  return app.inject({
+    method: 'POST',
+    url,
+    headers: { 'content-type': 'application/json', ...(token === null ? {} : { authorization: `Bearer ${token}` }) },
+    payload: typeof body === 'string' ? body : JSON.stringify(body)
+  })
+}
+
+/** Connects with `query`, reads welcome and the auto-join's joined, and returns the client with its user id. */
+async function member (url: string, query: string): Promise<{ client: Client, id: string }> {
+  const client = await Client.connect(url, `/chat${query}`)
+  const welcome = await client.expect('welcome')
+  await client.expect('joined')
+  return { client, id: welcome.id }
+}
+
+t.test('the staff routes answer 403 without the staff token, before reading the body', async (t) => {
+  const { app } = await served(t)
+  const wrong = [
+    {},
+    { authorization: 'Bearer wrong' },
+    { authorization: `Bearer ${STAFF_TOKEN}x` },
+    { authorization: `Bearer ${STAFF_TOKEN.slice(0, -1)}` },
+    { authorization: `Basic ${STAFF_TOKEN}` },
+    { authorization: STAFF_TOKEN },
+    { authorization: 'Bearer ' }
+  ]
+  for (const headers of wrong) {
+    for (const [method, url] of [['GET', '/staff/check'], ['POST', '/staff/remove'], ['POST', '/staff/kick']] as const) {
+      // A body that would be refused with 400: the token is checked first.
+      const res = await app.inject({ method, url, headers: { ...headers, 'content-type': 'application/json' }, payload: method === 'POST' ? '{}' : undefined })
+      t.equal(res.statusCode, 403, `${method} ${url} with ${JSON.stringify(headers)}`)
+    }
+  }
+  const ok = await app.inject({ url: '/staff/check', headers: { authorization: `Bearer ${STAFF_TOKEN}` } })
+  t.equal(ok.statusCode, 204, 'the right token passes')
+})
+
+t.test('the staff routes answer 400 for a bad body, and act on nobody', async (t) => {
+  const { app, url } = await served(t)
+  const bob = await member(url, '?name=bob')
+  const bad: Array<[string, unknown, string]> = [
+    ['/staff/kick', {}, 'FST_ERR_VALIDATION'],
+    ['/staff/kick', { userId: '' }, 'FST_ERR_VALIDATION'],
+    ['/staff/kick', { userId: { id: bob.id } }, 'FST_ERR_VALIDATION'],
+    ['/staff/kick', { userId: 'x'.repeat(129) }, 'FST_ERR_VALIDATION'],
+    ['/staff/kick', { userId: bob.id, reason: 'x'.repeat(124) }, 'FST_ERR_VALIDATION'],
+    ['/staff/kick', '{"userId":', 'FST_ERR_CTP_INVALID_JSON_BODY'],
+    ['/staff/remove', { userId: bob.id }, 'FST_ERR_VALIDATION'],
+    ['/staff/remove', { room: 'lobby' }, 'FST_ERR_VALIDATION'],
+    ['/staff/remove', { room: 'x'.repeat(65), userId: bob.id }, 'FST_ERR_VALIDATION'],
+    // Past the schema, app.chat refuses these: its errors are answered with 400 too.
+    ['/staff/remove', { room: 'no spaces', userId: bob.id }, 'FST_CHAT_INVALID_ROOM'],
+    // 100 characters, 200 bytes: more than a close frame's reason holds.
+    ['/staff/kick', { userId: bob.id, reason: 'é'.repeat(100) }, 'FST_CHAT_INVALID_ARGUMENT'],
+    ['/staff/remove', { room: 'lobby', userId: bob.id, reason: 'é'.repeat(100) }, 'FST_CHAT_INVALID_ARGUMENT']
+  ]
+  for (const [route, body, code] of bad) {
+    const res = await post(app, route, body)
+    t.equal(res.statusCode, 400, `${route} ${JSON.stringify(body)}`)
+    t.equal(res.json().code, code)
+  }
+  // Nothing reached bob: the next frame he gets is this marker.
+  await app.chat.broadcast('lobby', 'marker')
+  t.match(await bob.client.next(), { type: 'message', text: 'marker' }, 'bob is still in the room and connected')
+})
+
+t.test('POST /staff/remove takes a user out of a room: they are told, the others see them leave', async (t) => {
+  const { app, url } = await served(t)
+  const alice = await member(url, '?name=alice')
+  const bob = await member(url, '?name=bob')
+  t.match(await alice.client.expect('presence'), { event: 'join', user: { name: 'bob' } })
+
+  const res = await post(app, '/staff/remove', { room: 'lobby', userId: bob.id, reason: 'off topic' })
+  t.equal(res.statusCode, 200)
+  t.strictSame(res.json(), { removed: 1 })
+  t.strictSame(await bob.client.expect('left'), { type: 'left', room: 'lobby', reason: 'removed', message: 'off topic' })
+  t.match(await alice.client.expect('presence'), { room: 'lobby', event: 'leave', user: { id: bob.id } })
+
+  // Still connected, no longer in the room.
+  bob.client.send({ type: 'message', room: 'lobby', text: 'still here?', cid: 'c1' })
+  t.match(await bob.client.expect('error'), { code: 'not_in_room', cid: 'c1' })
+  t.strictSame(await app.chat.presence('lobby'), [{ id: alice.id, name: 'alice' }])
+
+  const again = await post(app, '/staff/remove', { room: 'lobby', userId: bob.id })
+  t.strictSame(again.json(), { removed: 0 }, 'nobody left to remove')
+})
+
+t.test('POST /staff/kick closes every socket of a user with 4000 and the reason', async (t) => {
+  const { app, url } = await served(t)
+  const alice = await member(url, '?name=alice')
+  const bob = await Client.connect(url, '/chat?name=bob')
+  const welcome = await bob.expect('welcome')
+  await bob.expect('joined')
+  // A second tab of bob's: the same user through his resume token.
+  const tab = await joinAs(url, `?resume=${encodeURIComponent(welcome.resume as string)}`)
+
+  const res = await post(app, '/staff/kick', { userId: welcome.id, reason: 'spam' })
+  t.equal(res.statusCode, 200)
+  t.strictSame(res.json(), { disconnected: 2 })
+  t.strictSame(await within(bob.closed, 3000, 'bob closed'), { code: CloseCode.DISCONNECTED, reason: 'spam' })
+  t.strictSame(await within(tab.closed, 3000, 'the tab closed'), { code: CloseCode.DISCONNECTED, reason: 'spam' })
+
+  const plain = await post(app, '/staff/kick', { userId: alice.id })
+  t.strictSame(plain.json(), { disconnected: 1 })
+  t.strictSame(await within(alice.client.closed, 3000, 'alice closed'), { code: CloseCode.DISCONNECTED, reason: 'disconnected' }, 'no reason given: the default')
+})
+
+t.test('staff- rooms: a client with ?staff=<STAFF_TOKEN> may join; others get forbidden', async (t) => {
+  const { url } = await served(t)
+  for (const query of ['?name=guest', '?name=guest&staff=wrong', `?name=guest&staff=${encodeURIComponent(STAFF_TOKEN)}x`]) {
+    const guest = await member(url, query)
+    guest.client.send({ type: 'join', room: 'staff-x' })
+    t.strictSame(await guest.client.expect('error'), { type: 'error', code: 'forbidden', message: 'not allowed in room "staff-x"', room: 'staff-x' }, query)
+    // Another room is still open to them.
+    guest.client.send({ type: 'join', room: 'public-x' })
+    t.match(await guest.client.expect('joined'), { room: 'public-x' })
+    guest.client.close()
+
+    // The auto-join from ?room= is asked too.
+    const direct = await Client.connect(url, `/chat${query}&room=staff-x`)
+    await direct.expect('welcome')
+    t.match(await direct.expect('error'), { code: 'forbidden', room: 'staff-x' }, `${query}&room=staff-x`)
+    direct.close()
+  }
+
+  const staff = await Client.connect(url, `/chat?name=boss&staff=${encodeURIComponent(STAFF_TOKEN)}&room=staff-x`)
+  const welcome = await staff.expect('welcome')
+  t.type(welcome.resume, 'string', 'identify gives no id: the resume token still does')
+  t.match(await staff.expect('joined'), { room: 'staff-x', users: [{ name: 'boss' }] })
+  staff.send({ type: 'message', room: 'staff-x', text: 'staff only', cid: 's1' })
+  t.match(await staff.expect('message'), { room: 'staff-x', text: 'staff only', cid: 's1' })
+  staff.close()
+})
+
+t.test('no STAFF_TOKEN (or an empty one): nobody is staff', async (t) => {
+  for (const env of [{}, { STAFF_TOKEN: '' }]) {
+    // The test process may have one set: the example reads only the env it is given.
+    const { app, url } = await served(t, env)
+    for (const token of ['', 'undefined', 'null']) {
+      const check = await app.inject({ url: '/staff/check', headers: { authorization: `Bearer ${token}` } })
+      t.equal(check.statusCode, 403, `${JSON.stringify(env)}: Bearer ${JSON.stringify(token)}`)
+      const kick = await post(app, '/staff/kick', { userId: 'anyone' }, token)
+      t.equal(kick.statusCode, 403)
+      const client = await Client.connect(url, `/chat?staff=${token}&room=staff-x`)
+      await client.expect('welcome')
+      t.match(await client.expect('error'), { code: 'forbidden', room: 'staff-x' }, `?staff=${token}`)
+      client.close()
+    }
+  }
+})
+
+t.test('with Redis unreachable, a kick answers 503', { timeout: 30_000 }, async (t) => {
+  const redis = await startRedis(t)
+  const { app, url } = await served(t, { STAFF_TOKEN, REDIS_URL: redis.url })
+  const bob = await member(url, '?name=bob')
+  await redis.stop()
+  const res = await post(app, '/staff/kick', { userId: bob.id })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'FST_CHAT_ADAPTER_UNAVAILABLE')
+  const removed = await post(app, '/staff/remove', { room: 'lobby', userId: bob.id })
+  t.equal(removed.statusCode, 503)
 })
