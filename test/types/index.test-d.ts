@@ -4,13 +4,15 @@ import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
 import { Redis } from 'ioredis'
-import fastifyChat, { FST_CHAT_INVALID_OPTION, FST_CHAT_STORE_UNAVAILABLE, MemoryStore, fastifyChat as namedFastifyChat, redisAdapter, sqliteStore } from 'fastify-chat'
+import fastifyChat, { CloseCode, FST_CHAT_INVALID_OPTION, FST_CHAT_STORE_UNAVAILABLE, MemoryStore, fastifyChat as namedFastifyChat, redisAdapter, sqliteStore } from 'fastify-chat'
 import type {
   Adapter,
   AdapterContext,
   AppendResult,
   Broker,
   BrokerNode,
+  Control,
+  ControlCommand,
   Presence,
   PresenceNode,
   PublishResult,
@@ -105,6 +107,31 @@ expectError(app.chat.broadcast('lobby'))
 expectError(app.chat.broadcast('lobby', 42))
 expectError(app.chat.size = 3)
 
+// Access control: authorize, session expiry and refresh, moderation.
+app.register(fastifyChat, {
+  identify: () => ({ id: 'u1', data: { staff: true }, expiresAt: Date.now() + 60_000 }),
+  authorize: ({ action, room, client, to }) => {
+    expectType<'join' | 'publish' | 'direct'>(action)
+    expectType<string>(room)
+    expectType<string>(client.clientId)
+    expectType<string | undefined>(to)
+    return (client.data as { staff: boolean }).staff
+  },
+  refresh: async (token, client) => token === client.id ? { expiresAt: Date.now() + 60_000 } : false
+})
+app.register(fastifyChat, { authorize: async () => true })
+expectError(app.register(fastifyChat, { authorize: () => 'yes' }))
+expectError(app.register(fastifyChat, { refresh: () => ({ expiresAt: 'later' }) }))
+expectError(app.register(fastifyChat, { identify: () => ({ expiresAt: 'tomorrow' }) }))
+expectType<Promise<number>>(app.chat.disconnect({ userId: 'u1' }, { reason: 'banned' }))
+expectType<Promise<number>>(app.chat.disconnect({ clientId: 'c1' }))
+expectError(app.chat.disconnect({ userId: 'u1', clientId: 'c1' }))
+expectError(app.chat.disconnect('u1'))
+expectType<Promise<number>>(app.chat.removeFromRoom('dev', 'u1', { reason: 'off topic' }))
+expectType<Promise<number>>(app.chat.addToRoom('dev', 'u1'))
+expectType<4000>(CloseCode.DISCONNECTED)
+expectType<4001>(CloseCode.SESSION_EXPIRED)
+
 // Errors can be matched on their code.
 expectType<'FST_CHAT_INVALID_OPTION'>(new FST_CHAT_INVALID_OPTION('path', 'is wrong').code)
 
@@ -113,6 +140,11 @@ declare const frame: ServerFrame
 if (frame.type === 'message') expectType<number>(frame.offset)
 if (frame.type === 'error') expectType<string | undefined>(frame.cid)
 expectAssignable<ClientFrame>({ type: 'join', room: 'dev', since: { epoch: 'e', offset: 3 } })
+expectAssignable<ClientFrame>({ type: 'join', with: 'bob', since: { epoch: 'e', offset: 3 } })
+expectNotAssignable<ClientFrame>({ type: 'join', with: 'bob', room: 'dev' })
+expectAssignable<ClientFrame>({ type: 'refresh', token: 't' })
+if (frame.type === 'joined') expectType<User | undefined>(frame.with)
+if (frame.type === 'welcome') expectType<string>(frame.clientId)
 expectNotAssignable<ClientFrame>({ type: 'shout' })
 
 // A user class can implement HistoryStore and be passed as the store.
@@ -166,9 +198,16 @@ class NobodyPresence implements Presence {
   async rename (room: string, user: User, previous: string): Promise<void> { this.node?.presence({ room, event: 'rename', user, previous }) }
   async list (): Promise<User[]> { return [] }
 }
+class SoloControl implements Control {
+  readonly #pairs = new Map<string, User[]>()
+  async send (command: ControlCommand): Promise<void> { if (command.type === 'disconnect') expectType<string>(command.reason) }
+  async pair (room: string, user: User, otherId: string): Promise<void> { this.#pairs.set(room, [user, { id: otherId, name: otherId }]) }
+  async pairOf (room: string): Promise<User[] | null> { return this.#pairs.get(room) ?? null }
+}
 class LoopbackAdapter implements Adapter {
   readonly broker = new LoopbackBroker()
   readonly presence = new NobodyPresence()
+  readonly control = new SoloControl()
   start (context: AdapterContext): void {
     this.broker.node = context.node
     this.presence.node = context.node
@@ -180,6 +219,7 @@ class LoopbackAdapter implements Adapter {
 }
 app.register(fastifyChat, { adapter: new LoopbackAdapter() })
 expectError(app.register(fastifyChat, { adapter: { broker: new LoopbackBroker(), start () {}, close () {} } }))
+expectError(app.register(fastifyChat, { adapter: { broker: new LoopbackBroker(), presence: new NobodyPresence(), start () {}, close () {} } }))
 app.register(fastifyChat, { adapter: redisAdapter({ url: 'redis://127.0.0.1:6379', prefix: 'chat' }) })
 expectError(redisAdapter({ url: 6379 }))
 app.register(fastifyChat, { adapter: redisAdapter({ client: new Redis('redis://127.0.0.1:6379') }) })
