@@ -386,8 +386,8 @@ t.test('history and since recovery in a direct room, across servers', async (t) 
   back.send({ type: 'join', room, since: { epoch, offset: one.offset } })
   const resumed = await back.expect('joined')
   t.match(await xavier.expect('presence'), { room, event: 'join', user: { id: 'yvonne' } })
-  // Only the id: xavier was brought in by his message's add and never opened it himself (see the report).
-  t.match(resumed, { room, epoch, recovered: true, with: { id: 'xavier' } })
+  // Xavier never opened it himself (yvonne's message brought him in), but he is present: named by his current name.
+  t.match(resumed, { room, epoch, recovered: true, with: { id: 'xavier', name: 'Xavier' } })
   t.same(resumed.history.map((m) => m.text), ['two', 'three'], 'exactly what she missed')
 
   // And by `with`, from B, with since.
