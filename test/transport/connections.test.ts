@@ -17,10 +17,10 @@ interface Peer {
 }
 
 /** A connection on a real socket; its pong sets `alive`, as the gateway wires it. */
-async function peer (t: Test, stats: Stats, client: WebSocket.ClientOptions = {}): Promise<Peer> {
+async function peer (t: Test, stats: Stats, client: WebSocket.ClientOptions = {}, user = 'u'): Promise<Peer> {
   const pair = await wsPair(t, {}, client)
   const ctx = { maxBufferedBytes: 1 << 20, behindBytes: 1 << 18, closeTimeout: CLOSE_TIMEOUT, stats }
-  const conn = new Connection(pair.server, { ip: '127.0.0.1' } as FastifyRequest, 'u', 'u', undefined, ctx, null)
+  const conn = new Connection(pair.server, { ip: '127.0.0.1' } as FastifyRequest, user, user, undefined, ctx, null)
   pair.server.on('pong', () => { conn.alive = true })
   return { conn, ...pair }
 }
@@ -37,6 +37,101 @@ t.test('counts the open sockets; delete tells whether it was open', async (t) =>
   t.equal(connections.delete(a.conn), true)
   t.equal(connections.delete(a.conn), false, 'not twice')
   t.equal(connections.size, 1)
+})
+
+/** The socket ids of `conns`, sorted: ofUser promises no order. */
+function keys (conns: Iterable<Connection>): string[] {
+  return [...conns].map((conn) => conn.key).sort()
+}
+
+t.test('has and byKey find an open socket, and forget it once deleted', async (t) => {
+  const stats = new Stats()
+  const connections = new Connections(stats)
+  const [a, b] = [await peer(t, stats, {}, 'ann'), await peer(t, stats, {}, 'ann')]
+  t.not(a.conn.key, b.conn.key, 'two sockets of one user have distinct ids')
+  t.equal(connections.has(a.conn), false, 'not before add')
+  t.equal(connections.byKey(a.conn.key), undefined)
+
+  connections.add(a.conn)
+  connections.add(b.conn)
+  t.equal(connections.has(a.conn), true)
+  t.equal(connections.byKey(a.conn.key), a.conn)
+  t.equal(connections.byKey(b.conn.key), b.conn)
+  t.equal(connections.byKey('no-such-client'), undefined)
+  t.equal(connections.byKey('ann'), undefined, 'a user id is not a socket id')
+
+  connections.delete(a.conn)
+  t.equal(connections.has(a.conn), false)
+  t.equal(connections.byKey(a.conn.key), undefined)
+  t.equal(connections.byKey(b.conn.key), b.conn, 'the other socket of the user stays')
+})
+
+t.test('ofUser: a user with 1, 2, then 3 sockets, and deletes back down to none', async (t) => {
+  const stats = new Stats()
+  const connections = new Connections(stats)
+  const [a, b, c] = [await peer(t, stats, {}, 'ann'), await peer(t, stats, {}, 'ann'), await peer(t, stats, {}, 'ann')]
+  const bob = await peer(t, stats, {}, 'bob')
+  connections.add(bob.conn)
+  t.strictSame(connections.ofUser('ann'), [], 'none yet')
+
+  connections.add(a.conn)
+  t.strictSame(keys(connections.ofUser('ann')), keys([a.conn]))
+  connections.add(b.conn)
+  t.strictSame(keys(connections.ofUser('ann')), keys([a.conn, b.conn]))
+  connections.add(c.conn)
+  t.strictSame(keys(connections.ofUser('ann')), keys([a.conn, b.conn, c.conn]))
+  t.strictSame(keys(connections.ofUser('bob')), keys([bob.conn]), 'another user is apart')
+  t.equal(connections.size, 4)
+
+  // The first one added goes first: the one left behind must be a socket still open.
+  t.equal(connections.delete(a.conn), true)
+  t.strictSame(keys(connections.ofUser('ann')), keys([b.conn, c.conn]))
+  t.equal(connections.delete(b.conn), true)
+  t.strictSame(keys(connections.ofUser('ann')), keys([c.conn]))
+  t.equal(connections.delete(b.conn), false, 'not twice')
+  t.strictSame(keys(connections.ofUser('ann')), keys([c.conn]), 'a second delete changes nothing')
+  t.equal(connections.delete(c.conn), true)
+  t.strictSame(connections.ofUser('ann'), [])
+  t.strictSame(keys(connections.ofUser('bob')), keys([bob.conn]), 'bob untouched throughout')
+
+  // Back up again after having had none.
+  connections.add(b.conn)
+  t.strictSame(keys(connections.ofUser('ann')), keys([b.conn]))
+  t.equal(connections.size, 2)
+})
+
+t.test('ofUser: down from two by the later socket, and from three by the middle one', async (t) => {
+  const stats = new Stats()
+  const connections = new Connections(stats)
+  const [a, b, c] = [await peer(t, stats, {}, 'ann'), await peer(t, stats, {}, 'ann'), await peer(t, stats, {}, 'ann')]
+  connections.add(a.conn)
+  connections.add(b.conn)
+  connections.delete(b.conn)
+  t.strictSame(keys(connections.ofUser('ann')), keys([a.conn]))
+  connections.add(b.conn)
+  connections.add(c.conn)
+  connections.delete(b.conn)
+  t.strictSame(keys(connections.ofUser('ann')), keys([a.conn, c.conn]))
+  connections.delete(c.conn)
+  t.strictSame(keys(connections.ofUser('ann')), keys([a.conn]))
+  t.equal(connections.byKey(a.conn.key), a.conn)
+})
+
+t.test('ofUser returns a copy: changing it changes nothing inside', async (t) => {
+  const stats = new Stats()
+  const connections = new Connections(stats)
+  const [a, b] = [await peer(t, stats, {}, 'ann'), await peer(t, stats, {}, 'ann')]
+  connections.add(a.conn)
+  connections.ofUser('ann').pop()
+  t.strictSame(keys(connections.ofUser('ann')), keys([a.conn]), 'one socket')
+  connections.add(b.conn)
+  const sockets = connections.ofUser('ann')
+  sockets.length = 0
+  t.strictSame(keys(connections.ofUser('ann')), keys([a.conn, b.conn]), 'two sockets')
+  // Deleting while walking a copy, as moderation does when it closes a user's sockets.
+  for (const conn of connections.ofUser('ann')) connections.delete(conn)
+  t.strictSame(connections.ofUser('ann'), [])
+  t.equal(connections.size, 0)
 })
 
 t.test('heartbeat pings every socket, and terminates one that did not answer the previous ping', async (t) => {
