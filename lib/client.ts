@@ -1,10 +1,21 @@
 // The browser (and Node) client. It must stay free of runtime imports: the
 // compiled file is served as-is at `<path>/client.js` and loaded by pages as a
 // standalone ES module (type imports are erased, so they may come from anywhere).
-import type { ClientFrame, JoinedFrame, MessageFrame, SendFrame, ServerFrame, Since, WelcomeFrame } from './protocol/wire.js'
-import type { ChatEvents, ConnectionStatus, ConnectOptions, WebSocketLike } from './client/types.js'
+import type { ClientFrame, ErrorFrame, JoinedFrame, JoinFrame, MessageFrame, SendFrame, ServerFrame, Since, User, WelcomeFrame } from './protocol/wire.js'
+import type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, WebSocketLike } from './client/types.js'
 
-export type { ChatEvents, ConnectionStatus, ConnectOptions, WebSocketLike } from './client/types.js'
+export type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, WebSocketLike } from './client/types.js'
+
+// CloseCode.DISCONNECTED and CloseCode.SESSION_EXPIRED (lib/close-codes.ts),
+// as numbers: a type import cannot carry them.
+const DISCONNECTED = 4000
+const SESSION_EXPIRED = 4001
+// A socket that closed without a code (a fake, or an implementation that gives none): a drop.
+const ABNORMAL = 1006
+
+// wire.ts's MAX_USER_ID_LENGTH and MAX_TOKEN_LENGTH.
+const MAX_USER_ID_LENGTH = 128
+const MAX_TOKEN_LENGTH = 8192
 
 /**
  * Room names the server accepts. A copy of wire.ts's, since a type import
@@ -18,6 +29,19 @@ function checkRoom (room: string): string {
     throw new TypeError(`invalid room name ${JSON.stringify(room)}: use 1 to 64 of A-Z a-z 0-9 _ -`)
   }
   return room
+}
+
+function checkUserId (userId: string): string {
+  if (typeof userId !== 'string' || userId.length === 0 || userId.length > MAX_USER_ID_LENGTH) {
+    throw new TypeError(`invalid user id ${JSON.stringify(userId)}: use 1 to ${MAX_USER_ID_LENGTH} characters`)
+  }
+  return userId
+}
+
+type Params = Record<string, string>
+
+function isThenable (value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function'
 }
 
 /** 12 random bytes, hex; getRandomValues works on plain-http pages, unlike randomUUID. */
@@ -60,12 +84,15 @@ export class ChatConnection {
   #WebSocket: new (url: string) => WebSocketLike
   #backoff: { initialMs: number, maxMs: number }
   #maxQueue: number
+  #params: (() => Params | Promise<Params>) | undefined
   #events = new Emitter<ChatEvents>()
   #socket: WebSocketLike | null = null
   #status: ConnectionStatus = 'connecting'
   #attempt = 0
   #timer: ReturnType<typeof setTimeout> | undefined
   #id: string | null = null
+  #clientId: string | null = null
+  #expiresAt: number | null = null
   // From the `resume` option, then from each welcome: sent on every connect so the server keeps our id.
   #resume: string | null = null
   #name: string | null
@@ -77,6 +104,12 @@ export class ChatConnection {
   // The room that rode in the current socket's URL; the others join after welcome.
   #urlRoom: string | undefined
   #joined = new Set<string>()
+  // Direct rooms, with the other user: rejoined with `with`, not by name,
+  // since a server that forgot the pair refuses a direct room's name.
+  #directs = new Map<string, User>()
+  // openDirect() calls not answered by a `joined` yet, user id -> the join's
+  // cid: asked again after a reconnect, and dropped when the server refuses.
+  #directAsks = new Map<string, string>()
   // Joins asked for on the current socket and not answered yet, per room: a
   // `joined` beyond them, for a room already joined, is the server starting it over.
   #asked = new Map<string, number>()
@@ -98,6 +131,8 @@ export class ChatConnection {
     }
     this.#maxQueue = opts.maxQueue ?? 100
     if (!Number.isInteger(this.#maxQueue) || this.#maxQueue < 0) throw new TypeError('maxQueue must be an integer >= 0')
+    if (opts.params !== undefined && typeof opts.params !== 'function') throw new TypeError('params must be a function')
+    this.#params = opts.params
 
     // Relative URLs ('/chat') resolve against the page, with http(s) turned into ws(s).
     this.#url = new URL(url, globalThis.location?.href)
@@ -120,6 +155,10 @@ export class ChatConnection {
   get status (): ConnectionStatus { return this.#status }
   /** This user's id, from `welcome`; kept across reconnects. */
   get id (): string | null { return this.#id }
+  /** This socket's id, from `welcome` (what `app.chat.disconnect({ clientId })` takes); each reconnect gets a new one. */
+  get clientId (): string | null { return this.#clientId }
+  /** When the session ends unless refreshed (milliseconds since the Unix epoch), from `welcome` or `refreshed`; `null` when it does not. */
+  get expiresAt (): number | null { return this.#expiresAt }
   get name (): string | null { return this.#name }
   /**
    * Pass it as `resume` to a later {@link connect} to be the same user there.
@@ -127,8 +166,14 @@ export class ChatConnection {
    * when there is none, as when the server's `identify` gives the id.
    */
   get resumeToken (): string | null { return this.#resume }
-  /** Rooms the server has confirmed with `joined` on the current socket. */
+  /** Rooms the server has confirmed with `joined` on the current socket, direct rooms too. */
   get rooms (): string[] { return [...this.#joined] }
+  /**
+   * Direct conversations, room -> the other user: opened with
+   * {@link openDirect} or by the other user's message, and kept across
+   * reconnects until left, removed or refused.
+   */
+  get directs (): Map<string, User> { return new Map(this.#directs) }
 
   /** Adds a listener; returns a function that removes it. */
   on<E extends keyof ChatEvents> (event: E, listener: (payload: ChatEvents[E]) => void): () => void {
@@ -162,8 +207,35 @@ export class ChatConnection {
 
   leave (room: string): void {
     // A join may still be on its way, so a wanted room is left even before its `joined`.
-    const inRoom = this.#wanted.delete(room) || this.#joined.has(room)
-    if (this.#status === 'open' && inRoom) this.#write({ type: 'leave', room })
+    const wanted = this.#wanted.delete(room)
+    const direct = this.#directs.delete(room)
+    if (this.#status === 'open' && (wanted || direct || this.#joined.has(room))) this.#write({ type: 'leave', room })
+  }
+
+  /**
+   * Opens the direct conversation with user `userId` (their id, not their
+   * name): the answer is a `joined` with `with`, and the room is in
+   * {@link directs} from then on. Sent once open, when not yet. Returns the
+   * join's `cid`, which an `error` for it (`forbidden`, say) carries.
+   */
+  openDirect (userId: string): string {
+    const cid = randomCid()
+    this.#directAsks.set(checkUserId(userId), cid)
+    if (this.#status === 'open') this.#joinDirect(userId, this.#directRoomOf(userId), cid)
+    return cid
+  }
+
+  /**
+   * Extends the session with a fresh token, for the server's `refresh`
+   * option: `refreshed` follows, or the server closes with 4001 and the
+   * client reconnects with `params`. Does nothing while not open: the next
+   * connection identifies afresh.
+   */
+  refresh (token: string): void {
+    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+      throw new TypeError(`a token must be a string of 1 to ${MAX_TOKEN_LENGTH} characters`)
+    }
+    if (this.#status === 'open') this.#write({ type: 'refresh', token })
   }
 
   /** Asks for a new name; while not open it is used on the next connect. */
@@ -172,16 +244,22 @@ export class ChatConnection {
     else this.#name = name
   }
 
-  /** Stops for good: no reconnect, no timer, queued messages dropped. */
+  /** Stops for good: no reconnect, no timer, queued messages dropped; emits `closed` with 1000. */
   close (): void {
     if (this.#status === 'closed') return
+    const socket = this.#socket
+    this.#socket = null
+    socket?.close(1000, 'client closed')
+    this.#end({ code: 1000, reason: 'client closed' })
+  }
+
+  #end (why: ClosedEvent): void {
     clearTimeout(this.#timer)
     this.#queue = []
     this.#inFlight.clear()
     this.#joined.clear()
-    this.#socket?.close(1000, 'client closed')
-    this.#socket = null
     this.#setStatus('closed')
+    this.#events.emit('closed', why)
   }
 
   #setStatus (status: ConnectionStatus): void {
@@ -211,9 +289,44 @@ export class ChatConnection {
     this.#write(since === undefined ? { type: 'join', room } : { type: 'join', room, since: { ...since } })
   }
 
+  /** Joins the direct room with `userId`; `room`, when known, resumes it where it stopped. */
+  #joinDirect (userId: string, room: string | undefined, cid?: string): void {
+    const frame: JoinFrame = { type: 'join', with: userId }
+    if (room !== undefined) {
+      this.#asked.set(room, (this.#asked.get(room) ?? 0) + 1)
+      const since = this.#cursors.get(room)
+      if (since !== undefined) frame.since = { ...since }
+    }
+    if (cid !== undefined) frame.cid = cid
+    this.#write(frame)
+  }
+
+  #directRoomOf (userId: string): string | undefined {
+    for (const [room, user] of this.#directs) if (user.id === userId) return room
+    return undefined
+  }
+
+  /** Opens a socket, once the app's `params` (if any) are in; a failing `params` is a failed attempt. */
   #open (): void {
+    if (this.#params === undefined) return this.#dial({})
+    let params
+    try {
+      params = this.#params()
+    } catch {
+      return this.#dropped()
+    }
+    if (!isThenable(params)) return this.#dial(params)
+    Promise.resolve(params).then(
+      (resolved) => { if (this.#status !== 'closed') this.#dial(resolved) },
+      () => { if (this.#status !== 'closed') this.#dropped() }
+    )
+  }
+
+  #dial (extra: Params): void {
+    if (typeof extra !== 'object' || extra === null) return this.#dropped()
     const url = new URL(this.#url)
     const params = url.searchParams
+    for (const [key, value] of Object.entries(extra)) params.set(key, String(value))
     if (this.#name !== null) params.set('name', this.#name)
     params.delete('room')
     params.delete('since')
@@ -234,11 +347,24 @@ export class ChatConnection {
     socket.onmessage = (event: { data: unknown }) => {
       if (socket === this.#socket && typeof event.data === 'string') this.#receive(event.data)
     }
-    socket.onclose = () => { if (socket === this.#socket) this.#dropped() }
+    socket.onclose = (event: { code?: number, reason?: string }) => {
+      if (socket === this.#socket) this.#closed(event.code ?? ABNORMAL, event.reason ?? '')
+    }
     // An error is always followed by close, which does the work.
     socket.onerror = () => {}
   }
 
+  #closed (code: number, reason: string): void {
+    this.#socket = null
+    // Nothing would make a new attempt succeed: the app threw this client
+    // out, or its credentials expired and there is no way to get fresh ones.
+    if (code === DISCONNECTED || (code === SESSION_EXPIRED && this.#params === undefined)) {
+      return this.#end({ code, reason })
+    }
+    this.#dropped()
+  }
+
+  /** Waits the backoff, then tries again: a socket dropped, or an attempt failed before one opened. */
   #dropped (): void {
     this.#socket = null
     this.#joined.clear()
@@ -259,22 +385,46 @@ export class ChatConnection {
       case 'joined': return this.#onJoined(frame)
       case 'message': return this.#onMessage(frame)
       case 'left':
+        // Asked for, or `removed` by the app: either way not to be rejoined.
         this.#joined.delete(frame.room)
         this.#wanted.delete(frame.room)
+        this.#directs.delete(frame.room)
         return this.#events.emit('left', frame)
       case 'renamed':
         this.#name = frame.name
         return this.#events.emit('renamed', frame)
       case 'presence': return this.#events.emit('presence', frame)
+      case 'refreshed':
+        this.#expiresAt = frame.expiresAt
+        return this.#events.emit('refreshed', frame)
       case 'error':
-        this.#settled(frame.cid)
+        this.#onError(frame)
         return this.#events.emit('error', frame)
+    }
+  }
+
+  #onError (frame: ErrorFrame): void {
+    const { cid, code, room } = frame
+    this.#settled(cid)
+    let direct: string | undefined
+    for (const [userId, asked] of this.#directAsks) if (asked === cid) direct = userId
+    // Asking again would get the same answer.
+    if (direct !== undefined && (code === 'forbidden' || code === 'invalid_message')) this.#directAsks.delete(direct)
+    // A refused publish is `forbidden` too, with the message's cid: the room
+    // stays. Joins carry no cid, but openDirect's.
+    if (code === 'forbidden' && room !== undefined && (cid === undefined || direct !== undefined)) {
+      this.#wanted.delete(room)
+      this.#directs.delete(room)
+      this.#joined.delete(room)
+      this.#asked.delete(room)
     }
   }
 
   #welcome (frame: WelcomeFrame): void {
     this.#attempt = 0
     this.#id = frame.id
+    this.#clientId = frame.clientId
+    this.#expiresAt = frame.expiresAt ?? null
     this.#name = frame.name
     this.#resume = frame.resume ?? null
     this.#events.emit('welcome', frame)
@@ -282,6 +432,8 @@ export class ChatConnection {
     // The server handles one socket's frames in order, so these joins are done
     // before the queued messages that follow them.
     for (const room of this.#wanted) if (room !== this.#urlRoom) this.#join(room)
+    for (const [room, user] of this.#directs) this.#joinDirect(user.id, room)
+    for (const [userId, cid] of this.#directAsks) if (this.#directRoomOf(userId) === undefined) this.#joinDirect(userId, undefined, cid)
     for (const unclear of [...this.#inFlight.values()]) this.#write(unclear)
     for (const queued of this.#queue.splice(0)) this.#sendMessage(queued)
     this.#setStatus('open')
@@ -304,7 +456,13 @@ export class ChatConnection {
       this.#cursors.set(frame.room, { epoch: frame.epoch, offset: frame.offset })
     }
     this.#defaultRoom = false
-    this.#wanted.add(frame.room)
+    if (frame.with !== undefined) {
+      // Asked for with openDirect, or added by the server when the other user wrote.
+      this.#directs.set(frame.room, frame.with)
+      this.#directAsks.delete(frame.with.id)
+    }
+    if (!this.#directs.has(frame.room)) this.#wanted.add(frame.room)
+    else this.#wanted.delete(frame.room)
     this.#joined.add(frame.room)
     if (reset) this.#events.emit('reset', frame)
     this.#events.emit('joined', history === frame.history ? frame : { ...frame, history })

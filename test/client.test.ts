@@ -1,3 +1,5 @@
+import type { IncomingMessage } from 'node:http'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import t from 'tap'
 import WebSocket from 'ws'
 import { connect } from '../lib/client.js'
@@ -289,8 +291,10 @@ t.test('close() ends with status closed and leaves no timer behind', async (t) =
 
   const before = timers()
   const closed = waitFor(conn, 'status')
+  const over = waitFor(conn, 'closed')
   conn.close()
   t.equal(await closed, 'closed')
+  t.strictSame(await over, { code: 1000, reason: 'client closed' }, 'one event for "this connection is over"')
   t.equal(conn.status, 'closed')
   t.equal(timers(), before - 1, 'the reconnect timer is cleared')
   t.throws(() => conn.send('late'), { message: /closed/ })
@@ -315,6 +319,8 @@ t.test('rejects bad options', async (t) => {
   t.throws(() => connect('ws://127.0.0.1:1/chat', { ...fast, maxQueue: -1 }), TypeError)
   t.throws(() => connect('ws://127.0.0.1:1/chat?room=bad%20room', fast), TypeError)
   t.throws(() => connect('ws://127.0.0.1:1/chat', { ...fast, rooms: ['bad room'] }), TypeError)
+  // @ts-expect-error what a JavaScript caller may pass
+  t.throws(() => connect('ws://127.0.0.1:1/chat', { ...fast, params: { token: 'x' } }), TypeError)
 
   // Node 22 has a global WebSocket; hide it to check the message for Node 20.
   const saved = Object.getOwnPropertyDescriptor(globalThis, 'WebSocket')
@@ -347,7 +353,7 @@ function fakeSockets () {
       ;(this.onmessage as unknown as (event: { data: unknown }) => void)({ data })
     }
 
-    drop (): void { (this.onclose as unknown as (event: object) => void)({}) }
+    drop (event: { code?: number, reason?: string } = {}): void { (this.onclose as unknown as (event: object) => void)(event) }
   }
   const next = async (): Promise<FakeSocket> => await within(new Promise((resolve) => { created = resolve }), 3000, 'a new socket')
   return { FakeSocket, sockets, next }
@@ -495,4 +501,374 @@ t.test('against a server: a room reset shows the messages after it, though their
   const rejoined = waitFor(conn, 'joined')
   conn.join('r')
   t.strictSame([(await rejoined).recovered, resets.length], [true, 1], 'a join it asked for is no reset')
+})
+
+/** What the server sees of each socket: its query, the frames it got from the client, and the code it closed with. */
+interface Seen { query: URLSearchParams, ws: WebSocket, frames: ClientFrame[], closed: Promise<number> }
+
+function watch (app: FastifyInstance): Seen[] {
+  const seen: Seen[] = []
+  app.websocketServer.on('connection', (ws: WebSocket, request: IncomingMessage) => {
+    const frames: ClientFrame[] = []
+    ws.on('message', (data) => frames.push(JSON.parse(String(data)) as ClientFrame))
+    const closed = new Promise<number>((resolve) => ws.once('close', resolve))
+    seen.push({ query: new URL(request.url ?? '/', 'http://chat.test').searchParams, ws, frames, closed })
+  })
+  return seen
+}
+
+/** Users named by `?user=`, so ids stay the same across reconnects. */
+const byUser = (request: FastifyRequest): { id: string, name: string } => {
+  const { user } = request.query as { user: string }
+  return { id: user, name: user }
+}
+
+t.test('disconnected by the app (4000): status closed, a closed event with the code and reason, and no reconnect', async (t) => {
+  const { app, url } = await listen(t)
+  const seen = watch(app)
+  // A reconnect, if there were one, would start a millisecond after the close.
+  const conn = connect(`${url}/chat?name=alice`, { WebSocket, backoff: { initialMs: 1, maxMs: 1 } })
+  t.teardown(() => conn.close())
+  const statuses: string[] = []
+  conn.on('status', (status) => statuses.push(status))
+  const welcome = waitFor(conn, 'welcome')
+  const joined = waitFor(conn, 'joined')
+  t.equal(conn.clientId, null, 'none before welcome')
+  const { clientId } = await welcome
+  await joined
+  t.equal(conn.clientId, clientId)
+
+  const closed = waitFor(conn, 'closed')
+  t.equal(await app.chat.disconnect({ clientId }, { reason: 'spam' }), 1)
+  t.strictSame(await closed, { code: 4000, reason: 'spam' })
+  t.equal(conn.status, 'closed')
+  t.same(conn.rooms, [])
+
+  // The marker connects, upgrades and is answered after any reconnect of alice would have begun.
+  const marker = await join(url, '?name=marker')
+  t.teardown(() => marker.close())
+  t.equal(seen.length, 2, 'the server saw no connection but alice\'s first and the marker')
+  t.same(statuses, ['open', 'closed'])
+  t.throws(() => conn.send('late'), { message: /closed/ })
+})
+
+t.test('a session that expires (4001) ends the connection when there are no params to renew it', async (t) => {
+  const { url } = await listen(t, { identify: async () => ({ expiresAt: Date.now() + 300 }) })
+  const conn = connect(`${url}/chat`, fast)
+  t.teardown(() => conn.close())
+  const welcome = waitFor(conn, 'welcome')
+  const closed = waitFor(conn, 'closed')
+  const { expiresAt } = await welcome
+  t.type(expiresAt, 'number')
+  t.equal(conn.expiresAt, expiresAt)
+  t.strictSame(await closed, { code: 4001, reason: 'session expired' })
+  t.equal(conn.status, 'closed')
+})
+
+t.test('a session that expires (4001) reconnects with fresh params and resumes its rooms', async (t) => {
+  const tokens: string[] = []
+  const { app, url } = await listen(t, {
+    identify: async (request) => {
+      const { token } = request.query as { token: string }
+      tokens.push(token)
+      if (token === 't1') return { id: 'alice', name: 'alice', expiresAt: Date.now() + 300 }
+      if (token === 't2') return { id: 'alice', name: 'alice' }
+      throw new Error('unknown token')
+    }
+  })
+  const seen = watch(app)
+  let issued = 0
+  const conn = connect(`${url}/chat?room=lobby&token=stale`, { ...fast, rooms: ['news'], params: async () => ({ token: `t${++issued}` }) })
+  t.teardown(() => conn.close())
+  const over: unknown[] = []
+  conn.on('closed', (event) => over.push(event))
+  const welcome = waitFor(conn, 'welcome')
+  const news = waitFor(conn, 'joined', (f) => f.room === 'news')
+  const first = await welcome
+  await news
+  t.type(conn.expiresAt, 'number')
+  await app.chat.broadcast('news', 'before')
+
+  const dropped = waitFor(conn, 'status', (s) => s === 'reconnecting')
+  const rejoined: JoinedFrame[] = []
+  const back = new Promise<void>((resolve) => conn.on('joined', (frame) => {
+    rejoined.push(frame)
+    if (rejoined.length === 2) resolve()
+  }))
+  await dropped
+  t.equal(await seen[0]?.closed, 4001, 'the server closed the first socket as expired')
+  await within(back, 3000, 'both rooms joined again')
+  t.strictSame(tokens, ['t1', 't2'], 'each connection asked params for its token')
+  t.equal(seen[1]?.query.get('token'), 't2', 'the params are set over the URL\'s')
+  t.same(rejoined.map((f) => [f.room, f.recovered]).sort(), [['lobby', true], ['news', true]])
+  t.same(conn.rooms.sort(), ['lobby', 'news'])
+  t.not(conn.clientId, first.clientId, 'a new socket, a new clientId')
+  t.equal(conn.expiresAt, null, 'the new session does not expire')
+  t.same(over, [], 'not over')
+})
+
+t.test('refresh: refreshed extends the session; a refused refresh reconnects through params', async (t) => {
+  const later = Date.now() + 120_000
+  const tokens: string[] = []
+  const { app, url } = await listen(t, {
+    identify: async (request) => {
+      tokens.push((request.query as { token: string }).token)
+      return { id: 'alice', name: 'alice', expiresAt: Date.now() + 60_000 }
+    },
+    refresh: async (token) => token === 'fresh' ? { expiresAt: later } : false
+  })
+  const seen = watch(app)
+  let issued = 0
+  const conn = connect(`${url}/chat`, { ...fast, params: () => ({ token: `t${++issued}` }) })
+  t.teardown(() => conn.close())
+  await waitFor(conn, 'joined')
+
+  const refreshed = waitFor(conn, 'refreshed')
+  conn.refresh('fresh')
+  t.strictSame(await refreshed, { type: 'refreshed', expiresAt: later })
+  t.equal(conn.expiresAt, later)
+  t.same(seen[0]?.frames.at(-1), { type: 'refresh', token: 'fresh' })
+
+  const dropped = waitFor(conn, 'status', (s) => s === 'reconnecting')
+  const back = waitFor(conn, 'joined', (f) => f.room === 'lobby')
+  conn.refresh('stale')
+  await dropped
+  t.equal(await seen[0]?.closed, 4001, 'refused: the server closed with 4001')
+  await back
+  t.equal(conn.status, 'open')
+  t.strictSame(tokens, ['t1', 't2'], 'the reconnect got a fresh token from params')
+
+  t.throws(() => conn.refresh(''), TypeError)
+  t.throws(() => conn.refresh('x'.repeat(8193)), TypeError)
+})
+
+t.test('openDirect: both users get joined with `with`, messages flow, and a drop resumes the direct room with since', async (t) => {
+  // Alice's reconnect waits at this gate, so what Bob says meanwhile surely happens while she is away.
+  let gate: Promise<void> | null = null
+  const { app, url } = await listen(t, {
+    identify: async (request) => {
+      const user = byUser(request)
+      if (user.id === 'alice') await gate
+      return user
+    }
+  })
+  const seen = watch(app)
+  const alice = connect(`${url}/chat?user=alice`, fast)
+  const bob = connect(`${url}/chat?user=bob`, fast)
+  t.teardown(() => alice.close())
+  t.teardown(() => bob.close())
+  const resets: string[] = []
+  bob.on('reset', (frame) => resets.push(frame.room))
+  const ready = [waitFor(alice, 'joined'), waitFor(bob, 'joined')]
+  await Promise.all(ready)
+
+  const aliceDirect = waitFor(alice, 'joined', (f) => f.with !== undefined)
+  const bobDirect = waitFor(bob, 'joined', (f) => f.with !== undefined)
+  const cid = alice.openDirect('bob')
+  const opened = await aliceDirect
+  t.match(opened, { room: /^dm-/, with: { id: 'bob' } })
+  const room = opened.room
+  t.same(seen[0]?.frames.at(-1), { type: 'join', with: 'bob', cid }, 'alice asked by user id')
+  t.strictSame([...alice.directs], [[room, opened.with]])
+  t.same(alice.rooms.sort(), ['lobby', room].sort())
+
+  alice.send('hi', room)
+  const added = await bobDirect
+  t.match(added, { room, with: { id: 'alice', name: 'alice' } }, 'the server added bob when alice wrote')
+  t.same(added.history.map((m) => m.text), ['hi'], 'the message that brought him in, stored before he joined')
+  t.same([...bob.directs].map(([r, user]) => [r, user.id]), [[room, 'alice']], 'bob remembers it though he did not ask')
+  t.same(resets, [], 'a joined bob did not ask for, of a room he was not in, is no reset')
+
+  const reply = waitFor(alice, 'message', (m) => m.text === 'hello alice')
+  bob.send('hello alice', room)
+  await reply
+
+  let release = (): void => {}
+  gate = new Promise((resolve) => { release = resolve })
+  const dropped = waitFor(alice, 'status', (s) => s === 'reconnecting')
+  seen[0]?.ws.terminate()
+  await dropped
+  const away = waitFor(bob, 'message', (m) => m.text === 'while away')
+  bob.send('while away', room)
+  await away
+  const rejoined = waitFor(alice, 'joined', (f) => f.room === room)
+  const lobby = waitFor(alice, 'joined', (f) => f.room === 'lobby')
+  release()
+  const frame = await rejoined
+  await lobby
+  t.match(frame, { recovered: true, with: { id: 'bob' } })
+  t.same(frame.history.map((m) => m.text), ['while away'], 'what bob said while she was away, once')
+  const resumed = seen[2]?.frames.find((f) => f.type === 'join')
+  t.same(resumed, { type: 'join', with: 'bob', since: { epoch: opened.epoch, offset: 2 } }, 'rejoined by user id, from where it stopped')
+  t.equal(seen[2]?.query.get('room'), 'lobby', 'the direct room does not ride in the URL')
+
+  const after = waitFor(bob, 'message', (m) => m.text === 'back')
+  alice.send('back', room)
+  t.equal((await after).from.id, 'alice')
+  t.same((await app.chat.history(room)).map((m) => m.text), ['hi', 'hello alice', 'while away', 'back'])
+})
+
+t.test('a refused join is not asked again after a reconnect; a refused publish keeps the room', async (t) => {
+  const asked = { secret: 0, carol: 0 }
+  const { app, url } = await listen(t, {
+    authorize: ({ action, room, to }) => {
+      if (action === 'join' && room === 'secret') return asked.secret++ < 0
+      if (action === 'direct' && to === 'carol') return asked.carol++ < 0
+      return !(action === 'publish' && room === 'readonly')
+    }
+  })
+  const conn = connect(`${url}/chat?room=lobby`, { ...fast, rooms: ['secret', 'readonly'] })
+  t.teardown(() => conn.close())
+  const refused = waitFor(conn, 'error', (e) => e.code === 'forbidden')
+  const readonly = waitFor(conn, 'joined', (f) => f.room === 'readonly')
+  t.match(await refused, { room: 'secret' })
+  await readonly
+  t.same(conn.rooms.sort(), ['lobby', 'readonly'])
+
+  const directRefused = waitFor(conn, 'error', (e) => e.code === 'forbidden')
+  const cid = conn.openDirect('carol')
+  t.match(await directRefused, { room: /^dm-/, cid })
+  t.same(conn.directs, new Map())
+
+  const publishRefused = waitFor(conn, 'error', (e) => e.code === 'forbidden')
+  const sent = conn.send('hi', 'readonly')
+  t.match(await publishRefused, { room: 'readonly', cid: sent })
+  t.ok(conn.rooms.includes('readonly'), 'refused to publish, still in the room')
+
+  const rejoined = new Set<string>()
+  const back = new Promise<void>((resolve) => conn.on('joined', (frame) => {
+    rejoined.add(frame.room)
+    if (rejoined.size === 2) resolve()
+  }))
+  for (const socket of app.websocketServer.clients) socket.terminate()
+  await within(back, 3000, 'lobby and readonly joined again')
+  // Answered after any join sent on reconnecting.
+  const marker = waitFor(conn, 'joined', (f) => f.room === 'marker')
+  conn.join('marker')
+  await marker
+  t.same(conn.rooms.sort(), ['lobby', 'marker', 'readonly'])
+  t.same(asked, { secret: 1, carol: 1 }, 'neither refusal was asked again')
+
+  const again = waitFor(conn, 'error', (e) => e.code === 'forbidden')
+  conn.join('secret')
+  t.match(await again, { room: 'secret' })
+  t.equal(asked.secret, 2, 'join() asks again')
+})
+
+t.test('removed by the app: left with reason removed, and not rejoined; added by the app: a plain joined', async (t) => {
+  const { app, url } = await listen(t, { identify: async (request) => byUser(request) })
+  const conn = connect(`${url}/chat?user=alice`, { ...fast, rooms: ['news'] })
+  t.teardown(() => conn.close())
+  const resets: string[] = []
+  conn.on('reset', (frame) => resets.push(frame.room))
+  await waitFor(conn, 'joined', (f) => f.room === 'news')
+
+  const left = waitFor(conn, 'left')
+  t.equal(await app.chat.removeFromRoom('news', 'alice', { reason: 'off topic' }), 1)
+  t.strictSame(await left, { type: 'left', room: 'news', reason: 'removed', message: 'off topic' })
+  t.same(conn.rooms, ['lobby'])
+
+  const added = waitFor(conn, 'joined', (f) => f.room === 'extra')
+  t.equal(await app.chat.addToRoom('extra', 'alice'), 1)
+  t.equal((await added).with, undefined)
+  t.same(conn.rooms.sort(), ['extra', 'lobby'])
+
+  const rejoined = new Set<string>()
+  const back = new Promise<void>((resolve) => conn.on('joined', (frame) => {
+    rejoined.add(frame.room)
+    if (rejoined.size === 2) resolve()
+  }))
+  for (const socket of app.websocketServer.clients) socket.terminate()
+  await within(back, 3000, 'lobby and extra joined again')
+  const marker = waitFor(conn, 'joined', (f) => f.room === 'marker')
+  conn.join('marker')
+  await marker
+  t.same(conn.rooms.sort(), ['extra', 'lobby', 'marker'], 'news stays left')
+  t.same(resets, [])
+})
+
+t.test('params: asked before every connection and set under the client\'s own; a failing call is a failed attempt', async (t) => {
+  const { FakeSocket, sockets, next } = fakeSockets()
+  const answers: Array<() => Record<string, string> | Promise<Record<string, string>>> = [
+    () => { throw new Error('no token yet') },
+    async () => { throw new Error('offline') },
+    async () => ({ token: 'a', room: 'elsewhere', since: 'x:1' }),
+    () => ({ token: 'b' })
+  ]
+  let calls = 0
+  const opened = next()
+  const conn = connect('ws://chat.test/chat?room=lobby&token=stale', {
+    WebSocket: FakeSocket,
+    backoff: { initialMs: 1, maxMs: 1 },
+    params: () => (answers[calls++] as () => Record<string, string>)()
+  })
+  t.teardown(() => conn.close())
+  t.equal(conn.status, 'reconnecting', 'the first call threw: a failed attempt')
+  const socket = await opened
+  t.equal(calls, 3, 'a rejection too, then the third call opened')
+  t.same([...new URL(socket.url).searchParams].sort(), [['room', 'lobby'], ['token', 'a']])
+
+  const reopened = next()
+  socket.drop()
+  const socket2 = await reopened
+  t.equal(calls, 4)
+  t.equal(new URL(socket2.url).searchParams.get('token'), 'b')
+  t.equal(sockets.length, 2)
+})
+
+t.test('close() while params are pending: closed, and no socket opens after', async (t) => {
+  const { FakeSocket, sockets } = fakeSockets()
+  let answer = (_params: Record<string, string>): void => {}
+  const pending = new Promise<Record<string, string>>((resolve) => { answer = resolve })
+  const conn = connect('ws://chat.test/chat', { WebSocket: FakeSocket, params: () => pending })
+  t.equal(conn.status, 'connecting')
+  const closed = waitFor(conn, 'closed')
+  conn.close()
+  t.strictSame(await closed, { code: 1000, reason: 'client closed' })
+  answer({ token: 'late' })
+  await pending
+  // The client's continuation was queued on `pending` first, so it has run.
+  t.equal(sockets.length, 0)
+})
+
+t.test('openDirect before open is sent after welcome; refusals drop it, other errors keep it for the next connection', async (t) => {
+  const { FakeSocket, sockets, next } = fakeSockets()
+  const conn = connect('ws://chat.test/chat', { WebSocket: FakeSocket, backoff: { initialMs: 1, maxMs: 1 } })
+  t.teardown(() => conn.close())
+  t.throws(() => conn.openDirect(''), TypeError)
+  t.throws(() => conn.openDirect('x'.repeat(129)), TypeError)
+  const toBob = conn.openDirect('bob')
+  const toCarol = conn.openDirect('carol')
+  const toMe = conn.openDirect('me')
+  const [socket] = sockets as [InstanceType<typeof FakeSocket>]
+  t.same(socket.sent, [])
+  socket.receive({ type: 'welcome', clientId: 'c1', id: 'me', name: 'me' })
+  t.same(socket.sent, [
+    { type: 'join', with: 'bob', cid: toBob },
+    { type: 'join', with: 'carol', cid: toCarol },
+    { type: 'join', with: 'me', cid: toMe }
+  ])
+  socket.receive({ type: 'error', code: 'unavailable', message: 'later', room: 'dm-bob', cid: toBob })
+  socket.receive({ type: 'error', code: 'forbidden', message: 'no', room: 'dm-carol', cid: toCarol })
+  socket.receive({ type: 'error', code: 'invalid_message', message: 'yourself', cid: toMe })
+
+  const reopened = next()
+  socket.drop()
+  const socket2 = await reopened
+  socket2.receive({ type: 'welcome', clientId: 'c2', id: 'me', name: 'me' })
+  t.same(socket2.sent, [{ type: 'join', with: 'bob', cid: toBob }], 'only the one that may still succeed')
+  const bob = { id: 'bob', name: 'Bob' }
+  socket2.receive({ type: 'joined', room: 'dm-bob', epoch: 'e1', offset: 3, recovered: false, history: [], users: [bob], with: bob })
+  t.same([...conn.directs], [['dm-bob', bob]])
+
+  const reopened3 = next()
+  socket2.drop({ code: 1001, reason: 'going away' })
+  const socket3 = await reopened3
+  t.equal(new URL(socket3.url).searchParams.get('room'), null, 'a direct room never rides in the URL')
+  socket3.receive({ type: 'welcome', clientId: 'c3', id: 'me', name: 'me' })
+  t.same(socket3.sent, [{ type: 'join', with: 'bob', since: { epoch: 'e1', offset: 3 } }], 'answered: rejoined by the room it knows')
+
+  conn.leave('dm-bob')
+  t.same(socket3.sent.at(-1), { type: 'leave', room: 'dm-bob' })
+  t.same(conn.directs, new Map(), 'left: forgotten')
 })

@@ -1,13 +1,32 @@
 // Types of the browser client's public API; erased from the compiled client,
 // which must stay free of runtime imports.
-import type { ErrorFrame, JoinedFrame, LeftFrame, MessageFrame, PresenceFrame, RenamedFrame, WelcomeFrame } from '../protocol/wire.js'
+import type { ErrorFrame, JoinedFrame, LeftFrame, MessageFrame, PresenceFrame, RefreshedFrame, RenamedFrame, WelcomeFrame } from '../protocol/wire.js'
 
-/** Where the connection is: `reconnecting` lasts from a drop until the next `welcome`. */
+/**
+ * Where the connection is: `reconnecting` lasts from a drop until the next
+ * `welcome`; `closed` is final (see the `closed` event).
+ */
 export type ConnectionStatus = 'connecting' | 'open' | 'reconnecting' | 'closed'
+
+/** Why a connection is over: the close code and reason of its last socket. */
+export interface ClosedEvent {
+  /**
+   * `1000`: the app called `close()`. `4000`: the app on the server
+   * disconnected this client. `4001`: the session expired and there is no
+   * `params` option to reconnect with fresh credentials.
+   */
+  code: number
+  reason: string
+}
 
 /** Events of a {@link ChatConnection} and what their listeners receive. */
 export interface ChatEvents {
   message: MessageFrame
+  /**
+   * A room is joined. In a direct room, `with` is the other user: a
+   * conversation this client opened with `openDirect`, or one the other user
+   * started by sending a message (the server adds this client then).
+   */
   joined: JoinedFrame
   /**
    * A `joined` the client did not ask for: the server started the room over
@@ -17,11 +36,26 @@ export interface ChatEvents {
    */
   reset: JoinedFrame
   presence: PresenceFrame
+  /**
+   * An error frame. A `forbidden` with a `room` and no `cid` of a message
+   * (the server refused a join, or a rejoin after the rights changed): the
+   * client has dropped that room and will not ask again; join it again to retry.
+   */
   error: ErrorFrame
   welcome: WelcomeFrame
+  /** Out of a room: asked with `leave`, or `reason: 'removed'` by the app. Not rejoined on reconnect. */
   left: LeftFrame
   renamed: RenamedFrame
+  /** A `refresh(token)` was accepted: the session now ends at `expiresAt`. */
+  refreshed: RefreshedFrame
   status: ConnectionStatus
+  /**
+   * This connection is over and will not reconnect: the app called
+   * `close()` (1000), the server's app disconnected it (4000), or its
+   * session expired with no `params` to reconnect with (4001). `status` is
+   * `closed` by then.
+   */
+  closed: ClosedEvent
 }
 
 /** The part of the WebSocket API the client uses; the browser's `WebSocket` and `ws` both fit. */
@@ -60,4 +94,16 @@ export interface ConnectOptions {
   backoff?: { initialMs: number, maxMs: number }
   /** Messages kept while not open; `send()` throws past this. @default 100 */
   maxQueue?: number
+  /**
+   * Query parameters for each connection, asked for again before every one
+   * (the first too): a fresh token, say. They are set over the URL's; the
+   * client's own (`name`, `room`, `since`, `resume`) win over them. A call
+   * that throws or rejects counts as a failed attempt: the client waits its
+   * `backoff` and calls it again. With it, a session that expires (close
+   * code 4001, or a refused `refresh`) reconnects once it resolves; without
+   * it, 4001 ends the connection like 4000, since a new attempt would carry
+   * the same credentials (with cookies the browser renews, pass `() => ({})`).
+   * @default none
+   */
+  params?: () => Record<string, string> | Promise<Record<string, string>>
 }
