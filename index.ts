@@ -52,7 +52,7 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
   const presence = new PresenceTracker(adapter.presence, opts.presenceGraceMs, fastify.log)
   const hub = new Hub({ broker: adapter.broker, presence, connections, stats, historySize: opts.historySize, maxRoomsPerClient: opts.maxRoomsPerClient })
   const moderation = new Moderation(hub, adapter.control, connections)
-  await adapter.start({ node: { ...hub.node, command: (command) => moderation.apply(command) }, historySize: opts.historySize, log: fastify.log })
+  await adapter.start({ node: { ...hub.node, command: (command, openBefore) => moderation.apply(command, openBefore) }, historySize: opts.historySize, log: fastify.log })
 
   fastify.decorate('chat', createChat({
     hub, moderation, broker: adapter.broker, presence, connections, stats, historySize: opts.historySize, maxMessageLength: opts.maxMessageLength

@@ -280,7 +280,7 @@ t.test('control payloads that are not a well-formed command act on nothing and b
   for (const socket of [bobA, ...bobB]) t.match(await within(socket.closed, 3000, 'bob\'s close'), { code: 4000 })
 })
 
-t.test('an add command naming no room, or one that breaks the room rule, joins nobody', { todo: 'Moderation#add (lib/chat/moderation.ts) joins whatever room a command names' }, async (t) => {
+t.test('an add command naming no room, or one that breaks the room rule, joins nobody', async (t) => {
   const redis = await startRedis(t)
   const [a, b] = [await node(t, redis), await node(t, redis)]
   const { bobA, bobB } = await lobby(t, a, b)

@@ -12,8 +12,13 @@ export type ControlCommand =
 
 /** Where control hands the commands other servers sent. */
 export interface ControlNode {
-  /** Runs a command another server sent on this server's sockets. */
-  command (command: ControlCommand): void
+  /**
+   * Runs a command another server sent on this server's sockets.
+   * `openBefore` is set for a command this server missed when it was sent
+   * and runs late (milliseconds since the Unix epoch, the sender's clock):
+   * it disconnects and removes only sockets that were open by then.
+   */
+  command (command: ControlCommand, openBefore?: number): void
 }
 
 /**

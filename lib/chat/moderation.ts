@@ -1,5 +1,7 @@
 import type { Control, ControlCommand } from '../broker/control.js'
 import { CloseCode } from '../close-codes.js'
+import { isRoomName, isWellFormed } from '../protocol/text.js'
+import { MAX_USER_ID_LENGTH } from '../protocol/wire.js'
 import type { User } from '../protocol/wire.js'
 import type { Connection } from '../transport/connection.js'
 import type { Connections } from '../transport/connections.js'
@@ -28,18 +30,22 @@ export class Moderation {
     return this.apply(command)
   }
 
-  /** Runs `command` on this server's sockets (another server sent it, or {@link run} did). */
-  apply (command: ControlCommand): number {
-    if (this.#hub.closed) return 0
+  /**
+   * Runs `command` on this server's sockets (another server sent it, or
+   * {@link run} did). `openBefore`: it arrives late; sockets opened since it
+   * was sent are not disconnected or removed.
+   */
+  apply (command: ControlCommand, openBefore = Infinity): number {
+    // From another server it came through Redis: checked like any input.
+    if (this.#hub.closed || !isCommand(command)) return 0
     switch (command.type) {
-      case 'disconnect': return this.#disconnect(command)
-      case 'remove': return this.#remove(command.room, command.userId, command.reason)
+      case 'disconnect': return this.#disconnect(command, openBefore)
+      case 'remove': return this.#remove(command.room, command.userId, command.reason, openBefore)
       case 'add': return this.#add(command.room, command.userId, command.with)
-      default: return 0
     }
   }
 
-  #disconnect (command: Extract<ControlCommand, { type: 'disconnect' }>): number {
+  #disconnect (command: Extract<ControlCommand, { type: 'disconnect' }>, openBefore: number): number {
     let targets: Connection[]
     if (typeof command.clientId === 'string') {
       const conn = this.#connections.byKey(command.clientId)
@@ -49,17 +55,17 @@ export class Moderation {
     }
     let closed = 0
     for (const conn of targets) {
-      if (conn.closedByServer) continue
+      if (conn.closedByServer || conn.openedAt >= openBefore) continue
       closed++
       conn.close(CloseCode.DISCONNECTED, command.reason).catch(() => {})
     }
     return closed
   }
 
-  #remove (room: string, userId: string, message: string | undefined): number {
+  #remove (room: string, userId: string, message: string | undefined, openBefore: number): number {
     let removed = 0
     for (const conn of this.#connections.ofUser(userId)) {
-      if (!conn.inRoom(room)) continue
+      if (!conn.inRoom(room) || conn.openedAt >= openBefore) continue
       removed++
       conn.enqueue(async () => {
         this.#hub.leave(conn, room, { removed: message === undefined ? {} : { message } })
@@ -79,5 +85,31 @@ export class Moderation {
       })
     }
     return added
+  }
+}
+
+function isId (value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_USER_ID_LENGTH && isWellFormed(value)
+}
+
+function isUser (value: unknown): value is User {
+  const user = value as Partial<User> | null
+  return typeof user === 'object' && user !== null && isId(user.id) && typeof user.name === 'string'
+}
+
+/** Whether `value` is a command as `app.chat` makes them. */
+function isCommand (value: unknown): value is ControlCommand {
+  const command = value as Record<string, unknown> | null
+  if (typeof command !== 'object' || command === null) return false
+  switch (command.type) {
+    case 'disconnect':
+      return typeof command.reason === 'string' && (command.userId === undefined) !== (command.clientId === undefined) &&
+        (command.userId === undefined || isId(command.userId)) && (command.clientId === undefined || isId(command.clientId))
+    case 'remove':
+      return isRoomName(command.room) && isId(command.userId) && (command.reason === undefined || typeof command.reason === 'string')
+    case 'add':
+      return isRoomName(command.room) && isId(command.userId) && (command.with === undefined || isUser(command.with))
+    default:
+      return false
   }
 }

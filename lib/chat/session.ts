@@ -142,6 +142,8 @@ export class Session {
       conn.close(CloseCode.SESSION_EXPIRED, 'session expired').catch(() => {})
       return
     }
+    // Closed while the app decided: nothing is left to extend.
+    if (conn.closedByServer || !this.#hub.has(conn)) return
     const expiresAt: unknown = (result as { expiresAt?: unknown } | null)?.expiresAt
     if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) {
       conn.request.log.error('fastify-chat: refresh returned neither false nor { expiresAt: number }')

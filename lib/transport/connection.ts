@@ -58,6 +58,8 @@ export class Connection {
   readonly key: string = randomId()
   /** When the session ends (milliseconds since the Unix epoch), or null when it does not. */
   expiresAt: number | null = null
+  /** When the socket opened (milliseconds since the Unix epoch): a moderation command that arrives late spares sockets opened after it was sent. */
+  readonly openedAt = Date.now()
   #expiry: NodeJS.Timeout | null = null
   /** Frames received but not yet handled; handled one at a time to keep their order. */
   queued = 0

@@ -18,6 +18,7 @@ export class Connections {
   }
 
   add (conn: Connection): void {
+    if (this.#open.has(conn)) return
     this.#open.add(conn)
     this.#byKey.set(conn.key, conn)
     const other = this.#byUser.get(conn.id)

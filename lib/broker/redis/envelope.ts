@@ -10,12 +10,13 @@ import type { PresenceEvent } from '../presence.js'
  * the presence version that restored it). One
  * channel per room keeps a room's messages and presence events in one order.
  * The control channel carries moderation commands (`c`), with the server
- * that sent them (`s`), which has run them already.
+ * that sent them (`s`), which has run them already, when (`at`, its clock)
+ * and their control log entry (`i`).
  */
 export type Envelope =
   | { t: 'm', e: string, x: string | null, m: ChatMessage }
   | { t: 'p', e: PresenceEvent, s?: string, v?: string }
-  | { t: 'c', s: string, c: ControlCommand }
+  | { t: 'c', i?: string, s: string, at?: number, c: ControlCommand }
 
 /** The envelope of a presence event, as the presence scripts publish it. */
 export function presenceEnvelope (event: PresenceEvent): string {

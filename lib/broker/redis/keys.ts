@@ -63,6 +63,11 @@ export class RedisKeys {
     return `${this.#prefix}:control`
   }
 
+  /** The stream of recent moderation commands, for a server that missed some. */
+  get controlLog (): string {
+    return `${this.#prefix}:control-log`
+  }
+
   /** The resume-token secret every server of the chat shares. */
   get secret (): string {
     return `${this.#prefix}:secret`

@@ -142,9 +142,9 @@ export class RedisAdapter implements Adapter {
     try {
       await this.#connections.open(log, {
         message: (payload) => this.#route(node, payload),
+        // The subscriber counts as back once it listens to the control channel again, too.
         ready: async (role) => {
-          if (role === 'subscriber') this.#control.listen().catch(() => {})
-          await this.#broker.resume(role)
+          await Promise.all([role === 'subscriber' ? this.#control.listen() : undefined, this.#broker.resume(role)])
         }
       })
       await this.#control.subscribed()
@@ -159,7 +159,7 @@ export class RedisAdapter implements Adapter {
     const envelope = parseEnvelope(payload)
     if (envelope?.t === 'm') this.#broker.receive(envelope.m, envelope.e, envelope.x)
     else if (envelope?.t === 'p' && this.#presence.accepts(envelope)) node.presence(envelope.e)
-    else if (envelope?.t === 'c') this.#control.receive(envelope.s, envelope.c)
+    else if (envelope?.t === 'c') this.#control.receive(envelope)
   }
 
   /** One secret for every server, made by whichever asks first. */
