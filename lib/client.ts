@@ -24,6 +24,9 @@ const MAX_TOKEN_LENGTH = 8192
  */
 export const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
 
+/** How long `params()` may take before the attempt counts as failed. */
+const PARAMS_TIMEOUT_MS = 10_000
+
 function checkRoom (room: string): string {
   if (typeof room !== 'string' || !ROOM_PATTERN.test(room)) {
     throw new TypeError(`invalid room name ${JSON.stringify(room)}: use 1 to 64 of A-Z a-z 0-9 _ -`)
@@ -316,9 +319,19 @@ export class ChatConnection {
       return this.#dropped()
     }
     if (!isThenable(params)) return this.#dial(params)
+    // A `params` that never settles would leave the client waiting for good:
+    // past the wait it is a failed attempt, and what it resolves to later is dropped.
+    let settled = false
+    const settle = (then: () => void): void => {
+      if (settled) return
+      settled = true
+      clearTimeout(this.#timer)
+      if (this.#status !== 'closed') then()
+    }
+    this.#timer = setTimeout(() => settle(() => this.#dropped()), PARAMS_TIMEOUT_MS)
     Promise.resolve(params).then(
-      (resolved) => { if (this.#status !== 'closed') this.#dial(resolved) },
-      () => { if (this.#status !== 'closed') this.#dropped() }
+      (resolved) => settle(() => this.#dial(resolved)),
+      () => settle(() => this.#dropped())
     )
   }
 

@@ -10,6 +10,7 @@ import type { ChatMessage, ClientFrame, JoinedFrame, ServerFrame } from '../lib/
 import { MemoryStore } from '../lib/stores/memory-store.js'
 import type { AppendResult, HistoryPage, HistoryStore, NewMessage } from '../lib/stores/history-store.js'
 import { join, listen, within } from './helpers/chat.js'
+import { withFakeClock } from './helpers/fake-clock.js'
 
 const fast: ConnectOptions = { WebSocket, backoff: { initialMs: 5, maxMs: 20 } }
 
@@ -814,6 +815,37 @@ t.test('params: asked before every connection and set under the client\'s own; a
   t.equal(calls, 4)
   t.equal(new URL(socket2.url).searchParams.get('token'), 'b')
   t.equal(sockets.length, 2)
+})
+
+t.test('params that never settle: after 10 s the attempt has failed, the next call opens, and the late answer is dropped', async (t) => {
+  const { FakeSocket, sockets } = fakeSockets()
+  let late = (_params: Record<string, string>): void => {}
+  const answers = [
+    async () => await new Promise<Record<string, string>>((resolve) => { late = resolve }),
+    () => ({ token: 'fresh' })
+  ]
+  let calls = 0
+  await withFakeClock(async (clock) => {
+    const conn = connect('ws://chat.test/chat', {
+      WebSocket: FakeSocket,
+      backoff: { initialMs: 1, maxMs: 1 },
+      params: () => (answers[calls++] as () => Record<string, string>)()
+    })
+    clock.tick(9_999)
+    t.equal(sockets.length, 0, 'still waiting just before the bound')
+    t.equal(conn.status, 'connecting')
+    clock.tick(1)
+    t.equal(conn.status, 'reconnecting', 'the attempt failed')
+    clock.tick(1)
+    t.equal(calls, 2)
+    t.equal(sockets.length, 1)
+    t.equal(new URL((sockets[0] as { url: string }).url).searchParams.get('token'), 'fresh')
+    late({ token: 'stale' })
+    await Promise.resolve()
+    await Promise.resolve()
+    t.equal(sockets.length, 1, 'the late answer opened nothing')
+    conn.close()
+  })
 })
 
 t.test('close() while params are pending: closed, and no socket opens after', async (t) => {

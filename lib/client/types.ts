@@ -98,8 +98,8 @@ export interface ConnectOptions {
    * Query parameters for each connection, asked for again before every one
    * (the first too): a fresh token, say. They are set over the URL's; the
    * client's own (`name`, `room`, `since`, `resume`) win over them. A call
-   * that throws or rejects counts as a failed attempt: the client waits its
-   * `backoff` and calls it again. With it, a session that expires (close
+   * that throws, rejects or takes more than 10 s counts as a failed attempt:
+   * the client waits its `backoff` and calls it again. With it, a session that expires (close
    * code 4001, or a refused `refresh`) reconnects once it resolves; without
    * it, 4001 ends the connection like 4000, since a new attempt would carry
    * the same credentials (with cookies the browser renews, pass `() => ({})`).
