@@ -6,7 +6,7 @@ import { chromium } from 'playwright-core'
 import type { Browser, Page } from 'playwright-core'
 import t from 'tap'
 import type { Test } from 'tap'
-import { buildServer } from '../example/server.js'
+import { buildServer, staffIdentify } from '../example/server.js'
 import type { FastifyChatOptions } from '../index.js'
 import { MemoryStore } from '../lib/stores/memory-store.js'
 
@@ -57,14 +57,20 @@ class Gate {
 
 interface Server { app: FastifyInstance, base: string, port: number }
 
+// The example's staff token in these tests: a page opened with ?staff=<it> is staff.
+const STAFF_TOKEN = 'browser-staff-token'
+
 async function start (t: Test, store: MemoryStore, gate: Gate, port = 0, chat: FastifyChatOptions = {}): Promise<Server> {
+  // The example's own identify, behind the gate.
+  const identify = staffIdentify(STAFF_TOKEN)
   const app = await buildServer({
+    env: { STAFF_TOKEN },
     chat: {
       ...chat,
       store,
       identify: async (request) => {
         await gate.pass(String((request.query as { name?: string }).name))
-        return {}
+        return identify(request)
       }
     }
   })
@@ -103,8 +109,9 @@ async function texts (page: Page): Promise<string[]> {
   return await page.$$eval('#messages .message:not(.pending) .text', (nodes) => nodes.map((n) => n.textContent ?? ''))
 }
 
+/** The names in the online list, sorted. */
 async function users (page: Page): Promise<string[]> {
-  return await page.$$eval('#users li', (nodes) => nodes.map((n) => n.textContent ?? '').sort())
+  return await page.$$eval('#users .name', (nodes) => nodes.map((n) => n.textContent ?? '').sort())
 }
 
 /** Waits until the page shows `text` as a delivered message. */
@@ -137,7 +144,7 @@ async function roomsShown (page: Page): Promise<{ rooms: string[], current: stri
 
 async function waitForUsers (page: Page, names: string[]): Promise<void> {
   await page.waitForFunction((want) => {
-    const got = [...document.querySelectorAll('#users li')].map((n) => n.textContent).sort()
+    const got = [...document.querySelectorAll('#users .name')].map((n) => n.textContent).sort()
     return JSON.stringify(got) === JSON.stringify(want)
   }, [...names].sort(), WAIT)
 }
@@ -408,5 +415,144 @@ t.test('a blank name is refused with a notice', async (t) => {
   await alice.press('#name-input', 'Enter')
   await waitForUsers(alice, ['alicia'])
   t.equal(await alice.getAttribute('#name-input', 'aria-invalid'), 'false')
+  t.same(problems.splice(0), [], 'no dialog opened and no page error')
+})
+
+/** The entry of the online list for `name`. */
+function userEntry (page: Page, name: string) {
+  return page.locator('#users li', { has: page.locator('.name', { hasText: new RegExp(`^${name}$`) }) })
+}
+
+/** Counts the chat upgrades per `?name=`, to tell whether a page came back. */
+function countUpgrades (t: Test, app: FastifyInstance): Map<string, number> {
+  const counts = new Map<string, number>()
+  const listener = (request: { url?: string }): void => {
+    const name = new URL(request.url ?? '/', 'http://x').searchParams.get('name') ?? ''
+    counts.set(name, (counts.get(name) ?? 0) + 1)
+  }
+  app.server.on('upgrade', listener)
+  t.teardown(() => { app.server.off('upgrade', listener) })
+  return counts
+}
+
+t.test('a staff page removes a user from a room and kicks another; the kicked page says why and stays closed', async (t) => {
+  const { app, base } = await start(t, new MemoryStore(), new Gate())
+  const upgrades = countUpgrades(t, app)
+  const boss = await open(t, `${base}/?name=boss&staff=${encodeURIComponent(STAFF_TOKEN)}`)
+  const bob = await open(t, `${base}/?name=bob`)
+  const carol = await open(t, `${base}/?name=carol`)
+  await waitForUsers(boss, ['boss', 'bob', 'carol'])
+
+  // The tools show once the server has taken the token, for others only.
+  await boss.locator('#staff-tools').waitFor({ state: 'visible', ...WAIT })
+  await userEntry(boss, 'bob').locator('.remove').waitFor(WAIT)
+  t.equal(await userEntry(boss, 'boss').locator('button').count(), 0, 'no remove or kick, nor a direct conversation, with oneself')
+  t.equal(await userEntry(boss, 'carol').locator('.kick').count(), 1)
+  await waitForUsers(bob, ['boss', 'bob', 'carol'])
+  t.equal(await bob.locator('#users .remove, #users .kick').count(), 0, 'a page without the token has no moderation tools')
+  t.equal(await bob.isHidden('#staff-tools'), true)
+
+  await boss.fill('#reason-input', 'off topic')
+  await userEntry(boss, 'bob').locator('.remove').click()
+  t.match(await waitForNotice(bob, /removed/), /^You were removed from lobby: off topic$/)
+  await bob.waitForFunction(() => document.querySelectorAll('#room-list .room').length === 0, undefined, WAIT)
+  t.same(await roomsShown(bob), { rooms: [], current: 'No room' }, 'the room is dropped')
+  await waitForUsers(boss, ['boss', 'carol'])
+  await waitForUsers(carol, ['boss', 'carol'])
+  await status(bob, 'open')
+
+  await boss.fill('#reason-input', 'spamming')
+  await userEntry(boss, 'carol').locator('.kick').click()
+  t.match(await waitForNotice(carol, /disconnected/), /^You were disconnected by the server \(spamming\)\. Reload the page to come back\.$/)
+  await status(carol, 'closed')
+  t.equal(await carol.isDisabled('#text-input'), true, 'nothing can be typed any more')
+  t.same(await users(carol), [], 'nor does it claim to know who is online')
+  // Her leave reaches the others only after the presence grace period (a
+  // second), far past the first retry a reconnecting client makes (at most 250 ms).
+  await waitForUsers(boss, ['boss'])
+  // A later event: a new page joins, and the staff page sees it.
+  await open(t, `${base}/?name=dave`)
+  await waitForUsers(boss, ['boss', 'dave'])
+  t.equal(upgrades.get('carol'), 1, 'the kicked page never opened another socket')
+  t.equal(app.chat.size, 3, 'boss, bob (in no room) and dave are connected')
+  t.equal(await carol.textContent('#status'), 'closed')
+  t.equal(await carol.isVisible('#notice'), true, 'the reason stays shown')
+
+  await mkdir(ARTIFACTS, { recursive: true })
+  await boss.screenshot({ path: `${ARTIFACTS}staff.png` })
+  await carol.screenshot({ path: `${ARTIFACTS}kicked.png` })
+  t.same(problems.splice(0), [], 'no dialog opened and no page error')
+})
+
+t.test('two pages hold a direct conversation by clicking names; a third cannot open it', async (t) => {
+  const { app, base } = await start(t, new MemoryStore(), new Gate())
+  const alice = await open(t, `${base}/?name=alice`)
+  const bob = await open(t, `${base}/?name=bob`)
+  const carol = await open(t, `${base}/?name=carol`)
+  await waitForUsers(alice, ['alice', 'bob', 'carol'])
+
+  await alice.click('#users .name >> text=bob')
+  await alice.waitForFunction(() => document.getElementById('room-title')?.textContent === 'bob', undefined, WAIT)
+  t.same(await roomsShown(alice), { rooms: ['lobby', 'bob'], current: 'bob' }, 'listed under the other user\'s name')
+  const room = await alice.getAttribute('#room-list .room.direct', 'data-room') as string
+  t.match(room, /^dm-[A-Za-z0-9_-]+$/, 'a direct room underneath')
+  t.same(await users(alice), ['alice'], 'bob is not in it until someone writes')
+
+  // Bob is brought in by alice's first message, and sees it in a room named after her.
+  await say(alice, 'psst, bob')
+  await waitForText(alice, 'psst, bob')
+  await bob.waitForFunction(() => document.querySelectorAll('#room-list .room').length === 2, undefined, WAIT)
+  t.same(await roomsShown(bob), { rooms: ['lobby', 'alice'], current: 'lobby' }, 'it appears without taking bob away from the lobby')
+  t.equal(await bob.textContent('#room-list .room.direct .badge'), '1', 'one unread message')
+  await bob.click('#room-list .room.direct')
+  await waitForText(bob, 'psst, bob')
+  await say(bob, 'hi alice')
+  await waitForText(alice, 'hi alice')
+  await waitForUsers(alice, ['alice', 'bob'])
+  t.same(await texts(bob), ['psst, bob', 'hi alice'])
+
+  // Carol's page: the room's name is refused, through the page and through a raw socket as carol.
+  await carol.fill('#room-input', room)
+  await carol.press('#room-input', 'Enter')
+  t.equal(await waitForNotice(carol, /may not/), `Sorry, you may not enter ${room}.`)
+  t.same(await roomsShown(carol), { rooms: ['lobby'], current: 'lobby' })
+  const answer = await carol.evaluate(async (room) => await new Promise<unknown[]>((resolve, reject) => {
+    // Carol's own id: the resume token her page keeps.
+    const { resume } = JSON.parse(sessionStorage.getItem('fastify-chat.session') ?? '{}') as { resume: string }
+    const ws = new WebSocket(`${location.origin.replace(/^http/, 'ws')}/chat?name=carol&resume=${encodeURIComponent(resume)}`)
+    const frames: unknown[] = []
+    const timer = setTimeout(() => reject(new Error(`no answer: ${JSON.stringify(frames)}`)), 10_000)
+    ws.onmessage = (event) => {
+      const frame = JSON.parse(event.data as string) as { type: string, room?: string }
+      frames.push(frame)
+      if (frame.type === 'welcome') ws.send(JSON.stringify({ type: 'join', room }))
+      if (frame.type === 'error' || (frame.type === 'joined' && frame.room === room)) {
+        clearTimeout(timer)
+        ws.close()
+        resolve(frames)
+      }
+    }
+  }), room)
+  t.equal(answer.length, 3, 'welcome, the lobby, the refusal: nothing of the room')
+  t.match(answer, [{ type: 'welcome', name: 'carol' }, { type: 'joined', room: 'lobby' }, { type: 'error', code: 'forbidden', room }])
+  t.equal((answer[0] as { id: string }).id, await carol.getAttribute('#users li.me', 'data-id'), 'the raw socket is carol herself')
+  t.same((await app.chat.presence(room)).map((user) => user.name).sort(), ['alice', 'bob'], 'only the two are in it')
+
+  // Her own conversation with alice is another room, with none of theirs.
+  await carol.click('#users .name >> text=alice')
+  await carol.waitForFunction(() => document.getElementById('room-title')?.textContent === 'alice', undefined, WAIT)
+  t.not(await carol.getAttribute('#room-list .room.direct', 'data-room'), room)
+  t.same(await texts(carol), [])
+
+  // A reload reopens the conversation by naming bob.
+  await alice.reload()
+  await status(alice, 'open')
+  await alice.waitForFunction(() => document.querySelectorAll('#room-list .room').length === 2, undefined, WAIT)
+  t.same(await roomsShown(alice), { rooms: ['lobby', 'bob'], current: 'bob' })
+  await waitForText(alice, 'hi alice')
+  t.same(await texts(alice), ['psst, bob', 'hi alice'])
+
+  await mkdir(ARTIFACTS, { recursive: true })
+  await bob.screenshot({ path: `${ARTIFACTS}direct.png` })
   t.same(problems.splice(0), [], 'no dialog opened and no page error')
 })

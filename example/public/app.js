@@ -27,7 +27,9 @@ const ui = {
   textInput: $('text-input'),
   sendButton: document.querySelector('#send-form button'),
   counter: $('counter'),
-  users: $('users')
+  users: $('users'),
+  staffTools: $('staff-tools'),
+  reasonInput: $('reason-input')
 }
 
 /** room name -> { messages, pending: Map<cid, message>, users: Map<id, user>, unread } */
@@ -35,6 +37,10 @@ const rooms = new Map()
 let current = null
 // A room the user asked to join (or was in before a reload): we switch to it once the server confirms.
 let switchTo = null
+// The user whose direct conversation this page asked to open: we switch to it once the server confirms.
+let directTo = null
+// Whether the server took this page's staff token (see /staff/check): it then shows remove and kick.
+let staff = false
 // Longest message the server takes, in code points like the server counts; from /settings.json.
 let maxLength = Infinity
 
@@ -48,13 +54,23 @@ function loadSession () {
   }
 }
 
-// ?name= and ?room= in the page's address pick the name and first room, so a link can share them.
+// ?name= and ?room= in the page's address pick the name and first room, so a link can share them;
+// ?staff= carries the staff token, which the socket and the moderation routes check.
 const params = new URLSearchParams(window.location.search)
 const session = loadSession()
 const linkRoom = params.get('room')
-// The rooms this tab is in, in order: kept across a reload, so it joins them all again.
+const staffToken = params.get('staff')
 const isRoom = (room) => typeof room === 'string' && ROOM_PATTERN.test(room)
-const memberOf = new Set(Array.isArray(session.rooms) ? session.rooms.filter(isRoom) : [])
+// Direct rooms are named after a hash of the two ids: the server only lets them be
+// reopened by naming the other user, which is what a reload does (see `directs`).
+const isDirect = (room) => room.startsWith('dm-')
+// The rooms this tab is in, in order: kept across a reload, so it joins them all again.
+const memberOf = new Set(Array.isArray(session.rooms) ? session.rooms.filter((room) => isRoom(room) && !isDirect(room)) : [])
+const isUser = (user) => typeof user?.id === 'string' && typeof user.name === 'string'
+/** Direct room name -> the other user ({ id, name }): reopened with openDirect after a reload. */
+const directs = new Map(Array.isArray(session.direct)
+  ? session.direct.filter((entry) => isRoom(entry?.room) && isUser(entry.with)).map((entry) => [entry.room, entry.with])
+  : [])
 if (isRoom(linkRoom) && !memberOf.has(linkRoom)) {
   memberOf.add(linkRoom)
   switchTo = linkRoom
@@ -63,7 +79,10 @@ if (isRoom(linkRoom) && !memberOf.has(linkRoom)) {
 }
 const [firstRoom, ...otherRooms] = memberOf
 // The first room rides in the URL; without one the server's default room is joined.
-const chat = connect(firstRoom === undefined ? '/chat' : `/chat?room=${encodeURIComponent(firstRoom)}`, {
+const socketQuery = new URLSearchParams()
+if (firstRoom !== undefined) socketQuery.set('room', firstRoom)
+if (staffToken !== null) socketQuery.set('staff', staffToken)
+const chat = connect(socketQuery.toString() === '' ? '/chat' : `/chat?${socketQuery}`, {
   name: params.get('name') ?? localStorage.getItem(NAME_KEY) ?? undefined,
   rooms: otherRooms,
   // The same user id as before the reload, so nobody sees us twice.
@@ -72,7 +91,12 @@ const chat = connect(firstRoom === undefined ? '/chat' : `/chat?room=${encodeURI
 
 function remember () {
   // Before welcome and the first joined, what the last page saved still holds.
-  const state = { resume: chat.resumeToken ?? session.resume, rooms: [...memberOf], current: current ?? switchTo }
+  const state = {
+    resume: chat.resumeToken ?? session.resume,
+    rooms: [...memberOf],
+    direct: [...directs].map(([room, other]) => ({ room, with: other })),
+    current: current ?? switchTo
+  }
   try {
     sessionStorage.setItem(SESSION_KEY, JSON.stringify(state))
   } catch {
@@ -94,6 +118,38 @@ function roomState (name) {
     rooms.set(name, room)
   }
   return room
+}
+
+/**
+ * The name the page sees `user` under in its rooms now, else the one given:
+ * presence keeps the rooms' names current, while a server that has not met
+ * the other user of a direct room yet may only know their id.
+ */
+function seenName (user) {
+  for (const room of rooms.values()) {
+    const seen = room.users.get(user.id)
+    if (seen !== undefined) return seen.name
+  }
+  return user.name
+}
+
+/** What the page calls a room: a direct one by the other user's name. */
+function roomLabel (name) {
+  return directs.get(name)?.name ?? name
+}
+
+/** Forgets a room the page is no longer in, and shows another if it was the one shown. */
+function dropRoom (name) {
+  rooms.delete(name)
+  memberOf.delete(name)
+  directs.delete(name)
+  if (switchTo === name) switchTo = null
+  if (name === current) {
+    show(rooms.keys().next().value ?? null)
+  } else {
+    renderRooms()
+    remember()
+  }
 }
 
 const clock = { hour: '2-digit', minute: '2-digit' }
@@ -130,8 +186,11 @@ function pendingElement (cid) {
 
 function renderRooms () {
   ui.roomList.replaceChildren(...[...rooms].map(([name, room]) => {
-    const button = element('button', 'room', name)
+    const direct = directs.has(name)
+    const button = element('button', direct ? 'room direct' : 'room', roomLabel(name))
     button.type = 'button'
+    button.dataset.room = name
+    if (direct) button.title = `Direct conversation with ${roomLabel(name)}`
     if (name === current) button.setAttribute('aria-current', 'true')
     if (room.unread > 0) button.append(element('span', 'badge', String(room.unread)))
     button.addEventListener('click', () => show(name))
@@ -141,10 +200,39 @@ function renderRooms () {
   }))
 }
 
+function actionButton (className, text, title, onClick) {
+  const node = element('button', className, text)
+  node.type = 'button'
+  node.title = title
+  node.addEventListener('click', onClick)
+  return node
+}
+
+/** One entry of the online list: another user's name opens a direct conversation; staff get remove and kick. */
+function userItem (user) {
+  const item = element('li', user.id === chat.id ? 'me' : '')
+  item.dataset.id = user.id
+  if (user.id === chat.id) {
+    item.append(element('span', 'name', user.name))
+    return item
+  }
+  item.append(actionButton('name', user.name, `Talk to ${user.name} privately`, () => openDirect(user)))
+  if (staff) {
+    const room = current
+    const tools = element('span', 'tools')
+    tools.append(
+      actionButton('remove', 'remove', `Remove ${user.name} from ${roomLabel(room)}`, () => moderate('remove', { room, userId: user.id })),
+      actionButton('kick', 'kick', `Disconnect ${user.name} everywhere`, () => moderate('kick', { userId: user.id }))
+    )
+    item.append(tools)
+  }
+  return item
+}
+
 function renderUsers () {
   const users = current === null ? [] : [...rooms.get(current).users.values()]
   users.sort((a, b) => a.name.localeCompare(b.name))
-  ui.users.replaceChildren(...users.map((user) => element('li', user.id === chat.id ? 'me' : '', user.name)))
+  ui.users.replaceChildren(...users.map(userItem))
 }
 
 function renderMessages () {
@@ -171,7 +259,7 @@ function renderComposer () {
 function show (name) {
   current = name
   if (name !== null) roomState(name).unread = 0
-  ui.roomTitle.textContent = name ?? 'No room'
+  ui.roomTitle.textContent = name === null ? 'No room' : roomLabel(name)
   renderRooms()
   renderMessages()
   renderUsers()
@@ -180,17 +268,56 @@ function show (name) {
 }
 
 let noticeTimer
-function notify (text) {
+/** Shows `text` for a while, or until the page is left when `sticky`. */
+function notify (text, sticky = false) {
   ui.notice.textContent = text
   ui.notice.hidden = false
   clearTimeout(noticeTimer)
-  noticeTimer = setTimeout(() => { ui.notice.hidden = true }, 6000)
+  if (!sticky) noticeTimer = setTimeout(() => { ui.notice.hidden = true }, 6000)
+}
+
+function openDirect (user) {
+  const open = [...directs].find(([, other]) => other.id === user.id)
+  if (open !== undefined && rooms.has(open[0])) return show(open[0])
+  try {
+    directTo = user.id
+    chat.openDirect(user.id)
+  } catch (err) {
+    directTo = null
+    notify(`Sorry, ${err.message}`)
+  }
+}
+
+/** Asks the server to remove or kick a user; the reason typed in the staff box goes along. */
+async function moderate (action, body) {
+  const reason = ui.reasonInput.value.trim()
+  const request = reason === '' ? body : { ...body, reason }
+  try {
+    const response = await fetch(`/staff/${action}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${staffToken}` },
+      body: JSON.stringify(request)
+    })
+    const answer = await response.json().catch(() => ({}))
+    if (!response.ok) notify(`Sorry, that did not work: ${answer.message ?? response.statusText}`)
+  } catch (err) {
+    notify(`Sorry, that did not work: ${err.message}`)
+  }
 }
 
 chat.on('status', (status) => {
   ui.status.textContent = status
   ui.status.dataset.status = status
   renderComposer()
+})
+
+chat.on('closed', ({ code, reason }) => {
+  // The server closed this page for good (a kick, say): the client does not reconnect.
+  const why = reason === '' ? `code ${code}` : reason
+  notify(`You were disconnected by the server (${why}). Reload the page to come back.`, true)
+  // No presence reaches a closed page: who was online is no longer known.
+  for (const room of rooms.values()) room.users.clear()
+  renderUsers()
 })
 
 chat.on('welcome', ({ name }) => {
@@ -209,6 +336,7 @@ chat.on('renamed', ({ name }) => {
 })
 
 chat.on('joined', (frame) => {
+  const fresh = !rooms.has(frame.room)
   const room = roomState(frame.room)
   // recovered: history is exactly what we missed. Otherwise a gap is possible
   // and history is the latest page, so it replaces what we had.
@@ -216,11 +344,17 @@ chat.on('joined', (frame) => {
   // A message whose echo a dropped socket lost comes back in the history instead.
   for (const message of frame.history) room.pending.delete(message.cid)
   room.users = new Map(frame.users.map((user) => [user.id, user]))
-  memberOf.add(frame.room)
-  if (current === null || switchTo === frame.room || current === frame.room) {
+  // A direct room: one this page opened, or one the other user wrote in first.
+  if (frame.with !== undefined) directs.set(frame.room, { id: frame.with.id, name: seenName(frame.with) })
+  else memberOf.add(frame.room)
+  const asked = switchTo === frame.room || (directTo !== null && frame.with?.id === directTo)
+  if (current === null || asked || current === frame.room) {
     if (switchTo === frame.room) switchTo = null
+    if (asked) directTo = null
     show(frame.room)
   } else {
+    // A conversation the other user started: their first messages come in its history.
+    if (fresh && frame.with !== undefined) room.unread = frame.history.filter((message) => message.from.id !== chat.id).length
     renderRooms()
     remember()
   }
@@ -250,22 +384,34 @@ chat.on('presence', ({ room, event, user }) => {
   if (state === undefined) return
   if (event === 'leave') state.users.delete(user.id)
   else state.users.set(user.id, user)
-  if (room === current) renderUsers()
-})
-
-chat.on('left', ({ room }) => {
-  rooms.delete(room)
-  memberOf.delete(room)
-  if (room === current) {
-    show(rooms.keys().next().value ?? null)
-  } else {
+  // The other user of a direct room renamed: the room list follows.
+  const other = directs.get(room)
+  if (other !== undefined && other.id === user.id && event !== 'leave' && other.name !== user.name) {
+    directs.set(room, { id: user.id, name: user.name })
+    if (room === current) ui.roomTitle.textContent = user.name
     renderRooms()
     remember()
   }
+  if (room === current) renderUsers()
+})
+
+chat.on('left', ({ room, reason, message }) => {
+  if (reason === 'removed') {
+    const label = roomLabel(room)
+    notify(message === undefined ? `You were removed from ${label}.` : `You were removed from ${label}: ${message}`)
+  }
+  dropRoom(room)
 })
 
 chat.on('error', (frame) => {
   const failed = frame.cid === undefined ? undefined : [...rooms.values()].find((room) => room.pending.has(frame.cid))
+  if (failed === undefined && frame.code === 'forbidden' && frame.room !== undefined) {
+    // A join refused (a refused message has its cid among the pending): the room is not for this user.
+    directTo = null
+    notify(`Sorry, you may not enter ${roomLabel(frame.room)}.`)
+    dropRoom(frame.room)
+    return
+  }
   if (failed === undefined) {
     notify(`Sorry, that did not work: ${frame.message}`)
     return
@@ -333,6 +479,17 @@ ui.sendForm.addEventListener('submit', (event) => {
   renderComposer()
 })
 
+if (staffToken !== null) {
+  fetch('/staff/check', { headers: { authorization: `Bearer ${staffToken}` } })
+    .then((response) => {
+      staff = response.ok
+      ui.staffTools.hidden = !staff
+      if (staff) renderUsers()
+      else notify('That staff token was not accepted: this page has no moderation tools.')
+    })
+    .catch(() => notify('Could not check the staff token: this page has no moderation tools.'))
+}
+
 fetch('/settings.json')
   .then((response) => response.ok ? response.json() : null)
   .then((settings) => {
@@ -346,4 +503,7 @@ fetch('/settings.json')
   })
 
 show(null)
+// A reloaded page reopens its direct conversations by naming the other user;
+// the client sends them once the socket is open.
+for (const other of directs.values()) chat.openDirect(other.id)
 if (linkRoom !== null && !isRoom(linkRoom)) notify(`Sorry, "${linkRoom}" is not a room name: use 1 to 64 of A-Z a-z 0-9 _ -`)
