@@ -22,6 +22,9 @@ import { startRedis } from './helpers/redis.js'
 const tmp = await mkdtemp(join(tmpdir(), 'fastify-chat-example-'))
 t.teardown(() => rm(tmp, { recursive: true, force: true }))
 
+// The example's staff token where a test sets one; spaces, so URLs must encode it.
+const STAFF_TOKEN = 'correct horse battery staple'
+
 async function build (t: { teardown (fn: () => unknown): void }) {
   const app = await buildServer({ env: { CHAT_DB: ':memory:' } })
   t.teardown(() => app.close())
@@ -163,28 +166,32 @@ t.test('a store passed in is used, and left open on close', async (t) => {
 t.test('the example process serves, then closes every socket with 1001 on SIGTERM', { timeout: 30_000 }, async (t) => {
   const server = new URL('../dist/example/server.js', import.meta.url).pathname
   const db = join(tmp, 'process', 'chat.db')
-  const child = spawn(process.execPath, [server], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', CHAT_DB: db } })
+  const child = spawn(process.execPath, [server], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', CHAT_DB: db, STAFF_TOKEN } })
   t.teardown(() => { child.kill('SIGKILL') })
   const exited = once(child, 'exit')
 
   const lines = createInterface({ input: child.stdout })
-  let address: string | undefined
-  for await (const line of lines) {
-    const match = /chat example at (http:\/\/127\.0\.0\.1:\d+)\//.exec(line)
-    if (match !== null) {
-      address = match[1]
-      break
-    }
-  }
+  const log: string[] = []
+  const logEnded = once(lines, 'close')
+  const address = await within(new Promise<string>((resolve) => {
+    lines.on('line', (line) => {
+      log.push(line)
+      const match = /chat example at (http:\/\/127\.0\.0\.1:\d+)\//.exec(line)
+      if (match !== null) resolve(match[1] as string)
+    })
+  }), 15_000, 'the URL in the log')
   t.ok(address, 'logs the URL it serves')
   const page = await fetch(`${address as string}/`)
   t.equal(page.status, 200)
   t.match(await page.text(), /<script type="module" src="\/app.js">/)
 
-  const socket = new WebSocket(`${(address as string).replace('http', 'ws')}/chat?name=probe`)
+  // A staff socket: its URL carries the token, which the log must not.
+  const socket = new WebSocket(`${(address as string).replace('http', 'ws')}/chat?name=probe&staff=${encodeURIComponent(STAFF_TOKEN)}&room=staff-x`)
   const welcome = once(socket, 'message')
+  const joined = new Promise((resolve) => socket.on('message', (data) => { if (JSON.parse(String(data)).type === 'joined') resolve(JSON.parse(String(data))) }))
   await once(socket, 'open')
   t.match(JSON.parse(String((await welcome)[0])), { type: 'welcome', name: 'probe' })
+  t.match(await within(joined, 3000, 'joined'), { room: 'staff-x' }, 'STAFF_TOKEN is read from the environment')
   const closed = once(socket, 'close')
   child.kill('SIGTERM')
   const [code] = await closed
@@ -192,9 +199,11 @@ t.test('the example process serves, then closes every socket with 1001 on SIGTER
   const [exitCode] = await exited
   t.equal(exitCode, 0, 'exits cleanly once closed')
   await t.resolves(access(db), 'history went to CHAT_DB')
+  await within(logEnded, 3000, 'the end of the log')
+  const upgrade = log.find((line) => line.includes('/chat?name=probe'))
+  t.match(upgrade, '/chat?name=probe&staff=[redacted]&room=staff-x', 'the socket\'s request is logged, its token blanked')
+  t.notOk(log.some((line) => line.includes(encodeURIComponent(STAFF_TOKEN)) || line.includes(STAFF_TOKEN)), 'the token is in no log line')
 })
-
-const STAFF_TOKEN = 'correct horse battery staple'
 
 /** The example on a free loopback port, with its history in memory and `env` on top. */
 async function served (t: Test, env: NodeJS.ProcessEnv = { STAFF_TOKEN }, opts: ExampleOptions = {}): Promise<{ app: FastifyInstance, url: string }> {
