@@ -38,8 +38,8 @@ t.test('alice opens a conversation with bob; bob, in no room, is brought in by h
   alice.send({ type: 'join', with: 'bob' })
   const opened = await alice.expect('joined')
   const room = directRoom('alice', 'bob')
-  t.match(opened, { room, recovered: false, history: [], users: [{ id: 'alice', name: 'Alice' }], with: { id: 'bob', name: 'bob' } },
-    'bob\'s name is his id until he has been in the conversation')
+  t.match(opened, { room, recovered: false, history: [], users: [{ id: 'alice', name: 'Alice' }], with: { id: 'bob', name: 'Bob' } },
+    'bob is connected here: his name from his socket')
 
   alice.send({ type: 'message', room, text: 'hi bob', cid: 'c1' })
   t.match(await alice.expect('message'), { room, text: 'hi bob' })
@@ -59,6 +59,13 @@ t.test('alice opens a conversation with bob; bob, in no room, is brought in by h
 
   alice.send({ type: 'join', with: 'bob' })
   t.match(await alice.expect('joined'), { with: { id: 'bob', name: 'Bob' } }, 'with bob in the room, his name as present')
+})
+
+t.test('the other user\'s name is their id while nothing here knows it', async (t) => {
+  const { url } = await server(t)
+  const alice = await user(t, url, 'alice')
+  alice.send({ type: 'join', with: 'zed' })
+  t.match(await alice.expect('joined'), { with: { id: 'zed', name: 'zed' } })
 })
 
 t.test('every tab of the other user that is not in the room is brought in; one already in gets no second joined', async (t) => {

@@ -106,6 +106,11 @@ export class Hub {
     conn.release()
   }
 
+  /** The name of user `id` now, if they have a socket on this server. */
+  nameOf (id: string): string | undefined {
+    return this.#connections.ofUser(id)[0]?.name
+  }
+
   /** Whether `conn` is still open here: a join queued behind its close must not add it back. */
   has (conn: Connection): boolean {
     return this.#connections.has(conn)

@@ -113,7 +113,9 @@ export class Session {
       conn.sendError('unavailable', 'the room is unavailable right now, try joining again', cid, room)
       return
     }
-    const direct = users?.find((user) => user.id === other) ?? { id: other, name: other }
+    // The pair has the other user's name once they opened it themselves; until then, a socket of theirs here may know it.
+    const recorded = users?.find((user) => user.id === other && user.name !== other)
+    const direct = recorded ?? { id: other, name: this.#hub.nameOf(other) ?? other }
     await this.#hub.join(conn, room, since, direct)
   }
 
