@@ -19,14 +19,16 @@ async function texts (node: RecordingNode, count: number): Promise<string[]> {
  * Drops `adapter`'s subscriber connection and keeps it from reconnecting
  * (Redis refuses new clients) until the returned function is called: a
  * window in which pub/sub cannot reach it, as in a network split. The
- * adapter's subscriber must be the only subscribed client (named `name`, if given).
+ * adapter's subscriber must be the only client subscribed to a room (named `name`, if given).
  */
 async function cutSubscriber (t: Test, admin: Redis, adapter: RedisAdapter, room: string, name?: string): Promise<() => Promise<void>> {
   const clients = (await admin.client('LIST') as string).trim().split('\n')
   const subscribed = []
   for (const line of clients) {
     const id = /\bid=(\d+)/.exec(line)?.[1]
-    if (/\bsub=[1-9]/.test(line) && id !== undefined && (name === undefined || line.includes(` name=${name} `))) subscribed.push(id)
+    // Every server's subscriber listens to the control channel: the one cut listens to a room too.
+    const channels = Number(/\bsub=(\d+)/.exec(line)?.[1] ?? 0)
+    if (channels > 1 && id !== undefined && (name === undefined || line.includes(` name=${name} `))) subscribed.push(id)
   }
   if (subscribed.length !== 1) throw new Error(`expected one subscribed client, got ${subscribed.length}`)
   const down = adapterEvent('down', 'subscriber')
