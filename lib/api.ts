@@ -186,7 +186,7 @@ export function createChat (parts: ChatParts): Chat {
       checkRoom(room)
       checkId('userId', userId)
       open()
-      return await moderation.run({ type: 'add', room, userId })
+      return await moderation.add(room, userId)
     }
   })
 }

@@ -86,6 +86,21 @@ t.test('every tab of the other user that is not in the room is brought in; one a
   t.match(await tab1.expect('message'), { text: 'marker' }, 'the first tab got no joined in between')
 })
 
+t.test('app.chat.addToRoom into a direct room adds one of its users as its user: with the other, whose sockets its messages bring in', async (t) => {
+  const { app, url } = await server(t)
+  const alice = await user(t, url, 'alice')
+  alice.send({ type: 'join', with: 'bob' })
+  const { room } = await alice.expect('joined')
+  alice.send({ type: 'leave', room })
+  await alice.expect('left')
+  const bob = await user(t, url, 'bob')
+  t.equal(await app.chat.addToRoom(room, 'bob'), 1)
+  t.match(await bob.expect('joined'), { room, with: { id: 'alice', name: 'Alice' } })
+  bob.send({ type: 'message', room, text: 'you called?' })
+  await bob.expect('message')
+  t.match(await alice.expect('joined'), { room, with: { id: 'bob', name: 'Bob' }, history: [{ text: 'you called?' }] }, 'alice is brought back in')
+})
+
 t.test('a third user can join neither by `with` nor by name', async (t) => {
   const { url } = await server(t)
   const alice = await user(t, url, 'alice')

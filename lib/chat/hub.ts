@@ -143,7 +143,7 @@ export class Hub {
       conn.request.log.error({ err, room }, 'fastify-chat: join failed, the adapter or store is unavailable')
       this.#replay.abandon(conn, room, held)
       if (isNew && conn.removeRoom(room)) this.#removeMember(conn, room)
-      conn.sendError('unavailable', 'the room is unavailable right now, try joining again')
+      conn.sendError('unavailable', 'the room is unavailable right now, try joining again', undefined, room)
       return
     }
     // Messages still in the room's batch go to the held ones (and are

@@ -5,6 +5,7 @@ import { MAX_USER_ID_LENGTH } from '../protocol/wire.js'
 import type { User } from '../protocol/wire.js'
 import type { Connection } from '../transport/connection.js'
 import type { Connections } from '../transport/connections.js'
+import { isDirectRoom } from './direct.js'
 import type { Hub } from './hub.js'
 
 /**
@@ -28,6 +29,17 @@ export class Moderation {
   async run (command: ControlCommand): Promise<number> {
     await this.#control.send(command)
     return this.apply(command)
+  }
+
+  /**
+   * Adds the user's sockets to `room` on every server. In a direct room the
+   * user is one of, they join it as its user: with the other as `with`, and
+   * their messages there bring the other in.
+   */
+  async add (room: string, userId: string): Promise<number> {
+    const pair = isDirectRoom(room) ? await this.#control.pairOf(room) : null
+    const other = pair?.some((user) => user.id === userId) === true ? pair.find((user) => user.id !== userId) : undefined
+    return await this.run(other === undefined ? { type: 'add', room, userId } : { type: 'add', room, userId, with: other })
   }
 
   /**
