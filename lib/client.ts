@@ -113,6 +113,10 @@ export class ChatConnection {
   // openDirect() calls not answered by a `joined` yet, user id -> the join's
   // cid: asked again after a reconnect, and dropped when the server refuses.
   #directAsks = new Map<string, string>()
+  // Joins the server answered `unavailable` (its Redis away, say), asked
+  // again on this socket after a backoff of their own: per room, the
+  // retries so far and the pending timer.
+  #retries = new Map<string, { attempt: number, timer: ReturnType<typeof setTimeout> }>()
   // Joins asked for on the current socket and not answered yet, per room: a
   // `joined` beyond them, for a room already joined, is the server starting it over.
   #asked = new Map<string, number>()
@@ -212,6 +216,7 @@ export class ChatConnection {
     // A join may still be on its way, so a wanted room is left even before its `joined`.
     const wanted = this.#wanted.delete(room)
     const direct = this.#directs.delete(room)
+    this.#stopRetries(room)
     if (this.#status === 'open' && (wanted || direct || this.#joined.has(room))) this.#write({ type: 'leave', room })
   }
 
@@ -258,6 +263,7 @@ export class ChatConnection {
 
   #end (why: ClosedEvent): void {
     clearTimeout(this.#timer)
+    this.#stopRetries()
     this.#queue = []
     this.#inFlight.clear()
     this.#joined.clear()
@@ -380,6 +386,7 @@ export class ChatConnection {
   /** Waits the backoff, then tries again: a socket dropped, or an attempt failed before one opened. */
   #dropped (): void {
     this.#socket = null
+    this.#stopRetries()
     this.#joined.clear()
     this.#setStatus('reconnecting')
     const ceiling = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** this.#attempt++)
@@ -402,6 +409,7 @@ export class ChatConnection {
         this.#joined.delete(frame.room)
         this.#wanted.delete(frame.room)
         this.#directs.delete(frame.room)
+        this.#stopRetries(frame.room)
         return this.#events.emit('left', frame)
       case 'renamed':
         this.#name = frame.name
@@ -425,11 +433,42 @@ export class ChatConnection {
     if (direct !== undefined && (code === 'forbidden' || code === 'invalid_message')) this.#directAsks.delete(direct)
     // A refused publish is `forbidden` too, with the message's cid: the room
     // stays. Joins carry no cid, but openDirect's.
-    if (code === 'forbidden' && room !== undefined && (cid === undefined || direct !== undefined)) {
+    const aboutJoin = room !== undefined && (cid === undefined || direct !== undefined)
+    if (code === 'unavailable' && aboutJoin) this.#retryJoin(room, direct)
+    if (code === 'forbidden' && aboutJoin) {
       this.#wanted.delete(room)
       this.#directs.delete(room)
       this.#joined.delete(room)
       this.#asked.delete(room)
+    }
+  }
+
+  /** Asks again, after a backoff, for a join of `room` (or the direct room with `userId`) that the server could not serve. */
+  #retryJoin (room: string, userId: string | undefined): void {
+    // That join gets no `joined`: an unasked one later would be a reset.
+    const asked = this.#asked.get(room) ?? 0
+    if (asked > 1) this.#asked.set(room, asked - 1)
+    else this.#asked.delete(room)
+    const retry = this.#retries.get(room)
+    clearTimeout(retry?.timer)
+    const attempt = retry?.attempt ?? 0
+    const ceiling = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** attempt)
+    const socket = this.#socket
+    const timer = setTimeout(() => {
+      // On another socket every room is asked for again anyway.
+      if (socket !== this.#socket || this.#status !== 'open' || this.#joined.has(room)) return
+      const direct = this.#directs.get(room)?.id ?? userId
+      if (direct !== undefined) this.#joinDirect(direct, this.#directs.has(room) ? room : undefined, this.#directAsks.get(direct))
+      else if (this.#wanted.has(room)) this.#join(room)
+    }, Math.random() * ceiling)
+    this.#retries.set(room, { attempt: attempt + 1, timer })
+  }
+
+  #stopRetries (room?: string): void {
+    for (const [name, retry] of this.#retries) {
+      if (room !== undefined && name !== room) continue
+      clearTimeout(retry.timer)
+      this.#retries.delete(name)
     }
   }
 
@@ -453,6 +492,7 @@ export class ChatConnection {
   }
 
   #onJoined (frame: JoinedFrame): void {
+    this.#stopRetries(frame.room)
     for (const message of frame.history) this.#settled(message.cid)
     const asked = this.#asked.get(frame.room) ?? 0
     if (asked > 1) this.#asked.set(frame.room, asked - 1)

@@ -473,6 +473,47 @@ class ResettableAdapter extends LocalAdapter {
   }
 }
 
+/** A store that fails the next `failures` reads of a room's latest history, as a store or Redis that is away does. */
+class FlakyStore extends LosableStore {
+  failures = 0
+  reads = 0
+  override async recent (room: string, limit: number): Promise<HistoryPage> {
+    this.reads++
+    if (this.failures > 0) {
+      this.failures--
+      throw new Error('store away')
+    }
+    return await super.recent(room, limit)
+  }
+}
+
+t.test('against a server: a join answered unavailable is asked again after a backoff, on the same socket, until it is in', async (t) => {
+  const store = new FlakyStore()
+  const { app, url } = await listen(t, { store, defaultRoom: null })
+  await app.chat.broadcast('ops', 'kept')
+  const conn = connect(`${url}/chat`, { WebSocket, backoff: { initialMs: 20, maxMs: 40 } })
+  t.teardown(() => conn.close())
+  await waitFor(conn, 'status', (status) => status === 'open')
+  store.failures = 3
+  const refused: string[] = []
+  conn.on('error', (frame) => refused.push(`${frame.code} ${frame.room ?? ''}`))
+  const welcomes: unknown[] = []
+  conn.on('welcome', (frame) => welcomes.push(frame))
+  const joined = waitFor(conn, 'joined')
+  conn.join('ops')
+  const frame = await joined
+  t.strictSame(refused, ['unavailable ops', 'unavailable ops', 'unavailable ops'], 'told three times')
+  t.match(frame, { room: 'ops', history: [{ text: 'kept' }] })
+  t.strictSame(conn.rooms, ['ops'])
+  t.strictSame(welcomes, [], 'on the same socket: no reconnect')
+  t.equal(app.chat.size, 1)
+  const resets: unknown[] = []
+  conn.on('reset', (reset) => resets.push(reset))
+  await app.chat.broadcast('ops', 'after')
+  await waitFor(conn, 'message', (message) => message.text === 'after')
+  t.strictSame(resets, [], 'the answered join is not mistaken for a reset later')
+})
+
 t.test('against a server: a room reset shows the messages after it, though their offsets start over', async (t) => {
   const store = new LosableStore()
   const adapter = new ResettableAdapter(store, false)
@@ -845,6 +886,43 @@ t.test('params that never settle: after 10 s the attempt has failed, the next ca
     await Promise.resolve()
     t.equal(sockets.length, 1, 'the late answer opened nothing')
     conn.close()
+  })
+})
+
+t.test('join retries back off up to maxMs, and stop when the room is left, the socket drops or the client closes', async (t) => {
+  const { FakeSocket, sockets } = fakeSockets()
+  await withFakeClock(async (clock) => {
+    const conn = connect('ws://chat.test/chat', { WebSocket: FakeSocket, backoff: { initialMs: 100, maxMs: 400 } })
+    const first = sockets[0] as InstanceType<typeof FakeSocket>
+    first.receive({ type: 'welcome', id: 'u', clientId: 'c1', name: 'U' })
+    const joins = (socket: InstanceType<typeof FakeSocket>, room: string): number =>
+      socket.sent.filter((frame) => frame.type === 'join' && frame.room === room).length
+    const unavailable = (socket: InstanceType<typeof FakeSocket>, room: string): void =>
+      socket.receive({ type: 'error', code: 'unavailable', message: 'away', room })
+
+    conn.join('a')
+    for (const [wait, total] of [[100, 2], [200, 3], [400, 4], [400, 5]] as const) {
+      unavailable(first, 'a')
+      clock.tick(wait)
+      t.equal(joins(first, 'a'), total, `asked again within ${wait} ms`)
+    }
+    unavailable(first, 'a')
+    conn.leave('a')
+    clock.tick(1000)
+    t.equal(joins(first, 'a'), 5, 'not after it was left')
+
+    conn.join('b')
+    unavailable(first, 'b')
+    first.drop()
+    clock.tick(10_000)
+    t.equal(joins(first, 'b'), 1, 'not on a socket that dropped')
+    const second = sockets[1] as InstanceType<typeof FakeSocket>
+    second.receive({ type: 'welcome', id: 'u', clientId: 'c2', name: 'U' })
+    t.equal(joins(second, 'b'), 1, 'the new socket asks once, as for every room')
+    unavailable(second, 'b')
+    conn.close()
+    clock.tick(1000)
+    t.equal(joins(second, 'b'), 1, 'nothing after close')
   })
 })
 
