@@ -1,23 +1,16 @@
-import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import type { Test } from 'tap'
 import fastifyChat from '../index.js'
 import type { AuthorizeRequest, FastifyChatOptions } from '../index.js'
-import { Client } from './helpers/chat.js'
+import { Client, logLines } from './helpers/chat.js'
 
 interface Server { app: FastifyInstance, url: string, logs: Array<Record<string, unknown>> }
 
 /** The plugin with users named by `?user=`, no default room, and its error logs collected. */
 async function server (t: Test, opts: FastifyChatOptions = {}): Promise<Server> {
-  const logs: Array<Record<string, unknown>> = []
-  const stream = new Writable({
-    write (chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') logs.push(JSON.parse(line))
-      done()
-    }
-  })
+  const { lines: logs, stream } = logLines()
   const app = Fastify({ logger: { level: 'error', stream } })
   await app.register(fastifyChat, {
     presenceGraceMs: 0,

@@ -5,7 +5,6 @@ import { once } from 'node:events'
 import { createConnection } from 'node:net'
 import type { Socket } from 'node:net'
 import { createRequire } from 'node:module'
-import { Writable } from 'node:stream'
 import fastifyWebsocket from '@fastify/websocket'
 import Fastify from 'fastify'
 import t from 'tap'
@@ -14,7 +13,7 @@ import type { FastifyInstance } from 'fastify'
 import type WebSocket from 'ws'
 import fastifyChat, { MemoryStore } from '../index.js'
 import type { AppendResult, NewMessage } from '../index.js'
-import { Client, join, listen, messages, refusedWith, within } from './helpers/chat.js'
+import { Client, join, listen, messages, logLines, refusedWith, within } from './helpers/chat.js'
 
 /** Proves a client still chats: its own message comes back. */
 async function stillChats (t: Test, client: Client, text = 'still here'): Promise<void> {
@@ -44,18 +43,6 @@ function serverSocketOf (app: FastifyInstance, client: Client): WebSocket {
  */
 async function stopsReading (socket: WebSocket): Promise<void> {
   while (!socket.isPaused) await once(tcpOf(socket), 'pause')
-}
-
-/** A log stream for Fastify's logger, and the lines it has received, parsed. */
-function logLines (): { lines: Array<Record<string, unknown>>, stream: Writable } {
-  const lines: Array<Record<string, unknown>> = []
-  const stream = new Writable({
-    write (chunk, _encoding, done) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>)
-      done()
-    }
-  })
-  return { lines, stream }
 }
 
 /** Resolves with the first event on `channel` that passes `predicate`. */

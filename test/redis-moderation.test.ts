@@ -1,7 +1,6 @@
 // Moderation and direct messages across servers: two instances of the
 // plugin on one real redis-server, users identified by `?user=` so one user
 // can hold sockets on both.
-import diagnostics from 'node:diagnostics_channel'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
@@ -13,7 +12,7 @@ import { directRoom } from '../lib/chat/direct.js'
 import type { ServerFrame } from '../lib/protocol/wire.js'
 import { Client, within } from './helpers/chat.js'
 import { eventually } from './helpers/eventually.js'
-import { adminClient, startRedis } from './helpers/redis.js'
+import { adapterUps, adminClient, startRedis } from './helpers/redis.js'
 import type { RedisServer } from './helpers/redis.js'
 
 interface Node { app: FastifyInstance, url: string }
@@ -60,20 +59,6 @@ async function enter (client: Client, room: string): Promise<Extract<ServerFrame
 async function marker (t: Test, from: Client, to: Client[], room: string, text: string): Promise<void> {
   from.send({ type: 'message', room, text })
   for (const client of to) t.match(await client.next(), { type: 'message', room, text }, `${text}: nothing arrived before it`)
-}
-
-/** Resolves once `count` `up` events of the adapters' connections were reported; start waiting before acting. */
-async function adapterUps (count: number, ms = 15_000): Promise<void> {
-  let onEvent: ((message: unknown) => void) | undefined
-  try {
-    await within(new Promise<void>((resolve) => {
-      let ups = 0
-      onEvent = (message) => { if ((message as { event: string }).event === 'up' && ++ups === count) resolve() }
-      diagnostics.subscribe('fastify-chat:adapter', onEvent)
-    }), ms, `${count} adapter "up" events`)
-  } finally {
-    if (onEvent !== undefined) diagnostics.unsubscribe('fastify-chat:adapter', onEvent)
-  }
 }
 
 /**

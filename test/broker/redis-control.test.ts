@@ -1,7 +1,6 @@
 // RedisControl on a real redis-server, through the adapter that routes the
 // control channel to it: direct rooms' pairs, commands between servers, and
 // what it does with payloads no server of ours sent.
-import diagnostics from 'node:diagnostics_channel'
 import Fastify from 'fastify'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
@@ -13,7 +12,7 @@ import type { RedisAdapterOptions } from '../../lib/broker/redis/redis-adapter.j
 import { RecordingNode } from '../helpers/broker-conformance.js'
 import { within } from '../helpers/chat.js'
 import { eventually } from '../helpers/eventually.js'
-import { adminClient, startRedis } from '../helpers/redis.js'
+import { adapterUps, adminClient, startRedis } from '../helpers/redis.js'
 import type { RedisServer } from '../helpers/redis.js'
 
 /** A recording node whose control commands can be awaited in order; `fail` makes the next one throw. */
@@ -56,20 +55,6 @@ async function server (t: Test, redis: RedisServer, opts: Partial<RedisAdapterOp
   t.teardown(() => adapter.close())
   await adapter.start({ node, historySize: 10, log })
   return { adapter, node }
-}
-
-/** Resolves once `count` `up` events of the adapters' connections were reported; start waiting before acting. */
-async function adapterUps (count: number, ms = 15_000): Promise<void> {
-  let onEvent: ((message: unknown) => void) | undefined
-  try {
-    await within(new Promise<void>((resolve) => {
-      let ups = 0
-      onEvent = (message) => { if ((message as { event: string }).event === 'up' && ++ups === count) resolve() }
-      diagnostics.subscribe('fastify-chat:adapter', onEvent)
-    }), ms, `${count} adapter "up" events`)
-  } finally {
-    if (onEvent !== undefined) diagnostics.unsubscribe('fastify-chat:adapter', onEvent)
-  }
 }
 
 /** How many connections subscribe the default chat's control channel. */

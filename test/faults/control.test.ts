@@ -1,23 +1,17 @@
 // Moderation while one instance is cut off from Redis: the commands it
 // missed live come from the control log once it is back, and they spare the
 // sockets opened after they were sent.
-import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import type { Test } from 'tap'
 import fastifyChat, { redisAdapter } from '../../index.js'
-import { Client, within } from '../helpers/chat.js'
+import { Client, logLines, within } from '../helpers/chat.js'
 import { adminClient, startRedis } from '../helpers/redis.js'
 import { startProxy } from '../helpers/tcp-proxy.js'
 
-async function node (t: Test, url: string, logs: Array<Record<string, unknown>> = []): Promise<{ app: FastifyInstance, url: string }> {
-  const stream = new Writable({
-    write (chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') logs.push(JSON.parse(line))
-      done()
-    }
-  })
+async function node (t: Test, url: string, log = logLines()): Promise<{ app: FastifyInstance, url: string }> {
+  const { stream } = log
   const app = Fastify({ logger: { level: 'warn', stream } })
   await app.register(fastifyChat, {
     presenceGraceMs: 0,
@@ -74,8 +68,8 @@ t.test('when the log was trimmed past what B last saw, B says so, and runs what 
   const admin = adminClient(t, redis)
   const proxy = await startProxy(t, redis.port)
   const a = await node(t, redis.url)
-  const logs: Array<Record<string, unknown>> = []
-  const b = await node(t, proxy.url, logs)
+  const log = logLines()
+  const b = await node(t, proxy.url, log)
   const bob = await connect(t, b.url, 'bob')
   const dave = await connect(t, b.url, 'dave')
   // B has seen a command: it knows where in the log it stands.
@@ -90,7 +84,7 @@ t.test('when the log was trimmed past what B last saw, B says so, and runs what 
   await healed
 
   t.strictSame(await within(bob.closed, 15_000, 'the kick still in the log'), { code: 4000, reason: 'kept' })
-  t.ok(logs.some((line) => line.level === 40 && /no longer holds every command/.test(String(line.msg))), 'the gap is logged')
+  t.ok(log.lines.some((line) => line.level === 40 && /no longer holds every command/.test(String(line.msg))), 'the gap is logged')
   dave.send({ type: 'name', name: 'dave-2' })
   t.match(await dave.expect('renamed'), { name: 'dave-2' }, 'the trimmed kick is lost, and said to be')
 })

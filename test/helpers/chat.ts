@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import WebSocket, { WebSocketServer } from 'ws'
@@ -134,4 +135,16 @@ export async function messages (client: Client, count: number): Promise<Array<{ 
     if (frame.type === 'message') out.push({ offset: frame.offset, text: frame.text })
   }
   return out
+}
+
+/** A log stream for Fastify's logger, and the lines it has received, parsed. */
+export function logLines (): { lines: Array<Record<string, unknown>>, stream: Writable } {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>)
+      done()
+    }
+  })
+  return { lines, stream }
 }

@@ -157,3 +157,17 @@ export async function adapterEvent (event: 'down' | 'up', role: 'commands' | 'su
     if (onEvent !== undefined) diagnostics.unsubscribe('fastify-chat:adapter', onEvent)
   }
 }
+
+/** Resolves once `count` `up` events of the adapters' connections were reported; start waiting before acting. */
+export async function adapterUps (count: number, ms = 15_000): Promise<void> {
+  let onEvent: ((message: unknown) => void) | undefined
+  try {
+    await within(new Promise<void>((resolve) => {
+      let ups = 0
+      onEvent = (message) => { if ((message as { event: string }).event === 'up' && ++ups === count) resolve() }
+      diagnostics.subscribe('fastify-chat:adapter', onEvent)
+    }), ms, `${count} adapter "up" events`)
+  } finally {
+    if (onEvent !== undefined) diagnostics.unsubscribe('fastify-chat:adapter', onEvent)
+  }
+}
