@@ -7,6 +7,7 @@ import { ROOM_RULE, isRoomName } from './protocol/text.js'
 import type { RateLimit } from './transport/rate-limit.js'
 import type { HistoryStore } from './stores/history-store.js'
 import { MemoryStore } from './stores/memory-store.js'
+import { MAX_MEMBERS_PAGE } from './protocol/wire.js'
 import type { User } from './protocol/wire.js'
 import { integerOption as integer, refuseUnknownKeys, shown } from './validate.js'
 
@@ -98,6 +99,20 @@ export interface FastifyChatOptions {
   closeTimeout?: number
   /** Milliseconds a user whose last socket left a room stays present, so a quick reconnect does not flash leave/join. @default 1000 */
   presenceGraceMs?: number
+  /** Users listed in a `joined` (the rest are paged with `members`); `count` always tells how many there are. @default 100 */
+  presenceListMax?: number
+  /** Above this many users in a room, members get `occupancy` counts instead of per-user presence events. @default 200 */
+  presenceEventsMax?: number
+  /** Milliseconds between two `occupancy` frames of one room, while its count changes. @default 1000 */
+  occupancyIntervalMs?: number
+  /** Joins processed at once on this server; more wait their turn in order (none is refused). @default 256 */
+  maxConcurrentJoins?: number
+  /**
+   * Key that signs resume tokens, at least 32 characters; give every server
+   * of a chat the same one. @default the adapter's (Redis, or the SQLite
+   * file), else a random one per process
+   */
+  secret?: string
   /** Fan-out between servers (and their shared history); see `redisAdapter`. @default in-process */
   adapter?: Adapter
 }
@@ -125,6 +140,11 @@ export interface ResolvedOptions {
   readonly allowedOrigins: ReadonlySet<string> | ((origin: string, request: FastifyRequest) => boolean | Promise<boolean>) | null
   readonly closeTimeout: number
   readonly presenceGraceMs: number
+  readonly presenceListMax: number
+  readonly presenceEventsMax: number
+  readonly occupancyIntervalMs: number
+  readonly maxConcurrentJoins: number
+  readonly secret: string | null
   /** The given adapter, or an in-process one over the given (or a new in-memory) store. */
   readonly adapter: Adapter
 }
@@ -145,7 +165,11 @@ export const defaults = Object.freeze({
   maxConnections: 10_000,
   maxConnectionsPerIp: 0,
   closeTimeout: 2000,
-  presenceGraceMs: 1000
+  presenceGraceMs: 1000,
+  presenceListMax: 100,
+  presenceEventsMax: 200,
+  occupancyIntervalMs: 1000,
+  maxConcurrentJoins: 256
 })
 
 // Timers take at most a signed 32-bit number of milliseconds.
@@ -163,7 +187,7 @@ function optionalFunction<T> (name: string, value: T | undefined): NonNullable<T
 const STORE_METHODS = ['append', 'recent', 'since', 'epoch'] as const
 const ADAPTER_METHODS = ['start', 'close'] as const
 const BROKER_METHODS = ['publish', 'subscribe', 'unsubscribe', 'recent', 'since'] as const
-const PRESENCE_METHODS = ['join', 'leave', 'rename', 'list'] as const
+const PRESENCE_METHODS = ['join', 'leave', 'rename', 'page', 'count'] as const
 const CONTROL_METHODS = ['send', 'pair', 'pairOf'] as const
 
 // Every option, and the register options Fastify itself reads.
@@ -172,6 +196,7 @@ const KNOWN_KEYS: ReadonlySet<string> = new Set([
   'refresh', 'onMessage',
   'store', 'serveClient', 'maxPayload', 'heartbeatInterval', 'maxBufferedBytes', 'rateLimit', 'maxConnections',
   'maxConnectionsPerIp', 'allowedOrigins', 'closeTimeout', 'presenceGraceMs', 'adapter',
+  'presenceListMax', 'presenceEventsMax', 'occupancyIntervalMs', 'maxConcurrentJoins', 'secret',
   'prefix', 'logLevel', 'logSerializers'
 ])
 
@@ -231,6 +256,17 @@ function resolveOrigins (value: unknown): ResolvedOptions['allowedOrigins'] {
   return origins
 }
 
+// Shorter keys are guessable enough to forge another user's resume token.
+const MIN_SECRET_LENGTH = 32
+
+function resolveSecret (value: unknown): string | null {
+  if (value === undefined) return null
+  if (typeof value !== 'string' || value.length < MIN_SECRET_LENGTH) {
+    throw new FST_CHAT_INVALID_OPTION('secret', `must be a string of at least ${MIN_SECRET_LENGTH} characters, got ${typeof value === 'string' ? `${value.length} characters` : shown(value)}`)
+  }
+  return value
+}
+
 /** Validates the user's options and returns a new, complete, frozen object. */
 export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions {
   if (typeof opts !== 'object' || opts === null) {
@@ -283,6 +319,11 @@ export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions 
     allowedOrigins: resolveOrigins(opts.allowedOrigins),
     closeTimeout: integer('closeTimeout', pick('closeTimeout'), 0, MAX_TIMER_MS),
     presenceGraceMs: integer('presenceGraceMs', pick('presenceGraceMs'), 0, MAX_TIMER_MS),
+    presenceListMax: integer('presenceListMax', pick('presenceListMax'), 0, MAX_MEMBERS_PAGE),
+    presenceEventsMax: integer('presenceEventsMax', pick('presenceEventsMax'), 0, 10_000_000),
+    occupancyIntervalMs: integer('occupancyIntervalMs', pick('occupancyIntervalMs'), 10, MAX_TIMER_MS),
+    maxConcurrentJoins: integer('maxConcurrentJoins', pick('maxConcurrentJoins'), 1, 1_000_000),
+    secret: resolveSecret(opts.secret),
     // Last: the default adapter is made only once every other option is valid.
     adapter: resolveAdapter(opts, historySize)
   })

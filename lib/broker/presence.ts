@@ -7,6 +7,22 @@ export interface PresenceEvent {
   user: User
   /** The old name, for `rename`. */
   previous?: string
+  /** How many distinct users the room has on every server after the event. */
+  count: number
+}
+
+/** What to page: up to `limit` users after the cursor `after` (a `next` of an earlier page). */
+export interface PageRequest {
+  limit: number
+  after?: string
+}
+
+/** A page of a room's users, each once, and how many there are in all. */
+export interface PresencePage {
+  users: User[]
+  count: number
+  /** The cursor of the next page; absent on the last one. */
+  next?: string
 }
 
 /** Where presence hands the events of the rooms this server has members in. */
@@ -24,10 +40,15 @@ export interface Presence {
   /** A user present on this server renamed; announces it. */
   rename (room: string, user: User, previous: string): Promise<void>
   /**
-   * Users in `room` on every server, each once. `toMembers`: the list goes
-   * to members of the room on this server (in a `joined`), rather than to a
-   * caller who only looks; presence that can lose data and restore it tells
-   * those members of what their list lacked.
+   * A page of the users in `room` on every server, each once, and their
+   * count; paging from no cursor to the last page lists each user present
+   * throughout exactly once. Neither may cost in proportion to the room's
+   * size beyond the page. `toMembers`: the page goes to members of the room
+   * on this server (in a `joined`), rather than to a caller who only looks;
+   * presence that can lose data and restore it tells those members of what
+   * their list lacked.
    */
-  list (room: string, toMembers?: boolean): Promise<User[]>
+  page (room: string, request: PageRequest, toMembers?: boolean): Promise<PresencePage>
+  /** How many distinct users are in `room` on every server. */
+  count (room: string): Promise<number>
 }

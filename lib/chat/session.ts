@@ -64,6 +64,8 @@ export class Session {
         return
       case 'refresh':
         return await this.#refresh(conn, frame.token)
+      case 'members':
+        return await this.#hub.members(conn, frame)
     }
   }
 

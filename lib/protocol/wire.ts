@@ -20,6 +20,12 @@ export const MAX_USER_ID_LENGTH = 128
 /** Longest token of a `refresh` frame. */
 export const MAX_TOKEN_LENGTH = 8192
 
+/** Most users one `members` page (or `app.chat.presence` call) may ask for. */
+export const MAX_MEMBERS_PAGE = 1000
+
+/** Longest `after` cursor of a `members` frame. */
+export const MAX_CURSOR_LENGTH = 256
+
 /** Direct rooms' names start with this; they are open only to their two users. */
 export const DIRECT_PREFIX = 'dm-'
 
@@ -84,7 +90,10 @@ export interface JoinedFrame {
   offset: number
   recovered: boolean
   history: ChatMessage[]
+  /** Some of the room's users: at most the server's `presenceListMax`; page the rest with `members`. */
   users: User[]
+  /** How many distinct users are in the room, on every server. */
+  count: number
   /** In a direct room: the other user. */
   with?: User
 }
@@ -95,7 +104,17 @@ export interface PresenceFrame {
   event: 'join' | 'leave' | 'rename'
   user: User
   previous?: string
+  /** How many distinct users are in the room after the event. */
+  count: number
 }
+/**
+ * How many users are in a room, sent instead of presence events while it has
+ * more than the server's `presenceEventsMax`: at most one per
+ * `occupancyIntervalMs`, and only when the count changed.
+ */
+export interface OccupancyFrame { type: 'occupancy', room: string, count: number }
+/** A page of a room's users; `next`, when present, is the `after` of the next page. */
+export interface MembersFrame { type: 'members', room: string, users: User[], count: number, next?: string, cid?: string }
 /** Leaving a room; `reason` is set when the client did not ask: `removed` by the app. */
 export interface LeftFrame { type: 'left', room: string, reason?: 'removed', message?: string }
 export interface RenamedFrame { type: 'renamed', name: string, previous: string }
@@ -109,6 +128,8 @@ export type ServerFrame =
   | JoinedFrame
   | MessageFrame
   | PresenceFrame
+  | OccupancyFrame
+  | MembersFrame
   | LeftFrame
   | RenamedFrame
   | RefreshedFrame
@@ -124,5 +145,8 @@ export interface NameFrame { type: 'name', name: string }
 /** Extends the session with a fresh token (see the `refresh` option). */
 export interface RefreshFrame { type: 'refresh', token: string }
 
+/** Asks for a page of a room the client is in: `limit` users (default the server's `presenceListMax`) after the cursor `after`. */
+export interface MembersRequest { type: 'members', room: string, after?: string, limit?: number, cid?: string }
+
 /** Every frame a client may send (a plain-text frame is a `message` to the first room). */
-export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame | RefreshFrame
+export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame | RefreshFrame | MembersRequest

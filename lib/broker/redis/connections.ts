@@ -97,6 +97,15 @@ export class RedisConnections {
     return this.#subscriber
   }
 
+  /**
+   * The command every script publishes with, passed to it as an argument:
+   * `SPUBLISH` where the server has sharded pub/sub (Redis 7), so channels
+   * work on a cluster; `PUBLISH` on older servers.
+   */
+  get publishCommand (): 'PUBLISH' | 'SPUBLISH' {
+    return 'PUBLISH'
+  }
+
   /** Whether commands can be sent now. */
   get ready (): boolean {
     return !this.#closed && this.#commands?.status === 'ready'
