@@ -50,12 +50,30 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
   const stats = new Stats()
   const connections = new Connections(stats)
   const presence = new PresenceTracker(adapter.presence, opts.presenceGraceMs, fastify.log)
-  const hub = new Hub({ broker: adapter.broker, presence, connections, stats, historySize: opts.historySize, maxRoomsPerClient: opts.maxRoomsPerClient })
+  const hub = new Hub({
+    broker: adapter.broker,
+    presence,
+    connections,
+    stats,
+    historySize: opts.historySize,
+    maxRoomsPerClient: opts.maxRoomsPerClient,
+    presenceListMax: opts.presenceListMax,
+    presenceEventsMax: opts.presenceEventsMax,
+    occupancyIntervalMs: opts.occupancyIntervalMs
+  })
   const moderation = new Moderation(hub, adapter.control, connections)
   await adapter.start({ node: { ...hub.node, command: (command, openBefore) => moderation.apply(command, openBefore) }, historySize: opts.historySize, log: fastify.log })
 
   fastify.decorate('chat', createChat({
-    hub, moderation, broker: adapter.broker, presence, connections, stats, historySize: opts.historySize, maxMessageLength: opts.maxMessageLength
+    hub,
+    moderation,
+    broker: adapter.broker,
+    presence,
+    connections,
+    stats,
+    historySize: opts.historySize,
+    maxMessageLength: opts.maxMessageLength,
+    presenceListMax: opts.presenceListMax
   }))
 
   const ownWebsocket = !fastify.hasDecorator('websocketServer')
@@ -121,7 +139,7 @@ export default fastifyChat
 export { defaults } from './lib/options.js'
 export type { AuthorizeRequest, FastifyChatOptions, Identity, OutgoingMessage, Refreshed } from './lib/options.js'
 export type { RateLimit } from './lib/transport/rate-limit.js'
-export type { BroadcastOptions, Chat, DisconnectTarget, HistoryOptions, ModerationOptions } from './lib/api.js'
+export type { BroadcastOptions, Chat, DisconnectTarget, HistoryOptions, ModerationOptions, PresenceOptions } from './lib/api.js'
 export type { ChatClient } from './lib/chat/client-view.js'
 
 // Errors and close codes.
@@ -149,7 +167,7 @@ export type { RedisAdapterOptions, RedisClient } from './lib/broker/redis/redis-
 export type { Adapter, AdapterContext, AdapterNode } from './lib/broker/adapter.js'
 export type { Broker, BrokerNode, PublishResult } from './lib/broker/broker.js'
 export type { Control, ControlCommand, ControlNode } from './lib/broker/control.js'
-export type { Presence, PresenceEvent, PresenceNode } from './lib/broker/presence.js'
+export type { PageRequest, Presence, PresenceEvent, PresenceNode, PresencePage } from './lib/broker/presence.js'
 
 // Diagnostics, and the wire protocol's types.
 export { channels } from './lib/stats.js'

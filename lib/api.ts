@@ -1,11 +1,13 @@
 import type { Broker } from './broker/broker.js'
+import type { PageRequest, PresencePage } from './broker/presence.js'
 import type { Hub } from './chat/hub.js'
 import type { Moderation } from './chat/moderation.js'
 import type { PresenceTracker } from './chat/presence-tracker.js'
 import { FST_CHAT_CLOSED, FST_CHAT_INVALID_ARGUMENT, FST_CHAT_INVALID_MESSAGE, FST_CHAT_INVALID_ROOM } from './errors.js'
 import { SYSTEM_USER } from './options.js'
+import { isCursor, isPageLimit } from './protocol/codec.js'
 import { isRoomName, isWellFormed, textProblem } from './protocol/text.js'
-import { MAX_USER_ID_LENGTH } from './protocol/wire.js'
+import { MAX_CURSOR_LENGTH, MAX_MEMBERS_PAGE, MAX_USER_ID_LENGTH } from './protocol/wire.js'
 import type { ChatMessage, User } from './protocol/wire.js'
 import type { ChatStats, Stats } from './stats.js'
 import type { Connections } from './transport/connections.js'
@@ -22,6 +24,14 @@ export interface HistoryOptions {
   since?: number
   /** At most this many messages. @default historySize */
   limit?: number
+}
+
+/** Options of `app.chat.presence`. */
+export interface PresenceOptions {
+  /** At most this many users, from 1 to 1000. @default presenceListMax (1 when that is 0) */
+  limit?: number
+  /** Where to go on from: the `next` of an earlier page. @default the first page */
+  after?: string
 }
 
 /** Options of `app.chat.disconnect` and `app.chat.removeFromRoom`. */
@@ -41,8 +51,14 @@ export interface Chat {
   readonly size: number
   /** Rooms with at least one member on this server. */
   rooms (): string[]
-  /** Users in `room` on every server, each once. */
-  presence (room: string): Promise<User[]>
+  /**
+   * A page of the users in `room` on every server, and how many there are;
+   * pass `next` as `after` for the next page. Paging to the end lists each
+   * user present throughout exactly once.
+   */
+  presence (room: string, opts?: PresenceOptions): Promise<PresencePage>
+  /** How many distinct users are in `room` on every server. */
+  occupancy (room: string): Promise<number>
   /** Stored messages of `room`, oldest first. */
   history (room: string, opts?: HistoryOptions): Promise<ChatMessage[]>
   /** Counters since the plugin registered. */
@@ -78,6 +94,8 @@ export interface ChatParts {
   stats: Stats
   historySize: number
   maxMessageLength: number
+  /** The default page size of `presence`. */
+  presenceListMax: number
 }
 
 function checkRoom (room: unknown): string {
@@ -120,6 +138,17 @@ function checkTarget (target: unknown): { userId: string } | { clientId: string 
   return userId !== undefined ? { userId: checkId('userId', userId) } : { clientId: checkId('clientId', clientId) }
 }
 
+function checkPage (opts: unknown, defaultLimit: number): PageRequest {
+  if (typeof opts !== 'object' || opts === null) throw new FST_CHAT_INVALID_ARGUMENT('opts', 'must be an object')
+  const { limit = defaultLimit, after } = opts as { limit?: unknown, after?: unknown }
+  if (!isPageLimit(limit)) {
+    throw new FST_CHAT_INVALID_ARGUMENT('limit', `must be an integer from 1 to ${MAX_MEMBERS_PAGE}, got ${JSON.stringify(limit) ?? String(limit)}`)
+  }
+  if (after === undefined) return { limit }
+  if (!isCursor(after)) throw new FST_CHAT_INVALID_ARGUMENT('after', `must be the next of an earlier page, a string of 1 to ${MAX_CURSOR_LENGTH} characters`)
+  return { limit, after }
+}
+
 /** A copy the caller may change: a store may hand out the objects it keeps. */
 function copyMessage (message: ChatMessage): ChatMessage {
   return { ...message, from: { id: message.from.id, name: message.from.name } }
@@ -128,6 +157,7 @@ function copyMessage (message: ChatMessage): ChatMessage {
 /** Builds `app.chat`: the documented members and nothing else, frozen. */
 export function createChat (parts: ChatParts): Chat {
   const { hub, moderation, broker, presence, connections, stats, historySize, maxMessageLength } = parts
+  const pageSize = Math.max(1, parts.presenceListMax)
   const open = (): void => {
     if (hub.closed) throw new FST_CHAT_CLOSED()
   }
@@ -149,9 +179,16 @@ export function createChat (parts: ChatParts): Chat {
       return hub.rooms.names()
     },
 
-    async presence (room: string): Promise<User[]> {
+    async presence (room: string, opts: PresenceOptions = {}): Promise<PresencePage> {
+      checkRoom(room)
+      const page = await presence.peekPage(room, checkPage(opts, pageSize))
       // Copies: the caller may change them, and presence may hand out its own.
-      return (await presence.peek(checkRoom(room))).map((user) => ({ id: user.id, name: user.name }))
+      const users = page.users.map((user) => ({ id: user.id, name: user.name }))
+      return page.next === undefined ? { users, count: page.count } : { users, count: page.count, next: page.next }
+    },
+
+    async occupancy (room: string): Promise<number> {
+      return await presence.count(checkRoom(room))
     },
 
     async history (room: string, opts: HistoryOptions = {}): Promise<ChatMessage[]> {

@@ -62,8 +62,11 @@ export class Fanout {
     this.#flushIfFull(room)
   }
 
-  /** Queues an encoded presence frame for the room's members except `user`'s sockets; written within PRESENCE_DELAY_MS. */
-  presence (room: Room<Connection>, frame: string, user: string): void {
+  /**
+   * Queues an encoded presence or occupancy frame for the room's members,
+   * except `user`'s sockets (when not null); written within PRESENCE_DELAY_MS.
+   */
+  presence (room: Room<Connection>, frame: string, user: string | null): void {
     // Batched with the room's messages, so they keep their order with them.
     this.#queue(room).add(frame, null, null, user)
     this.#presenceFlush ??= setTimeout(this.flush, PRESENCE_DELAY_MS)

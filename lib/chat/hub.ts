@@ -1,8 +1,9 @@
 import type { Broker, BrokerNode, PublishResult } from '../broker/broker.js'
-import type { PresenceEvent, PresenceNode } from '../broker/presence.js'
+import type { PresenceEvent, PresenceNode, PresencePage } from '../broker/presence.js'
 import { CloseCode } from '../close-codes.js'
 import { FST_CHAT_CLOSED } from '../errors.js'
-import type { ChatMessage, LeftFrame, PresenceFrame, Since, User } from '../protocol/wire.js'
+import { defaults } from '../options.js'
+import type { ChatMessage, LeftFrame, MembersFrame, MembersRequest, OccupancyFrame, PresenceFrame, Since, User } from '../protocol/wire.js'
 import type { NewMessage } from '../stores/history-store.js'
 import { channels } from '../stats.js'
 import type { Stats } from '../stats.js'
@@ -11,6 +12,7 @@ import type { Connections } from '../transport/connections.js'
 import { Fanout } from './fanout.js'
 import { JoinReplay } from './join-replay.js'
 import type { Held, Replay } from './join-replay.js'
+import { Occupancy } from './occupancy.js'
 import type { PresenceTracker } from './presence-tracker.js'
 import { Rooms } from './rooms.js'
 import type { Room } from './rooms.js'
@@ -31,6 +33,12 @@ export interface HubParts {
   stats: Stats
   historySize: number
   maxRoomsPerClient: number
+  /** Users listed in a `joined`, and a `members` page's default size. @default defaults.presenceListMax */
+  presenceListMax?: number
+  /** Above this many users, a room's members get `occupancy` instead of presence events. @default defaults.presenceEventsMax */
+  presenceEventsMax?: number
+  /** Least time between two `occupancy` frames of one room. @default defaults.occupancyIntervalMs */
+  occupancyIntervalMs?: number
   /** Waits before each retry of a reset's read. @default RESET_RETRY_MS */
   resetRetryMs?: readonly number[]
 }
@@ -49,7 +57,9 @@ export class Hub {
   readonly #stats: Stats
   readonly #replay: JoinReplay
   readonly #fanout: Fanout
+  readonly #occupancy: Occupancy
   readonly #maxRooms: number
+  readonly #listMax: number
   readonly #resetRetryMs: readonly number[]
   // Retries of resets, cleared on close.
   readonly #timers = new Set<NodeJS.Timeout>()
@@ -64,6 +74,12 @@ export class Hub {
     this.#resetRetryMs = parts.resetRetryMs ?? RESET_RETRY_MS
     this.#replay = new JoinReplay(parts.broker, parts.historySize, parts.stats)
     this.#fanout = new Fanout(parts.stats, this.#replay)
+    this.#listMax = parts.presenceListMax ?? defaults.presenceListMax
+    this.#occupancy = new Occupancy({
+      eventsMax: parts.presenceEventsMax ?? defaults.presenceEventsMax,
+      intervalMs: parts.occupancyIntervalMs ?? defaults.occupancyIntervalMs,
+      send: (room, count) => this.#sendOccupancy(room, count)
+    })
   }
 
   get closed (): boolean {
@@ -138,7 +154,7 @@ export class Hub {
       await ready
       await conn.announced(room)
       replay = await this.#replay.read(room, since)
-      users = await this.#presence.list(room)
+      users = await this.#presence.page(room, { limit: this.#listMax })
     } catch (err) {
       conn.request.log.error({ err, room }, 'fastify-chat: join failed, the adapter or store is unavailable')
       this.#replay.abandon(conn, room, held)
@@ -179,6 +195,31 @@ export class Hub {
     return true
   }
 
+  /**
+   * Answers a member's `members` with a page of the room's users; a socket
+   * not in the room gets `not_in_room`, a failed read `unavailable`.
+   */
+  async members (conn: Connection, request: MembersRequest): Promise<void> {
+    const { room, cid } = request
+    if (!conn.inRoom(room)) {
+      conn.sendError('not_in_room', `not in room "${room}"`, cid, room)
+      return
+    }
+    let page
+    try {
+      const limit = request.limit ?? Math.max(1, this.#listMax)
+      page = await this.#presence.page(room, request.after === undefined ? { limit } : { limit, after: request.after })
+    } catch (err) {
+      conn.request.log.error({ err, room }, 'fastify-chat: members failed, the adapter is unavailable')
+      conn.sendError('unavailable', 'the room\'s members are unavailable right now, ask again', cid, room)
+      return
+    }
+    const frame: MembersFrame = { type: 'members', room, users: page.users, count: page.count }
+    if (page.next !== undefined) frame.next = page.next
+    if (cid !== undefined) frame.cid = cid
+    conn.send(frame)
+  }
+
   rename (conn: Connection, name: string): void {
     const previous = conn.name
     conn.name = name
@@ -201,6 +242,7 @@ export class Hub {
     this.#closed = true
     for (const timer of this.#timers) clearTimeout(timer)
     this.#timers.clear()
+    this.#occupancy.close()
     this.#presence.close()
     await this.#connections.closeAll(code, reason)
   }
@@ -228,9 +270,9 @@ export class Hub {
    * each of resetRetryMs, then the sockets still waiting are closed with 1013.
    */
   async #rejoin (name: string, holds: Array<{ conn: Connection, held: Held }>, attempt: number): Promise<void> {
-    let read: [Replay, User[]]
+    let read: [Replay, PresencePage]
     try {
-      read = await Promise.all([this.#replay.read(name, undefined), this.#presence.list(name)])
+      read = await Promise.all([this.#replay.read(name, undefined), this.#presence.page(name, { limit: this.#listMax })])
     } catch (err) {
       // Those that left, closed or rejoined meanwhile are no longer waiting for this one.
       const waiting = holds.filter(({ conn, held }) => this.#replay.current(conn, name, held))
@@ -258,16 +300,24 @@ export class Hub {
   }
 
   /** Sends `conn` its `joined`; what the replay had does not reach it again live. */
-  #finish (room: Room<Connection>, conn: Connection, held: Held, replay: Replay, users: User[]): void {
+  #finish (room: Room<Connection>, conn: Connection, held: Held, replay: Replay, users: PresencePage): void {
     if (this.#replay.finish(conn, room.name, held, replay, users)) this.#fanout.floor(room, conn, replay.page.offset)
   }
 
   #presenceEvent (event: PresenceEvent): void {
     const room = this.rooms.get(event.room)
     if (room === undefined || this.#closed) return
-    const frame: PresenceFrame = { type: 'presence', room: event.room, event: event.event, user: event.user }
+    if (!this.#occupancy.event(room.name, event.count)) return
+    const frame: PresenceFrame = { type: 'presence', room: event.room, event: event.event, user: event.user, count: event.count }
     if (event.previous !== undefined) frame.previous = event.previous
     this.#fanout.presence(room, JSON.stringify(frame), event.user.id)
+  }
+
+  #sendOccupancy (name: string, count: number): void {
+    const room = this.rooms.get(name)
+    if (room === undefined || this.#closed) return
+    const frame: OccupancyFrame = { type: 'occupancy', room: name, count }
+    this.#fanout.presence(room, JSON.stringify(frame), null)
   }
 
   /** Adds a member locally; the first member subscribes this server, the user's first socket announces the join. */
@@ -287,6 +337,7 @@ export class Hub {
     if (removed === null) return
     if (removed.lastOfUser) this.#presence.departed(name, { id: conn.id, name: conn.name })
     if (removed.emptied) {
+      this.#occupancy.forget(name)
       this.#broker.unsubscribe(name).catch((err: unknown) => conn.request.log.warn({ err }, 'fastify-chat: unsubscribe failed'))
     }
   }

@@ -1,7 +1,8 @@
 import type { Broker } from '../broker/broker.js'
+import type { PresencePage } from '../broker/presence.js'
 import { CloseCode } from '../close-codes.js'
 import { encodeJoined, encodeMessage } from '../protocol/codec.js'
-import type { ChatMessage, JoinedFrame, Since, User } from '../protocol/wire.js'
+import type { ChatMessage, JoinedFrame, Since } from '../protocol/wire.js'
 import type { Stats } from '../stats.js'
 import type { HistoryPage } from '../stores/history-store.js'
 import type { Connection } from '../transport/connection.js'
@@ -80,18 +81,20 @@ export class JoinReplay implements Holding {
   }
 
   /**
-   * Sends `joined` and then what was held that the replay did not have;
-   * returns whether it did. Nothing is sent when the socket stopped holding
-   * meanwhile (it closed or left) or a later begin superseded this one.
+   * Sends `joined`, listing the users of `presence`'s page, and then what
+   * was held that the replay did not have; returns whether it did. Nothing
+   * is sent when the socket stopped holding meanwhile (it closed or left) or
+   * a later begin superseded this one.
    * The frame takes at most half of what the socket may still have waiting,
    * so the messages after it have room too.
    */
-  finish (conn: Connection, room: string, held: Held, replay: Replay, users: User[]): boolean {
+  finish (conn: Connection, room: string, held: Held, replay: Replay, presence: PresencePage): boolean {
     if (!this.current(conn, room, held)) return false
     conn.release(room)
     if (!conn.inRoom(room)) return false
     const { page, recovered } = replay
-    const frame: JoinedFrame = { type: 'joined', room, epoch: page.epoch, offset: page.offset, recovered, history: page.messages, users }
+    const { users, count } = presence
+    const frame: JoinedFrame = { type: 'joined', room, epoch: page.epoch, offset: page.offset, recovered, history: page.messages, users, count }
     const direct = conn.directWith(room)
     // Present, the other user's name is current; otherwise it is the last one recorded.
     if (direct !== undefined) frame.with = users.find((user) => user.id === direct.id) ?? direct

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Presence } from '../broker/presence.js'
+import type { PageRequest, Presence, PresencePage } from '../broker/presence.js'
 import type { User } from '../protocol/wire.js'
 
 /** A user in a room whose join is on its way or failed, or whose leave waits out the grace period. */
@@ -87,14 +87,19 @@ export class PresenceTracker {
     for (const room of rooms) this.#background(this.#presence.rename(room, user, previous), 'rename')
   }
 
-  /** The room's users, for a `joined` to members of the room here. */
-  async list (room: string): Promise<User[]> {
-    return await this.#presence.list(room, true)
+  /** A page of the room's users, for a member of the room here (its `joined`, or a `members` it asked for). */
+  async page (room: string, request: PageRequest): Promise<PresencePage> {
+    return await this.#presence.page(room, request, true)
   }
 
-  /** The room's users, for a caller who only looks (`app.chat.presence`). */
-  async peek (room: string): Promise<User[]> {
-    return await this.#presence.list(room, false)
+  /** A page of the room's users, for a caller who only looks (`app.chat.presence`). */
+  async peekPage (room: string, request: PageRequest): Promise<PresencePage> {
+    return await this.#presence.page(room, request, false)
+  }
+
+  /** How many distinct users the room has on every server. */
+  async count (room: string): Promise<number> {
+    return await this.#presence.count(room)
   }
 
   /** Announces every pending leave now; later departures are announced at once. */

@@ -1,5 +1,5 @@
-import type { ChatMessage, ClientFrame, ErrorCode, JoinedFrame, MessageFrame, Since } from './wire.js'
-import { MAX_CID_LENGTH, MAX_NAME_LENGTH, MAX_TOKEN_LENGTH, MAX_USER_ID_LENGTH } from './wire.js'
+import type { ChatMessage, ClientFrame, ErrorCode, JoinedFrame, MembersRequest, MessageFrame, Since } from './wire.js'
+import { MAX_CID_LENGTH, MAX_CURSOR_LENGTH, MAX_MEMBERS_PAGE, MAX_NAME_LENGTH, MAX_TOKEN_LENGTH, MAX_USER_ID_LENGTH } from './wire.js'
 import { ROOM_RULE, isRoomName, isWellFormed, sanitizeName, textProblem } from './text.js'
 
 /** The result of decoding one client frame: a checked frame, or the error to answer with. */
@@ -119,9 +119,36 @@ export function decodeClientFrame (raw: string, maxMessageLength: number): Decod
       }
       return { ok: true, frame: { type: 'name', name } }
     }
+    case 'members':
+      return decodeMembers(value, cid)
     default:
       return fail('unknown_type', `unknown frame type "${value.type.slice(0, 32)}"`, cid)
   }
+}
+
+/** Whether `value` is a page size a client or the app may ask for. */
+export function isPageLimit (value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= MAX_MEMBERS_PAGE
+}
+
+/** Whether `value` can be a `next` that the server handed out; what it means is presence's business. */
+export function isCursor (value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_CURSOR_LENGTH && isWellFormed(value)
+}
+
+function decodeMembers (value: Record<string, unknown>, cid: string | undefined): Decoded {
+  if (!isRoomName(value.room)) return fail('invalid_room', ROOM_RULE, cid)
+  const frame: MembersRequest = { type: 'members', room: value.room }
+  if (value.limit !== undefined) {
+    if (!isPageLimit(value.limit)) return fail('invalid_message', `"limit" must be an integer from 1 to ${MAX_MEMBERS_PAGE}`, cid)
+    frame.limit = value.limit
+  }
+  if (value.after !== undefined) {
+    if (!isCursor(value.after)) return fail('invalid_message', `"after" must be the "next" of an earlier page, a string of 1 to ${MAX_CURSOR_LENGTH} characters`, cid)
+    frame.after = value.after
+  }
+  if (cid !== undefined) frame.cid = cid
+  return { ok: true, frame }
 }
 
 /** The `message` frame for a stored message, encoded once for every recipient. */
@@ -143,15 +170,15 @@ export function encodeMessage (message: ChatMessage): string {
  * the whole frame within `maxBytes` (UTF-8): however large the messages, a
  * replay must not by itself leave a socket too far behind to stay open. When
  * some are left out, `recovered` is false (the client has a gap). The users
- * list is never cut.
+ * (a page of at most `presenceListMax`) are never cut.
  */
 export function encodeJoined (frame: JoinedFrame, maxBytes: number): string {
   const { room, epoch, offset, history } = frame
-  const users = JSON.stringify(frame.users)
+  const users = `,"users":${JSON.stringify(frame.users)},"count":${frame.count}}`
   const direct = frame.with === undefined ? {} : { with: frame.with }
   const head = (recovered: boolean): string => JSON.stringify({ type: 'joined', room, epoch, offset, recovered, ...direct }).slice(0, -1)
-  // `,"history":[` + `],"users":` + `}`, and the longer of true/false.
-  let bytes = Buffer.byteLength(head(false)) + 23 + Buffer.byteLength(users)
+  // `,"history":[` + `]`, and the longer of true/false.
+  let bytes = Buffer.byteLength(head(false)) + 13 + Buffer.byteLength(users)
   const kept: string[] = []
   for (let i = history.length - 1; i >= 0; i--) {
     const encoded = JSON.stringify(history[i])
@@ -160,7 +187,7 @@ export function encodeJoined (frame: JoinedFrame, maxBytes: number): string {
     kept.push(encoded)
   }
   const recovered = frame.recovered && kept.length === history.length
-  return `${head(recovered)},"history":[${kept.reverse().join(',')}],"users":${users}}`
+  return `${head(recovered)},"history":[${kept.reverse().join(',')}]${users}`
 }
 
 /** The `cid` of a frame, if it has a valid one; for answering frames that are refused before decoding. */
