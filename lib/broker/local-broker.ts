@@ -1,10 +1,14 @@
-import type { HistoryPage, HistoryStore, NewMessage } from '../stores/history-store.js'
+import type { AppendResult, HistoryPage, HistoryStore, NewMessage } from '../stores/history-store.js'
 import type { Broker, BrokerNode, PublishResult } from './broker.js'
 
 /** The single-server broker: numbers and keeps messages in a {@link HistoryStore} and hands each straight back to this server. */
 export class LocalBroker implements Broker {
   readonly #store: HistoryStore
   #node: BrokerNode | null = null
+  // Each room's latest append still running. A sender's publishes overlap
+  // (they are not awaited one by one), and a store may take each append at
+  // its own pace, so a room's appends are chained to number them in call order.
+  readonly #appending = new Map<string, Promise<AppendResult>>()
 
   constructor (store: HistoryStore) {
     this.#store = store
@@ -15,7 +19,18 @@ export class LocalBroker implements Broker {
   }
 
   async publish (message: NewMessage, exclude: string | null): Promise<PublishResult> {
-    const result = await this.#store.append(message)
+    const { room } = message
+    const before = this.#appending.get(room)
+    const append = async (): Promise<AppendResult> => await this.#store.append(message)
+    // Without an append before it, this one starts at once: a synchronous store numbers it right away.
+    const appended = before === undefined ? append() : before.then(append, append)
+    this.#appending.set(room, appended)
+    let result: AppendResult
+    try {
+      result = await appended
+    } finally {
+      if (this.#appending.get(room) === appended) this.#appending.delete(room)
+    }
     if (!result.duplicate) this.#node?.deliver(result.message, exclude)
     return result
   }

@@ -8,8 +8,25 @@ import type { Moderation } from './moderation.js'
 import type { OutgoingMessage, ResolvedOptions } from '../options.js'
 import { decodeClientFrame, encodeMessage } from '../protocol/codec.js'
 import { textProblem } from '../protocol/text.js'
+import { JoinGate } from './join-gate.js'
 import { RecentCids } from './recent-cids.js'
-import type { ChatMessage, ClientFrame, SendFrame, Since, User } from '../protocol/wire.js'
+import type { ClientFrame, SendFrame, Since, User } from '../protocol/wire.js'
+import type { PublishResult } from '../broker/broker.js'
+
+/**
+ * Publishes of one socket on their way to the broker at once. A sender does
+ * not wait for each answer (through Redis, that would be one message per
+ * round trip); past this many, its next frame waits for an answer, so what
+ * one socket holds stays bounded.
+ */
+export const MAX_IN_FLIGHT = 64
+
+// One socket's publishes awaiting their answer, and its frame queue's wait
+// for a slot when they are MAX_IN_FLIGHT.
+interface InFlight {
+  count: number
+  wake: (() => void) | null
+}
 
 /** What a session is built from. */
 export interface SessionParts {
@@ -28,6 +45,9 @@ export class Session {
   #control: Control
   #moderation: Moderation
   #cids = new RecentCids()
+  readonly #joins: JoinGate
+  // Only sockets with publishes on their way have an entry: idle ones cost nothing here.
+  readonly #inFlight = new WeakMap<Connection, InFlight>()
 
   constructor (parts: SessionParts) {
     this.#hub = parts.hub
@@ -35,6 +55,12 @@ export class Session {
     this.#access = parts.access
     this.#control = parts.control
     this.#moderation = parts.moderation
+    this.#joins = new JoinGate(parts.opts.maxConcurrentJoins)
+  }
+
+  /** Publishes of `conn` issued and not yet answered. */
+  inFlight (conn: Connection): number {
+    return this.#inFlight.get(conn)?.count ?? 0
   }
 
   async handle (conn: Connection, raw: string): Promise<void> {
@@ -54,7 +80,10 @@ export class Session {
       case 'message':
         return await this.#send(conn, frame)
       case 'join':
-        if (frame.with !== undefined) return await this.#openDirect(conn, frame.with, frame.since, frame.cid)
+        if (frame.with !== undefined) {
+          const { with: other, since, cid } = frame
+          return await this.#joins.run(async () => await this.#openDirect(conn, other, since, cid))
+        }
         return await this.join(conn, frame.room, frame.since, frame.cid)
       case 'leave':
         if (!this.#hub.leave(conn, frame.room)) conn.sendError('not_in_room', `not in room "${frame.room}"`)
@@ -72,9 +101,14 @@ export class Session {
   /**
    * Joins `room` if `authorize` allows it (a direct room only for its two
    * users); a refusal sends `forbidden` and nothing of the room, and takes
-   * the socket out of it if it was in.
+   * the socket out of it if it was in. At most `maxConcurrentJoins` run at
+   * once on this server; the others wait their turn.
    */
   async join (conn: Connection, room: string, since?: Since, cid?: string): Promise<void> {
+    await this.#joins.run(async () => await this.#join(conn, room, since, cid))
+  }
+
+  async #join (conn: Connection, room: string, since: Since | undefined, cid: string | undefined): Promise<void> {
     let direct: User | undefined
     if (isDirectRoom(room)) {
       let users
@@ -158,6 +192,14 @@ export class Session {
     if (expiresAt > Date.now()) conn.send({ type: 'refreshed', expiresAt })
   }
 
+  /**
+   * Checks a message and issues its publish; the answer (an echo for a
+   * retry, or `unavailable`) is handled when it comes, while the socket's
+   * next frames go on. Order per sender holds because publishes are issued
+   * in frame order: the broker hands them on in call order (one Redis
+   * connection, on which Redis runs scripts in order; or a store appending
+   * in call order).
+   */
   async #send (conn: Connection, frame: SendFrame): Promise<void> {
     const { cid } = frame
     const room = frame.room ?? conn.firstRoom
@@ -184,49 +226,79 @@ export class Session {
       }
       this.#cids.set(room, cid, 'pending')
     }
-    let stored: ChatMessage | null = null
+    let text: string | null = null
     try {
-      stored = await this.#store(conn, room, frame.text, cid)
+      text = await this.#approve(conn, room, frame.text, cid)
+      if (text !== null) await this.#slot(conn)
     } finally {
-      if (cid !== undefined) {
-        if (stored === null) this.#cids.delete(room, cid)
-        else this.#cids.set(room, cid, stored)
-      }
+      if (text === null && cid !== undefined) this.#cids.delete(room, cid)
     }
+    if (text === null) return
+    const published = this.#hub.publish({
+      room,
+      ts: Date.now(),
+      from: { id: conn.id, name: conn.name },
+      text,
+      ...(cid === undefined ? {} : { cid })
+    }, this.#opts.echo ? null : conn.key)
+    published
+      .then((result) => this.#published(conn, room, cid, result), (err: unknown) => this.#failed(conn, room, cid, err))
+      .catch((err: unknown) => conn.request.log.error({ err }, 'fastify-chat: handling a publish\'s answer failed'))
+      .finally(() => this.#settled(conn))
   }
 
-  /** Asks `authorize`, runs `onMessage`, then stores and publishes; `null` when the message was not sent. */
-  async #store (conn: Connection, room: string, text: string, cid: string | undefined): Promise<ChatMessage | null> {
+  /** Asks `authorize`, then runs `onMessage`: the text to send, or `null` when the sender was answered and nothing is sent. */
+  async #approve (conn: Connection, room: string, text: string, cid: string | undefined): Promise<string | null> {
     let allowed = this.#access.allows(conn, 'publish', room)
     if (typeof allowed !== 'boolean') allowed = await allowed
     if (!allowed) {
       conn.sendError('forbidden', `not allowed to send to room "${room}"`, cid, room)
       return null
     }
-    let message: OutgoingMessage = cid === undefined ? { room, text } : { room, text, cid }
-    if (this.#opts.onMessage !== null) {
-      const changed = await this.#runOnMessage(conn, message)
-      if (changed === null) return null
-      message = changed
+    if (this.#opts.onMessage === null) return text
+    const changed = await this.#runOnMessage(conn, cid === undefined ? { room, text } : { room, text, cid })
+    return changed === null ? null : changed.text
+  }
+
+  /** Takes one of the socket's MAX_IN_FLIGHT slots, waiting for an answer when none is free. */
+  async #slot (conn: Connection): Promise<void> {
+    const flight = this.#inFlight.get(conn)
+    if (flight === undefined) {
+      this.#inFlight.set(conn, { count: 1, wake: null })
+      return
     }
-    try {
-      const { message: stored, duplicate } = await this.#hub.publish({
-        room,
-        ts: Date.now(),
-        from: { id: conn.id, name: conn.name },
-        text: message.text,
-        ...(cid === undefined ? {} : { cid })
-      }, this.#opts.echo ? null : conn.key)
-      // A retry that reached another node than the first attempt: the
-      // adapter found the cid stored and sent nothing; answer as for a local retry.
-      if (duplicate && this.#opts.echo) conn.sendRaw(encodeMessage(stored))
-      else if (!duplicate) this.#reachOther(conn, room)
-      return stored
-    } catch (err) {
-      conn.request.log.error({ err }, 'fastify-chat: publish failed, the adapter or store is unavailable')
-      conn.sendError('unavailable', 'the message could not be stored, send it again', cid)
-      return null
+    if (flight.count < MAX_IN_FLIGHT) {
+      flight.count++
+      return
     }
+    // The frame queue runs one frame at a time, so one wait at most per socket.
+    await new Promise<void>((resolve) => { flight.wake = resolve })
+  }
+
+  // An answered publish hands its slot straight to a waiting frame, so the count never dips and the entry is not dropped under it.
+  #settled (conn: Connection): void {
+    const flight = this.#inFlight.get(conn) as InFlight
+    const wake = flight.wake
+    if (wake !== null) {
+      flight.wake = null
+      wake()
+      return
+    }
+    if (--flight.count === 0) this.#inFlight.delete(conn)
+  }
+
+  #published (conn: Connection, room: string, cid: string | undefined, { message: stored, duplicate }: PublishResult): void {
+    if (cid !== undefined) this.#cids.set(room, cid, stored)
+    // A retry that reached another node than the first attempt: the
+    // adapter found the cid stored and sent nothing; answer as for a local retry.
+    if (duplicate && this.#opts.echo) conn.sendRaw(encodeMessage(stored))
+    else if (!duplicate) this.#reachOther(conn, room)
+  }
+
+  #failed (conn: Connection, room: string, cid: string | undefined, err: unknown): void {
+    if (cid !== undefined) this.#cids.delete(room, cid)
+    conn.request.log.error({ err }, 'fastify-chat: publish failed, the adapter or store is unavailable')
+    conn.sendError('unavailable', 'the message could not be stored, send it again', cid)
   }
 
   /**

@@ -28,7 +28,10 @@ export interface HistoryPage {
 
 /**
  * Where messages are numbered and kept. Bring your own by implementing this
- * interface; every method may be called concurrently for different rooms.
+ * interface; every method may be called concurrently for different rooms,
+ * except that the in-process adapter calls `append` for one room only once
+ * the room's previous append has settled, so appends are numbered in the
+ * order they were published.
  */
 export interface HistoryStore {
   /**
@@ -53,6 +56,13 @@ export interface HistoryStore {
    * plugin registers, so a bad environment fails `register` with a clear error.
    */
   init? (): Promise<void>
+  /**
+   * A random key made once and kept with the history, so that resume tokens
+   * signed with it still verify after a restart on the same history. The
+   * in-process adapter asks for it when no `secret` option is given; without
+   * this method, each process makes its own.
+   */
+  secret? (): Promise<string>
   /** Releases what the store holds; called once on `app.close()` for a store the plugin created. */
   close? (): Promise<void>
 }
