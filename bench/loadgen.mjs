@@ -8,8 +8,9 @@
 // publisher's own socket included) shows up as latency.
 //
 // Commands (process.send({ id, cmd, ...args }) → { id, result } or { id, error }):
-//   connect  { port, kind, subs, pubs, pubsCount, sample, roomSize, concurrency, timeoutMs }
-//            (roomSize > 0: fastify-chat sockets go to rooms of that many instead of the default room)
+//   connect  { port, kind, subs, pubs, pubsCount, sample, roomSize, room, concurrency, timeoutMs }
+//            (roomSize > 0: fastify-chat sockets go to rooms of that many instead of the default room;
+//            room: every fastify-chat socket of every load generator joins that one room)
 //   reset    zero the counters and the histogram
 //   publish  { rate, durationMs, reconnect }
 //                                   rate per publisher, msg/s; resolves when all are sent;
@@ -18,7 +19,8 @@
 //   stop                            ends a running publish early
 //   pause    { count }              stop reading on the first `count` subscribers
 //   resume                          read again on paused subscribers
-//   stats    counters, histogram and closes so far
+//   close    { code }               every subscriber sends a close frame and ends its socket, all at once
+//   stats    counters, histogram and closes so far (`bytes`: everything the sockets read, upgrade responses included)
 import net from 'node:net'
 import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks'
 import { Histogram } from './lib/histogram.mjs'
@@ -43,13 +45,15 @@ const CH_M = C('m'); const CH_J = C('j'); const CH_E = C('e')
 const CH_0 = C('0'); const CH_2 = C('2'); const CH_4 = C('4')
 
 let roomSize = 0
+let oneRoom = null
 const PATHS = {
-  chat: (i) => `/chat?name=lg${process.pid}-${i}` + (roomSize > 0 ? `&room=r${process.pid}-${Math.floor(i / roomSize)}` : ''),
+  chat: (i) => `/chat?name=lg${process.pid}-${i}` +
+    (oneRoom !== null ? `&room=${oneRoom}` : roomSize > 0 ? `&room=r${process.pid}-${Math.floor(i / roomSize)}` : ''),
   naive: () => '/chat',
   socketio: () => '/socket.io/?EIO=4&transport=websocket'
 }
 
-const totals = { received: 0, echoes: 0, errors: 0, other: 0 }
+const totals = { received: 0, echoes: 0, errors: 0, other: 0, bytes: 0 }
 const hist = new Histogram()
 /** closes[group][code] = count; code 1006 = connection gone without a close frame. */
 const closes = {}
@@ -207,6 +211,7 @@ class Client {
       let head = Buffer.alloc(0)
       let upgraded = false
       const onRead = (n, buf) => {
+        totals.bytes += n
         const chunk = buf.subarray(0, n)
         if (upgraded) {
           this.onData(chunk)
@@ -241,10 +246,11 @@ class Client {
   }
 }
 
-async function connect ({ port, kind: k, subs, pubs, pubsCount, sample, roomSize: size = 0, concurrency = 200, timeoutMs = 60_000 }) {
+async function connect ({ port, kind: k, subs, pubs, pubsCount, sample, roomSize: size = 0, room = null, concurrency = 200, timeoutMs = 60_000 }) {
   kind = k
   serverPort = port
   roomSize = size
+  oneRoom = room
   const started = now()
   const fresh = []
   for (let i = 0; i < subs; i++) fresh.push(new Client(clients.length + fresh.length, 'sub', { counts: true, sample: false }))
@@ -283,6 +289,7 @@ function reset () {
   totals.echoes = 0
   totals.errors = 0
   totals.other = 0
+  totals.bytes = 0
   hist.reset()
   loopDelay.reset()
   gc.count = 0
@@ -403,6 +410,19 @@ function resume () {
   return true
 }
 
+function close ({ code = 1001 }) {
+  const payload = Buffer.allocUnsafe(2)
+  payload.writeUInt16BE(code)
+  let closing = 0
+  for (const c of subscribers()) {
+    if (c.closed || c.socket === null) continue
+    c.send(clientFrame(OP_CLOSE, payload))
+    c.socket.end()
+    closing++
+  }
+  return { closing }
+}
+
 function stats () {
   const open = {}
   for (const c of clients) if (c.ready && !c.closed) open[c.group] = (open[c.group] ?? 0) + 1
@@ -421,7 +441,7 @@ function stop () {
   return true
 }
 
-const commands = { connect, reset, publish, stop, pause, resume, stats }
+const commands = { connect, reset, publish, stop, pause, resume, close, stats }
 
 process.on('message', async ({ id, cmd, ...args }) => {
   if (cmd === 'exit') {

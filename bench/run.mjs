@@ -8,7 +8,7 @@
 // Options (after `--`):
 //   --quick               smoke run (under two minutes)
 //   --servers=a,b         subset of chat,sqlite,authorize,naive,floor,socketio
-//   --scenarios=a,b       subset of ramp,cpu,chatty,idle,overload
+//   --scenarios=a,b       subset of ramp,cpu,chatty,idle,overload,fill,storm,bigroom,store,redis
 //   --workers=N           load generator processes (default: cores - 1, at least 1)
 //   --nice=N              run servers and load generators at this nice level (e.g. -10 on a
 //                         machine other work shares; needs root for negative values)
@@ -24,11 +24,14 @@ import { killAll, killChildrenOnExit, tasksetWorks } from './lib/proc.mjs'
 import { Report, errors, head, settings } from './lib/report.mjs'
 import { preset } from './lib/settings.mjs'
 import * as chatty from './scenarios/chatty.mjs'
+import * as bigroom from './scenarios/bigroom.mjs'
 import * as cpu from './scenarios/cpu.mjs'
+import * as fill from './scenarios/fill.mjs'
 import * as idle from './scenarios/idle.mjs'
 import * as overload from './scenarios/overload.mjs'
 import * as ramp from './scenarios/ramp.mjs'
 import * as standalone from './scenarios/standalone.mjs'
+import * as storm from './scenarios/storm.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -75,15 +78,22 @@ const ALL_SERVERS = [
   { id: 'authorize', label: 'fastify-chat (authorize → true)', file: 'chat.mjs', kind: 'chat', env: { CHAT_AUTHORIZE: '1' }, only: ['cpu'] },
   { id: 'naive', label: 'naive loop', file: 'naive.mjs', kind: 'naive' },
   { id: 'floor', label: 'floor (raw writes)', file: 'floor.mjs', kind: 'naive', only: ['cpu'] },
-  { id: 'socketio', label: 'Socket.IO', file: 'socketio.mjs', kind: 'socketio' }
+  { id: 'socketio', label: 'Socket.IO', file: 'socketio.mjs', kind: 'socketio', only: ['ramp', 'cpu', 'chatty', 'idle', 'overload'] }
 ]
 const wantedServers = option('servers')?.split(',') ?? ALL_SERVERS.map((s) => s.id)
 const SERVERS = ALL_SERVERS.filter((s) => wantedServers.includes(s.id) && (s.id !== 'sqlite' || hasSqlite))
 const serversFor = (scenario) => SERVERS.filter((s) => s.only === undefined || s.only.includes(scenario))
 
 // In this order whatever order --scenarios gives: overload reads the ramp's results.
-const SCENARIOS = { ramp, cpu, chatty, idle, overload }
-const wantedScenarios = option('scenarios')?.split(',') ?? Object.keys(SCENARIOS)
+// fill, storm and bigroom measure rooms of thousands: fastify-chat against the naive loop only.
+const SCENARIOS = { ramp, cpu, chatty, idle, overload, fill, storm, bigroom }
+const STANDALONE = ['store', 'redis']
+const wantedScenarios = option('scenarios')?.split(',') ?? [...Object.keys(SCENARIOS), ...STANDALONE]
+const unknown = wantedScenarios.filter((id) => SCENARIOS[id] === undefined && !STANDALONE.includes(id))
+if (unknown.length > 0) {
+  console.error(`unknown scenario(s): ${unknown.join(', ')}`)
+  process.exit(2)
+}
 const scenarios = Object.entries(SCENARIOS).filter(([id]) => wantedScenarios.includes(id))
 
 // -------------------------------------------------------------------- run ---
@@ -94,7 +104,7 @@ log(`fastify-chat benchmark (${quick ? 'quick' : 'full'}); servers: ${SERVERS.ma
 
 const results = { ramp: {}, cpu: {}, chatty: {}, idle: {}, overload: null }
 for (const [id, scenario] of scenarios) results[id] = await scenario.run(bench, serversFor(id), results)
-const scripts = await standalone.run(bench)
+const scripts = await standalone.run(bench, STANDALONE.filter((id) => wantedScenarios.includes(id)))
 
 // ----------------------------------------------------------------- report ---
 

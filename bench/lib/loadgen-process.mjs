@@ -10,9 +10,13 @@ let nextId = 1
 export class LoadgenProcess {
   #pending = new Map()
 
-  /** Starts it pinned to `cpus` (a taskset list, or null) at nice level `nice`. */
-  constructor ({ cpus, nice }) {
-    this.proc = spawnNode([LOADGEN], { cpus, nice, ipc: true })
+  /**
+   * Starts it pinned to `cpus` (a taskset list, or null) at nice level
+   * `nice`; `script` is another client process speaking the same IPC
+   * (bench/storm-clients.mjs).
+   */
+  constructor ({ cpus, nice, script = LOADGEN }) {
+    this.proc = spawnNode([script], { cpus, nice, ipc: true })
     this.proc.on('message', ({ id, result, error }) => {
       const waiter = this.#pending.get(id)
       if (waiter === undefined) return

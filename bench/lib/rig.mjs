@@ -59,7 +59,12 @@ export class Rig {
     return this.workers.map((_, i) => Math.floor(n / w) + (i < n % w ? 1 : 0))
   }
 
-  async connect ({ subs, pubs = 0, pubsCount = false, sample = SAMPLED, roomSize = 0 }) {
+  /**
+   * Opens `subs` subscribers (and `pubs` publishers) spread over the workers.
+   * `room` puts every fastify-chat socket in that one room; `concurrency` is
+   * how many connect at once over all the workers (default 200 per worker).
+   */
+  async connect ({ subs, pubs = 0, pubsCount = false, sample = SAMPLED, roomSize = 0, room = null, concurrency = null }) {
     const subShare = this.share(subs)
     const pubShare = pubs === 1 ? this.workers.map((_, i) => (i === 0 ? 1 : 0)) : this.share(pubs)
     const timeoutMs = 60_000 + subs * 80
@@ -72,6 +77,8 @@ export class Rig {
       pubsCount,
       sample: sample === 0 ? 0 : Math.round(sample * (subShare[i] + (pubsCount ? pubShare[i] : 0)) / (subs + (pubsCount ? pubs : 0))),
       roomSize,
+      room,
+      ...(concurrency === null ? {} : { concurrency: Math.max(1, this.share(concurrency)[i]) }),
       timeoutMs
     }), timeoutMs + 10_000)
     const usage = this.usage(started, this.snap())
@@ -113,6 +120,11 @@ export class Rig {
 
   rssKiB () {
     return statusKiB(this.proc.pid, 'VmRSS')
+  }
+
+  /** The server's highest RSS so far (VmHWM). */
+  peakRssKiB () {
+    return statusKiB(this.proc.pid, 'VmHWM')
   }
 
   /** Sends a command line to the server and returns its answer. */
@@ -162,9 +174,9 @@ export class Rig {
   async stats () {
     const all = await this.all('stats')
     const hist = new Histogram()
-    const merged = { received: 0, echoes: 0, errors: 0, other: 0, closes: {}, open: {} }
+    const merged = { received: 0, echoes: 0, errors: 0, other: 0, bytes: 0, closes: {}, open: {} }
     for (const s of all) {
-      for (const k of ['received', 'echoes', 'errors', 'other']) merged[k] += s[k]
+      for (const k of ['received', 'echoes', 'errors', 'other', 'bytes']) merged[k] += s[k]
       hist.merge(s.hist)
       for (const [group, codes] of Object.entries(s.closes)) {
         merged.closes[group] ??= {}

@@ -110,9 +110,11 @@ export function clientFrame (opcode, payload = Buffer.alloc(0)) {
  * do not fragment).
  */
 export class FrameReader {
-  constructor (onFrame, keep = false) {
+  /** `maxKeep`: the largest payload a keeping reader hands over whole (larger ones: their first PREFIX bytes). */
+  constructor (onFrame, keep = false, maxKeep = MAX_KEEP) {
     this.onFrame = onFrame
     this.keep = keep
+    this.maxKeep = maxKeep
     this.head = Buffer.allocUnsafe(14)
     this.headLength = 0
     this.remaining = 0
@@ -174,7 +176,7 @@ export class FrameReader {
     this.opcode = opcode
     this.length = length
     this.remaining = length
-    this.keepThis = opcode >= 8 || (this.keep && length <= MAX_KEEP)
+    this.keepThis = opcode >= 8 || (this.keep && length <= this.maxKeep)
     if (this.keepThis) this.parts = []
     else {
       this.prefix ??= Buffer.allocUnsafe(PREFIX)

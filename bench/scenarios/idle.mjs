@@ -11,24 +11,27 @@ export async function run (bench, servers) {
   const results = {}
   for (const server of servers) {
     log(`idle ${bench.cfg.idle}: ${server.label}`)
-    results[server.id] = await attempt(bench, `idle ${server.label}`, () => idle(bench, server))
+    const roomSize = server.kind === 'chat' ? IDLE_ROOM : 0
+    results[server.id] = await attempt(bench, `idle ${server.label}`, () => idleMemory(bench, server, { total: bench.cfg.idle, roomSize }))
   }
   return results
 }
 
-async function idle (bench, server) {
-  const total = bench.cfg.idle
+/**
+ * Memory of `total` idle connections, opened in two halves; fastify-chat
+ * sockets go to rooms of `roomSize`, or all to `room`.
+ */
+export async function idleMemory (bench, server, { total, roomSize = 0, room = null }) {
   return await withRig(bench, server, async (rig) => {
-    const roomSize = server.kind === 'chat' ? IDLE_ROOM : 0
     const half = Math.floor(total / 2)
     await rig.quiet(10_000)
     const heapBefore = await rig.gc()
     const before = rig.rssKiB()
-    const first = await rig.connect({ subs: half, sample: 0, roomSize })
+    const first = await rig.connect({ subs: half, sample: 0, roomSize, room })
     await rig.quiet(120_000)
     const heapMid = await rig.gc()
     const mid = rig.rssKiB()
-    const second = await rig.connect({ subs: total - half, sample: 0, roomSize })
+    const second = await rig.connect({ subs: total - half, sample: 0, roomSize, room })
     const settled = await rig.quiet(120_000)
     const heapAfter = await rig.gc()
     const after = rig.rssKiB()

@@ -11,15 +11,16 @@ const BENCH_DIR = join(dirname(fileURLToPath(import.meta.url)), '..')
 const ROOT = join(BENCH_DIR, '..')
 
 const SCRIPTS = [
-  { script: 'store.mjs', title: 'History store (bench/store.mjs)' },
-  { script: 'redis.mjs', title: 'Across instances through Redis (bench/redis.mjs)' }
+  { id: 'store', script: 'store.mjs', title: 'History store (bench/store.mjs)' },
+  { id: 'redis', script: 'redis.mjs', title: 'Across instances through Redis (bench/redis.mjs)' }
 ]
 
-/** Runs every script that exists; `seconds` is null when none did. */
-export async function run (bench) {
+/** Runs every script of `ids` that exists; `seconds` is null when none did. */
+export async function run (bench, ids) {
   const outputs = []
   let seconds = null
-  for (const { script, title } of SCRIPTS) {
+  for (const { id, script, title } of SCRIPTS) {
+    if (!ids.includes(id)) continue
     const path = join(BENCH_DIR, script)
     if (!existsSync(path)) continue
     log(`${script}: node bench/${script}${bench.quick ? ' --quick' : ''}`)

@@ -2,7 +2,7 @@
 // presence and fan-out through the Redis at REDIS_URL.
 import Fastify from 'fastify'
 import fastifyChat, { redisAdapter } from '../../dist/index.js'
-import { serve } from './control.mjs'
+import { listenOptions, serve } from './control.mjs'
 
 const app = Fastify({ logger: false })
 await app.register(fastifyChat, {
@@ -13,5 +13,5 @@ await app.register(fastifyChat, {
   historySize: 100,
   adapter: redisAdapter({ url: process.env.REDIS_URL, prefix: process.env.REDIS_PREFIX ?? 'bench' })
 })
-await app.listen({ host: '127.0.0.1', port: 0 })
+await app.listen(listenOptions())
 serve(app.server.address().port, { stats: () => app.chat.stats() })

@@ -1,7 +1,11 @@
 // fastify-chat as the benchmark measures it: the compiled plugin with the
 // per-connection rate limit off (the publishers send far more than 10 msg/s),
 // no heartbeat, room for 100k sockets, everyone auto-joined to one room.
-// CHAT_STORE=sqlite swaps the in-memory history for sqliteStore on a temp file.
+// CHAT_STORE=sqlite swaps the in-memory history for sqliteStore on a temp file,
+// or on CHAT_DB, which is left in place at exit so a restarted server (the
+// storm scenario) finds its history and resume secret there.
+// CHAT_SECRET sets the `secret` option; LISTEN_PORT and LISTEN_BACKLOG go to listen()
+// (a restart takes the same port; a storm needs more than Node's default backlog of 511).
 // CHAT_AUTHORIZE=1 adds an `authorize` that allows everything synchronously:
 // what access control costs when it says yes, once per message and join.
 import { rmSync } from 'node:fs'
@@ -9,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import fastifyChat from '../../dist/index.js'
-import { serve } from './control.mjs'
+import { listenOptions, serve } from './control.mjs'
 
 const opts = {
   rateLimit: false,
@@ -26,9 +30,11 @@ if (process.env.CHAT_STORE === 'sqlite') {
     console.error('CHAT_STORE=sqlite but dist/index.js does not export sqliteStore')
     process.exit(2)
   }
-  dbPath = join(tmpdir(), `fastify-chat-bench-${process.pid}.db`)
-  opts.store = sqliteStore({ path: dbPath })
+  const kept = process.env.CHAT_DB
+  if (kept === undefined) dbPath = join(tmpdir(), `fastify-chat-bench-${process.pid}.db`)
+  opts.store = sqliteStore({ path: kept ?? dbPath })
 }
+if (process.env.CHAT_SECRET !== undefined) opts.secret = process.env.CHAT_SECRET
 
 if (process.env.CHAT_AUTHORIZE === '1') opts.authorize = () => true
 
@@ -39,5 +45,5 @@ const removeDb = () => {
 
 const app = Fastify({ logger: false })
 await app.register(fastifyChat, opts)
-await app.listen({ host: '127.0.0.1', port: 0 })
+await app.listen(listenOptions())
 serve(app.server.address().port, { stats: () => app.chat.stats(), cleanup: removeDb })

@@ -3,6 +3,12 @@
 // exit when stdin closes so no server outlives a runner that died.
 import { createInterface } from 'node:readline'
 
+/** Loopback, on LISTEN_PORT (default any free port) with LISTEN_BACKLOG (default Node's 511). */
+export function listenOptions () {
+  const backlog = Number(process.env.LISTEN_BACKLOG ?? 0)
+  return { host: '127.0.0.1', port: Number(process.env.LISTEN_PORT ?? 0), ...(backlog > 0 ? { backlog } : {}) }
+}
+
 export function serve (port, { stats = () => ({}), cleanup = () => {} } = {}) {
   process.stdout.write(`${port}\n`)
   const lines = createInterface({ input: process.stdin })

@@ -2,7 +2,7 @@
 // to every socket (the sender included), as in the classic broadcast example.
 import fastifyWebsocket from '@fastify/websocket'
 import Fastify from 'fastify'
-import { serve } from './control.mjs'
+import { listenOptions, serve } from './control.mjs'
 
 const app = Fastify({ logger: false })
 await app.register(fastifyWebsocket)
@@ -17,5 +17,5 @@ app.get('/chat', { websocket: true }, (socket) => {
   })
 })
 
-await app.listen({ host: '127.0.0.1', port: 0 })
+await app.listen(listenOptions())
 serve(app.server.address().port, { stats: () => ({ open: clients.size }) })

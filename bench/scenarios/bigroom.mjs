@@ -1,0 +1,52 @@
+// Idle in one big room: the idle scenario's measure with every fastify-chat
+// socket in the same room, so each one also weighs what a member of a room
+// of that size holds (its presence entry, its share of the room's member set).
+import { fmtCount, fmtKiB, fmtMiB, fmtPct, problems, sideBySide } from '../lib/format.mjs'
+import { log } from '../lib/log.mjs'
+import { attempt } from '../lib/rounds.mjs'
+import { idleMemory } from './idle.mjs'
+
+const ROOM = 'big'
+// An idle connection's RSS in the 2026-11-27 run, in rooms of 100 (bench/README.md).
+const TARGET_KIB = 8.3
+
+/** results[server id] = that server's memory figures. */
+export async function run (bench, servers) {
+  const results = {}
+  const total = bench.cfg.bigRoom
+  for (const server of servers) {
+    log(`idle in one room of ${fmtCount(total)}: ${server.label}`)
+    results[server.id] = await attempt(bench, `bigroom ${server.label}`, async () => {
+      const r = await idleMemory(bench, server, { total, room: server.kind === 'chat' ? ROOM : null })
+      r.reasons = r.open === total ? [] : [`${r.open} of ${total} open`]
+      return r
+    })
+  }
+  return results
+}
+
+export function section (bench, servers, results) {
+  const total = bench.cfg.bigRoom
+  return [
+    `## Idle in one room: memory per connection with ${fmtCount(total)} connections in the same room`,
+    '',
+    sideBySide('', results, servers, [
+      ['Connections open', (r) => r.open, fmtCount, false],
+      ['Server RSS before', (r) => r.beforeKiB, fmtMiB],
+      ['Server RSS with the connections open', (r) => r.afterKiB, fmtMiB],
+      ['Memory per connection', (r) => r.perConnKiB, fmtKiB],
+      [`Memory per connection of the second ${fmtCount(total - Math.floor(total / 2))}`, (r) => r.marginalKiB, fmtKiB],
+      ['V8 heap per connection', (r) => r.heapPerConnKiB, fmtKiB],
+      ['V8 heap per connection of the second half', (r) => r.heapMarginalKiB, fmtKiB],
+      ['Time to open them all', (r) => r.connectSeconds, (v) => `${v.toFixed(1)} s`],
+      ['Server CPU while connecting (% of one core)', (r) => r.serverCpu, fmtPct],
+      ['Load generator CPU while connecting (% of one core)', (r) => r.loadgenCpu, fmtPct, false]
+    ]),
+    '',
+    'Measured as in the idle scenario (RSS and V8 heap after a forced GC, before any connection and with all open, ' +
+      'in two halves), but every fastify-chat socket joins the one room `' + ROOM + '` (`?room=`), so the figures ' +
+      'include what a member of a room this size holds. The target is no more than the ' +
+      `${TARGET_KIB} KiB of RSS per connection that an idle connection cost in rooms of 100 (2026-11-27).` +
+      problems(results, servers)
+  ]
+}
