@@ -1,10 +1,10 @@
 // The browser (and Node) client. It must stay free of runtime imports: the
 // compiled file is served as-is at `<path>/client.js` and loaded by pages as a
 // standalone ES module (type imports are erased, so they may come from anywhere).
-import type { ClientFrame, ErrorFrame, JoinedFrame, JoinFrame, MessageFrame, SendFrame, ServerFrame, Since, User, WelcomeFrame } from './protocol/wire.js'
-import type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, WebSocketLike } from './client/types.js'
+import type { ClientFrame, ErrorFrame, JoinedFrame, JoinFrame, MembersFrame, MembersRequest, MessageFrame, SendFrame, ServerFrame, Since, User, WelcomeFrame } from './protocol/wire.js'
+import type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, MembersError, MembersPage, RoomPresence, WebSocketLike } from './client/types.js'
 
-export type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, WebSocketLike } from './client/types.js'
+export type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, MembersError, MembersPage, RoomPresence, WebSocketLike } from './client/types.js'
 
 // CloseCode.DISCONNECTED and CloseCode.SESSION_EXPIRED (lib/close-codes.ts),
 // as numbers: a type import cannot carry them.
@@ -13,9 +13,11 @@ const SESSION_EXPIRED = 4001
 // A socket that closed without a code (a fake, or an implementation that gives none): a drop.
 const ABNORMAL = 1006
 
-// wire.ts's MAX_USER_ID_LENGTH and MAX_TOKEN_LENGTH.
+// wire.ts's MAX_USER_ID_LENGTH, MAX_TOKEN_LENGTH, MAX_MEMBERS_PAGE and MAX_CURSOR_LENGTH.
 const MAX_USER_ID_LENGTH = 128
 const MAX_TOKEN_LENGTH = 8192
+const MAX_MEMBERS_PAGE = 1000
+const MAX_CURSOR_LENGTH = 256
 
 /**
  * Room names the server accepts. A copy of wire.ts's, since a type import
@@ -26,6 +28,8 @@ export const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
 
 /** How long `params()` may take before the attempt counts as failed. */
 const PARAMS_TIMEOUT_MS = 10_000
+/** How long a `members()` page may take before its promise rejects. */
+const MEMBERS_TIMEOUT_MS = 10_000
 
 function checkRoom (room: string): string {
   if (typeof room !== 'string' || !ROOM_PATTERN.test(room)) {
@@ -41,7 +45,34 @@ function checkUserId (userId: string): string {
   return userId
 }
 
+function checkPage ({ after, limit }: MembersPage): MembersPage {
+  if (after !== undefined && (typeof after !== 'string' || after.length > MAX_CURSOR_LENGTH)) {
+    throw new TypeError(`after must be a cursor from a page's next, of at most ${MAX_CURSOR_LENGTH} characters`)
+  }
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > MAX_MEMBERS_PAGE)) {
+    throw new TypeError(`limit must be an integer from 1 to ${MAX_MEMBERS_PAGE}`)
+  }
+  return { after, limit }
+}
+
+function membersError (code: string, message: string): MembersError {
+  return Object.assign(new Error(message), { code })
+}
+
 type Params = Record<string, string>
+
+/** What the client knows of a joined room's users. */
+interface Roster {
+  count: number
+  users: Map<string, User>
+  // Where loadMembers() goes on: the last page's `next`; none before the first page or after the last.
+  after: string | undefined
+}
+
+/** Whether loadMembers() has pages to fetch: it is partway through, or knows of fewer users than there are. */
+function hasMore ({ after, users, count }: Roster): boolean {
+  return after !== undefined || users.size < count
+}
 
 function isThenable (value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null)?.then === 'function'
@@ -125,6 +156,9 @@ export class ChatConnection {
   // Sent on a socket but not yet seen back: if that socket drops, they go out
   // again with the same cid, and the server's cid memory keeps them single.
   #inFlight = new Map<string, SendFrame>()
+  #rosters = new Map<string, Roster>()
+  // members() requests waiting for their page, by cid; a socket that drops fails them.
+  #pages = new Map<string, { resolve: (page: MembersFrame) => void, reject: (err: MembersError) => void, timer: ReturnType<typeof setTimeout> }>()
 
   constructor (url: string | URL, opts: ConnectOptions = {}) {
     const Socket = opts.WebSocket ?? globalThis.WebSocket
@@ -181,6 +215,18 @@ export class ChatConnection {
    * reconnects until left, removed or refused.
    */
   get directs (): Map<string, User> { return new Map(this.#directs) }
+
+  /**
+   * What this client knows of the users of `room` (`undefined` when not in
+   * it): the server's `count`, and the users of its `joined`, of the pages
+   * fetched since, and of the presence events. While the room sends
+   * `occupancy` instead of presence events, `users` may still list some who
+   * left and miss some who came; page again to catch up.
+   */
+  presence (room: string): RoomPresence | undefined {
+    const roster = this.#rosters.get(room)
+    return roster === undefined ? undefined : { count: roster.count, users: [...roster.users.values()], more: hasMore(roster) }
+  }
 
   /** Adds a listener; returns a function that removes it. */
   on<E extends keyof ChatEvents> (event: E, listener: (payload: ChatEvents[E]) => void): () => void {
@@ -246,6 +292,44 @@ export class ChatConnection {
     if (this.#status === 'open') this.#write({ type: 'refresh', token })
   }
 
+  /**
+   * Asks the server for a page of the users of `room`, a room this client is
+   * in: `limit` of them (default the server's `presenceListMax`) after the
+   * cursor `after` (a page's `next`; from the first user without it). The
+   * users join {@link presence}'s, and a `members` event carries the page.
+   * Rejects with a {@link MembersError}: the server's error code,
+   * `not_open`, `closed` when the socket drops first, or `timeout` after 10 s.
+   */
+  async members (room: string, page: MembersPage = {}): Promise<MembersFrame> {
+    const { after, limit } = checkPage(page)
+    const frame: MembersRequest = { type: 'members', room: checkRoom(room), cid: randomCid() }
+    if (after !== undefined) frame.after = after
+    if (limit !== undefined) frame.limit = limit
+    if (this.#status !== 'open') throw membersError('not_open', `chat connection is ${this.#status}`)
+    const cid = frame.cid as string
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.#answerPage(cid, membersError('timeout', 'no members page within 10 s')), MEMBERS_TIMEOUT_MS)
+      this.#pages.set(cid, { resolve, reject, timer })
+      this.#write(frame)
+    })
+  }
+
+  /**
+   * Fetches the next page of the users of `room` into {@link presence}:
+   * after the last page it loaded, or from the first when it loaded none
+   * yet or the last one was the end (the list is then refreshed). Resolves
+   * with whether more are left, as `presence(room).more` says.
+   */
+  async loadMembers (room: string, limit?: number): Promise<boolean> {
+    const roster = this.#rosters.get(room)
+    if (roster === undefined) throw membersError('not_in_room', `not in room ${JSON.stringify(room)}`)
+    const page = await this.members(room, { after: roster.after, limit })
+    // A rejoin while the page was on its way started a new list, whose paging starts over.
+    if (this.#rosters.get(room) === roster) roster.after = page.next
+    const now = this.#rosters.get(room)
+    return now !== undefined && hasMore(now)
+  }
+
   /** Asks for a new name; while not open it is used on the next connect. */
   rename (name: string): void {
     if (this.#status === 'open') this.#write({ type: 'name', name })
@@ -264,9 +348,11 @@ export class ChatConnection {
   #end (why: ClosedEvent): void {
     clearTimeout(this.#timer)
     this.#stopRetries()
+    this.#failPages()
     this.#queue = []
     this.#inFlight.clear()
     this.#joined.clear()
+    this.#rosters.clear()
     this.#setStatus('closed')
     this.#events.emit('closed', why)
   }
@@ -387,8 +473,11 @@ export class ChatConnection {
   #dropped (): void {
     this.#socket = null
     this.#stopRetries()
+    this.#failPages()
     this.#joined.clear()
     this.#setStatus('reconnecting')
+    // Full jitter from the very first retry: a server restart drops a whole
+    // room at once, and any fixed first delay would bring it back all at once.
     const ceiling = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** this.#attempt++)
     this.#timer = setTimeout(() => this.#open(), Math.random() * ceiling)
   }
@@ -409,19 +498,64 @@ export class ChatConnection {
         this.#joined.delete(frame.room)
         this.#wanted.delete(frame.room)
         this.#directs.delete(frame.room)
+        this.#rosters.delete(frame.room)
         this.#stopRetries(frame.room)
         return this.#events.emit('left', frame)
       case 'renamed':
         this.#name = frame.name
+        // Presence tells the others; this client's own entries follow here.
+        for (const { users } of this.#rosters.values()) {
+          if (this.#id !== null && users.has(this.#id)) users.set(this.#id, { id: this.#id, name: frame.name })
+        }
         return this.#events.emit('renamed', frame)
-      case 'presence': return this.#events.emit('presence', frame)
+      case 'presence': {
+        const users = this.#rosters.get(frame.room)?.users
+        if (frame.event === 'leave') users?.delete(frame.user.id)
+        else users?.set(frame.user.id, frame.user)
+        this.#setCount(frame.room, frame.count)
+        return this.#events.emit('presence', frame)
+      }
+      case 'occupancy': return this.#setCount(frame.room, frame.count)
+      case 'members': return this.#onMembers(frame)
       case 'refreshed':
         this.#expiresAt = frame.expiresAt
         return this.#events.emit('refreshed', frame)
       case 'error':
+        // A members() request's error is its promise's to tell.
+        if (this.#answerPage(frame.cid, membersError(frame.code, frame.message))) return
         this.#onError(frame)
         return this.#events.emit('error', frame)
     }
+  }
+
+  #setCount (room: string, count: number): void {
+    const roster = this.#rosters.get(room)
+    if (roster === undefined || roster.count === count) return
+    roster.count = count
+    this.#events.emit('count', { room, count })
+  }
+
+  #onMembers (frame: MembersFrame): void {
+    const users = this.#rosters.get(frame.room)?.users
+    for (const user of users === undefined ? [] : frame.users) users?.set(user.id, user)
+    this.#setCount(frame.room, frame.count)
+    this.#answerPage(frame.cid, frame)
+    this.#events.emit('members', frame)
+  }
+
+  /** Settles the members() request `cid`, if one waits; says whether one did. */
+  #answerPage (cid: string | undefined, answer: MembersFrame | MembersError): boolean {
+    const pending = cid === undefined ? undefined : this.#pages.get(cid)
+    if (pending === undefined) return false
+    this.#pages.delete(cid as string)
+    clearTimeout(pending.timer)
+    if (answer instanceof Error) pending.reject(answer)
+    else pending.resolve(answer)
+    return true
+  }
+
+  #failPages (): void {
+    for (const cid of [...this.#pages.keys()]) this.#answerPage(cid, membersError('closed', 'the socket closed before the page came'))
   }
 
   #onError (frame: ErrorFrame): void {
@@ -439,6 +573,7 @@ export class ChatConnection {
       this.#wanted.delete(room)
       this.#directs.delete(room)
       this.#joined.delete(room)
+      this.#rosters.delete(room)
       this.#asked.delete(room)
     }
   }
@@ -517,8 +652,12 @@ export class ChatConnection {
     if (!this.#directs.has(frame.room)) this.#wanted.add(frame.room)
     else this.#wanted.delete(frame.room)
     this.#joined.add(frame.room)
+    const before = this.#rosters.get(frame.room)?.count
+    const users = new Map(frame.users.map((user) => [user.id, user]))
+    this.#rosters.set(frame.room, { count: frame.count, users, after: undefined })
     if (reset) this.#events.emit('reset', frame)
     this.#events.emit('joined', history === frame.history ? frame : { ...frame, history })
+    if (before !== frame.count) this.#events.emit('count', { room: frame.room, count: frame.count })
   }
 
   #onMessage (frame: MessageFrame): void {

@@ -536,7 +536,7 @@ t.test('two pages hold a direct conversation by clicking names; a third cannot o
   t.equal(answer.length, 3, 'welcome, the lobby, the refusal: nothing of the room')
   t.match(answer, [{ type: 'welcome', name: 'carol' }, { type: 'joined', room: 'lobby' }, { type: 'error', code: 'forbidden', room }])
   t.equal((answer[0] as { id: string }).id, await carol.getAttribute('#users li.me', 'data-id'), 'the raw socket is carol herself')
-  t.same((await app.chat.presence(room)).map((user) => user.name).sort(), ['alice', 'bob'], 'only the two are in it')
+  t.same((await app.chat.presence(room)).users.map((user) => user.name).sort(), ['alice', 'bob'], 'only the two are in it')
 
   // Her own conversation with alice is another room, with none of theirs.
   await carol.click('#users .name >> text=alice')

@@ -3,10 +3,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import t from 'tap'
 import WebSocket from 'ws'
 import { connect } from '../lib/client.js'
-import type { ChatConnection, ChatEvents, ConnectOptions, WebSocketLike } from '../lib/client.js'
+import type { ChatConnection, ChatEvents, ConnectOptions, MembersError, WebSocketLike } from '../lib/client.js'
 import type { AdapterContext, AdapterNode } from '../lib/broker/adapter.js'
 import { LocalAdapter } from '../lib/broker/local-adapter.js'
-import type { ChatMessage, ClientFrame, JoinedFrame, ServerFrame } from '../lib/protocol/wire.js'
+import { MAX_CURSOR_LENGTH, MAX_MEMBERS_PAGE } from '../lib/protocol/wire.js'
+import type { ChatMessage, ClientFrame, JoinedFrame, MembersFrame, MembersRequest, ServerFrame, User } from '../lib/protocol/wire.js'
 import { MemoryStore } from '../lib/stores/memory-store.js'
 import type { AppendResult, HistoryPage, HistoryStore, NewMessage } from '../lib/stores/history-store.js'
 import { join, listen, within } from './helpers/chat.js'
@@ -373,14 +374,14 @@ t.test('shows nothing twice and resumes from the highest offset seen', async (t)
   const from = { id: 'u1', name: 'bob' }
   const message = (offset: number) => ({ room: 'lobby', offset, ts: 0, from, text: `m${offset}` })
   socket.receive({ type: 'welcome', clientId: 'c1', id: 'me', name: 'guest' })
-  socket.receive({ type: 'joined', room: 'lobby', epoch: 'e1', offset: 2, recovered: true, history: [message(2)], users: [] })
+  socket.receive({ type: 'joined', room: 'lobby', epoch: 'e1', offset: 2, recovered: true, history: [message(2)], users: [], count: 0 })
   socket.receive({ type: 'message', ...message(2) })
   socket.receive({ type: 'message', ...message(3) })
   socket.receive('not json')
   conn.join('lobby')
   t.same(socket.sent.at(-1), { type: 'join', room: 'lobby', since: { epoch: 'e1', offset: 3 } })
   // The replay of a join while in the room overlaps what arrived live.
-  socket.receive({ type: 'joined', room: 'lobby', epoch: 'e1', offset: 4, recovered: true, history: [message(3), message(4)], users: [] })
+  socket.receive({ type: 'joined', room: 'lobby', epoch: 'e1', offset: 4, recovered: true, history: [message(3), message(4)], users: [], count: 0 })
   socket.receive({ type: 'message', ...message(4) })
   t.same(texts, ['m2', 'm3', 'm4'])
 
@@ -392,7 +393,7 @@ t.test('shows nothing twice and resumes from the highest offset seen', async (t)
   const params = new URL(socket2.url).searchParams
   t.same([params.get('room'), params.get('since'), params.get('name')], ['lobby', 'e1:4', 'carol'])
   socket2.receive({ type: 'welcome', clientId: 'c1', id: 'me2', name: 'carol' })
-  socket2.receive({ type: 'joined', room: 'lobby', epoch: 'e2', offset: 1, recovered: false, history: [message(1)], users: [] })
+  socket2.receive({ type: 'joined', room: 'lobby', epoch: 'e2', offset: 1, recovered: false, history: [message(1)], users: [], count: 0 })
   socket2.receive({ type: 'message', ...message(2) })
   t.same(texts, ['m2', 'm3', 'm4', 'm1', 'm2'])
   t.same(recovered, [true, true, false])
@@ -441,12 +442,12 @@ t.test('a joined it did not ask for is a reset: offsets start over from it, and 
   const from = { id: 'u1', name: 'bob' }
   const message = (offset: number, text = `m${offset}`): ChatMessage => ({ room: 'lobby', offset, ts: 0, from, text })
   socket.receive({ type: 'welcome', clientId: 'c1', id: 'me', name: 'guest' })
-  socket.receive({ type: 'joined', room: 'lobby', epoch: 'e1', offset: 5, recovered: false, history: [message(5)], users: [] })
+  socket.receive({ type: 'joined', room: 'lobby', epoch: 'e1', offset: 5, recovered: false, history: [message(5)], users: [], count: 0 })
   conn.join('lobby')
-  socket.receive({ type: 'joined', room: 'lobby', epoch: 'e1', offset: 6, recovered: true, history: [message(6)], users: [] })
+  socket.receive({ type: 'joined', room: 'lobby', epoch: 'e1', offset: 6, recovered: true, history: [message(6)], users: [], count: 0 })
   t.same(events, ['joined e1', 'joined e1'], 'the answers to the URL\'s join and to join() are no reset')
 
-  socket.receive({ type: 'joined', room: 'lobby', epoch: 'e2', offset: 1, recovered: false, history: [message(1, 'n1')], users: [] })
+  socket.receive({ type: 'joined', room: 'lobby', epoch: 'e2', offset: 1, recovered: false, history: [message(1, 'n1')], users: [], count: 0 })
   t.same(events.slice(2), ['reset e2', 'joined e2'], 'reset, then joined as for any other')
   socket.receive({ type: 'message', ...message(2, 'n2') })
   socket.receive({ type: 'message', ...message(2, 'n2') })
@@ -968,7 +969,7 @@ t.test('openDirect before open is sent after welcome; refusals drop it, other er
   socket2.receive({ type: 'welcome', clientId: 'c2', id: 'me', name: 'me' })
   t.same(socket2.sent, [{ type: 'join', with: 'bob', cid: toBob }], 'only the one that may still succeed')
   const bob = { id: 'bob', name: 'Bob' }
-  socket2.receive({ type: 'joined', room: 'dm-bob', epoch: 'e1', offset: 3, recovered: false, history: [], users: [bob], with: bob })
+  socket2.receive({ type: 'joined', room: 'dm-bob', epoch: 'e1', offset: 3, recovered: false, history: [], users: [bob], count: 1, with: bob })
   t.same([...conn.directs], [['dm-bob', bob]])
 
   const reopened3 = next()
@@ -981,4 +982,182 @@ t.test('openDirect before open is sent after welcome; refusals drop it, other er
   conn.leave('dm-bob')
   t.same(socket3.sent.at(-1), { type: 'leave', room: 'dm-bob' })
   t.same(conn.directs, new Map(), 'left: forgotten')
+})
+
+t.test('presence: count and users follow joined, presence events, occupancy and pages; count events only on a change', async (t) => {
+  const { FakeSocket, sockets } = fakeSockets()
+  const conn = connect('ws://chat.test/chat?room=big', { WebSocket: FakeSocket })
+  t.teardown(() => conn.close())
+  const counts: number[] = []
+  conn.on('count', ({ room, count }) => counts.push(room === 'big' ? count : -1))
+  const [socket] = sockets as [InstanceType<typeof FakeSocket>]
+  const [me, ann, bob, cy] = ['me', 'ann', 'bob', 'cy'].map((id) => ({ id, name: id })) as [User, User, User, User]
+  socket.receive({ type: 'welcome', clientId: 'c1', id: 'me', name: 'me' })
+  t.equal(conn.presence('big'), undefined, 'nothing before joined')
+
+  socket.receive({ type: 'joined', room: 'big', epoch: 'e1', offset: 0, recovered: false, history: [], users: [me, ann], count: 4 })
+  t.same(conn.presence('big'), { count: 4, users: [me, ann], more: true }, 'two of four listed: more to load')
+  socket.receive({ type: 'presence', room: 'big', event: 'join', user: bob, count: 5 })
+  socket.receive({ type: 'presence', room: 'big', event: 'rename', user: { id: 'ann', name: 'Ann' }, previous: 'ann', count: 5 })
+  socket.receive({ type: 'presence', room: 'big', event: 'leave', user: me, count: 4 })
+  socket.receive({ type: 'presence', room: 'elsewhere', event: 'join', user: cy, count: 9 })
+  t.same(conn.presence('big')?.users, [{ id: 'ann', name: 'Ann' }, bob])
+  socket.receive({ type: 'occupancy', room: 'big', count: 300 })
+  socket.receive({ type: 'occupancy', room: 'big', count: 300 })
+  t.equal(conn.presence('big')?.count, 300)
+  socket.receive({ type: 'members', room: 'big', users: [cy], count: 299 })
+  t.same(conn.presence('big'), { count: 299, users: [{ id: 'ann', name: 'Ann' }, bob, cy], more: true }, 'a page nobody asked for is kept too')
+  t.same(counts, [4, 5, 4, 300, 299], 'one event per change, none for an unchanged count or another room')
+
+  // Our own rename reaches us as `renamed`, not as presence.
+  socket.receive({ type: 'presence', room: 'big', event: 'join', user: me, count: 300 })
+  socket.receive({ type: 'renamed', name: 'Me', previous: 'me' })
+  t.same(conn.presence('big')?.users.at(-1), { id: 'me', name: 'Me' })
+
+  // A rejoin starts the list over from its joined.
+  socket.receive({ type: 'joined', room: 'big', epoch: 'e1', offset: 0, recovered: true, history: [], users: [bob], count: 1 })
+  t.same(conn.presence('big'), { count: 1, users: [bob], more: false }, 'everyone listed: nothing more to load')
+  socket.receive({ type: 'left', room: 'big' })
+  t.equal(conn.presence('big'), undefined, 'forgotten once left')
+  t.same(counts, [4, 5, 4, 300, 299, 300, 1])
+})
+
+t.test('members(): each page is matched by cid and merged; errors, drops, a closed client and 10 s of silence reject it', async (t) => {
+  const { FakeSocket, sockets, next } = fakeSockets()
+  const conn = connect('ws://chat.test/chat?room=big', { WebSocket: FakeSocket, backoff: { initialMs: 1, maxMs: 1 } })
+  t.teardown(() => conn.close())
+  await t.rejects(conn.members('big'), { code: 'not_open' })
+  const [socket] = sockets as [InstanceType<typeof FakeSocket>]
+  socket.receive({ type: 'welcome', clientId: 'c1', id: 'me', name: 'me' })
+  socket.receive({ type: 'joined', room: 'big', epoch: 'e1', offset: 0, recovered: false, history: [], users: [], count: 3 })
+  await t.rejects(conn.members('bad room'), TypeError)
+  await t.rejects(conn.members('big', { limit: 0 }), TypeError)
+  await t.rejects(conn.members('big', { limit: MAX_MEMBERS_PAGE + 1 }), TypeError)
+  await t.rejects(conn.members('big', { limit: 1.5 }), TypeError)
+  await t.rejects(conn.members('big', { after: 'x'.repeat(MAX_CURSOR_LENGTH + 1) }), TypeError)
+  t.same(socket.sent, [], 'nothing sent for bad arguments')
+
+  const pages: MembersFrame[] = []
+  conn.on('members', (page) => pages.push(page))
+  const errors: unknown[] = []
+  conn.on('error', (frame) => errors.push(frame))
+  const first = conn.members('big', { limit: MAX_MEMBERS_PAGE })
+  const second = conn.members('big', { after: 'x'.repeat(MAX_CURSOR_LENGTH), limit: 2 })
+  const [ask1, ask2] = socket.sent as [MembersRequest, MembersRequest]
+  t.match(ask1, { type: 'members', room: 'big', limit: MAX_MEMBERS_PAGE, cid: /^[0-9a-f]{24}$/ })
+  t.notOk('after' in ask1, 'no cursor for the first page')
+  t.match(ask2, { type: 'members', room: 'big', after: 'x'.repeat(MAX_CURSOR_LENGTH), limit: 2 })
+  const a = { id: 'a', name: 'A' }
+  const b = { id: 'b', name: 'B' }
+  // Answered out of order: each promise gets its own page.
+  socket.receive({ type: 'members', room: 'big', users: [b], count: 3, cid: ask2.cid as string })
+  socket.receive({ type: 'members', room: 'big', users: [a], count: 3, next: '1', cid: ask1.cid as string })
+  t.same((await first).users, [a])
+  t.same((await second).users, [b])
+  t.same(pages.map((page) => page.users), [[b], [a]], 'a members event per page')
+  t.same(conn.presence('big')?.users, [b, a])
+
+  const refused = conn.members('big')
+  const { cid } = socket.sent.at(-1) as MembersRequest
+  socket.receive({ type: 'error', code: 'unavailable', message: 'redis away', room: 'big', cid: cid as string })
+  await t.rejects(refused, { code: 'unavailable', message: 'redis away' })
+  t.same(errors, [], 'the promise tells it, not an error event')
+
+  const dropped = conn.members('big')
+  const reopened = next()
+  socket.drop()
+  await t.rejects(dropped, { code: 'closed' })
+  const socket2 = await reopened
+  socket2.receive({ type: 'welcome', clientId: 'c2', id: 'me', name: 'me' })
+  const closed = conn.members('big')
+  conn.close()
+  await t.rejects(closed, { code: 'closed' })
+
+  await withFakeClock(async (clock) => {
+    const { FakeSocket, sockets } = fakeSockets()
+    const quiet = connect('ws://chat.test/chat', { WebSocket: FakeSocket })
+    ;(sockets[0] as InstanceType<typeof FakeSocket>).receive({ type: 'welcome', clientId: 'c1', id: 'me', name: 'me' })
+    const silent = quiet.members('lobby')
+    let outcome: unknown = 'pending'
+    silent.then(() => { outcome = 'resolved' }, (err: MembersError) => { outcome = err.code })
+    clock.tick(9_999)
+    await Promise.resolve()
+    t.equal(outcome, 'pending', 'still waiting just before the bound')
+    clock.tick(1)
+    await silent.catch(() => {})
+    t.equal(outcome, 'timeout')
+    const late = quiet.members('lobby')
+    quiet.close()
+    await t.rejects(late, { code: 'closed' })
+    clock.tick(20_000)
+  })
+})
+
+t.test('loadMembers() pages on from the last page, says when there is more, and starts over after the last', async (t) => {
+  const { FakeSocket, sockets } = fakeSockets()
+  const conn = connect('ws://chat.test/chat?room=big', { WebSocket: FakeSocket })
+  t.teardown(() => conn.close())
+  const [socket] = sockets as [InstanceType<typeof FakeSocket>]
+  await t.rejects(conn.loadMembers('big'), { code: 'not_in_room' })
+  socket.receive({ type: 'welcome', clientId: 'c1', id: 'me', name: 'me' })
+  const u = (id: string): User => ({ id, name: id })
+  socket.receive({ type: 'joined', room: 'big', epoch: 'e1', offset: 0, recovered: false, history: [], users: [u('1')], count: 3 })
+  const answer = (page: Omit<MembersFrame, 'type' | 'room' | 'count' | 'cid'>): MembersRequest => {
+    const ask = socket.sent.at(-1) as MembersRequest
+    socket.receive({ type: 'members', room: 'big', count: 3, cid: ask.cid as string, ...page })
+    return ask
+  }
+
+  let more = conn.loadMembers('big', 2)
+  t.notOk('after' in answer({ users: [u('1'), u('2')], next: 'c2' }), 'the first page from the start')
+  t.equal(await more, true)
+  more = conn.loadMembers('big', 2)
+  t.equal(answer({ users: [u('3')] }).after, 'c2', 'the next from where the last stopped')
+  t.equal(await more, false, 'that was the last page')
+  t.same(conn.presence('big'), { count: 3, users: [u('1'), u('2'), u('3')], more: false })
+  more = conn.loadMembers('big')
+  const again = answer({ users: [u('1')], next: 'c1' })
+  t.notOk('after' in again, 'after the last page, from the start again')
+  t.notOk('limit' in again, 'the server\'s page size unless given')
+  t.equal(await more, true)
+
+  // A rejoin while a page is on its way: the new list keeps paging from the start.
+  more = conn.loadMembers('big')
+  socket.receive({ type: 'joined', room: 'big', epoch: 'e1', offset: 0, recovered: true, history: [], users: [u('1')], count: 3 })
+  answer({ users: [u('2'), u('3')], next: 'c2' })
+  t.equal(await more, false, 'the new list\'s own answer: it has everyone')
+  t.same(conn.presence('big')?.users, [u('1'), u('2'), u('3')])
+  more = conn.loadMembers('big')
+  t.notOk('after' in answer({ users: [] }), 'the stale cursor was not kept')
+  await more
+})
+
+t.test('the first reconnect after a drop waits a random 0 to initialMs, so clients dropped together come back spread out', async (t) => {
+  const { FakeSocket, sockets } = fakeSockets()
+  const clients = 200
+  const initialMs = 1000
+  await withFakeClock(async (clock) => {
+    const conns = Array.from({ length: clients }, (_, i) =>
+      connect(`ws://chat.test/chat?name=c${i}`, { WebSocket: FakeSocket, backoff: { initialMs, maxMs: 60_000 } }))
+    const first = [...sockets] as Array<InstanceType<typeof FakeSocket>>
+    t.equal(first.length, clients)
+    for (const socket of first) socket.receive({ type: 'welcome', clientId: 'c', id: 'u', name: 'u' })
+    // A server restart: every socket drops in the same instant.
+    for (const socket of first) socket.drop({ code: 1001, reason: 'going away' })
+
+    const delays: number[] = []
+    for (let ms = 1; ms <= initialMs && delays.length < clients; ms++) {
+      const before = sockets.length
+      clock.tick(1)
+      for (let i = before; i < sockets.length; i++) delays.push(ms)
+    }
+    t.equal(delays.length, clients, 'every client came back within initialMs')
+    // Uniform over 0..1000 ms: ten slots of 100 ms hold about 20 each. The
+    // bounds below fail with a chance under 1e-9, unless the spread is not uniform.
+    const slots = Array.from({ length: 10 }, (_, slot) => delays.filter((ms) => Math.ceil(ms / 100) - 1 === slot).length)
+    t.ok(slots.every((n) => n >= 1 && n <= 60), `spread over the whole window: ${slots.join(' ')}`)
+    const mean = delays.reduce((sum, ms) => sum + ms, 0) / clients
+    t.ok(mean > 350 && mean < 650, `mean delay ${mean.toFixed(0)} ms, about initialMs / 2`)
+    for (const conn of conns) conn.close()
+  })
 })

@@ -297,7 +297,7 @@ t.test('POST /staff/remove takes a user out of a room: they are told, the others
   // Still connected, no longer in the room.
   bob.client.send({ type: 'message', room: 'lobby', text: 'still here?', cid: 'c1' })
   t.match(await bob.client.expect('error'), { code: 'not_in_room', cid: 'c1' })
-  t.strictSame(await app.chat.presence('lobby'), [{ id: alice.id, name: 'alice' }])
+  t.strictSame((await app.chat.presence('lobby')).users, [{ id: alice.id, name: 'alice' }])
 
   const again = await post(app, '/staff/remove', { room: 'lobby', userId: bob.id })
   t.strictSame(again.json(), { removed: 0 }, 'nobody left to remove')

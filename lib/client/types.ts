@@ -1,6 +1,6 @@
 // Types of the browser client's public API; erased from the compiled client,
 // which must stay free of runtime imports.
-import type { ErrorFrame, JoinedFrame, LeftFrame, MessageFrame, PresenceFrame, RefreshedFrame, RenamedFrame, WelcomeFrame } from '../protocol/wire.js'
+import type { ErrorFrame, JoinedFrame, LeftFrame, MembersFrame, MessageFrame, PresenceFrame, RefreshedFrame, RenamedFrame, User, WelcomeFrame } from '../protocol/wire.js'
 
 /**
  * Where the connection is: `reconnecting` lasts from a drop until the next
@@ -35,7 +35,16 @@ export interface ChatEvents {
    * follows as a `joined` event.
    */
   reset: JoinedFrame
+  /** A user joined, left or renamed; sent only while the room has at most the server's `presenceEventsMax` users. */
   presence: PresenceFrame
+  /**
+   * The number of users in a room changed: from a `joined`, a presence
+   * event, a members page, or an `occupancy` frame (which replaces presence
+   * events in rooms above the server's `presenceEventsMax`).
+   */
+  count: { room: string, count: number }
+  /** A page of a room's users, asked for with `members()` or `loadMembers()`. */
+  members: MembersFrame
   /**
    * An error frame. A `forbidden` with a `room` and no `cid` of a message
    * (the server refused a join, or a rejoin after the rights changed): the
@@ -56,6 +65,33 @@ export interface ChatEvents {
    * `closed` by then.
    */
   closed: ClosedEvent
+}
+
+/** What the client knows of the users of a room it is in; see `ChatConnection.presence`. */
+export interface RoomPresence {
+  /** How many distinct users the room has, on every server. */
+  count: number
+  /** The users the client knows of: at most `count` while presence events flow. */
+  users: User[]
+  /** Whether `loadMembers()` has pages left to fetch. */
+  more: boolean
+}
+
+/** Which page of a room's users `members()` asks for. */
+export interface MembersPage {
+  /** The `next` of the previous page. @default the first page */
+  after?: string | undefined
+  /** Users in the page, 1 to 1000. @default the server's `presenceListMax` */
+  limit?: number | undefined
+}
+
+/**
+ * Why a `members()` page did not come: `code` is the server's error code
+ * (`not_in_room`, `unavailable`, ...), `not_open`, `closed` (the socket
+ * dropped first) or `timeout`.
+ */
+export interface MembersError extends Error {
+  code: string
 }
 
 /** The part of the WebSocket API the client uses; the browser's `WebSocket` and `ws` both fit. */
@@ -90,7 +126,12 @@ export interface ConnectOptions {
   resume?: string
   /** WebSocket implementation; pass `WebSocket` from `ws` in Node. @default globalThis.WebSocket */
   WebSocket?: new (url: string) => WebSocketLike
-  /** Reconnect delays: full jitter over `initialMs * 2^attempt`, capped at `maxMs`. @default { initialMs: 250, maxMs: 10000 } */
+  /**
+   * Reconnect delays: full jitter over `initialMs * 2^attempt`, capped at
+   * `maxMs`, from the first reconnect after a drop (a random 0 to
+   * `initialMs`), so the clients of a server that restarts come back spread out.
+   * @default { initialMs: 250, maxMs: 10000 }
+   */
   backoff?: { initialMs: number, maxMs: number }
   /** Messages kept while not open; `send()` throws past this. @default 100 */
   maxQueue?: number
