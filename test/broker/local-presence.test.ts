@@ -1,13 +1,29 @@
 import t from 'tap'
 import { LocalPresence } from '../../lib/broker/local-presence.js'
 import type { PresenceEvent, PresenceNode } from '../../lib/broker/presence.js'
+import type { User } from '../../lib/protocol/wire.js'
 
 function recorder (): PresenceNode & { events: PresenceEvent[] } {
   const events: PresenceEvent[] = []
   return { events, presence: (event) => { events.push(event) } }
 }
 
-t.test('join adds the user to the room and announces it', async (t) => {
+// Every user of the room, paged `limit` at a time; bounded so a cursor that never ends fails the test.
+async function all (presence: LocalPresence, room: string, limit: number): Promise<{ users: User[], pages: number }> {
+  const users: User[] = []
+  let after: string | undefined
+  for (let pages = 1; pages <= 10_000; pages++) {
+    const page = await presence.page(room, after === undefined ? { limit } : { limit, after })
+    users.push(...page.users)
+    if (page.next === undefined) return { users, pages }
+    after = page.next
+  }
+  throw new Error('paging did not end')
+}
+
+const user = (i: number): User => ({ id: `u${i}`, name: `User ${i}` })
+
+t.test('join adds the user to the room and announces it with the count', async (t) => {
   const presence = new LocalPresence()
   const node = recorder()
   presence.start(node)
@@ -15,13 +31,15 @@ t.test('join adds the user to the room and announces it', async (t) => {
   await presence.join('r', alice)
   await presence.join('r', { id: 'bob', name: 'Bob' })
   t.strictSame(node.events, [
-    { room: 'r', event: 'join', user: { id: 'alice', name: 'Alice' } },
-    { room: 'r', event: 'join', user: { id: 'bob', name: 'Bob' } }
+    { room: 'r', event: 'join', user: { id: 'alice', name: 'Alice' }, count: 1 },
+    { room: 'r', event: 'join', user: { id: 'bob', name: 'Bob' }, count: 2 }
   ], 'only id and name')
-  t.strictSame(await presence.list('r'), [{ id: 'alice', name: 'Alice' }, { id: 'bob', name: 'Bob' }])
-  t.strictSame(await presence.list('other'), [], 'rooms are apart')
+  t.strictSame(await presence.page('r', { limit: 10 }), { users: [{ id: 'alice', name: 'Alice' }, { id: 'bob', name: 'Bob' }], count: 2 })
+  t.strictSame(await presence.page('other', { limit: 10 }), { users: [], count: 0 }, 'rooms are apart')
+  t.equal(await presence.count('r'), 2)
+  t.equal(await presence.count('other'), 0)
   alice.name = 'changed'
-  t.equal((await presence.list('r'))[0].name, 'Alice', 'a copy is kept, not the caller\'s object')
+  t.equal((await presence.page('r', { limit: 1 })).users[0].name, 'Alice', 'a copy is kept, not the caller\'s object')
 })
 
 t.test('users handed out are frozen: nobody can change what every join reads', async (t) => {
@@ -29,37 +47,42 @@ t.test('users handed out are frozen: nobody can change what every join reads', a
   const node = recorder()
   presence.start(node)
   await presence.join('r', { id: 'alice', name: 'Alice' })
-  const [listed] = await presence.list('r')
+  const [listed] = (await presence.page('r', { limit: 5 })).users
   t.ok(Object.isFrozen(listed))
   t.ok(Object.isFrozen(node.events[0].user))
   t.throws(() => { (listed as { name: string }).name = 'x' }, TypeError)
-  const list = await presence.list('r')
-  list.pop()
-  t.equal((await presence.list('r')).length, 1, 'the list is a new array each time')
+  const { users } = await presence.page('r', { limit: 5 })
+  users.pop()
+  t.equal((await presence.page('r', { limit: 5 })).users.length, 1, 'the list is a new array each time')
 })
 
-t.test('a user joining twice is listed once', async (t) => {
+t.test('a user joining twice is listed once, in their first place, with the later name', async (t) => {
   const presence = new LocalPresence()
+  const node = recorder()
+  presence.start(node)
   await presence.join('r', { id: 'alice', name: 'Alice' })
-  await presence.join('r', { id: 'alice', name: 'Alice' })
-  t.strictSame(await presence.list('r'), [{ id: 'alice', name: 'Alice' }])
+  await presence.join('r', { id: 'bob', name: 'Bob' })
+  await presence.join('r', { id: 'alice', name: 'Ally' })
+  t.strictSame((await presence.page('r', { limit: 5 })).users, [{ id: 'alice', name: 'Ally' }, { id: 'bob', name: 'Bob' }])
+  t.equal(node.events.at(-1)?.count, 2)
 })
 
-t.test('leave takes the user out and announces it, once', async (t) => {
+t.test('leave takes the user out and announces it with the count, once', async (t) => {
   const presence = new LocalPresence()
   const node = recorder()
   presence.start(node)
   await presence.join('r', { id: 'alice', name: 'Alice' })
   await presence.join('r', { id: 'bob', name: 'Bob' })
   await presence.leave('r', { id: 'alice', name: 'Alice' })
-  t.strictSame(await presence.list('r'), [{ id: 'bob', name: 'Bob' }])
-  t.strictSame(node.events.at(-1), { room: 'r', event: 'leave', user: { id: 'alice', name: 'Alice' } })
+  t.strictSame(await presence.page('r', { limit: 5 }), { users: [{ id: 'bob', name: 'Bob' }], count: 1 })
+  t.strictSame(node.events.at(-1), { room: 'r', event: 'leave', user: { id: 'alice', name: 'Alice' }, count: 1 })
   const events = node.events.length
   await presence.leave('r', { id: 'alice', name: 'Alice' })
   await presence.leave('nowhere', { id: 'alice', name: 'Alice' })
   t.equal(node.events.length, events, 'leaving where one is not is not announced')
   await presence.leave('r', { id: 'bob', name: 'Bob' })
-  t.strictSame(await presence.list('r'), [], 'the last one out empties the room')
+  t.strictSame(node.events.at(-1)?.count, 0)
+  t.strictSame(await presence.page('r', { limit: 5 }), { users: [], count: 0 }, 'the last one out empties the room')
 })
 
 t.test('rename updates the listed name and announces it with the previous one', async (t) => {
@@ -68,10 +91,75 @@ t.test('rename updates the listed name and announces it with the previous one', 
   presence.start(node)
   await presence.join('r', { id: 'alice', name: 'Alice' })
   await presence.rename('r', { id: 'alice', name: 'Ally' }, 'Alice')
-  t.strictSame(await presence.list('r'), [{ id: 'alice', name: 'Ally' }])
-  t.strictSame(node.events.at(-1), { room: 'r', event: 'rename', user: { id: 'alice', name: 'Ally' }, previous: 'Alice' })
+  t.strictSame((await presence.page('r', { limit: 5 })).users, [{ id: 'alice', name: 'Ally' }])
+  t.strictSame(node.events.at(-1), { room: 'r', event: 'rename', user: { id: 'alice', name: 'Ally' }, previous: 'Alice', count: 1 })
+  await presence.rename('nowhere', { id: 'alice', name: 'A' }, 'Ally')
+  t.equal(await presence.count('nowhere'), 0, 'a rename adds nobody')
+  t.equal(node.events.at(-1)?.count, 0)
   await presence.leave('r', { id: 'alice', name: 'Ally' })
   t.strictSame(node.events.at(-1)?.event, 'leave')
+})
+
+t.test('paging lists every user once, in join order, with a next on every page but the last', async (t) => {
+  const presence = new LocalPresence()
+  for (let i = 0; i < 25; i++) await presence.join('r', user(i))
+  const first = await presence.page('r', { limit: 10 })
+  t.equal(first.users.length, 10)
+  t.equal(first.count, 25)
+  t.type(first.next, 'string')
+  const { users, pages } = await all(presence, 'r', 10)
+  t.strictSame(users.map((u) => u.id), Array.from({ length: 25 }, (_, i) => `u${i}`))
+  t.equal(pages, 3)
+  const exact = await all(presence, 'r', 25)
+  t.equal(exact.pages, 1, 'a page that takes the last user has no next')
+  t.strictSame(await all(presence, 'r', 5).then((r) => r.pages), 5, 'nor when the last page is exactly full')
+})
+
+t.test('users leaving and joining between pages: those present throughout are listed exactly once', async (t) => {
+  const presence = new LocalPresence()
+  for (let i = 0; i < 100; i++) await presence.join('r', user(i))
+  const seen = new Map<string, number>()
+  let after: string | undefined
+  let next = 100
+  for (let pages = 0; pages < 1000; pages++) {
+    const page = await presence.page('r', after === undefined ? { limit: 7 } : { limit: 7, after })
+    for (const u of page.users) seen.set(u.id, (seen.get(u.id) ?? 0) + 1)
+    if (page.next === undefined) break
+    after = page.next
+    // Some already listed leave, some not yet listed leave, a newcomer joins.
+    const listed = page.users[0].id
+    await presence.leave('r', { id: listed, name: '' })
+    await presence.leave('r', user(99 - pages))
+    await presence.join('r', user(next++))
+  }
+  t.ok(seen.size > 50, 'most were listed')
+  t.strictSame([...seen].filter(([, n]) => n !== 1), [], 'nobody twice')
+  const remaining = (await presence.page('r', { limit: 1000 })).users.map((u) => u.id)
+  const throughout = remaining.filter((id) => Number(id.slice(1)) < 100)
+  t.ok(throughout.length > 0, 'some were present throughout')
+  t.strictSame(throughout.filter((id) => !seen.has(id)), [], 'everyone present throughout was listed')
+})
+
+t.test('leaves compact the index: paging a room that lost most of its users stays right', async (t) => {
+  const presence = new LocalPresence()
+  for (let i = 0; i < 500; i++) await presence.join('r', user(i))
+  for (let i = 0; i < 500; i++) if (i % 10 !== 0) await presence.leave('r', user(i))
+  t.equal(await presence.count('r'), 50)
+  const { users } = await all(presence, 'r', 9)
+  t.strictSame(users.map((u) => u.id), Array.from({ length: 50 }, (_, i) => `u${i * 10}`))
+  for (let i = 500; i < 520; i++) await presence.join('r', user(i))
+  t.equal((await all(presence, 'r', 1000)).users.length, 70)
+  t.equal((await presence.page('r', { limit: 1 })).users[0].id, 'u0', 'the oldest first')
+})
+
+t.test('a cursor it never handed out is an empty last page', async (t) => {
+  const presence = new LocalPresence()
+  await presence.join('r', { id: 'alice', name: 'Alice' })
+  for (const after of ['x', '-1', '1.5', '01', '', '99999999999999999']) {
+    t.strictSame(await presence.page('r', { limit: 5, after }), { users: [], count: 1 }, JSON.stringify(after))
+  }
+  t.strictSame(await presence.page('r', { limit: 5, after: '999' }), { users: [], count: 1 }, 'past the end')
+  t.strictSame(await presence.page('r', { limit: 5, after: '0' }), { users: [{ id: 'alice', name: 'Alice' }], count: 1 })
 })
 
 t.test('before start and after close nothing is announced; close forgets everyone', async (t) => {
@@ -81,7 +169,7 @@ t.test('before start and after close nothing is announced; close forgets everyon
   presence.start(node)
   await presence.join('r', { id: 'bob', name: 'Bob' })
   presence.close()
-  t.strictSame(await presence.list('r'), [])
+  t.strictSame(await presence.page('r', { limit: 5 }), { users: [], count: 0 })
   await presence.join('r', { id: 'carol', name: 'Carol' })
   await presence.leave('r', { id: 'carol', name: 'Carol' })
   await presence.rename('r', { id: 'carol', name: 'C' }, 'Carol')

@@ -5,9 +5,11 @@ import type { Test } from 'tap'
 import type { Broker, BrokerNode, PublishResult } from '../../lib/broker/broker.js'
 import { LocalBroker } from '../../lib/broker/local-broker.js'
 import { LocalPresence } from '../../lib/broker/local-presence.js'
+import type { PageRequest, PresencePage } from '../../lib/broker/presence.js'
 import { Hub } from '../../lib/chat/hub.js'
+import type { HubParts } from '../../lib/chat/hub.js'
 import { PresenceTracker } from '../../lib/chat/presence-tracker.js'
-import type { ChatMessage, JoinedFrame, ServerFrame, User } from '../../lib/protocol/wire.js'
+import type { ChatMessage, JoinedFrame, ServerFrame } from '../../lib/protocol/wire.js'
 import { Stats } from '../../lib/stats.js'
 import type { HistoryPage, NewMessage } from '../../lib/stores/history-store.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
@@ -108,13 +110,17 @@ class TestBroker implements Broker {
   }
 }
 
-/** Local presence whose list (the last read of a join) can be held up. */
+/** Local presence whose page (the last read of a join) can be held up, or fail; it records what it was asked. */
 class TestPresence extends LocalPresence {
   listGate: Gate | null = null
+  failPage: Error | null = null
+  readonly requests: PageRequest[] = []
 
-  override async list (room: string): Promise<User[]> {
+  override async page (room: string, request: PageRequest): Promise<PresencePage> {
+    this.requests.push(request)
     await this.listGate?.pass()
-    return await super.list(room)
+    if (this.failPage !== null) throw this.failPage
+    return await super.page(room, request)
   }
 }
 
@@ -138,13 +144,13 @@ interface Member {
   warnings: unknown[]
 }
 
-async function setup (t: Test, maxRoomsPerClient = 10, resetRetryMs = [1, 1]): Promise<Setup> {
+async function setup (t: Test, maxRoomsPerClient = 10, resetRetryMs = [1, 1], parts: Partial<HubParts> = {}): Promise<Setup> {
   const broker = new TestBroker()
   const presence = new TestPresence()
   const stats = new Stats()
   const connections = new Connections(stats)
   const tracker = new PresenceTracker(presence, 0, quiet)
-  const hub = new Hub({ broker, presence: tracker, connections, stats, historySize: 3, maxRoomsPerClient, resetRetryMs })
+  const hub = new Hub({ broker, presence: tracker, connections, stats, historySize: 3, maxRoomsPerClient, resetRetryMs, ...parts })
   broker.start(hub.node)
   presence.start(hub.node)
   t.teardown(async () => await hub.close(1001, 'test over'))
@@ -170,6 +176,7 @@ function brief (frame: ServerFrame): string {
   switch (frame.type) {
     case 'message': return frame.text
     case 'presence': return `${frame.event} ${frame.user.id}`
+    case 'occupancy': return `occupancy ${frame.count}`
     case 'error': return `error ${frame.code}`
     case 'joined': case 'left': return `${frame.type} ${frame.room}`
     default: return frame.type
@@ -211,14 +218,14 @@ t.test('join: joined with the latest history and who is there; the others are to
   await hub.join(alice.conn, 'r')
   const joined = await alice.client.expect('joined')
   t.strictSame(joined.history.map((m) => m.text), ['m2', 'm3', 'm4'], 'historySize of them')
-  t.strictSame([joined.recovered, joined.offset, joined.users], [false, 4, [{ id: 'alice', name: 'ALICE' }]])
+  t.strictSame([joined.recovered, joined.offset, joined.users, joined.count], [false, 4, [{ id: 'alice', name: 'ALICE' }], 1])
   t.strictSame(broker.subscribed, ['r'])
 
   const bob = await connect('bob')
   await hub.join(bob.conn, 'r', { epoch: joined.epoch, offset: 1 })
   const bobJoined = await bob.client.expect('joined')
   t.strictSame([bobJoined.recovered, bobJoined.history.map((m) => m.text)], [true, ['m2', 'm3', 'm4']], 'since is passed on for recovery')
-  t.strictSame(bobJoined.users.map((u) => u.id), ['alice', 'bob'])
+  t.strictSame([bobJoined.users.map((u) => u.id), bobJoined.count], [['alice', 'bob'], 2])
   t.strictSame(broker.subscribed, ['r'], 'the room was subscribed once')
   const [aliceGot, bobGot] = await drainRoom(hub, 'r', alice, bob)
   t.strictSame(aliceGot, ['join bob'])
@@ -362,7 +369,7 @@ t.test('rename: the socket is told, and the others see the new name', async (t) 
   const renamed = bob.client.next()
   hub.rename(alice.conn, 'Ally')
   t.strictSame(await alice.client.next(), { type: 'renamed', name: 'Ally', previous: 'ALICE' })
-  t.strictSame(await renamed, { type: 'presence', room: 'r', event: 'rename', user: { id: 'alice', name: 'Ally' }, previous: 'ALICE' })
+  t.strictSame(await renamed, { type: 'presence', room: 'r', event: 'rename', user: { id: 'alice', name: 'Ally' }, previous: 'ALICE', count: 2 })
   t.equal(alice.conn.view.name, 'Ally')
 })
 
@@ -447,7 +454,7 @@ t.test('reset: each member gets a fresh joined of the new epoch and no presence 
     const joined = await joinedOf(member)
     t.not(joined.epoch, before.epoch, 'a new epoch')
     t.strictSame([joined.offset, joined.recovered, joined.history.map((m) => m.text)], [1, false, ['n1']])
-    t.strictSame(joined.users.map((u) => u.id), ['alice', 'bob'], 'nobody came or went')
+    t.strictSame([joined.users.map((u) => u.id), joined.count], [['alice', 'bob'], 2], 'nobody came or went')
   }
   await hub.publish(message('n2'), null)
   t.strictSame(await drainRoom(hub, 'r', alice, bob), [['n2'], ['n2']], 'n1 once, no presence event')
@@ -523,4 +530,104 @@ t.test('reset of a room without members here, or after close, does nothing', asy
   broker.failRecent = new Error('not read')
   hub.node.reset('r')
   t.equal(alice.conn.held('r'), undefined, 'nothing held')
+})
+
+t.test('joined lists at most presenceListMax users, and counts them all', async (t) => {
+  const { hub, presence, connect } = await setup(t, 10, [1, 1], { presenceListMax: 2 })
+  const members: Member[] = []
+  for (const id of ['alice', 'bob', 'carol']) {
+    const member = await connect(id)
+    await hub.join(member.conn, 'r')
+    members.push(member)
+  }
+  const joined = await Promise.all(members.map(joinedOf))
+  t.strictSame(joined.map((frame) => [frame.users.map((u) => u.id), frame.count]), [
+    [['alice'], 1], [['alice', 'bob'], 2], [['alice', 'bob'], 3]
+  ])
+  t.ok(presence.requests.every((request) => request.limit === 2 && request.after === undefined), 'one page of presenceListMax')
+  hub.node.reset('r')
+  for (const member of members) t.match(await joinedOf(member), { users: [{ id: 'alice' }, { id: 'bob' }], count: 3 }, 'a reset lists the same page')
+})
+
+t.test('presenceListMax 0: joined lists nobody, but counts them', async (t) => {
+  const { hub, connect } = await setup(t, 10, [1, 1], { presenceListMax: 0 })
+  const alice = await connect('alice')
+  await hub.join(alice.conn, 'r')
+  t.match(await joinedOf(alice), { users: [], count: 1 })
+  await hub.members(alice.conn, { type: 'members', room: 'r' })
+  t.match(await alice.client.expect('members'), { users: [{ id: 'alice' }], count: 1 }, 'a members page holds at least one')
+})
+
+t.test('members: a page of the room after the cursor, with next and cid', async (t) => {
+  const { hub, presence, connect } = await setup(t, 10, [1, 1], { presenceListMax: 2 })
+  const members: Member[] = []
+  for (const id of ['alice', 'bob', 'carol']) {
+    const member = await connect(id)
+    await hub.join(member.conn, 'r')
+    members.push(member)
+  }
+  const [alice] = members
+  await drainRoom(hub, 'r', alice)
+  await hub.members(alice.conn, { type: 'members', room: 'r', cid: 'm1' })
+  const first = await alice.client.expect('members')
+  t.match(first, { type: 'members', room: 'r', users: [{ id: 'alice', name: 'ALICE' }, { id: 'bob', name: 'BOB' }], count: 3, cid: 'm1' })
+  t.type(first.next, 'string')
+  t.equal(presence.requests.at(-1)?.limit, 2, 'presenceListMax users by default')
+  await hub.members(alice.conn, { type: 'members', room: 'r', after: first.next, limit: 5 })
+  t.strictSame(await alice.client.expect('members'), { type: 'members', room: 'r', users: [{ id: 'carol', name: 'CAROL' }], count: 3 }, 'the last page has no next')
+})
+
+t.test('members: only for a member of the room; a failed read is unavailable, with room and cid', async (t) => {
+  const { hub, presence, connect } = await setup(t)
+  const alice = await connect('alice')
+  await hub.members(alice.conn, { type: 'members', room: 'r', cid: 'x' })
+  t.match(await alice.client.expect('error'), { code: 'not_in_room', room: 'r', cid: 'x' })
+  await hub.join(alice.conn, 'r')
+  await joinedOf(alice)
+  presence.failPage = new Error('presence down')
+  await hub.members(alice.conn, { type: 'members', room: 'r', cid: 'y' })
+  t.match(await alice.client.expect('error'), { code: 'unavailable', room: 'r', cid: 'y' })
+  t.match(alice.errors, [{ err: { message: 'presence down' }, room: 'r' }])
+  t.equal(alice.conn.inRoom('r'), true, 'still in the room')
+})
+
+t.test('above presenceEventsMax members get occupancy counts instead of events, and events again below it', async (t) => {
+  const { hub, connect } = await setup(t, 10, [1, 1], { presenceEventsMax: 2, occupancyIntervalMs: 60_000 })
+  const members: Member[] = []
+  for (const id of ['alice', 'bob', 'carol', 'dave']) {
+    const member = await connect(id)
+    await hub.join(member.conn, 'r')
+    members.push(member)
+  }
+  const [alice, bob, carol, dave] = members
+  await Promise.all(members.map(joinedOf))
+  t.strictSame(await drainRoom(hub, 'r', alice, bob, carol), [
+    ['join bob', 'occupancy 3'],
+    ['occupancy 3'],
+    ['occupancy 3']
+  ], 'the third user is counted, not announced; the fourth waits for the interval')
+  hub.leave(dave.conn, 'r')
+  t.strictSame(await drainRoom(hub, 'r', alice, bob), [[], []], 'a change back within the interval: nothing to send')
+  hub.leave(carol.conn, 'r')
+  t.strictSame(await drainRoom(hub, 'r', alice, bob), [['occupancy 2', 'leave carol'], ['occupancy 2', 'leave carol']],
+    'at the limit again: the count they lack, then the events are back')
+  hub.rename(bob.conn, 'Robert')
+  t.strictSame(await drainRoom(hub, 'r', alice), [['rename bob']])
+})
+
+t.test('crossing back below the limit sends the count clients lack before the events resume; emptying the room stops its timer', async (t) => {
+  const { hub, connect } = await setup(t, 10, [1, 1], { presenceEventsMax: 1, occupancyIntervalMs: 60_000 })
+  const alice = await connect('alice')
+  const bob = await connect('bob')
+  const carol = await connect('carol')
+  for (const member of [alice, bob, carol]) await hub.join(member.conn, 'r')
+  t.strictSame(await drainRoom(hub, 'r', alice), [['joined r', 'occupancy 2']])
+  hub.leave(carol.conn, 'r')
+  hub.leave(bob.conn, 'r')
+  t.strictSame(await drainRoom(hub, 'r', alice), [['occupancy 1', 'leave bob']], 'the count first, then the event that crossed back')
+  const dave = await connect('dave')
+  await hub.join(dave.conn, 'r')
+  hub.leave(alice.conn, 'r')
+  hub.leave(dave.conn, 'r')
+  t.equal(hub.rooms.get('r'), undefined, 'the room is gone here, and its pending count with it')
 })

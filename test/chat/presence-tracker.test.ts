@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import t from 'tap'
-import type { Presence } from '../../lib/broker/presence.js'
+import type { PageRequest, Presence, PresencePage } from '../../lib/broker/presence.js'
 import { PresenceTracker } from '../../lib/chat/presence-tracker.js'
 import type { User } from '../../lib/protocol/wire.js'
 import { within } from '../helpers/chat.js'
@@ -14,7 +14,7 @@ const bob: User = { id: 'bob', name: 'Bob' }
 class RecordingPresence implements Presence {
   readonly calls: string[] = []
   fail: Error | null = null
-  users: User[] = [alice]
+  listed: PresencePage = { users: [alice], count: 1 }
   // While set, a join waits for it to settle and takes its outcome.
   gate: Promise<void> | null = null
 
@@ -31,9 +31,14 @@ class RecordingPresence implements Presence {
     this.#record(`rename ${room} ${user.id} ${previous}->${user.name}`)
   }
 
-  async list (room: string, toMembers?: boolean): Promise<User[]> {
-    this.#record(`list ${room}${toMembers === true ? ' to members' : ''}`)
-    return this.users
+  async page (room: string, request: PageRequest, toMembers?: boolean): Promise<PresencePage> {
+    this.#record(`page ${room} ${request.limit} ${request.after ?? '-'}${toMembers === true ? ' to members' : ''}`)
+    return this.listed
+  }
+
+  async count (room: string): Promise<number> {
+    this.#record(`count ${room}`)
+    return this.listed.count
   }
 
   #record (call: string): void {
@@ -132,14 +137,15 @@ t.test('close announces every pending leave now, and any later one at once', asy
   })
 })
 
-t.test('renamed announces the new name in each room; list reads the back end', async (t) => {
+t.test('renamed announces the new name in each room; page and count read the back end', async (t) => {
   const { tracker, backend } = setup()
   tracker.renamed(['r', 's'], { id: 'alice', name: 'Ally' }, 'Alice')
   tracker.renamed([], alice, 'x')
   t.strictSame(backend.calls, ['rename r alice Alice->Ally', 'rename s alice Alice->Ally'])
-  t.equal(await tracker.list('r'), backend.users)
-  t.equal(await tracker.peek('s'), backend.users)
-  t.strictSame(backend.calls.slice(-2), ['list r to members', 'list s'], 'a joined\'s list is for members; a look is not')
+  t.equal(await tracker.page('r', { limit: 10 }), backend.listed)
+  t.equal(await tracker.peekPage('s', { limit: 5, after: '7' }), backend.listed)
+  t.equal(await tracker.count('s'), 1)
+  t.strictSame(backend.calls.slice(-3), ['page r 10 - to members', 'page s 5 7', 'count s'], 'a page for a member is for members; a look is not')
 })
 
 t.test('failures of leave and rename are logged, not thrown', async (t) => {

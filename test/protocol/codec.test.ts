@@ -1,6 +1,7 @@
 import t from 'tap'
-import { decodeClientFrame, encodeJoined, encodeMessage, parseSinceParam, peekCid } from '../../lib/protocol/codec.js'
+import { decodeClientFrame, encodeJoined, encodeMessage, isCursor, isPageLimit, parseSinceParam, peekCid } from '../../lib/protocol/codec.js'
 import type { Decoded } from '../../lib/protocol/codec.js'
+import { MAX_CURSOR_LENGTH, MAX_MEMBERS_PAGE } from '../../lib/protocol/wire.js'
 import type { ChatMessage } from '../../lib/protocol/wire.js'
 
 const MAX = 10
@@ -200,6 +201,28 @@ t.test('name frames', async (t) => {
   }
 })
 
+t.test('members frames', async (t) => {
+  t.strictSame(decode({ type: 'members', room: 'dev' }), { ok: true, frame: { type: 'members', room: 'dev' } })
+  t.strictSame(decode({ type: 'members', room: 'dev', limit: 1, after: '42', cid: 'c1', extra: true }),
+    { ok: true, frame: { type: 'members', room: 'dev', limit: 1, after: '42', cid: 'c1' } }, 'limit, after and cid kept, the rest dropped')
+  const cursor = 'x'.repeat(MAX_CURSOR_LENGTH)
+  t.strictSame(decode({ type: 'members', room: 'dev', limit: MAX_MEMBERS_PAGE, after: cursor }),
+    { ok: true, frame: { type: 'members', room: 'dev', limit: MAX_MEMBERS_PAGE, after: cursor } }, 'the largest limit and the longest cursor')
+  for (const room of [undefined, '', 'no/slash', 5]) {
+    t.strictSame(failure(decode({ type: 'members', room, cid: 'c2' })), { code: 'invalid_room', cid: 'c2' }, JSON.stringify(room))
+  }
+  for (const limit of [0, -1, 1.5, MAX_MEMBERS_PAGE + 1, '10', null, Infinity]) {
+    t.strictSame(failure(decode({ type: 'members', room: 'dev', limit, cid: 'c3' })), { code: 'invalid_message', cid: 'c3' }, `limit ${String(limit)}`)
+  }
+  for (const after of ['', 'x'.repeat(MAX_CURSOR_LENGTH + 1), 5, null, {}, '\uD800']) {
+    t.strictSame(failure(decode({ type: 'members', room: 'dev', after })), { code: 'invalid_message' }, `after ${JSON.stringify(after)}`)
+  }
+  t.equal(isPageLimit(MAX_MEMBERS_PAGE), true)
+  t.equal(isPageLimit(0), false)
+  t.equal(isCursor('1'), true)
+  t.equal(isCursor(''), false)
+})
+
 t.test('cid', async (t) => {
   t.test('a valid cid is echoed on every error after the type check', async (t) => {
     const cases: Array<[object, string]> = [
@@ -211,6 +234,7 @@ t.test('cid', async (t) => {
       [{ type: 'join', room: 'dev', since: { epoch: 'e', offset: -1 } }, 'invalid_message'],
       [{ type: 'leave' }, 'invalid_room'],
       [{ type: 'name', name: '' }, 'invalid_name'],
+      [{ type: 'members', room: 'dev', limit: 0 }, 'invalid_message'],
       [{ type: 'shout' }, 'unknown_type']
     ]
     for (const [frame, code] of cases) {
@@ -287,7 +311,7 @@ t.test('the browser client checks rooms with the server\'s pattern', async (t) =
 t.test('encodeJoined', async (t) => {
   const from = { id: 'u1', name: 'alice' }
   const history: ChatMessage[] = [1, 2, 3, 4].map((offset) => ({ room: 'r', offset, ts: 0, from, text: 'x'.repeat(100) }))
-  const frame = { type: 'joined' as const, room: 'r', epoch: 'e1', offset: 4, recovered: false, history, users: [from] }
+  const frame = { type: 'joined' as const, room: 'r', epoch: 'e1', offset: 4, recovered: false, history, users: [from], count: 12345 }
 
   t.test('with room for everything, it is the frame as JSON', async (t) => {
     t.equal(encodeJoined(frame, 1 << 20), JSON.stringify(frame))
@@ -309,7 +333,7 @@ t.test('encodeJoined', async (t) => {
       const decoded = JSON.parse(encoded) as typeof frame
       t.strictSame(decoded.history.map((m) => m.offset), [4, 3, 2, 1].slice(0, kept).reverse(), `${maxBytes} bytes`)
       if (kept > 0) t.ok(Buffer.byteLength(encoded) <= maxBytes, `${Buffer.byteLength(encoded)} <= ${maxBytes}`)
-      t.strictSame([decoded.offset, decoded.users], [4, [from]], 'offset and users are never cut')
+      t.strictSame([decoded.offset, decoded.users, decoded.count], [4, [from], 12345], 'offset, users and count are never cut')
     }
   })
 
