@@ -46,7 +46,12 @@ t.test('no options resolve to the defaults, complete and frozen', async (t) => {
     maxConnectionsPerIp: 0,
     allowedOrigins: null,
     closeTimeout: 2000,
-    presenceGraceMs: 1000
+    presenceGraceMs: 1000,
+    presenceListMax: 100,
+    presenceEventsMax: 200,
+    occupancyIntervalMs: 1000,
+    maxConcurrentJoins: 256,
+    secret: null
   }
   const { adapter, ...resolved } = resolveOptions()
   t.strictSame(resolved, expected)
@@ -82,7 +87,12 @@ t.test('given values are kept and the user object is left alone', async (t) => {
     rateLimit: false,
     maxConnections: 1,
     maxConnectionsPerIp: 1,
-    closeTimeout: 0
+    closeTimeout: 0,
+    presenceListMax: 0,
+    presenceEventsMax: 0,
+    occupancyIntervalMs: 10,
+    maxConcurrentJoins: 1,
+    secret: 's'.repeat(32)
   }
   const before = { ...opts }
 
@@ -174,6 +184,14 @@ t.test('every invalid value throws FST_CHAT_INVALID_OPTION naming the option', a
     ['allowedOrigins', { allowedOrigins: [5] }],
     ['closeTimeout', { closeTimeout: -1 }],
     ['presenceGraceMs', { presenceGraceMs: -1 }],
+    ['maxConcurrentJoins', { maxConcurrentJoins: 0 }],
+    ['maxConcurrentJoins', { maxConcurrentJoins: 1.5 }],
+    ['maxConcurrentJoins', { maxConcurrentJoins: '256' }],
+    ['secret', { secret: 's'.repeat(31) }],
+    ['secret', { secret: '' }],
+    ['secret', { secret: 42 }],
+    ['secret', { secret: null }],
+    ['secret', { secret: Buffer.alloc(32) }],
     ['adapter', { adapter: 'redis' }],
     ['adapter', { adapter: null }],
     ['adapter.broker', { adapter: { start () {}, close () {} } }],
@@ -238,4 +256,11 @@ t.test('an invalid option makes app.ready() reject', async (t) => {
   app.register(fastifyChat, { historySize: -1 })
   // ready() returns the instance, a PromiseLike; t.rejects wants a real promise.
   await t.rejects(async () => { await app.ready() }, { code: CODE })
+})
+
+t.test('a secret too short to be safe fails register, saying how long it was', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.register(fastifyChat, { secret: 'short' })
+  await t.rejects(async () => { await app.ready() }, { code: CODE, message: /option "secret" must be a string of at least 32 characters, got 5 characters/ })
 })

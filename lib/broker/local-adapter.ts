@@ -11,12 +11,15 @@ export class LocalAdapter implements Adapter {
   readonly control = new LocalControl()
   readonly #store: HistoryStore
   readonly #ownsStore: boolean
+  /** The store's resume secret, when it keeps one (the SQLite file); without it, each process makes its own. */
+  readonly secret?: () => Promise<string>
 
   /** `ownsStore`: the plugin made the store, so closing the adapter closes it; a store handed in is the user's. */
   constructor (store: HistoryStore, ownsStore: boolean) {
     this.#store = store
     this.#ownsStore = ownsStore
     this.broker = new LocalBroker(store)
+    if (typeof store.secret === 'function') this.secret = async () => await (store.secret as () => Promise<string>).call(store)
   }
 
   async start (context: AdapterContext): Promise<void> {

@@ -32,7 +32,9 @@ export interface MemoryStoreOptions {
 /**
  * Keeps each room's latest messages, and its latest cids, in process memory.
  * A fresh store means fresh epochs, so clients resuming from before a restart
- * get `recovered: false`.
+ * get `recovered: false`. It keeps no resume secret either: without the
+ * `secret` option, each process signs resume tokens with a key of its own,
+ * and clients come back from a restart under new ids.
  */
 export class MemoryStore implements HistoryStore {
   #size: number

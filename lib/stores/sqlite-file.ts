@@ -25,11 +25,16 @@ export interface RoomRow {
 }
 
 // Bump when the tables change, and migrate older files in migrate().
+// A table that only this version reads (meta) needs no bump: an older
+// version ignores it, and this one creates it in any file it opens.
 const SCHEMA_VERSION = 2
 
 // One row per message. `seq` is the message's offset ("offset" is an SQL
 // keyword). Offsets come from rooms.last_offset, never from MAX(seq), so they
 // keep counting after the oldest messages are pruned.
+//
+// `meta` holds what the file keeps besides history: the key that signs
+// resume tokens, so they outlive the process.
 //
 // `cids` is a ring of CID_WINDOW slots per room holding the latest messages
 // that had a cid, whole: a resend must get the stored copy back even once
@@ -66,6 +71,10 @@ CREATE TABLE IF NOT EXISTS cids (
   PRIMARY KEY (room, cid)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS cids_by_slot ON cids (room, slot);
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
 `
 
 // Schema 1 had no cid memory: it starts with the latest cids its messages

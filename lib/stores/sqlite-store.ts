@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type BetterSqlite3 from 'better-sqlite3'
 import { FST_CHAT_INVALID_OPTION, FST_CHAT_STORE_UNAVAILABLE } from '../errors.js'
 import { integerOption, refuseUnknownKeys, shown } from '../validate.js'
@@ -59,6 +60,8 @@ interface Connection {
   latest: BetterSqlite3.Statement<[string, number], MessageRow>
   after: BetterSqlite3.Statement<[string, number, number], MessageRow>
   pruneAge: (before: number) => void
+  /** The file's resume secret, made on first use. */
+  secret: () => string
 }
 
 /**
@@ -184,6 +187,13 @@ export class SqliteStore implements HistoryStore {
     // One snapshot per read, so a room's offset and its messages agree even
     // when another connection writes in between.
     const read = db.transaction((fn: () => unknown) => fn())
+    // OR IGNORE: a second process that made a key at the same time keeps the one already stored.
+    const keep = db.prepare<[string]>("INSERT OR IGNORE INTO meta (key, value) VALUES ('resume_secret', ?)")
+    const stored = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'resume_secret'")
+    const secret = db.transaction(() => {
+      keep.run(randomBytes(32).toString('base64url'))
+      return (stored.get() as { value: string }).value
+    })
     return {
       db,
       // IMMEDIATE: a second process writing the file waits for the lock up
@@ -197,7 +207,8 @@ export class SqliteStore implements HistoryStore {
       pruneAge: db.transaction((before: number) => {
         pruneMessages.run(before)
         pruneCids.run(before)
-      })
+      }),
+      secret: () => secret.immediate()
     }
   }
 
@@ -264,6 +275,17 @@ export class SqliteStore implements HistoryStore {
   async epoch (room: string): Promise<string> {
     const sql = this.#sql ?? await this.#open()
     return sql.read(() => this.#roomState(sql, room).epoch)
+  }
+
+  /**
+   * The key that signs resume tokens, made at random the first time and kept
+   * in the file: a server restarted on the same file (or another process
+   * sharing it) verifies the tokens handed out before. A `':memory:'` store
+   * keeps it as long as the process.
+   */
+  async secret (): Promise<string> {
+    const sql = this.#sql ?? await this.#open()
+    return sql.secret()
   }
 
   /** Closes the database; later calls fail with `FST_CHAT_STORE_UNAVAILABLE`. Closing twice is harmless. */

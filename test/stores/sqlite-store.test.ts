@@ -559,3 +559,39 @@ t.test('close', async (t) => {
     await t.rejects(opening, { code: 'FST_CHAT_STORE_UNAVAILABLE', message: /the store is closed$/ })
   })
 })
+
+t.test('the resume secret', async (t) => {
+  t.test('is made once and kept in the file: a reopened store and a second connection read the same one', async (t) => {
+    const path = newFile()
+    const first = await open(t, { path })
+    const secret = await first.secret()
+    t.match(secret, /^[A-Za-z0-9_-]{43}$/, '32 random bytes, base64url')
+    t.equal(await first.secret(), secret, 'asked again, the same')
+    t.equal(await (await open(t, { path })).secret(), secret, 'another connection to the file')
+    await first.close()
+    t.equal(await (await open(t, { path })).secret(), secret, 'after a reopen')
+    t.strictSame(inspect(t, path).prepare('SELECT key FROM meta').all(), [{ key: 'resume_secret' }])
+    t.not(await (await open(t, { path: newFile() })).secret(), secret, 'another file has its own')
+  })
+
+  t.test('a file from before the meta table gets it when it opens, history intact', async (t) => {
+    const path = newFile()
+    const before = await open(t, { path })
+    await before.append(message('r', 'kept'))
+    await before.close()
+    const db = new Database(path)
+    db.exec('DROP TABLE meta')
+    db.close()
+    const after = await open(t, { path })
+    t.match(await after.secret(), /^[A-Za-z0-9_-]{43}$/)
+    t.strictSame((await after.recent('r', 10)).messages.map((m) => m.text), ['kept'])
+  })
+
+  t.test('a store opens itself to read it; a closed one fails', async (t) => {
+    const store = sqliteStore({ path: ':memory:' })
+    const secret = await store.secret()
+    t.equal(await store.secret(), secret, 'in memory, kept as long as the store')
+    await store.close()
+    await t.rejects(store.secret(), { code: 'FST_CHAT_STORE_UNAVAILABLE' })
+  })
+})
