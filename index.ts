@@ -96,7 +96,7 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
     admission: new Admission(opts),
     stats,
     payloadEnforced: ownWebsocket,
-    secret: await adapter.secret?.() ?? randomBytes(32).toString('base64url')
+    secret: opts.secret ?? await adapter.secret?.() ?? randomBytes(32).toString('base64url')
   })
   fastify.get(opts.path, {
     websocket: true,
