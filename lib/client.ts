@@ -537,7 +537,7 @@ export class ChatConnection {
 
   #onMembers (frame: MembersFrame): void {
     const users = this.#rosters.get(frame.room)?.users
-    for (const user of users === undefined ? [] : frame.users) users?.set(user.id, user)
+    if (users !== undefined) for (const user of frame.users) users.set(user.id, user)
     this.#setCount(frame.room, frame.count)
     this.#answerPage(frame.cid, frame)
     this.#events.emit('members', frame)

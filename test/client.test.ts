@@ -1007,6 +1007,8 @@ t.test('presence: count and users follow joined, presence events, occupancy and 
   t.equal(conn.presence('big')?.count, 300)
   socket.receive({ type: 'members', room: 'big', users: [cy], count: 299 })
   t.same(conn.presence('big'), { count: 299, users: [{ id: 'ann', name: 'Ann' }, bob, cy], more: true }, 'a page nobody asked for is kept too')
+  socket.receive({ type: 'members', room: 'elsewhere', users: [cy], count: 1 })
+  t.equal(conn.presence('elsewhere'), undefined, 'nothing kept of a room it is not in')
   t.same(counts, [4, 5, 4, 300, 299], 'one event per change, none for an unchanged count or another room')
 
   // Our own rename reaches us as `renamed`, not as presence.
@@ -1160,4 +1162,55 @@ t.test('the first reconnect after a drop waits a random 0 to initialMs, so clien
     t.ok(mean > 350 && mean < 650, `mean delay ${mean.toFixed(0)} ms, about initialMs / 2`)
     for (const conn of conns) conn.close()
   })
+})
+
+t.test('against a server: count follows joined, presence and occupancy, and loadMembers pages every user in once', async (t) => {
+  const { url } = await listen(t, { presenceListMax: 2, presenceEventsMax: 4, occupancyIntervalMs: 20 })
+  const others = await Promise.all(['u1', 'u2', 'u3'].map(async (name) => await join(url, `?name=${name}`)))
+  t.teardown(() => { for (const other of others) other.close() })
+  const conn = connect(`${url}/chat?name=me`, fast)
+  t.teardown(() => conn.close())
+  const counts: number[] = []
+  conn.on('count', ({ count }) => counts.push(count))
+  const joined = await waitFor(conn, 'joined')
+  t.equal(joined.users.length, 2, 'joined lists presenceListMax users')
+  t.match(conn.presence('lobby'), { count: 4, more: true })
+
+  const pageSizes: number[] = []
+  for (let pages = 0; conn.presence('lobby')?.more === true && pages < 10; pages++) {
+    const page = waitFor(conn, 'members')
+    await conn.loadMembers('lobby', 1)
+    pageSizes.push((await page).users.length)
+  }
+  t.same(pageSizes, [1, 1, 1, 1], 'one user a page, four pages')
+  t.same(conn.presence('lobby')?.users.map((u) => u.name).sort(), ['me', 'u1', 'u2', 'u3'])
+
+  // A fifth user takes the room over presenceEventsMax: a count, no per-user event.
+  const presences: string[] = []
+  conn.on('presence', ({ event, user }) => presences.push(`${event} ${user.name}`))
+  const five = waitFor(conn, 'count', ({ count }) => count === 5)
+  const u4 = await join(url, '?name=u4')
+  await five
+  t.same(presences, [], 'no presence event above the limit')
+  t.equal(conn.presence('lobby')?.users.length, 4, 'nobody was announced')
+
+  // Back to the limit: the count first, then per-user events again.
+  const back = waitFor(conn, 'presence', ({ event }) => event === 'leave')
+  u4.close()
+  t.match(await back, { user: { name: 'u4' }, count: 4 })
+  const left = waitFor(conn, 'presence', ({ event }) => event === 'leave')
+  others[0]?.close()
+  t.match(await left, { user: { name: 'u1' }, count: 3 })
+  t.match(conn.presence('lobby'), { count: 3, more: false })
+  t.same(conn.presence('lobby')?.users.map((u) => u.name).sort(), ['me', 'u2', 'u3'])
+  t.same(counts, [4, 5, 4, 3])
+
+  const page = await conn.members('lobby', { limit: 2 })
+  t.equal(page.users.length, 2)
+  t.equal(page.count, 3)
+  t.type(page.next, 'string')
+  const rest = await conn.members('lobby', { after: page.next as string })
+  t.same([...page.users, ...rest.users].map((u) => u.name).sort(), ['me', 'u2', 'u3'], 'two pages cover every user once')
+  t.equal(rest.next, undefined, 'the last page has no next')
+  await t.rejects(conn.members('elsewhere'), { code: 'not_in_room' })
 })
