@@ -3,11 +3,12 @@ import Fastify from 'fastify'
 import type { FastifyBaseLogger } from 'fastify'
 import { Redis } from 'ioredis'
 import t from 'tap'
+import { pubSubOf } from '../../lib/broker/redis/connections.js'
 import { RedisAdapter, redisAdapter } from '../../lib/broker/redis/redis-adapter.js'
 import type { RedisAdapterOptions } from '../../lib/broker/redis/redis-adapter.js'
 import { RecordingNode, message } from '../helpers/broker-conformance.js'
 import { within } from '../helpers/chat.js'
-import { adapterEvent, freePort, redisNode, startRedis } from '../helpers/redis.js'
+import { adapterEvent, adminClient, freePort, redisNode, startRedis } from '../helpers/redis.js'
 
 /** A logger that keeps what it is given. */
 function recordingLog (): { log: FastifyBaseLogger, lines: Array<{ level: number, msg: string, role?: string }> } {
@@ -19,10 +20,21 @@ function recordingLog (): { log: FastifyBaseLogger, lines: Array<{ level: number
 t.test('bad options throw FST_CHAT_INVALID_OPTION at construction, naming the option and quoting the value', async (t) => {
   const url = 'redis://127.0.0.1:6379'
   const cases: Array<[unknown, RegExp]> = [
-    [undefined, /option "redisAdapter" needs \{ url \} or \{ client \}, got undefined/],
-    ['redis://127.0.0.1', /option "redisAdapter" needs \{ url \} or \{ client \}, got "redis:\/\/127\.0\.0\.1"/],
-    [{}, /option "redisAdapter" needs exactly one of url and client/],
-    [{ url, client: { status: 'wait' } }, /exactly one of url and client/],
+    [undefined, /option "redisAdapter" needs \{ url \}, \{ client \} or \{ cluster \}, got undefined/],
+    ['redis://127.0.0.1', /option "redisAdapter" needs \{ url \}, \{ client \} or \{ cluster \}, got "redis:\/\/127\.0\.0\.1"/],
+    [{}, /option "redisAdapter" needs exactly one of url, client and cluster/],
+    [{ url, client: { status: 'wait' } }, /exactly one of url, client and cluster/],
+    [{ url, cluster: [{ host: '127.0.0.1', port: 7000 }] }, /exactly one of url, client and cluster/],
+    [{ cluster: [] }, /option "redisAdapter\.cluster" must be 1 to 64 nodes \{ host, port \} .*, got \[\]$/],
+    [{ cluster: { host: '127.0.0.1', port: 7000 } }, /option "redisAdapter\.cluster" .*, got \{"host":"127\.0\.0\.1","port":7000\}$/],
+    [{ cluster: ['127.0.0.1:7000'] }, /option "redisAdapter\.cluster" .*, got \["127\.0\.0\.1:7000"\]$/],
+    [{ cluster: [{ host: '', port: 7000 }] }, /option "redisAdapter\.cluster"/],
+    [{ cluster: [{ host: '127.0.0.1', port: 0 }] }, /option "redisAdapter\.cluster"/],
+    [{ cluster: [{ host: '127.0.0.1', port: 65536 }] }, /option "redisAdapter\.cluster"/],
+    [{ cluster: [{ host: '127.0.0.1', port: '7000' }] }, /option "redisAdapter\.cluster"/],
+    [{ cluster: Array.from({ length: 65 }, (_, i) => ({ host: '127.0.0.1', port: 7000 + i })) }, /option "redisAdapter\.cluster" must be 1 to 64 nodes/],
+    [{ url, shardedPubSub: 'yes' }, /option "redisAdapter\.shardedPubSub" must be a boolean, got "yes"$/],
+    [{ url, shardedPubsub: true }, /did you mean "redisAdapter\.shardedPubSub"/],
     [{ url: '' }, /option "redisAdapter\.url" must be a redis:\/\/ or rediss:\/\/ URL.*, got ""$/],
     [{ url: 'localhost:6379' }, /option "redisAdapter\.url" .*, got "localhost:6379"$/],
     [{ url: 'http://127.0.0.1:6379' }, /option "redisAdapter\.url"/],
@@ -48,6 +60,7 @@ t.test('bad options throw FST_CHAT_INVALID_OPTION at construction, naming the op
   t.throws(() => redisAdapter({ url: 'redis://:hunter2@' }), { message: /got "redis:\/\/\*\*\*@"$/ })
   t.throws(() => redisAdapter({ url: 'redis://u:hunter2@/0' }), { message: /got "redis:\/\/\*\*\*@\/0"$/ })
   t.doesNotThrow(() => redisAdapter({ url: 'rediss://user:secret@redis.example.com:6380/2', prefix: 'chat', presenceTtlMs: 30, connectTimeoutMs: 1, commandTimeoutMs: 1 }))
+  t.doesNotThrow(() => redisAdapter({ cluster: [{ host: 'redis-a', port: 1 }, { host: 'redis-b', port: 65535 }], shardedPubSub: false }))
 })
 
 t.test('an unreachable Redis fails start with FST_CHAT_ADAPTER_UNAVAILABLE, by default well within Fastify\'s plugin timeout', async (t) => {
@@ -129,4 +142,67 @@ t.test('Redis stopped and restarted: logged, reported per connection, unavailabl
   t.equal((await adapter.broker.publish(message('lobby', 'after'), null)).message.offset, 1)
   t.strictSame(await node.delivery().then((d) => [d.message.text, d.afterResets]), ['after', 1], 'delivered again, after a reset, and nothing else before it')
   t.strictSame(node.resets, ['lobby'])
+})
+
+t.test('sharded pub/sub from Redis 7 on, by the version in INFO server', async (t) => {
+  const info = (version: string): string => `# Server\r\nredis_version:${version}\r\nredis_git_sha1:00000000\r\n`
+  t.equal(pubSubOf(info('6.2.14')), 'plain')
+  t.equal(pubSubOf(info('6.0.0')), 'plain')
+  t.equal(pubSubOf(info('7.0.0')), 'sharded')
+  t.equal(pubSubOf(info('7.0.15')), 'sharded')
+  t.equal(pubSubOf(info('10.1.2')), 'sharded', 'a major version of two digits')
+  t.equal(pubSubOf(info('255.255.255')), 'sharded', 'an unstable build')
+  t.equal(pubSubOf('# Server\r\nredis_mode:standalone\r\n'), 'plain', 'no version: plain, which every server of the chat reads alike')
+  t.equal(pubSubOf(info('seven')), 'plain')
+  t.equal(pubSubOf('# Server\r\nmy_redis_version:7.0.0\r\n'), 'plain', 'only the field itself')
+})
+
+/** Calls of `command` that Redis counted, scripts' calls included. */
+async function calls (admin: Redis, command: string): Promise<number> {
+  const stats = await admin.info('commandstats')
+  return Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm').exec(stats)?.[1] ?? 0)
+}
+
+t.test('on Redis 7 rooms go over sharded pub/sub (SPUBLISH, SSUBSCRIBE); control stays on plain pub/sub', async (t) => {
+  const redis = await startRedis(t)
+  const admin = adminClient(t, redis)
+  t.match(await admin.info('server'), /^redis_version:7\./m, 'the Redis under test is 7')
+  const a = await redisNode(t, redis)
+  const b = await redisNode(t, redis)
+  await a.adapter.broker.subscribe('lobby')
+  await b.adapter.broker.subscribe('lobby')
+  const channel = 'fastify-chat:{lobby}:ch'
+  t.strictSame(await admin.pubsub('SHARDNUMSUB', channel), [channel, 2], 'both servers listen to the room on its shard channel')
+  t.strictSame(await admin.pubsub('NUMSUB', channel, 'fastify-chat:control'), [channel, 0, 'fastify-chat:control', 2], 'and to control on a plain one')
+  const published = await calls(admin, 'spublish')
+  await a.adapter.broker.publish(message('lobby', 'sharded'), null)
+  t.equal((await b.node.delivery()).message.text, 'sharded', 'a message reaches the other server')
+  t.equal((await a.node.delivery()).message.text, 'sharded', 'and this one')
+  t.equal(await calls(admin, 'spublish'), published + 1, 'published by SPUBLISH')
+  await a.adapter.broker.unsubscribe('lobby')
+  t.strictSame(await admin.pubsub('SHARDNUMSUB', channel), [channel, 1], 'SUNSUBSCRIBE when a room is left')
+})
+
+t.test('shardedPubSub: false keeps rooms on PUBLISH and SUBSCRIBE, as on Redis 6.2', async (t) => {
+  const redis = await startRedis(t)
+  const admin = adminClient(t, redis)
+  const a = await redisNode(t, redis, { shardedPubSub: false })
+  const b = await redisNode(t, redis, { shardedPubSub: false })
+  await a.adapter.broker.subscribe('lobby')
+  await b.adapter.broker.subscribe('lobby')
+  const channel = 'fastify-chat:{lobby}:ch'
+  t.strictSame(await admin.pubsub('NUMSUB', channel), [channel, 2], 'both servers listen to the room on a plain channel')
+  t.strictSame(await admin.pubsub('SHARDNUMSUB', channel), [channel, 0], 'and on no shard channel')
+  const [published, sharded] = [await calls(admin, 'publish'), await calls(admin, 'spublish')]
+  await a.adapter.broker.publish(message('lobby', 'plain'), null)
+  t.equal((await b.node.delivery()).message.text, 'plain', 'a message reaches the other server')
+  t.equal(await calls(admin, 'publish'), published + 1, 'published by PUBLISH')
+  t.equal(await calls(admin, 'spublish'), sharded, 'not by SPUBLISH')
+  await a.adapter.broker.unsubscribe('lobby')
+  t.strictSame(await admin.pubsub('NUMSUB', channel), [channel, 1], 'UNSUBSCRIBE when a room is left')
+
+  // Asked for explicitly, sharded works on Redis 7 like the default.
+  const c = await redisNode(t, redis, { shardedPubSub: true })
+  await c.adapter.broker.subscribe('lobby')
+  t.strictSame(await admin.pubsub('SHARDNUMSUB', channel), [channel, 1])
 })

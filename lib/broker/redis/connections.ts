@@ -1,15 +1,31 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Redis, RedisOptions } from 'ioredis'
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis'
 import { FST_CHAT_ADAPTER_UNAVAILABLE } from '../../errors.js'
 import { channels } from '../../stats.js'
-import { boundScripts } from './lua.js'
+import { boundScripts, unavailableOnError } from './lua.js'
 import { defineScripts } from './scripts.js'
 
 /** Which connection an event is about, as the `fastify-chat:adapter` channel names it. */
 export type Role = 'commands' | 'subscriber'
 
-/** Where to reach Redis: a URL (both connections are ours) or the user's client (only the subscriber is ours). */
-export type RedisTarget = { url: string, client?: undefined } | { client: Redis, url?: undefined }
+/** One ioredis connection: to a single server, or to a Redis Cluster. */
+export type RedisConnection = Redis | Cluster
+
+/** A node of a Redis Cluster to start from; the client finds the others. */
+export interface ClusterStartNode { host: string, port: number }
+
+/**
+ * Where to reach Redis: a URL or a cluster's nodes (both connections are
+ * ours), or the user's client, to one server or a cluster (only the
+ * subscriber is ours).
+ */
+export type RedisTarget =
+  | { url: string, client?: undefined, cluster?: undefined }
+  | { client: RedisConnection, url?: undefined, cluster?: undefined }
+  | { cluster: readonly ClusterStartNode[], url?: undefined, client?: undefined }
+
+/** How rooms' channels are published to and listened to. */
+export type PubSub = 'sharded' | 'plain'
 
 /** What the connections call back into. */
 export interface ConnectionHandlers {
@@ -35,6 +51,36 @@ function options (commandTimeout: number): RedisOptions {
   }
 }
 
+// The same on a cluster, where a node's own connection must queue until it
+// is connected (ioredis connects to nodes lazily) and the cluster as a whole
+// refuses what it cannot route. A command cut off by a failing node is not
+// sent again to its successor. Sharded subscribers are always on: one per
+// shard that has channels, none otherwise, so PUBLISH mode costs nothing.
+function clusterOptions (commandTimeout: number): ClusterOptions {
+  const { enableOfflineQueue, lazyConnect, ...perNode } = options(commandTimeout)
+  return { enableOfflineQueue, lazyConnect, retryDelayOnFailover: 0, shardedSubscribers: true, redisOptions: perNode }
+}
+
+function isCluster (redis: RedisConnection): redis is Cluster {
+  return (redis as { isCluster?: unknown }).isCluster === true
+}
+
+/**
+ * Which pub/sub a server has, from its `INFO server` text: sharded
+ * (`SPUBLISH`/`SSUBSCRIBE`) from Redis 7 on, plain before, and plain when
+ * the version cannot be read: every server of a chat asks the same Redis,
+ * so they agree either way.
+ */
+export function pubSubOf (info: string): PubSub {
+  const major = /^redis_version:(\d+)\./m.exec(info)?.[1]
+  return major !== undefined && Number(major) >= 7 ? 'sharded' : 'plain'
+}
+
+/** The Redis version in an `INFO server` text, for messages. */
+function versionIn (info: string): string {
+  return /^redis_version:(\S+)/m.exec(info)?.[1] ?? 'of unknown version'
+}
+
 /** `url` without its credentials, for messages and logs. */
 export function redactUrl (url: string): string {
   try {
@@ -48,9 +94,10 @@ export function redactUrl (url: string): string {
   }
 }
 
-async function loadIoredis (): Promise<typeof import('ioredis').Redis> {
+async function loadIoredis (): Promise<Pick<typeof import('ioredis'), 'Redis' | 'Cluster'>> {
   try {
-    return (await import('ioredis')).Redis
+    const { Redis, Cluster } = await import('ioredis')
+    return { Redis, Cluster }
   } catch (err) {
     throw new FST_CHAT_ADAPTER_UNAVAILABLE(`ioredis is not installed (npm install ioredis): ${(err as Error).message}`)
   }
@@ -58,43 +105,55 @@ async function loadIoredis (): Promise<typeof import('ioredis').Redis> {
 
 /**
  * The Redis adapter's two ioredis connections: one for commands (the user's
- * client, or one we open) and one subscriber (always ours). Opens them, logs
- * and reports (on `fastify-chat:adapter`) when one goes down and comes back,
- * and closes what it opened.
+ * client, or one we open) and one subscriber (always ours), to one server or
+ * to a cluster. Opens them, finds out which pub/sub the server has, logs and
+ * reports (on `fastify-chat:adapter`) when one goes down and comes back, and
+ * closes what it opened.
  */
 export class RedisConnections {
   readonly #target: RedisTarget
   readonly #timeoutMs: number
   readonly #commandTimeoutMs: number
-  #commands: Redis | null = null
-  #subscriber: Redis | null = null
+  // What the user asked for; undefined: whatever the server has.
+  readonly #wantedPubSub: PubSub | undefined
+  #pubSub: PubSub = 'plain'
+  #commands: RedisConnection | null = null
+  #subscriber: RedisConnection | null = null
   #log: FastifyBaseLogger | null = null
   #lastError: Error | null = null
   #closed = false
   // Listeners on the user's client, taken off when we close: it outlives us.
   readonly #unwatch: Array<() => void> = []
 
-  constructor (target: RedisTarget, connectTimeoutMs: number, commandTimeoutMs: number) {
+  constructor (target: RedisTarget, connectTimeoutMs: number, commandTimeoutMs: number, pubSub?: PubSub) {
     this.#target = target
     this.#timeoutMs = connectTimeoutMs
     this.#commandTimeoutMs = commandTimeoutMs
+    this.#wantedPubSub = pubSub
   }
 
-  /** Where Redis is, for messages: the URL without credentials. */
+  /** Where Redis is, for messages: the URL without credentials, or the cluster's start nodes. */
   get where (): string {
-    return this.#target.url === undefined ? 'the given client' : redactUrl(this.#target.url)
+    const { url, cluster } = this.#target
+    if (cluster !== undefined) return `the cluster at ${cluster.map(({ host, port }) => `${host}:${port}`).join(', ')}`
+    return url === undefined ? 'the given client' : redactUrl(url)
   }
 
   /** The commands connection; throws `FST_CHAT_ADAPTER_UNAVAILABLE` before `open()` and after `close()`. */
-  get commands (): Redis {
+  get commands (): RedisConnection {
     if (this.#commands === null || this.#closed) throw new FST_CHAT_ADAPTER_UNAVAILABLE('the Redis adapter is not started, or closed')
     return this.#commands
   }
 
   /** The subscriber connection; throws like {@link commands}. */
-  get subscriber (): Redis {
+  get subscriber (): RedisConnection {
     if (this.#subscriber === null || this.#closed) throw new FST_CHAT_ADAPTER_UNAVAILABLE('the Redis adapter is not started, or closed')
     return this.#subscriber
+  }
+
+  /** Which pub/sub rooms' channels use, known once `open()` settled. */
+  get pubSub (): PubSub {
+    return this.#pubSub
   }
 
   /**
@@ -103,7 +162,7 @@ export class RedisConnections {
    * work on a cluster; `PUBLISH` on older servers.
    */
   get publishCommand (): 'PUBLISH' | 'SPUBLISH' {
-    return 'PUBLISH'
+    return this.#pubSub === 'sharded' ? 'SPUBLISH' : 'PUBLISH'
   }
 
   /** Whether commands can be sent now. */
@@ -116,33 +175,83 @@ export class RedisConnections {
     return !this.#closed && this.#subscriber?.status === 'ready'
   }
 
-  /** Connects both; throws `FST_CHAT_ADAPTER_UNAVAILABLE` (and closes) when Redis does not answer within the timeout. */
+  /**
+   * Listens to rooms' channels as {@link publishCommand} publishes them:
+   * sharded, one SSUBSCRIBE each, since on a cluster each room may live on
+   * another shard; plain, one SUBSCRIBE for all.
+   */
+  async subscribeRooms (channels: readonly string[]): Promise<void> {
+    const subscriber = this.subscriber
+    if (channels.length === 0) return
+    if (this.#pubSub === 'plain') {
+      await unavailableOnError(subscriber.subscribe(...channels))
+      return
+    }
+    await unavailableOnError(Promise.all(channels.map(async (channel) => await subscriber.ssubscribe(channel))))
+  }
+
+  /** Stops listening to a room's channel. */
+  async unsubscribeRoom (channel: string): Promise<void> {
+    const subscriber = this.subscriber
+    await unavailableOnError(this.#pubSub === 'plain' ? subscriber.unsubscribe(channel) : subscriber.sunsubscribe(channel))
+  }
+
+  /**
+   * Connects both and finds out which pub/sub the server has; throws
+   * `FST_CHAT_ADAPTER_UNAVAILABLE` (and closes) when Redis does not answer
+   * within the timeout, or lacks the sharded pub/sub asked for.
+   */
   async open (log: FastifyBaseLogger, handlers: ConnectionHandlers): Promise<void> {
     if (this.#closed) throw new FST_CHAT_ADAPTER_UNAVAILABLE('the Redis adapter is closed')
     this.#log = log
-    const Redis = await loadIoredis()
-    const { url, client } = this.#target
-    const ours = options(this.#commandTimeoutMs)
-    const commands = client ?? new Redis(url, ours)
-    const subscriber = client === undefined ? new Redis(url, ours) : client.duplicate(ours)
+    const ioredis = await loadIoredis()
+    const { url, client, cluster } = this.#target
+    const commands = client ??
+      (cluster !== undefined ? new ioredis.Cluster([...cluster], clusterOptions(this.#commandTimeoutMs)) : new ioredis.Redis(url, options(this.#commandTimeoutMs)))
+    // A duplicate keeps the client's credentials and TLS, with our bounds over its options.
+    const subscriber = isCluster(commands)
+      ? commands.duplicate([], clusterOptions(this.#commandTimeoutMs))
+      : commands.duplicate(options(this.#commandTimeoutMs))
     this.#commands = commands
     this.#subscriber = subscriber
     defineScripts(commands)
     // The user's client keeps its own options; its scripts are bounded here.
-    if (client !== undefined && typeof client.options.commandTimeout !== 'number') boundScripts(commands, this.#commandTimeoutMs)
+    const ownTimeout = isCluster(commands) ? commands.options.redisOptions?.commandTimeout : commands.options.commandTimeout
+    if (client !== undefined && typeof ownTimeout !== 'number') boundScripts(commands, this.#commandTimeoutMs)
     this.#watch(commands, 'commands', client !== undefined, handlers.ready)
     this.#watch(subscriber, 'subscriber', false, handlers.ready)
-    subscriber.on('message', (_channel: string, payload: string) => handlers.message(payload))
+    const deliver = (_channel: string, payload: string): void => handlers.message(payload)
+    subscriber.on('message', deliver)
+    subscriber.on('smessage', deliver)
     try {
       await Promise.all([this.#connect(commands), this.#connect(subscriber)])
     } catch (err) {
       this.close()
       throw new FST_CHAT_ADAPTER_UNAVAILABLE(`cannot reach Redis at ${this.where}: ${(err as Error).message}`)
     }
+    try {
+      this.#pubSub = await this.#findPubSub(commands)
+    } catch (err) {
+      this.close()
+      throw err
+    }
+  }
+
+  // Asked once, at start: every server of a chat must publish and listen
+  // alike, and a server that switched on a reconnect would stop hearing the
+  // others until they switched too.
+  async #findPubSub (commands: RedisConnection): Promise<PubSub> {
+    if (this.#wantedPubSub === 'plain') return 'plain'
+    const info = await unavailableOnError(commands.info('server'), this.#commandTimeoutMs)
+    const found = pubSubOf(info)
+    if (this.#wantedPubSub === 'sharded' && found === 'plain') {
+      throw new FST_CHAT_ADAPTER_UNAVAILABLE(`Redis at ${this.where} is ${versionIn(info)}: sharded pub/sub needs Redis 7 or later`)
+    }
+    return found
   }
 
   /** Resolves once `redis` is ready; rejects, saying why, when it ends or the timeout passes. */
-  async #connect (redis: Redis): Promise<void> {
+  async #connect (redis: RedisConnection): Promise<void> {
     if (redis.status === 'ready') return
     if (redis.status === 'end') throw new Error('the client is closed')
     if (redis.status === 'wait') redis.connect().catch(() => {})
@@ -167,7 +276,7 @@ export class RedisConnections {
 
   // Down means: it was ready, and is not any more. Connecting at start is
   // neither; `open()` reports that failure itself.
-  #watch (redis: Redis, role: Role, theirs: boolean, onReady: (role: Role) => Promise<void>): void {
+  #watch (redis: RedisConnection, role: Role, theirs: boolean, onReady: (role: Role) => Promise<void>): void {
     let state: 'connecting' | 'up' | 'down' = redis.status === 'ready' ? 'up' : 'connecting'
     // What the channel last said, so that two reconnects settling together say `up` once.
     let reported: 'up' | 'down' = 'up'

@@ -4,6 +4,15 @@ import { script } from './lua.js'
 // near `maxLen` entries, one field `c` holding the envelope's JSON), and
 // published on the control channel with its entry id spliced in as `i`. A
 // server whose subscriber was away reads the log from the last id it saw.
+//
+// The control channel stays on plain PUBLISH/SUBSCRIBE, on Redis 7 too: it
+// is one channel that every server must hear, not one per room. On a
+// cluster a plain PUBLISH reaches the subscribers of every node, so each
+// server listens on whichever node it likes. SPUBLISH would tie the channel
+// to one shard, and a script may only SPUBLISH to a channel in the slot of
+// its keys, which the log's key is not. The price is that each command
+// crosses the cluster bus to every node, as against the room channels,
+// which carry the bulk of the traffic and stay on their shard.
 
 /**
  * Logs and publishes one command, together: a server that did not get it

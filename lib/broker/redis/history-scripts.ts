@@ -24,22 +24,24 @@ end
 
 /**
  * Stores and publishes one message. Epoch check, offset, stream entry, cid
- * memory and PUBLISH happen together, so no server sees a message the
- * history lacks, or the reverse.
+ * memory and publish happen together, so no server sees a message the
+ * history lacks, or the reverse. The channel carries the room's hash tag: on
+ * a cluster, SPUBLISH sends it from the room's own shard.
  *
  * KEYS[1] epochKey, KEYS[2] seqKey, KEYS[3] logKey, KEYS[4] cidsKey, KEYS[5] cidMessagesKey: the room's (see above).
  * ARGV[1] freshEpoch: the epoch to set if the room has none.
  * ARGV[2] message: the message's JSON without `offset`, an object with at least one key.
  * ARGV[3] cid: the message's cid, '' for none.
  * ARGV[4] historySize: how many messages the stream keeps; 0 keeps none.
- * ARGV[5] channel: the room's channel.
- * ARGV[6] exclude: the connection key to skip, as JSON (a string, or null).
+ * ARGV[5] publish: 'SPUBLISH' (sharded pub/sub, Redis 7) or 'PUBLISH'.
+ * ARGV[6] channel: the room's channel.
+ * ARGV[7] exclude: the connection key to skip, as JSON (a string, or null).
  *
  * Returns {1, stored JSON} for a cid stored before (nothing published), else
  * {0, stored JSON}. Publishes an envelope `{"t":"m","e":epoch,"x":exclude,"m":stored}`.
  */
 export const PUBLISH = script<[number, string]>()('fastifyChatPublish', HISTORY_KEYS,
-  ['freshEpoch', 'message', 'cid', 'historySize', 'channel', 'exclude'], EPOCH + `
+  ['freshEpoch', 'message', 'cid', 'historySize', 'publish', 'channel', 'exclude'], EPOCH + `
 -- Cids are remembered for as long as a resend may follow: the latest 256 of
 -- the room (as many as each server's own memory), and any stored in the last
 -- minute, since resends queued behind a hung Redis can trail their original
@@ -72,7 +74,7 @@ if cid ~= '' then
     for i = 1, #oldest, 2 do redis.call('HDEL', cidMessagesKey, oldest[i]) end
   end
 end
-redis.call('PUBLISH', channel, '{"t":"m","e":' .. cjson.encode(epoch) .. ',"x":' .. exclude .. ',"m":' .. stored .. '}')
+redis.call(publish, channel, '{"t":"m","e":' .. cjson.encode(epoch) .. ',"x":' .. exclude .. ',"m":' .. stored .. '}')
 return {0, stored}
 `)
 

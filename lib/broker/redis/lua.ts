@@ -1,4 +1,4 @@
-import type { ChainableCommander, Redis } from 'ioredis'
+import type { ChainableCommander, Cluster, Redis } from 'ioredis'
 import { FST_CHAT_ADAPTER_UNAVAILABLE } from '../../errors.js'
 
 /**
@@ -46,7 +46,7 @@ export function boundScripts (redis: object, ms: number): void {
 }
 
 /** Runs `script` on a connection where {@link defineScripts} ran; a failure or timeout is `FST_CHAT_ADAPTER_UNAVAILABLE`. */
-export async function runScript<K extends string, A extends string, R> (redis: Redis, script: Script<K, A, R>, keys: Values<K>, args: Values<A>): Promise<R> {
+export async function runScript<K extends string, A extends string, R> (redis: Redis | Cluster, script: Script<K, A, R>, keys: Values<K>, args: Values<A>): Promise<R> {
   const work = (redis as unknown as Commands)[script.command](...flatten(script, keys, args)) as Promise<R>
   return await unavailableOnError(work, scriptTimeouts.get(redis))
 }

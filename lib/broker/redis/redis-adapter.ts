@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import { FST_CHAT_ADAPTER_UNAVAILABLE, FST_CHAT_INVALID_OPTION } from '../../errors.js'
 import { integerOption, refuseUnknownKeys, shown } from '../../validate.js'
 import type { Adapter, AdapterContext, AdapterNode } from '../adapter.js'
@@ -7,7 +6,7 @@ import type { Broker } from '../broker.js'
 import type { Control } from '../control.js'
 import type { Presence } from '../presence.js'
 import { RedisConnections, redactUrl } from './connections.js'
-import type { RedisTarget } from './connections.js'
+import type { ClusterStartNode, RedisConnection, RedisTarget } from './connections.js'
 import { parseEnvelope } from './envelope.js'
 import { RedisKeys } from './keys.js'
 import { RedisBroker } from './redis-broker.js'
@@ -16,8 +15,9 @@ import { RedisPresence } from './redis-presence.js'
 import { unavailableOnError } from './lua.js'
 
 /**
- * An ioredis client (`new Redis(…)`), described by what the adapter checks
- * for, so that the package's types do not need ioredis installed.
+ * An ioredis client (`new Redis(…)` or `new Cluster(…)`), described by what
+ * the adapter checks for, so that the package's types do not need ioredis
+ * installed.
  */
 export interface RedisClient {
   readonly status: string
@@ -25,8 +25,18 @@ export interface RedisClient {
   defineCommand (name: string, definition: { lua: string, numberOfKeys?: number }): void
 }
 
-/** Options of {@link redisAdapter}: a URL (we connect and close), or a client of yours (you close it). */
-export type RedisAdapterOptions = ({ url: string, client?: never } | { client: RedisClient, url?: never }) & {
+/** A node of a Redis Cluster: the adapter finds the others from it. */
+export type RedisClusterNode = ClusterStartNode
+
+/**
+ * Options of {@link redisAdapter}: a URL or a cluster's nodes (we connect
+ * and close), or a client of yours, to one server or a cluster (you close it).
+ */
+export type RedisAdapterOptions = (
+  | { url: string, client?: never, cluster?: never }
+  | { client: RedisClient, url?: never, cluster?: never }
+  | { cluster: readonly RedisClusterNode[], url?: never, client?: never }
+) & {
   /** Prefix of every key and channel; no `{` or `}`, which would break the per-room hash tags. @default 'fastify-chat' */
   prefix?: string
   /** How soon, at the latest, a crashed server's users drop out of presence and are announced gone; each server refreshes its own every sixth of it. @default 15000 */
@@ -45,6 +55,15 @@ export type RedisAdapterOptions = ({ url: string, client?: never } | { client: R
    * @default 2000
    */
   commandTimeoutMs?: number
+  /**
+   * Rooms' channels on sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`), which a
+   * cluster serves from each room's own shard, or on plain `PUBLISH`. Every
+   * server of a chat must use the same: pin it while servers started
+   * before and after a Redis upgrade run side by side. `true` fails start
+   * on Redis before 7.
+   * @default true on Redis 7 or later, as Redis says when the adapter starts
+   */
+  shardedPubSub?: boolean
 }
 
 const defaults = Object.freeze({
@@ -54,7 +73,10 @@ const defaults = Object.freeze({
   commandTimeoutMs: 2000
 })
 
-const KNOWN: ReadonlySet<string> = new Set(['url', 'client', 'prefix', 'presenceTtlMs', 'connectTimeoutMs', 'commandTimeoutMs'])
+const KNOWN: ReadonlySet<string> = new Set(['url', 'client', 'cluster', 'prefix', 'presenceTtlMs', 'connectTimeoutMs', 'commandTimeoutMs', 'shardedPubSub'])
+
+// Enough for any real cluster's start list, few enough to show in a message.
+const MAX_CLUSTER_NODES = 64
 
 // Timers take at most a signed 32-bit number of milliseconds.
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -75,12 +97,30 @@ function redisUrl (value: unknown): string {
   return value as string
 }
 
-function redisClient (value: unknown): Redis {
+function redisClient (value: unknown): RedisConnection {
   const client = value as Partial<Record<keyof RedisClient, unknown>> | null
   if (typeof client !== 'object' || client === null || typeof client.duplicate !== 'function' || typeof client.defineCommand !== 'function') {
-    throw new FST_CHAT_INVALID_OPTION('redisAdapter.client', `must be an ioredis client (new Redis(…)), got ${shown(value)}`)
+    throw new FST_CHAT_INVALID_OPTION('redisAdapter.client', `must be an ioredis client (new Redis(…) or new Cluster(…)), got ${shown(value)}`)
   }
-  return client as unknown as Redis
+  return client as unknown as RedisConnection
+}
+
+function clusterNodes (value: unknown): RedisClusterNode[] {
+  const nodes = Array.isArray(value) ? value as unknown[] : []
+  const valid = nodes.length > 0 && nodes.length <= MAX_CLUSTER_NODES && nodes.every((node) => {
+    const { host, port } = (typeof node === 'object' && node !== null ? node : {}) as Record<string, unknown>
+    return typeof host === 'string' && host !== '' && Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535
+  })
+  if (!valid) {
+    throw new FST_CHAT_INVALID_OPTION('redisAdapter.cluster', `must be 1 to ${MAX_CLUSTER_NODES} nodes { host, port } (for anything else, pass a Cluster client), got ${shown(value)}`)
+  }
+  return (nodes as RedisClusterNode[]).map(({ host, port }) => ({ host, port }))
+}
+
+function shardedPubSub (value: unknown): 'sharded' | 'plain' | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'boolean') throw new FST_CHAT_INVALID_OPTION('redisAdapter.shardedPubSub', `must be a boolean, got ${shown(value)}`)
+  return value ? 'sharded' : 'plain'
 }
 
 function prefix (value: unknown): string {
@@ -92,17 +132,20 @@ function prefix (value: unknown): string {
 }
 
 function target (opts: Record<string, unknown>): RedisTarget {
-  if ((opts.url === undefined) === (opts.client === undefined)) {
-    throw new FST_CHAT_INVALID_OPTION('redisAdapter', 'needs exactly one of url and client')
+  if ([opts.url, opts.client, opts.cluster].filter((given) => given !== undefined).length !== 1) {
+    throw new FST_CHAT_INVALID_OPTION('redisAdapter', 'needs exactly one of url, client and cluster')
   }
-  return opts.url !== undefined ? { url: redisUrl(opts.url) } : { client: redisClient(opts.client) }
+  if (opts.url !== undefined) return { url: redisUrl(opts.url) }
+  if (opts.client !== undefined) return { client: redisClient(opts.client) }
+  return { cluster: clusterNodes(opts.cluster) }
 }
 
 /**
- * Fan-out, shared history and presence across servers through Redis: the
- * `adapter` option of every server of the same chat, with moderation
- * across them on a control channel. Holds two connections:
- * one for commands (yours, if you hand in a client) and one subscriber.
+ * Fan-out, shared history and presence across servers through Redis, one
+ * server or a cluster: the `adapter` option of every server of the same
+ * chat, with moderation across them on a control channel. Holds two
+ * connections: one for commands (yours, if you hand in a client) and one
+ * subscriber.
  */
 export class RedisAdapter implements Adapter {
   readonly broker: Broker
@@ -119,13 +162,13 @@ export class RedisAdapter implements Adapter {
   /** Throws `FST_CHAT_INVALID_OPTION` for a bad option, naming it. */
   constructor (opts: RedisAdapterOptions) {
     if (typeof opts !== 'object' || opts === null) {
-      throw new FST_CHAT_INVALID_OPTION('redisAdapter', `needs { url } or { client }, got ${shown(opts)}`)
+      throw new FST_CHAT_INVALID_OPTION('redisAdapter', `needs { url }, { client } or { cluster }, got ${shown(opts)}`)
     }
     refuseUnknownKeys(opts, KNOWN, 'redisAdapter')
     const raw = opts as Record<string, unknown>
     this.#commandTimeoutMs = integer('commandTimeoutMs', raw.commandTimeoutMs, defaults.commandTimeoutMs, 1)
     this.#connections = new RedisConnections(target(raw),
-      integer('connectTimeoutMs', raw.connectTimeoutMs, defaults.connectTimeoutMs, 1), this.#commandTimeoutMs)
+      integer('connectTimeoutMs', raw.connectTimeoutMs, defaults.connectTimeoutMs, 1), this.#commandTimeoutMs, shardedPubSub(raw.shardedPubSub))
     this.#keys = new RedisKeys(prefix(raw.prefix))
     this.broker = this.#broker = new RedisBroker(this.#connections, this.#keys)
     this.presence = this.#presence = new RedisPresence(this.#connections, this.#keys,
@@ -180,7 +223,7 @@ export class RedisAdapter implements Adapter {
   }
 }
 
-/** Fan-out, shared history and presence across servers through Redis (ioredis). */
+/** Fan-out, shared history and presence across servers through Redis or a Redis Cluster (ioredis). */
 export function redisAdapter (opts: RedisAdapterOptions): RedisAdapter {
   return new RedisAdapter(opts)
 }

@@ -8,7 +8,7 @@ import type { RedisConnections, Role } from './connections.js'
 import type { RedisKeys } from './keys.js'
 import { RetryLoop } from './retry-loop.js'
 import { PUBLISH, RECENT, SINCE } from './history-scripts.js'
-import { runScript, unavailableOnError } from './lua.js'
+import { runScript } from './lua.js'
 
 interface Held { message: ChatMessage, epoch: string, exclude: string | null }
 
@@ -75,6 +75,7 @@ export class RedisBroker implements Broker {
       message: JSON.stringify({ room, ...rest }),
       cid: message.cid ?? '',
       historySize: this.#historySize,
+      publish: this.#connections.publishCommand,
       channel: this.#keys.channel(room),
       exclude: JSON.stringify(exclude)
     })
@@ -108,7 +109,7 @@ export class RedisBroker implements Broker {
     const added = listening === undefined
     if (listening === undefined) this.#rooms.set(room, listening = { epoch: null, offset: 0, held: null, pending: 0 })
     try {
-      await unavailableOnError(this.#connections.subscriber.subscribe(this.#keys.channel(room)))
+      await this.#connections.subscribeRooms([this.#keys.channel(room)])
       // Read once listening: whatever comes later arrives on the channel.
       const { epoch, offset } = await this.recent(room, 0)
       if (listening.epoch === null) {
@@ -125,7 +126,7 @@ export class RedisBroker implements Broker {
     this.#rooms.delete(room)
     // A subscriber away listens to nothing when it is back: the rooms are subscribed again one by one.
     if (!this.#connections.listening) return
-    await unavailableOnError(this.#connections.subscriber.unsubscribe(this.#keys.channel(room)))
+    await this.#connections.unsubscribeRoom(this.#keys.channel(room))
   }
 
   /** A message from a room's channel; delivered here unless delivered already. */
@@ -209,7 +210,7 @@ export class RedisBroker implements Broker {
     this.#resubscribe = false
     const channels = [...this.#rooms.keys()].map((room) => this.#keys.channel(room))
     try {
-      if (channels.length > 0) await unavailableOnError(this.#connections.subscriber.subscribe(...channels))
+      await this.#connections.subscribeRooms(channels)
     } catch (err) {
       this.#resubscribe = true
       throw err
