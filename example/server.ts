@@ -35,6 +35,15 @@ export interface PageSettings {
   maxMessageLength: number
 }
 
+/**
+ * Connections the kernel queues before the server accepts them. When a
+ * server restarts under a full room, every page reconnects within a second
+ * or two: past Node's default of 511 the kernel drops their SYNs, and each
+ * dropped one waits a second for its retransmit. Linux caps it at
+ * net.core.somaxconn (4096 on recent kernels).
+ */
+export const LISTEN_BACKLOG = 4096
+
 /** Rooms whose names start with this are open only to staff. */
 export const STAFF_PREFIX = 'staff-'
 
@@ -217,7 +226,7 @@ async function main (): Promise<void> {
     })
   }
 
-  const address = await app.listen({ port, host })
+  const address = await app.listen({ port, host, backlog: LISTEN_BACKLOG })
   app.log.info(`chat example at ${address}/`)
 }
 

@@ -1,14 +1,15 @@
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { access, mkdtemp, rm } from 'node:fs/promises'
+import { access, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { promisify } from 'node:util'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import type { Test } from 'tap'
 import WebSocket from 'ws'
-import { buildServer, DEFAULT_CHAT_DB, MAX_MESSAGE_LENGTH, storeFromEnv } from '../example/server.js'
+import { buildServer, DEFAULT_CHAT_DB, LISTEN_BACKLOG, MAX_MESSAGE_LENGTH, storeFromEnv } from '../example/server.js'
 import type { ExampleOptions } from '../example/server.js'
 import { CloseCode } from '../lib/close-codes.js'
 import { MemoryStore } from '../lib/stores/memory-store.js'
@@ -162,6 +163,17 @@ t.test('a store passed in is used, and left open on close', async (t) => {
   await t.rejects(access(join(tmp, 'unused')), { code: 'ENOENT' }, 'CHAT_DB was not touched')
 })
 
+/** The backlog of the socket listening on `port`, as the kernel took it: ss shows it as the listener's Send-Q. */
+async function listenBacklog (port: string): Promise<number> {
+  const { stdout } = await promisify(execFile)('ss', ['-Hltn', `sport = :${port}`])
+  const [, , sendQ] = stdout.trim().split(/\s+/)
+  return Number(sendQ)
+}
+
+async function somaxconn (): Promise<number> {
+  return Number(await readFile('/proc/sys/net/core/somaxconn', 'utf8'))
+}
+
 // The built example as a user starts it: `npm start` runs dist/example/server.js.
 t.test('the example process serves, then closes every socket with 1001 on SIGTERM', { timeout: 30_000 }, async (t) => {
   const server = new URL('../dist/example/server.js', import.meta.url).pathname
@@ -181,6 +193,7 @@ t.test('the example process serves, then closes every socket with 1001 on SIGTER
     })
   }), 15_000, 'the URL in the log')
   t.ok(address, 'logs the URL it serves')
+  t.equal(await listenBacklog(new URL(address as string).port), Math.min(LISTEN_BACKLOG, await somaxconn()), 'listens with the larger backlog')
   const page = await fetch(`${address as string}/`)
   t.equal(page.status, 200)
   t.match(await page.text(), /<script type="module" src="\/app.js">/)

@@ -28,11 +28,13 @@ const ui = {
   sendButton: document.querySelector('#send-form button'),
   counter: $('counter'),
   users: $('users'),
+  onlineTitle: $('online-title'),
+  moreUsers: $('more-users'),
   staffTools: $('staff-tools'),
   reasonInput: $('reason-input')
 }
 
-/** room name -> { messages, pending: Map<cid, message>, users: Map<id, user>, unread } */
+/** room name -> { messages, pending: Map<cid, message>, unread }; who is in it, the client keeps (chat.presence). */
 const rooms = new Map()
 let current = null
 // A room the user asked to join (or was in before a reload): we switch to it once the server confirms.
@@ -114,7 +116,7 @@ function element (tag, className, text) {
 function roomState (name) {
   let room = rooms.get(name)
   if (room === undefined) {
-    room = { messages: [], pending: new Map(), users: new Map(), unread: 0 }
+    room = { messages: [], pending: new Map(), unread: 0 }
     rooms.set(name, room)
   }
   return room
@@ -126,8 +128,8 @@ function roomState (name) {
  * the other user of a direct room yet may only know their id.
  */
 function seenName (user) {
-  for (const room of rooms.values()) {
-    const seen = room.users.get(user.id)
+  for (const name of rooms.keys()) {
+    const seen = chat.presence(name)?.users.find((other) => other.id === user.id)
     if (seen !== undefined) return seen.name
   }
   return user.name
@@ -229,10 +231,18 @@ function userItem (user) {
   return item
 }
 
+/**
+ * The online list of the room shown: its count, and the users the client
+ * knows of. A big room lists a page of them; "more" fetches the next.
+ */
 function renderUsers () {
-  const users = current === null ? [] : [...rooms.get(current).users.values()]
+  const presence = current === null ? undefined : chat.presence(current)
+  const users = presence?.users ?? []
   users.sort((a, b) => a.name.localeCompare(b.name))
   ui.users.replaceChildren(...users.map(userItem))
+  ui.onlineTitle.textContent = presence === undefined ? 'Online' : `${presence.count} online`
+  ui.moreUsers.hidden = presence?.more !== true
+  if (presence !== undefined) ui.moreUsers.textContent = `Show more (${users.length} of ${presence.count} shown)`
 }
 
 function renderMessages () {
@@ -315,8 +325,7 @@ chat.on('closed', ({ code, reason }) => {
   // The server closed this page for good (a kick, say): the client does not reconnect.
   const why = reason === '' ? `code ${code}` : reason
   notify(`You were disconnected by the server (${why}). Reload the page to come back.`, true)
-  // No presence reaches a closed page: who was online is no longer known.
-  for (const room of rooms.values()) room.users.clear()
+  // No presence reaches a closed page: the client has forgotten who was online.
   renderUsers()
 })
 
@@ -328,10 +337,7 @@ chat.on('welcome', ({ name }) => {
 chat.on('renamed', ({ name }) => {
   localStorage.setItem(NAME_KEY, name)
   ui.nameInput.value = name
-  // Presence tells everyone else; our own entries we update here.
-  for (const room of rooms.values()) {
-    if (room.users.has(chat.id)) room.users.set(chat.id, { id: chat.id, name })
-  }
+  // The client has renamed our own entries; presence tells everyone else.
   renderUsers()
 })
 
@@ -343,7 +349,6 @@ chat.on('joined', (frame) => {
   room.messages = (frame.recovered ? room.messages.concat(frame.history) : frame.history).slice(-MAX_SHOWN)
   // A message whose echo a dropped socket lost comes back in the history instead.
   for (const message of frame.history) room.pending.delete(message.cid)
-  room.users = new Map(frame.users.map((user) => [user.id, user]))
   // A direct room: one this page opened, or one the other user wrote in first.
   if (frame.with !== undefined) directs.set(frame.room, { id: frame.with.id, name: seenName(frame.with) })
   else memberOf.add(frame.room)
@@ -380,10 +385,7 @@ chat.on('message', (message) => {
 })
 
 chat.on('presence', ({ room, event, user }) => {
-  const state = rooms.get(room)
-  if (state === undefined) return
-  if (event === 'leave') state.users.delete(user.id)
-  else state.users.set(user.id, user)
+  if (!rooms.has(room)) return
   // The other user of a direct room renamed: the room list follows.
   const other = directs.get(room)
   if (other !== undefined && other.id === user.id && event !== 'leave' && other.name !== user.name) {
@@ -394,6 +396,10 @@ chat.on('presence', ({ room, event, user }) => {
   }
   if (room === current) renderUsers()
 })
+
+// Big rooms send counts instead of presence events; pages of users come from "more".
+chat.on('count', ({ room }) => { if (room === current) renderUsers() })
+chat.on('members', ({ room }) => { if (room === current) renderUsers() })
 
 chat.on('left', ({ room, reason, message }) => {
   if (reason === 'removed') {
@@ -458,6 +464,18 @@ ui.leave.addEventListener('click', () => {
 })
 
 ui.textInput.addEventListener('input', renderComposer)
+
+ui.moreUsers.addEventListener('click', () => {
+  const room = current
+  if (room === null) return
+  ui.moreUsers.disabled = true
+  chat.loadMembers(room)
+    .catch((err) => notify(`Sorry, the list did not load: ${err.message}`))
+    .finally(() => {
+      ui.moreUsers.disabled = false
+      if (room === current) renderUsers()
+    })
+})
 
 ui.sendForm.addEventListener('submit', (event) => {
   event.preventDefault()
