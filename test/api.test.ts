@@ -26,7 +26,7 @@ interface Parts {
 }
 
 /** The facade over the real parts the plugin builds (a local adapter over a store of `kept` messages per room), without Fastify. */
-async function setup (t: Test, kept = 10): Promise<Parts> {
+async function setup (t: Test, kept = 10, presenceListMax = 100): Promise<Parts> {
   const adapter = new LocalAdapter(new MemoryStore({ size: kept }), true)
   const stats = new Stats()
   const connections = new Connections(stats)
@@ -38,7 +38,7 @@ async function setup (t: Test, kept = 10): Promise<Parts> {
     await hub.close(1001, 'done')
     await adapter.close()
   })
-  const chat = createChat({ hub, moderation, broker: adapter.broker, presence, connections, stats, historySize: HISTORY, maxMessageLength: MAX_LENGTH })
+  const chat = createChat({ hub, moderation, broker: adapter.broker, presence, connections, stats, historySize: HISTORY, maxMessageLength: MAX_LENGTH, presenceListMax })
   return { chat, hub, adapter, connections, stats }
 }
 
@@ -54,7 +54,7 @@ async function member (t: Test, hub: Hub, id: string, room: string): Promise<Con
 
 t.test('the documented members and nothing else, on a plain frozen object', async (t) => {
   const { chat } = await setup(t)
-  t.strictSame(Reflect.ownKeys(chat).sort(), ['addToRoom', 'broadcast', 'disconnect', 'history', 'presence', 'removeFromRoom', 'rooms', 'size', 'stats'])
+  t.strictSame(Reflect.ownKeys(chat).sort(), ['addToRoom', 'broadcast', 'disconnect', 'history', 'occupancy', 'presence', 'removeFromRoom', 'rooms', 'size', 'stats'])
   t.equal(Object.getPrototypeOf(chat), Object.prototype, 'no internals up the prototype chain')
   t.ok(Object.isFrozen(chat))
   const loose = chat as unknown as Record<string, unknown>
@@ -113,16 +113,59 @@ t.test('size, rooms and stats read this server\'s state now', async (t) => {
   t.equal(chat.stats().drops.invalid, 0, 'a snapshot, not the live counters')
 })
 
-t.test('presence lists the users of a room as copies', async (t) => {
+t.test('presence lists the users of a room as copies, with their count', async (t) => {
   const { chat, hub } = await setup(t)
   await member(t, hub, 'alice', 'lobby')
   await member(t, hub, 'bob', 'lobby')
-  const users = await chat.presence('lobby')
-  t.strictSame(users, [{ id: 'alice', name: 'ALICE' }, { id: 'bob', name: 'BOB' }])
-  users[0].name = 'changed'
-  t.equal((await chat.presence('lobby'))[0].name, 'ALICE', 'changing the result changes nothing')
-  t.strictSame(await chat.presence('empty'), [])
+  const page = await chat.presence('lobby')
+  t.strictSame(page, { users: [{ id: 'alice', name: 'ALICE' }, { id: 'bob', name: 'BOB' }], count: 2 })
+  page.users[0].name = 'changed'
+  t.equal((await chat.presence('lobby')).users[0].name, 'ALICE', 'changing the result changes nothing')
+  t.strictSame(await chat.presence('empty'), { users: [], count: 0 })
   await t.rejects(chat.presence('bad room'), { code: 'FST_CHAT_INVALID_ROOM' })
+})
+
+t.test('presence pages: presenceListMax users by default, limit, after; every user once', async (t) => {
+  const { chat, hub } = await setup(t, 10, 2)
+  const ids = ['alice', 'bob', 'carol', 'dave', 'erin']
+  for (const id of ids) await member(t, hub, id, 'lobby')
+  const first = await chat.presence('lobby')
+  t.strictSame([first.users.map((u) => u.id), first.count], [['alice', 'bob'], 5])
+  t.type(first.next, 'string')
+  const listed: string[] = []
+  let after: string | undefined
+  for (let pages = 0; pages < 10; pages++) {
+    const page = await chat.presence('lobby', after === undefined ? { limit: 3 } : { limit: 3, after })
+    t.ok(page.users.length <= 3)
+    listed.push(...page.users.map((u) => u.id))
+    if (page.next === undefined) break
+    after = page.next
+  }
+  t.strictSame(listed, ids)
+  t.strictSame(await chat.presence('lobby', { limit: 1000 }), { users: ids.map((id) => ({ id, name: id.toUpperCase() })), count: 5 }, 'the last page has no next')
+})
+
+t.test('presence refuses a bad limit or cursor; occupancy counts the users', async (t) => {
+  const { chat, hub } = await setup(t)
+  for (const limit of [0, 1001, 1.5, '5', null]) {
+    await t.rejects(chat.presence('lobby', { limit } as unknown as { limit: number }), { code: 'FST_CHAT_INVALID_ARGUMENT' }, `limit ${String(limit)}`)
+  }
+  for (const after of ['', 'x'.repeat(257), 5]) {
+    await t.rejects(chat.presence('lobby', { after } as unknown as { after: string }), { code: 'FST_CHAT_INVALID_ARGUMENT' }, `after ${String(after)}`)
+  }
+  await t.rejects(chat.presence('lobby', null as unknown as object), { code: 'FST_CHAT_INVALID_ARGUMENT' })
+  t.equal(await chat.occupancy('lobby'), 0)
+  await member(t, hub, 'alice', 'lobby')
+  await member(t, hub, 'bob', 'lobby')
+  t.equal(await chat.occupancy('lobby'), 2)
+  await t.rejects(chat.occupancy('bad room'), { code: 'FST_CHAT_INVALID_ROOM' })
+})
+
+t.test('presenceListMax 0: presence pages one user at a time by default', async (t) => {
+  const { chat, hub } = await setup(t, 10, 0)
+  await member(t, hub, 'alice', 'lobby')
+  await member(t, hub, 'bob', 'lobby')
+  t.match(await chat.presence('lobby'), { users: [{ id: 'alice' }], count: 2 })
 })
 
 t.test('history: the latest historySize by default, limit, and since', async (t) => {

@@ -59,7 +59,7 @@ t.test('a refused join leaks nothing: no joined, history, users or presence even
   const other = await user(t, url, 'staff-2')
   other.send({ type: 'join', room: 'secret' })
   t.match(await staff.expect('presence'), { event: 'join', user: { id: 'staff-2' } })
-  t.strictSame((await app.chat.presence('secret')).map((u) => u.id).sort(), ['staff-1', 'staff-2'])
+  t.strictSame((await app.chat.presence('secret')).users.map((u) => u.id).sort(), ['staff-1', 'staff-2'])
 })
 
 t.test('the auto-join of ?room= is asked too, and refused like any join', async (t) => {
@@ -171,7 +171,7 @@ t.test('a member refused on a rejoin is out of the room: no more messages, and t
   alice.send({ type: 'join', room: 'team' })
   t.match(await alice.expect('error'), { code: 'forbidden', room: 'team' })
   t.match(await bob.expect('presence'), { event: 'leave', user: { id: 'alice' } })
-  t.strictSame((await app.chat.presence('team')).map((u) => u.id), ['bob'])
+  t.strictSame((await app.chat.presence('team')).users.map((u) => u.id), ['bob'])
   await app.chat.broadcast('team', 'after')
   await app.chat.broadcast('lobby', 'marker')
   t.match(await alice.expect('message'), { room: 'lobby', text: 'marker' }, 'the team message never reached alice')

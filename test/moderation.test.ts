@@ -71,7 +71,7 @@ t.test('removeFromRoom takes the user out: left with reason removed, the others 
   t.equal(await app.chat.removeFromRoom('dev', 'mallory', { reason: 'off topic' }), 1)
   t.strictSame(await mallory.expect('left'), { type: 'left', room: 'dev', reason: 'removed', message: 'off topic' })
   t.match(await bob.expect('presence'), { room: 'dev', event: 'leave', user: { id: 'mallory' } })
-  t.strictSame((await app.chat.presence('dev')).map((u) => u.id), ['bob'])
+  t.strictSame((await app.chat.presence('dev')).users.map((u) => u.id), ['bob'])
   await app.chat.broadcast('dev', 'without mallory')
   await bob.expect('message')
   await app.chat.broadcast('lobby', 'marker')

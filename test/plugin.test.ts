@@ -104,9 +104,9 @@ t.test('join, leave and presence', async (t) => {
   const bob = await Client.connect(url, '/chat?name=bob')
   const welcome = await bob.expect('welcome')
   const joined = await bob.expect('joined')
-  t.same(joined.users.map((u) => u.name).sort(), ['alice', 'bob'])
-  t.match(await alice.expect('presence'), { event: 'join', room: 'lobby', user: { id: welcome.id, name: 'bob' } })
-  t.same((await app.chat.presence('lobby')).map((u) => u.name).sort(), ['alice', 'bob'])
+  t.same([joined.users.map((u) => u.name).sort(), joined.count], [['alice', 'bob'], 2])
+  t.match(await alice.expect('presence'), { event: 'join', room: 'lobby', user: { id: welcome.id, name: 'bob' }, count: 2 })
+  t.same((await app.chat.presence('lobby')).users.map((u) => u.name).sort(), ['alice', 'bob'])
 
   bob.send({ type: 'name', name: '  robert\u0007 ' })
   t.same(await bob.expect('renamed'), { type: 'renamed', name: 'robert', previous: 'bob' })
@@ -122,7 +122,7 @@ t.test('join, leave and presence', async (t) => {
 
   bob.send({ type: 'leave', room: 'lobby' })
   t.same(await bob.expect('left'), { type: 'left', room: 'lobby' })
-  t.match(await alice.expect('presence'), { event: 'leave', user: { name: 'robert' } })
+  t.match(await alice.expect('presence'), { event: 'leave', user: { name: 'robert' }, count: 1 })
 
   bob.close()
   await bob.closed
@@ -137,7 +137,8 @@ t.test('a user on two sockets is present once', async (t) => {
   const tab1 = await join(url, '?u=bob')
   t.equal((await alice.expect('presence')).event, 'join')
   const tab2 = await join(url, '?u=bob')
-  t.equal((await app.chat.presence('lobby')).length, 2)
+  t.equal((await app.chat.presence('lobby')).count, 2)
+  t.equal(await app.chat.occupancy('lobby'), 2)
   tab1.close()
   await tab1.closed
   tab2.send('still here')
@@ -332,7 +333,7 @@ t.test('app.chat', async (t) => {
   await t.rejects(app.chat.history('bad room'), { code: 'FST_CHAT_INVALID_ROOM' })
   await t.rejects(app.chat.history('lobby', { limit: -1 }), { code: 'FST_CHAT_INVALID_ARGUMENT' })
   await t.rejects(app.chat.history('lobby', { since: 1.5 }), { code: 'FST_CHAT_INVALID_ARGUMENT' })
-  t.same(await app.chat.presence('nowhere'), [])
+  t.same(await app.chat.presence('nowhere'), { users: [], count: 0 })
   await t.rejects(app.chat.presence('bad room'), { code: 'FST_CHAT_INVALID_ROOM' })
 })
 
@@ -451,11 +452,24 @@ t.test('users still in their grace period are announced gone when the app closes
   t.equal((await alice.closed).code, 1001)
 })
 
+t.test('presenceListMax, presenceEventsMax and occupancyIntervalMs reach the hub and app.chat', async (t) => {
+  const { app, url } = await listen(t, { presenceListMax: 1, presenceEventsMax: 1, occupancyIntervalMs: 60_000 })
+  const alice = await join(url, '?name=alice')
+  const bob = await Client.connect(url, '/chat?name=bob')
+  await bob.expect('welcome')
+  t.match(await bob.expect('joined'), { users: [{ name: 'alice' }], count: 2 }, 'one listed, both counted')
+  t.strictSame(await alice.expect('occupancy'), { type: 'occupancy', room: 'lobby', count: 2 }, 'a count instead of a join')
+  t.match(await app.chat.presence('lobby'), { users: [{ name: 'alice' }], count: 2, next: String })
+  t.strictSame(await bob.expect('occupancy'), { type: 'occupancy', room: 'lobby', count: 2 }, 'every member gets the count')
+  bob.send({ type: 'members', room: 'lobby', cid: 'm' })
+  t.match(await bob.expect('members'), { users: [{ name: 'alice' }], count: 2, cid: 'm' }, 'a members page of presenceListMax by default')
+})
+
 t.test('app.chat holds the documented members and nothing else', async (t) => {
   const app = Fastify()
   await app.register(fastifyChat)
   t.teardown(() => app.close())
-  t.same(Object.keys(app.chat).sort(), ['addToRoom', 'broadcast', 'disconnect', 'history', 'presence', 'removeFromRoom', 'rooms', 'size', 'stats'])
+  t.same(Object.keys(app.chat).sort(), ['addToRoom', 'broadcast', 'disconnect', 'history', 'occupancy', 'presence', 'removeFromRoom', 'rooms', 'size', 'stats'])
   t.equal(Object.getPrototypeOf(app.chat), Object.prototype, 'a plain object, not the hub behind it')
   t.ok(Object.isFrozen(app.chat))
   for (const internal of ['join', 'remove', 'closeAll', 'publish', 'node', 'leave', 'add']) {

@@ -174,7 +174,7 @@ t.test('a message takes the presence queued before it along, in order, and stops
   })
 })
 
-t.test('who is skipped: the sender with echo off, and a user\'s own presence on every socket of theirs', async (t) => {
+t.test('who is skipped: the sender with echo off, and a user\'s own presence on every socket of theirs; a frame for everyone skips nobody', async (t) => {
   await withFakeClock((clock) => {
     const { fanout, stats, room } = setup()
     const tab1 = new Member('alice', 'tab1-key')
@@ -182,12 +182,13 @@ t.test('who is skipped: the sender with echo off, and a user\'s own presence on 
     const bob = new Member('bob')
     const r = room('r', tab1, tab2, bob)
     fanout.presence(r, 'alice renamed', 'alice')
+    fanout.presence(r, 'occupancy, for everyone', null)
     fanout.message(r, message('from tab1'), 'tab1-key')
     fanout.message(r, message('to all'), null)
     clock.immediate()
-    t.strictSame(tab1.received, ['to all'])
-    t.strictSame(tab2.received, ['from tab1', 'to all'])
-    t.strictSame(bob.received, ['alice renamed', 'from tab1', 'to all'])
+    t.strictSame(tab1.received, ['occupancy, for everyone', 'to all'])
+    t.strictSame(tab2.received, ['occupancy, for everyone', 'from tab1', 'to all'])
+    t.strictSame(bob.received, ['alice renamed', 'occupancy, for everyone', 'from tab1', 'to all'])
     t.equal(stats.deliveriesOut, 5, 'messages counted per member that got them')
   })
 })

@@ -20,7 +20,8 @@ function joined (epoch: string, offset: number, history: Array<[number, string]>
     offset,
     recovered,
     history: history.map(([o, cid]) => ({ room: 'r', offset: o, ts: 0, from, text: cid, cid })),
-    users: []
+    users: [],
+    count: 0
   }
   return { kind: 'joined', frame }
 }

@@ -13,8 +13,11 @@ import type {
   BrokerNode,
   Control,
   ControlCommand,
+  PageRequest,
   Presence,
   PresenceNode,
+  PresenceOptions,
+  PresencePage,
   PublishResult,
   Chat,
   ChatClient,
@@ -193,10 +196,11 @@ class LoopbackBroker implements Broker {
 }
 class NobodyPresence implements Presence {
   node: PresenceNode | null = null
-  async join (room: string, user: User): Promise<void> { this.node?.presence({ room, event: 'join', user }) }
-  async leave (room: string, user: User): Promise<void> { this.node?.presence({ room, event: 'leave', user }) }
-  async rename (room: string, user: User, previous: string): Promise<void> { this.node?.presence({ room, event: 'rename', user, previous }) }
-  async list (): Promise<User[]> { return [] }
+  async join (room: string, user: User): Promise<void> { this.node?.presence({ room, event: 'join', user, count: 0 }) }
+  async leave (room: string, user: User): Promise<void> { this.node?.presence({ room, event: 'leave', user, count: 0 }) }
+  async rename (room: string, user: User, previous: string): Promise<void> { this.node?.presence({ room, event: 'rename', user, previous, count: 0 }) }
+  async page (_room: string, request: PageRequest): Promise<PresencePage> { return request.after === undefined ? { users: [], count: 0 } : { users: [], count: 0, next: request.after } }
+  async count (): Promise<number> { return 0 }
 }
 class SoloControl implements Control {
   readonly #pairs = new Map<string, User[]>()
@@ -225,7 +229,14 @@ expectError(redisAdapter({ url: 6379 }))
 app.register(fastifyChat, { adapter: redisAdapter({ client: new Redis('redis://127.0.0.1:6379') }) })
 expectError(redisAdapter({ client: {} }))
 expectError(redisAdapter({ url: 'redis://127.0.0.1:6379', client: new Redis() }))
-expectType<Promise<User[]>>(app.chat.presence('lobby'))
+expectType<Promise<PresencePage>>(app.chat.presence('lobby'))
+expectType<Promise<PresencePage>>(app.chat.presence('lobby', { limit: 50, after: 'cursor' }))
+expectAssignable<PresenceOptions>({ limit: 10 })
+expectError(app.chat.presence('lobby', { limit: '10' }))
+expectError(app.chat.presence('lobby', { after: 5 }))
+expectType<Promise<number>>(app.chat.occupancy('lobby'))
+expectType<string | undefined>((await app.chat.presence('lobby')).next)
+expectNotAssignable<Presence>({ join: async () => {}, leave: async () => {}, rename: async () => {}, list: async () => [] })
 expectAssignable<Adapter>(new LoopbackAdapter())
 
 // Limits (issue: bad clients, load and faults).
