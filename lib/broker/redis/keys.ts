@@ -7,6 +7,28 @@ export interface HistoryKeys {
   cidMessagesKey: string
 }
 
+/** The keys of one room's presence, as the presence scripts take them. */
+export interface PresenceKeys {
+  /** Sorted set of the present users' ids, all scored 0: paged by id, counted with ZCARD. */
+  usersKey: string
+  /** Hash of user id -> name. */
+  namesKey: string
+  /** Hash of user id -> on how many servers the user has a member. */
+  refsKey: string
+  /** Sorted set of the servers with members, scored by when their heartbeat expires. */
+  serversKey: string
+  /** Sorted set of the servers a sweep took members from, by when. */
+  goneKey: string
+  /** Which presence data a page saw: `<epoch>:<restores>`, the epoch new whenever Redis lost it. */
+  versionKey: string
+  /**
+   * Not a key: with a server's id appended, the sorted set of that server's
+   * members (user ids). Passed as a key so that a cluster routes the script
+   * to the room's slot, which these sets share.
+   */
+  serverPrefix: string
+}
+
 /**
  * Where one chat keeps its data in Redis, under its prefix. Every key and
  * channel of a room carries `{room}`, a hash tag: on a cluster a room's keys
@@ -33,19 +55,17 @@ export class RedisKeys {
     }
   }
 
-  /** The sorted set of who is in the room, on which server. */
-  presence (room: string): string {
-    return this.#room(room, 'presence')
-  }
-
-  /** The sorted set of presence members a sweep announced gone, by when. */
-  presenceGone (room: string): string {
-    return this.#room(room, 'gone')
-  }
-
-  /** Which presence data a list saw: `<epoch>:<restores>`, the epoch new whenever Redis lost it. */
-  presenceVersion (room: string): string {
-    return this.#room(room, 'presence-version')
+  /** The keys of one room's presence, as the presence scripts take them (see presence-scripts.ts). */
+  presence (room: string): PresenceKeys {
+    return {
+      usersKey: this.#room(room, 'users'),
+      namesKey: this.#room(room, 'names'),
+      refsKey: this.#room(room, 'refs'),
+      serversKey: this.#room(room, 'servers'),
+      goneKey: this.#room(room, 'gone-servers'),
+      versionKey: this.#room(room, 'presence-version'),
+      serverPrefix: this.#room(room, 'srv:')
+    }
   }
 
   /** The pub/sub channel carrying a room's messages and presence events. */

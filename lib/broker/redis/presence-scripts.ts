@@ -1,173 +1,207 @@
 import { script } from './lua.js'
 
-// Presence: a sorted set per room whose members are JSON arrays
-// `[server id, user id, name]`, scored by when they expire (ms since the
-// epoch). Members leave the set only through LEAVE and SWEEP, which announce
-// the user gone once no member of theirs is left, so a user is present (in
-// the list, and announced once) while any member of theirs is in the set,
-// expired or not. Beside it, a "gone" sorted set remembers, by when, the
-// members SWEEP announced gone: a server that was only cut off re-adds its
-// members with a `join` for those. Members Redis lost are restored with a
-// `join` carrying the presence version (`<epoch>:<restores>`, the epoch new
-// once Redis lost its data): only servers that handed out a list without
-// them since the loss pass it on; the others' members still list them.
+// Presence, per room (every key below carries the room's hash tag):
+// - users: a sorted set of the present users' ids, all scored 0, so that
+//   ZRANGEBYLEX pages them in id order and ZCARD counts them;
+// - names: a hash of user id -> name;
+// - refs: a hash of user id -> on how many servers the user has a member;
+// - `<serverPrefix><server id>`: a sorted set (scored 0) of the user ids one
+//   server has in the room, its members;
+// - servers: a sorted set of the servers with members, scored by when their
+//   heartbeat expires (ms since the epoch);
+// - gone: tombstones, a sorted set of the servers a sweep took members from,
+//   by when;
+// - version: the presence version, `<epoch>:<restores>`.
+//
+// No script reads a room's users beyond what it adds, removes or pages:
+// a join or leave costs O(log n). A dead server's members (its heartbeat
+// expired) are swept out a slice at a time, each user whose last member
+// that was announced gone once. A server that was only cut off, or whose
+// members Redis lost, finds its own set smaller than what it holds and
+// adds its members back: with a join naming the server (`s`) for those a
+// sweep announced gone (it has a tombstone), or carrying the presence
+// version (`v`, one restore later than any list handed out since the loss)
+// for those Redis lost without anyone being told.
 
-const PRESENCE_KEYS = ['presenceKey', 'goneKey', 'versionKey'] as const
+const PRESENCE_KEYS = ['usersKey', 'namesKey', 'refsKey', 'serversKey', 'goneKey', 'versionKey', 'serverPrefix'] as const
 
-const OTHERS = `
-local function others(id, except)
-  for _, m in ipairs(redis.call('ZRANGE', presenceKey, 0, -1)) do
-    if m ~= except and cjson.decode(m)[2] == id then return true end
-  end
-  return false
+// Most members one sweep call takes out: a few milliseconds of work at most.
+const SWEEP_SLICE = 200
+
+// `publishCmd`, `channel` and `room` are arguments of every script that announces.
+const ANNOUNCE = `
+local function announce(event, id, name, previous, extra)
+  local e = {room = room, event = event, user = {id = id, name = name}, count = redis.call('ZCARD', usersKey)}
+  if previous then e.previous = previous end
+  local envelope = {t = 'p', e = e}
+  if extra then for k, v in pairs(extra) do envelope[k] = v end end
+  redis.call(publishCmd, channel, cjson.encode(envelope))
+end
+
+-- 0: the server had the member already; 1: a new member of a user present
+-- through another server; 2: a user new to the room.
+local function add(server, id, name)
+  if redis.call('ZADD', serverPrefix .. server, 'NX', 0, id) == 0 then return 0 end
+  redis.call('HINCRBY', refsKey, id, 1)
+  if redis.call('ZADD', usersKey, 'NX', 0, id) == 0 then return 1 end
+  redis.call('HSET', namesKey, id, name)
+  return 2
+end
+
+-- The user's name when this was their last member (they are gone), else nil.
+local function remove(server, id)
+  if redis.call('ZREM', serverPrefix .. server, id) == 0 then return nil end
+  if redis.call('HINCRBY', refsKey, id, -1) > 0 then return nil end
+  local name = redis.call('HGET', namesKey, id) or id
+  redis.call('HDEL', refsKey, id)
+  redis.call('HDEL', namesKey, id)
+  redis.call('ZREM', usersKey, id)
+  return name
+end
+
+-- A server with no members left needs no heartbeat.
+local function forgetIfEmpty(server)
+  if redis.call('EXISTS', serverPrefix .. server) == 0 then redis.call('ZREM', serversKey, server) end
 end
 `
 
-// Removes the members expired at `now` and announces each user then gone;
-// ZREM decides which server's sweep announces, so it is announced once.
-// The tombstones are kept for `goneKeptMs`.
-const SWEEP_EXPIRED = OTHERS + `
-local function sweep(now, channel, room, goneKeptMs)
-  local gone = 0
-  local expired = redis.call('ZRANGEBYSCORE', presenceKey, '-inf', now)
-  if #expired == 0 then return 0 end
-  local keep = tonumber(goneKeptMs)
-  redis.call('ZREMRANGEBYSCORE', goneKey, '-inf', tonumber(now) - keep)
-  for _, m in ipairs(expired) do
-    if redis.call('ZREM', presenceKey, m) == 1 then
-      local entry = cjson.decode(m)
-      redis.call('ZADD', goneKey, now, m)
-      if not others(entry[2], m) then
-        redis.call('PUBLISH', channel, cjson.encode({t = 'p', e = {room = room, event = 'leave', user = {id = entry[2], name = entry[3]}}}))
-        gone = gone + 1
-      end
+// Takes out up to a slice of the members of one dead server (heartbeat at
+// or below ARGV now), tombstoning it first. Returns how many members it took
+// out, and 1 when a dead server is left to sweep (another call's work).
+// Tombstones are kept for ARGV goneKeptMs.
+const SWEEP_SLICE_FN = ANNOUNCE + `
+local function dead()
+  return redis.call('ZRANGEBYSCORE', serversKey, '-inf', now, 'LIMIT', 0, 1)[1]
+end
+local function sweepSlice()
+  local server = dead()
+  if not server then return 0, 0 end
+  local ids = redis.call('ZRANGE', serverPrefix .. server, 0, ${SWEEP_SLICE - 1})
+  if #ids > 0 then
+    redis.call('ZREMRANGEBYSCORE', goneKey, '-inf', tonumber(now) - tonumber(goneKeptMs))
+    redis.call('ZADD', goneKey, now, server)
+    redis.call('PEXPIRE', goneKey, goneKeptMs)
+    for _, id in ipairs(ids) do
+      local name = remove(server, id)
+      if name then announce('leave', id, name) end
     end
   end
-  redis.call('PEXPIRE', goneKey, keep)
-  return gone
+  forgetIfEmpty(server)
+  return #ids, dead() and 1 or 0
 end
 `
 
 /**
- * Adds a member; announces the join unless the user was present already.
+ * Adds one server's member; announces the join unless the user was present
+ * already, and keeps the server's heartbeat.
  *
- * KEYS[1] presenceKey: the room's presence set. KEYS[2] goneKey: its tombstones.
- * ARGV[1] member: the member to add.
- * ARGV[2] expiry: its score.
- * ARGV[3] userId: the user's id.
- * ARGV[4] channel: the room's channel.
- * ARGV[5] envelope: the join event's envelope, published as is.
- * ARGV[6] presenceEpoch: the epoch of the presence version, if the room has none.
+ * ARGV: server, the server's id; userId, name: the user; expiry: the
+ * server's new heartbeat; presenceEpoch: the epoch of the presence version,
+ * if the room has none; channel, room, publishCmd: where and how to announce.
  *
  * Returns 1 when the join was announced, else 0.
  */
 export const JOIN = script<number>()('fastifyChatJoin', PRESENCE_KEYS,
-  ['member', 'expiry', 'userId', 'channel', 'envelope', 'presenceEpoch'], OTHERS + `
-local present = others(userId, member)
-redis.call('ZADD', presenceKey, expiry, member)
-redis.call('ZREM', goneKey, member)
+  ['server', 'userId', 'name', 'expiry', 'presenceEpoch', 'channel', 'room', 'publishCmd'], ANNOUNCE + `
+redis.call('ZADD', serversKey, expiry, server)
 redis.call('SET', versionKey, presenceEpoch .. ':0', 'NX')
-if not present then redis.call('PUBLISH', channel, envelope) end
-return present and 0 or 1
-`)
-
-/**
- * Removes a member; announces the leave unless the user is still present
- * through another member (another server).
- *
- * KEYS[1] presenceKey: the room's presence set. KEYS[2] goneKey: its tombstones.
- * ARGV[1] member: the member to remove.
- * ARGV[2] userId: the user's id.
- * ARGV[3] channel: the room's channel.
- * ARGV[4] envelope: the leave event's envelope, published as is.
- *
- * Returns 1 when the leave was announced, else 0.
- */
-export const LEAVE = script<number>()('fastifyChatLeave', PRESENCE_KEYS,
-  ['member', 'userId', 'channel', 'envelope'], OTHERS + `
-if redis.call('ZREM', presenceKey, member) == 0 then return 0 end
-if others(userId, member) then return 0 end
-redis.call('PUBLISH', channel, envelope)
+if add(server, userId, name) ~= 2 then return 0 end
+announce('join', userId, name)
 return 1
 `)
 
 /**
- * Replaces a member with one holding the new name, and announces the rename.
+ * Removes members of one server; announces the leave of each user then
+ * gone everywhere.
  *
- * KEYS[1] presenceKey: the room's presence set. KEYS[2] goneKey: its tombstones.
- * ARGV[1] oldMember: the member with the previous name.
- * ARGV[2] member: the member with the new name.
- * ARGV[3] expiry: its score.
- * ARGV[4] channel: the room's channel.
- * ARGV[5] envelope: the rename event's envelope, published as is.
+ * ARGV: server, the server's id; users: the user ids, as a JSON array (one
+ * for a leave, a slice on close); channel, room, publishCmd: where and how
+ * to announce.
+ *
+ * Returns how many leaves it announced.
+ */
+export const LEAVE = script<number>()('fastifyChatLeave', PRESENCE_KEYS,
+  ['server', 'users', 'channel', 'room', 'publishCmd'], ANNOUNCE + `
+local gone = 0
+for _, id in ipairs(cjson.decode(users)) do
+  local name = remove(server, id)
+  if name then
+    announce('leave', id, name)
+    gone = gone + 1
+  end
+end
+forgetIfEmpty(server)
+return gone
+`)
+
+/**
+ * Renames a present user and announces it.
+ *
+ * ARGV: userId, name, previous: the user, their new and old name; channel,
+ * room, publishCmd: where and how to announce.
  *
  * Returns 1.
  */
 export const RENAME = script<number>()('fastifyChatRename', PRESENCE_KEYS,
-  ['oldMember', 'member', 'expiry', 'channel', 'envelope'], `
-redis.call('ZREM', presenceKey, oldMember)
-redis.call('ZADD', presenceKey, expiry, member)
-redis.call('PUBLISH', channel, envelope)
+  ['userId', 'name', 'previous', 'channel', 'room', 'publishCmd'], ANNOUNCE + `
+if redis.call('ZSCORE', usersKey, userId) then redis.call('HSET', namesKey, userId, name) end
+announce('rename', userId, name, previous)
 return 1
 `)
 
 /**
- * Removes expired members (a crashed server's) and announces the leave of
- * each user who is then gone everywhere, once.
+ * One server's heartbeat in a room, and a slice of sweep: keeps the
+ * server's members alive, and takes out up to a slice of a dead server's.
  *
- * KEYS[1] presenceKey: the room's presence set. KEYS[2] goneKey: its tombstones.
- * ARGV[1] now: the current time; members scored at or below it are expired.
- * ARGV[2] channel: the room's channel.
- * ARGV[3] room: the room's name, for the events.
- * ARGV[4] goneKeptMs: how long the tombstones of swept members are kept.
+ * ARGV: server, the server's id; expiry, its new heartbeat; now, the
+ * current time: heartbeats at or below it are dead; goneKeptMs, how long
+ * tombstones are kept; channel, room, publishCmd: where and how to announce.
  *
- * Returns how many leaves it announced.
+ * Returns {how many members the server has in Redis, 1 when more is left to sweep}.
  */
-export const SWEEP = script<number>()('fastifyChatSweep', PRESENCE_KEYS,
-  ['now', 'channel', 'room', 'goneKeptMs'], SWEEP_EXPIRED + `
-return sweep(now, channel, room, goneKeptMs)
+export const REFRESH = script<[number, number]>()('fastifyChatRefresh', PRESENCE_KEYS,
+  ['server', 'expiry', 'now', 'goneKeptMs', 'channel', 'room', 'publishCmd'], SWEEP_SLICE_FN + `
+redis.call('ZADD', serversKey, expiry, server)
+local _, more = sweepSlice()
+return {redis.call('ZCARD', serverPrefix .. server), more}
 `)
 
 /**
- * Who is in a room: sweeps first, so that whoever reads the list also
- * gets (or has already got) the leave of every user it lacks.
+ * A slice of sweep: see {@link REFRESH}.
  *
- * KEYS and ARGV: as {@link SWEEP}.
+ * ARGV: now, goneKeptMs, channel, room, publishCmd: as for REFRESH.
  *
- * Returns {presence version, or '' when the room has none yet, ...every member}.
+ * Returns {how many members it took out, 1 when more is left to sweep}.
  */
-export const LIST = script<string[]>()('fastifyChatList', PRESENCE_KEYS,
-  ['now', 'channel', 'room', 'goneKeptMs'], SWEEP_EXPIRED + `
-sweep(now, channel, room, goneKeptMs)
-local out = {redis.call('GET', versionKey) or ''}
-for _, m in ipairs(redis.call('ZRANGE', presenceKey, 0, -1)) do out[#out + 1] = m end
-return out
+export const SWEEP = script<[number, number]>()('fastifyChatSweep', PRESENCE_KEYS,
+  ['now', 'goneKeptMs', 'channel', 'room', 'publishCmd'], SWEEP_SLICE_FN + `
+local removed, more = sweepSlice()
+return {removed, more}
 `)
 
 /**
- * Keeps one server's members of a room alive, adding back those that are
- * missing. A missing member SWEEP announced gone is announced again (unless
- * the user is present through another member), in an envelope naming this
- * server: its own sockets never saw the leave, since it was cut off when
- * the leave went out, so they skip the join. A member missing without a
- * tombstone was lost by Redis (a restart, a flush): nobody was told the user
- * left, so most clients still list them, but a list handed out since the
- * loss (a reset `joined`, say) lacks them. Its join carries the presence
- * version, one restore later than any such list, so only servers that
- * handed one out pass it on.
+ * Adds back a slice of one server's members that are missing. A user a
+ * sweep announced gone (the server has a tombstone) is announced again in
+ * an envelope naming this server: its own sockets never saw the leave when
+ * it was cut off, so they skip the join. A user missing without a tombstone
+ * was lost by Redis (a restart, a flush): nobody was told the user left, so
+ * most clients still list them, but a list handed out since the loss (a
+ * reset `joined`, say) lacks them. Their join carries the presence version,
+ * bumped by each call that restores any, so that only servers that handed
+ * out a list since pass it on.
  *
- * KEYS[1] presenceKey: the room's presence set. KEYS[2] goneKey: its tombstones.
- * ARGV[1] members: the server's members in the room, as a JSON array.
- * ARGV[2] expiry: their new score.
- * ARGV[3] channel: the room's channel.
- * ARGV[4] room: the room's name, for the events.
- * ARGV[5] server: the server's id.
- * ARGV[6] presenceEpoch: the epoch of the presence version, if the room has none.
+ * ARGV: server, the server's id; users: a slice of its members, as a JSON
+ * array of [id, name]; expiry: its new heartbeat; last: 1 on the last slice,
+ * which uses up the tombstone; presenceEpoch: the epoch of the presence
+ * version, if the room has none; channel, room, publishCmd: where and how to
+ * announce.
  *
- * Returns how many members it added back.
+ * Returns how many members the server has in Redis after the slice.
  */
-export const REFRESH = script<number>()('fastifyChatRefresh', PRESENCE_KEYS,
-  ['members', 'expiry', 'channel', 'room', 'server', 'presenceEpoch'], OTHERS + `
+export const RESTORE = script<number>()('fastifyChatRestore', PRESENCE_KEYS,
+  ['server', 'users', 'expiry', 'last', 'presenceEpoch', 'channel', 'room', 'publishCmd'], ANNOUNCE + `
+redis.call('ZADD', serversKey, expiry, server)
+local swept = redis.call('ZSCORE', goneKey, server)
 local version = nil
 local function restored()
   if version then return version end
@@ -181,22 +215,63 @@ local function restored()
   redis.call('SET', versionKey, version)
   return version
 end
-local added = 0
-for _, m in ipairs(cjson.decode(members)) do
-  if redis.call('ZSCORE', presenceKey, m) then
-    redis.call('ZADD', presenceKey, expiry, m)
-  else
-    local entry = cjson.decode(m)
-    local swept = redis.call('ZREM', goneKey, m) == 1
-    local present = others(entry[2], m)
-    redis.call('ZADD', presenceKey, expiry, m)
-    if not present then
-      local envelope = {t = 'p', e = {room = room, event = 'join', user = {id = entry[2], name = entry[3]}}}
-      if swept then envelope.s = server else envelope.v = restored() end
-      redis.call('PUBLISH', channel, cjson.encode(envelope))
-    end
-    added = added + 1
+for _, user in ipairs(cjson.decode(users)) do
+  if add(server, user[1], user[2]) == 2 then
+    announce('join', user[1], user[2], nil, swept and {s = server} or {v = restored()})
   end
 end
-return added
+if last == '1' then redis.call('ZREM', goneKey, server) end
+return redis.call('ZCARD', serverPrefix .. server)
+`)
+
+/**
+ * A page of one server's members in Redis, in id order: what it checks
+ * against those it holds when Redis has more.
+ *
+ * ARGV: server, the server's id; after: the last id of the previous page,
+ * '' for the first; limit: the page's size.
+ *
+ * Returns the ids.
+ */
+export const MEMBERS = script<string[]>()('fastifyChatMembers', PRESENCE_KEYS,
+  ['server', 'after', 'limit'], `
+return redis.call('ZRANGEBYLEX', serverPrefix .. server, after == '' and '-' or '(' .. after, '+', 'LIMIT', 0, limit)
+`)
+
+/**
+ * A page of a room's users, and their count. With `sweep` 1 it first sweeps
+ * a slice, so that a room whose servers all died empties as it is looked at,
+ * and answers only {1} while more is left to sweep (the caller sweeps, and
+ * asks again with `sweep` 0).
+ *
+ * ARGV: after: the last id of the previous page, '' for the first; limit:
+ * the page's size; sweep: 1 to sweep first; now, goneKeptMs, channel, room,
+ * publishCmd: as for {@link SWEEP}.
+ *
+ * Returns {0, presence version or '', count, 1 when more users follow the
+ * page, id, name, id, name...}.
+ */
+export const PAGE = script<Array<string | number>>()('fastifyChatPage', PRESENCE_KEYS,
+  ['after', 'limit', 'sweep', 'now', 'goneKeptMs', 'channel', 'room', 'publishCmd'], SWEEP_SLICE_FN + `
+if sweep == '1' then
+  local _, more = sweepSlice()
+  if more == 1 then return {1} end
+end
+local out = {0, redis.call('GET', versionKey) or '', redis.call('ZCARD', usersKey), 0}
+local n = tonumber(limit)
+if n > 0 then
+  local ids = redis.call('ZRANGEBYLEX', usersKey, after == '' and '-' or '(' .. after, '+', 'LIMIT', 0, n + 1)
+  if #ids > n then
+    out[4] = 1
+    ids[#ids] = nil
+  end
+  if #ids > 0 then
+    local names = redis.call('HMGET', namesKey, unpack(ids))
+    for i, id in ipairs(ids) do
+      out[#out + 1] = id
+      out[#out + 1] = names[i] or id
+    end
+  end
+end
+return out
 `)

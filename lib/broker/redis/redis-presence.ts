@@ -1,12 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { User } from '../../protocol/wire.js'
 import { randomId } from '../../random.js'
-import type { Presence, PresenceEvent } from '../presence.js'
+import type { PageRequest, Presence, PresenceEvent, PresencePage } from '../presence.js'
 import type { RedisConnections } from './connections.js'
-import { presenceEnvelope } from './envelope.js'
-import type { RedisKeys } from './keys.js'
-import { queueScript, runScript } from './lua.js'
-import { JOIN, LEAVE, LIST, REFRESH, RENAME, SWEEP } from './presence-scripts.js'
+import type { PresenceKeys, RedisKeys } from './keys.js'
+import { runScript } from './lua.js'
+import { JOIN, LEAVE, MEMBERS, PAGE, REFRESH, RENAME, RESTORE, SWEEP } from './presence-scripts.js'
 
 /** `<epoch>:<restores>`, or '' for none yet. */
 function parseVersion (version: string): { epoch: string, restores: number } {
@@ -14,26 +13,49 @@ function parseVersion (version: string): { epoch: string, restores: number } {
   return at < 0 ? { epoch: '', restores: 0 } : { epoch: version.slice(0, at), restores: Number(version.slice(at + 1)) }
 }
 
+function slices<T> (items: T[], size: number): T[][] {
+  const out: T[][] = []
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
+  return out
+}
+
 // How long a sweep's tombstones are kept: a server cut off for longer comes
-// back without its users' join being announced again (see REFRESH).
+// back without its users' join being announced again (see RESTORE).
 const GONE_KEPT_MS = 3_600_000
 
+// Members per RESTORE, LEAVE (on close) or MEMBERS call: each call stays
+// within a few milliseconds of Redis time, whatever the room's size.
+const SLICE = 500
+
+// Sweep calls in one go (each takes out at most 200 members): enough for a
+// dead server with a million members in a room; what is left waits for the
+// next refresh.
+const MAX_SWEEP_CALLS = 5000
+
 /**
- * Presence across servers: per room, a Redis sorted set of
- * `[server id, user id, name]` members scored by expiry. Events travel on
- * the room's channel and reach each server's node through the adapter.
+ * Presence across servers: per room, a Redis sorted set of the present
+ * users (paged by id, counted in O(1)), their names, on how many servers
+ * each is, each server's own members and the servers' heartbeats (see
+ * presence-scripts.ts). A join or leave costs O(log n), and nothing reads a
+ * room's users beyond a page. Events travel on the room's channel and reach
+ * each server's node through the adapter.
  *
  * Timing, so that a crashed server's users are announced gone within
  * `ttlMs`, the documented bound: every sixth of `ttlMs` each server
- * refreshes its members to expire two thirds of `ttlMs` later, and sweeps
- * the expired members of its rooms. A crashed server's members expire a
- * half to two thirds of `ttlMs` after the crash and are swept at most a
- * sixth later, which leaves a sixth for late timers and the trip to the
- * clients. A live server's refresh may run half of `ttlMs` late before its
- * members expire.
+ * refreshes its heartbeat in each of its rooms, to expire two thirds of
+ * `ttlMs` later, and sweeps the dead servers' members out of them, a slice
+ * per call until none is left. A crashed server's heartbeat expires a half
+ * to two thirds of `ttlMs` after the crash and is swept at most a sixth
+ * later, which leaves a sixth for late timers, the slices and the trip to
+ * the clients. A live server's refresh may run half of `ttlMs` late before
+ * its heartbeat expires.
  *
- * The refresh also adds back the members Redis lost, and runs as soon as the
- * connection is back, so presence heals from a restart, a flush or a cut.
+ * The refresh also tells how many members Redis holds for this server:
+ * when that is not what it holds, it adds back those missing (Redis lost
+ * them, or a sweep took them while it was cut off or paused) and takes out
+ * those it no longer has (a leave whose answer was lost); the same runs as
+ * soon as the connection is back, so presence heals from a restart, a flush
+ * or a cut.
  */
 export class RedisPresence implements Presence {
   readonly #connections: RedisConnections
@@ -41,17 +63,22 @@ export class RedisPresence implements Presence {
   readonly #ttlMs: number
   readonly #server = randomId()
   #log: FastifyBaseLogger | null = null
-  // This server's members: room -> user id -> member. What the refresh keeps
+  // This server's members: room -> user id -> name. What the refresh keeps
   // alive, and what a leave or close takes out.
   readonly #members = new Map<string, Map<string, string>>()
+  // Joins sent and not answered yet, by room: Redis may count them already.
+  readonly #joining = new Map<string, Set<string>>()
   // Users of this server, by room, whose leave its own sockets got: another
   // server swept them out while this one could not refresh (Redis paused).
   // Their join, when the refresh adds them back, is for these sockets too.
   readonly #sweptHere = new Map<string, Set<string>>()
-  // The oldest presence version of the lists this server handed out per
-  // room (of its own rooms): a member restored after it is news to whoever
-  // got that list. '' is a version not named yet, after Redis lost its data.
+  // The oldest presence version of the pages this server handed to its
+  // members per room: a member restored after it is news to whoever got
+  // that page. '' is a version not named yet, after Redis lost its data.
   readonly #listed = new Map<string, { epoch: string, restores: number }>()
+  // Rooms being reconciled, and the sweeps running, one of each per room.
+  readonly #reconciling = new Set<string>()
+  readonly #sweeps = new Map<string, Promise<void>>()
   #timer: NodeJS.Timeout | undefined
   #unwatch: (() => void) | null = null
 
@@ -91,16 +118,25 @@ export class RedisPresence implements Presence {
     this.#log = log
     this.#timer = setInterval(() => { this.#refresh() }, Math.max(5, Math.floor(this.#ttlMs / 6)))
     this.#timer.unref()
-    // Commands sent right after the connection is back queue behind this
-    // refresh, so a join then lists this server's users even if Redis lost them.
+    // Sent as the connection comes back, ahead of anything else on it: a
+    // join then lists this server's users even if Redis lost them.
     const commands = this.#connections.commands
-    const onReady = (): void => { this.#refresh() }
+    const onReady = (): void => { for (const room of this.#members.keys()) this.#reconcile(room) }
     commands.on('ready', onReady)
     this.#unwatch = () => { commands.off('ready', onReady) }
   }
 
-  #keysOf (room: string): { presenceKey: string, goneKey: string, versionKey: string } {
-    return { presenceKey: this.#keys.presence(room), goneKey: this.#keys.presenceGone(room), versionKey: this.#keys.presenceVersion(room) }
+  #keysOf (room: string): PresenceKeys {
+    return this.#keys.presence(room)
+  }
+
+  // Where and how the scripts announce.
+  #announce (room: string): { channel: string, room: string, publishCmd: string } {
+    return { channel: this.#keys.channel(room), room, publishCmd: this.#connections.publishCommand }
+  }
+
+  #sweepArgs (room: string): { now: number, goneKeptMs: number, channel: string, room: string, publishCmd: string } {
+    return { now: Date.now(), goneKeptMs: GONE_KEPT_MS, ...this.#announce(room) }
   }
 
   #noteListed (room: string, version: string): void {
@@ -120,42 +156,39 @@ export class RedisPresence implements Presence {
     return oldest !== undefined && (oldest.epoch === '' || oldest.epoch === restored.epoch) && oldest.restores < restored.restores
   }
 
-  #member (user: User): string {
-    return JSON.stringify([this.#server, user.id, user.name])
-  }
-
   async join (room: string, user: User): Promise<void> {
-    const member = this.#member(user)
-    await runScript(this.#connections.commands, JOIN, this.#keysOf(room), {
-      member,
-      expiry: Date.now() + this.#lifetime,
-      userId: user.id,
-      channel: this.#keys.channel(room),
-      envelope: this.#envelope({ room, event: 'join', user }),
-      presenceEpoch: randomId()
-    })
+    let joining = this.#joining.get(room)
+    if (joining === undefined) this.#joining.set(room, joining = new Set())
+    joining.add(user.id)
+    try {
+      await runScript(this.#connections.commands, JOIN, this.#keysOf(room), {
+        server: this.#server,
+        userId: user.id,
+        name: user.name,
+        expiry: Date.now() + this.#lifetime,
+        presenceEpoch: randomId(),
+        ...this.#announce(room)
+      })
+    } finally {
+      joining.delete(user.id)
+      if (joining.size === 0 && this.#joining.get(room) === joining) this.#joining.delete(room)
+    }
     let members = this.#members.get(room)
     if (members === undefined) this.#members.set(room, members = new Map())
-    members.set(user.id, member)
+    members.set(user.id, user.name)
   }
 
   async leave (room: string, user: User): Promise<void> {
-    const member = this.#forget(room, user.id) ?? this.#member(user)
-    await this.#leave(room, user, member)
+    this.#forget(room, user.id)
+    await this.#leave(room, [user.id])
   }
 
-  async #leave (room: string, user: User, member: string): Promise<void> {
-    await runScript(this.#connections.commands, LEAVE, this.#keysOf(room), {
-      member,
-      userId: user.id,
-      channel: this.#keys.channel(room),
-      envelope: this.#envelope({ room, event: 'leave', user })
-    })
+  async #leave (room: string, ids: string[]): Promise<void> {
+    await runScript(this.#connections.commands, LEAVE, this.#keysOf(room), { server: this.#server, users: JSON.stringify(ids), ...this.#announce(room) })
   }
 
-  #forget (room: string, userId: string): string | undefined {
+  #forget (room: string, userId: string): void {
     const members = this.#members.get(room)
-    const member = members?.get(userId)
     members?.delete(userId)
     if (members?.size === 0) {
       this.#members.delete(room)
@@ -164,59 +197,120 @@ export class RedisPresence implements Presence {
     const swept = this.#sweptHere.get(room)
     swept?.delete(userId)
     if (swept?.size === 0) this.#sweptHere.delete(room)
-    return member
   }
 
   async rename (room: string, user: User, previous: string): Promise<void> {
     const members = this.#members.get(room)
-    const oldMember = members?.get(user.id) ?? this.#member({ id: user.id, name: previous })
-    const member = this.#member(user)
-    members?.set(user.id, member)
-    await runScript(this.#connections.commands, RENAME, this.#keysOf(room), {
-      oldMember,
-      member,
-      expiry: Date.now() + this.#lifetime,
-      channel: this.#keys.channel(room),
-      envelope: this.#envelope({ room, event: 'rename', user, previous })
+    if (members?.has(user.id) === true) members.set(user.id, user.name)
+    await runScript(this.#connections.commands, RENAME, this.#keysOf(room), { userId: user.id, name: user.name, previous, ...this.#announce(room) })
+  }
+
+  async page (room: string, request: PageRequest, toMembers = false): Promise<PresencePage> {
+    const ask = async (sweep: 0 | 1): Promise<Array<string | number>> => await runScript(this.#connections.commands, PAGE, this.#keysOf(room), {
+      after: request.after ?? '', limit: request.limit, sweep, ...this.#sweepArgs(room)
     })
-  }
-
-  async list (room: string, toMembers = false): Promise<User[]> {
-    const [version, ...members] = await runScript(this.#connections.commands, LIST, this.#keysOf(room), this.#sweepArgs(room, Date.now()))
-    if (toMembers) this.#noteListed(room, version)
-    const users = new Map<string, User>()
-    for (const member of members) {
-      const [, id, name] = JSON.parse(member) as [string, string, string]
-      if (!users.has(id)) users.set(id, { id, name })
+    let reply = await ask(1)
+    if (reply[0] === 1) {
+      // A dead server's members are being swept: the page waits for the
+      // sweep, so that it lists nobody whose leave is still to come.
+      await this.#sweep(room)
+      reply = await ask(0)
     }
-    return [...users.values()]
+    const [, version, count, more, ...flat] = reply as [number, string, number, number, ...string[]]
+    if (toMembers) this.#noteListed(room, version)
+    const users: User[] = []
+    for (let i = 0; i + 1 < flat.length; i += 2) users.push({ id: flat[i], name: flat[i + 1] })
+    return more === 1 && users.length > 0 ? { users, count, next: users[users.length - 1].id } : { users, count }
   }
 
-  #envelope (event: PresenceEvent): string {
-    // Only the user's id and name travel, whatever else the object holds.
-    return presenceEnvelope({ ...event, user: { id: event.user.id, name: event.user.name } })
+  async count (room: string): Promise<number> {
+    return (await this.page(room, { limit: 0 })).count
   }
 
-  #sweepArgs (room: string, now: number): { now: number, channel: string, room: string, goneKeptMs: number } {
-    return { now, channel: this.#keys.channel(room), room, goneKeptMs: GONE_KEPT_MS }
+  /** Sweeps dead servers' members out of `room`, a slice per call, until none is left; one run per room at a time. */
+  async #sweep (room: string): Promise<void> {
+    const running = this.#sweeps.get(room)
+    if (running !== undefined) return await running
+    const run = (async () => {
+      for (let calls = 0; calls < MAX_SWEEP_CALLS; calls++) {
+        const [, more] = await runScript(this.#connections.commands, SWEEP, this.#keysOf(room), this.#sweepArgs(room))
+        if (more === 0) return
+      }
+      this.#log?.warn({ room }, 'fastify-chat: presence sweep cut short; the next refresh goes on')
+    })()
+    this.#sweeps.set(room, run)
+    try {
+      await run
+    } finally {
+      this.#sweeps.delete(room)
+    }
   }
 
-  /** Keeps this server's members alive (adding back the missing ones), and sweeps out other servers' expired ones. */
+  /** Keeps this server's heartbeat in each of its rooms, sweeps out dead servers' members, and reconciles a room whose count is off. */
   #refresh (): void {
     if (!this.#connections.ready || this.#members.size === 0) return
     const now = Date.now()
-    const expiry = now + this.#lifetime
-    const pipeline = this.#connections.commands.pipeline()
-    for (const [room, members] of this.#members) {
-      const keys = this.#keysOf(room)
-      const channel = this.#keys.channel(room)
-      queueScript(pipeline, REFRESH, keys, { members: JSON.stringify([...members.values()]), expiry, channel, room, server: this.#server, presenceEpoch: randomId() })
-      queueScript(pipeline, SWEEP, keys, this.#sweepArgs(room, now))
+    // One call per room, all sent at once (no MULTI or pipeline object: on a cluster, rooms live on different shards).
+    const sent = [...this.#members].map(async ([room, members]) => {
+      // What Redis should count for this server: its members, and maybe some of the joins in flight.
+      const least = members.size
+      const most = least + (this.#joining.get(room)?.size ?? 0)
+      const [count, more] = await runScript(this.#connections.commands, REFRESH, this.#keysOf(room), {
+        server: this.#server,
+        expiry: now + this.#lifetime,
+        now,
+        goneKeptMs: GONE_KEPT_MS,
+        ...this.#announce(room)
+      })
+      if (count < least || count > most) this.#reconcile(room)
+      if (more === 1) await this.#sweep(room)
+    })
+    Promise.allSettled(sent).then((results) => {
+      const failed = results.find((result) => result.status === 'rejected')
+      if (failed !== undefined) this.#log?.warn({ err: failed.reason }, 'fastify-chat: presence refresh failed')
+    }, () => {})
+  }
+
+  /**
+   * Makes Redis hold exactly this server's members of `room`: adds back the
+   * missing ones, in slices sent at once so that they run before anything
+   * sent after, then takes out any Redis has that this server does not.
+   */
+  #reconcile (room: string): void {
+    const members = this.#members.get(room)
+    if (members === undefined || this.#reconciling.has(room) || !this.#connections.ready) return
+    this.#reconciling.add(room)
+    const most = members.size + (this.#joining.get(room)?.size ?? 0)
+    const expiry = Date.now() + this.#lifetime
+    const presenceEpoch = randomId()
+    const parts = slices([...members], SLICE)
+    const sent = parts.map(async (part, i) => await runScript(this.#connections.commands, RESTORE, this.#keysOf(room), {
+      server: this.#server,
+      users: JSON.stringify(part),
+      expiry,
+      last: i === parts.length - 1 ? 1 : 0,
+      presenceEpoch,
+      ...this.#announce(room)
+    }))
+    Promise.all(sent)
+      .then(async (counts) => { if (counts[counts.length - 1] > most) await this.#dropStale(room) })
+      .catch((err: unknown) => this.#log?.warn({ err }, 'fastify-chat: presence restore failed'))
+      .finally(() => this.#reconciling.delete(room))
+  }
+
+  /** Takes out of Redis the members of `room` this server no longer has (a leave whose answer was lost, say), a page at a time. */
+  async #dropStale (room: string): Promise<void> {
+    let after = ''
+    // Bounded by the members Redis holds for this server, a page per call.
+    for (let pages = 0; pages < 100_000; pages++) {
+      const ids = await runScript(this.#connections.commands, MEMBERS, this.#keysOf(room), { server: this.#server, after, limit: SLICE })
+      const members = this.#members.get(room)
+      const joining = this.#joining.get(room)
+      const stale = ids.filter((id) => members?.has(id) !== true && joining?.has(id) !== true)
+      if (stale.length > 0) await this.#leave(room, stale)
+      if (ids.length < SLICE) return
+      after = ids[ids.length - 1]
     }
-    pipeline.exec().then((results) => {
-      const failed = results?.find(([err]) => err !== null)
-      if (failed !== undefined) this.#log?.warn({ err: failed[0] }, 'fastify-chat: presence refresh failed')
-    }, (err: unknown) => this.#log?.warn({ err }, 'fastify-chat: presence refresh failed'))
   }
 
   /** Stops refreshing and takes this server's users out now, rather than at expiry. */
@@ -224,14 +318,12 @@ export class RedisPresence implements Presence {
     clearInterval(this.#timer)
     this.#unwatch?.()
     this.#unwatch = null
-    const members = [...this.#members].flatMap(([room, users]) => [...users].map(([id, member]) => ({ room, id, member })))
+    const rooms = [...this.#members].map(([room, users]) => ({ room, ids: [...users.keys()] }))
     this.#members.clear()
     this.#sweptHere.clear()
     this.#listed.clear()
-    if (members.length === 0 || !this.#connections.ready) return
-    await Promise.all(members.map(async ({ room, id, member }) => {
-      const [, , name] = JSON.parse(member) as [string, string, string]
-      await this.#leave(room, { id, name }, member)
-    })).catch((err: unknown) => this.#log?.warn({ err }, 'fastify-chat: could not clear presence on close'))
+    if (rooms.length === 0 || !this.#connections.ready) return
+    await Promise.all(rooms.flatMap(({ room, ids }) => slices(ids, SLICE).map(async (part) => await this.#leave(room, part))))
+      .catch((err: unknown) => this.#log?.warn({ err }, 'fastify-chat: could not clear presence on close'))
   }
 }
