@@ -18,21 +18,28 @@ export class TcpProxy {
   #cutTimer: NodeJS.Timeout | undefined
   #healed: Array<() => void> = []
   #closed = false
+  readonly #delayMs: number
+  readonly #timers = new Set<NodeJS.Timeout>()
   /** Connections refused during cuts, to tell a test that the client did try. */
   refused = 0
 
-  private constructor (server: Server, port: number, target: number) {
+  private constructor (server: Server, port: number, target: number, delayMs: number) {
     this.#server = server
     this.port = port
     this.#target = target
+    this.#delayMs = delayMs
   }
 
-  /** Listens on a free loopback port and forwards each connection to `target`. */
-  static async start (target: number): Promise<TcpProxy> {
+  /**
+   * Listens on a free loopback port and forwards each connection to `target`;
+   * with `delayMs`, every chunk is held that long in each direction (a
+   * server further away), in order.
+   */
+  static async start (target: number, { delayMs = 0 }: { delayMs?: number } = {}): Promise<TcpProxy> {
     const server = createServer()
     server.listen(0, '127.0.0.1')
     await once(server, 'listening')
-    const proxy = new TcpProxy(server, (server.address() as { port: number }).port, target)
+    const proxy = new TcpProxy(server, (server.address() as { port: number }).port, target, delayMs)
     server.on('connection', (socket) => proxy.#accept(socket))
     return proxy
   }
@@ -70,8 +77,31 @@ export class TcpProxy {
         for (const other of pair) if (other !== socket) other.destroy()
       })
     }
-    client.pipe(upstream)
-    upstream.pipe(client)
+    if (this.#delayMs === 0) {
+      client.pipe(upstream)
+      upstream.pipe(client)
+      return
+    }
+    this.#forwardLate(client, upstream)
+    this.#forwardLate(upstream, client)
+  }
+
+  // Timers of one duration fire in the order they were set, so chunks keep their order.
+  #forwardLate (from: Socket, to: Socket): void {
+    from.on('data', (chunk: Buffer) => {
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer)
+        if (!to.destroyed) to.write(chunk)
+      }, this.#delayMs)
+      this.#timers.add(timer)
+    })
+    from.once('end', () => {
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer)
+        to.end()
+      }, this.#delayMs)
+      this.#timers.add(timer)
+    })
   }
 
   /**
@@ -98,15 +128,17 @@ export class TcpProxy {
     if (this.#closed) return
     this.#closed = true
     clearTimeout(this.#cutTimer)
+    for (const timer of this.#timers) clearTimeout(timer)
+    this.#timers.clear()
     this.#heal()
     for (const socket of [...this.#sockets]) socket.destroy()
     await new Promise<void>((resolve) => this.#server.close(() => resolve()))
   }
 }
 
-/** A proxy in front of `target`, closed when the test ends. */
-export async function startProxy (t: { teardown (fn: () => unknown): void }, target: number): Promise<TcpProxy> {
-  const proxy = await TcpProxy.start(target)
+/** A proxy in front of `target` (adding `delayMs` each way when given), closed when the test ends. */
+export async function startProxy (t: { teardown (fn: () => unknown): void }, target: number, options: { delayMs?: number } = {}): Promise<TcpProxy> {
+  const proxy = await TcpProxy.start(target, options)
   t.teardown(() => proxy.close())
   return proxy
 }
