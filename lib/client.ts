@@ -316,13 +316,19 @@ export class ChatConnection {
 
   /**
    * Fetches the next page of the users of `room` into {@link presence}:
-   * after the last page it loaded, or from the first when it loaded none
-   * yet or the last one was the end (the list is then refreshed). Resolves
-   * with whether more are left, as `presence(room).more` says.
+   * `limit` users (default the server's page size) after the last page it
+   * loaded, or from the first when it loaded none yet or the last one was
+   * the end (the list is then refreshed). Resolves with whether more are
+   * left, as `presence(room).more` says.
    */
   async loadMembers (room: string, limit?: number): Promise<boolean> {
     const roster = this.#rosters.get(room)
     if (roster === undefined) throw membersError('not_in_room', `not in room ${JSON.stringify(room)}`)
+    checkPage({ limit })
+    const known = roster.users.size
+    // From the start, the first users are the ones the joined listed: ask
+    // past them, so that each call brings users not shown yet.
+    if (roster.after === undefined && known > 0) limit = Math.min(MAX_MEMBERS_PAGE, known + (limit ?? known))
     const page = await this.members(room, { after: roster.after, limit })
     // A rejoin while the page was on its way started a new list, whose paging starts over.
     if (this.#rosters.get(room) === roster) roster.after = page.next

@@ -1110,17 +1110,23 @@ t.test('loadMembers() pages on from the last page, says when there is more, and 
     return ask
   }
 
-  let more = conn.loadMembers('big', 2)
-  t.notOk('after' in answer({ users: [u('1'), u('2')], next: 'c2' }), 'the first page from the start')
+  await t.rejects(conn.loadMembers('big', 0), TypeError)
+  let more = conn.loadMembers('big', 1)
+  const first = answer({ users: [u('1'), u('2')], next: 'c2' })
+  t.notOk('after' in first, 'the first page from the start')
+  t.equal(first.limit, 2, 'past the user the joined listed, and one more')
   t.equal(await more, true)
-  more = conn.loadMembers('big', 2)
-  t.equal(answer({ users: [u('3')] }).after, 'c2', 'the next from where the last stopped')
+  more = conn.loadMembers('big', 1)
+  t.match(answer({ users: [u('3')] }), { after: 'c2', limit: 1 }, 'the next from where the last stopped')
   t.equal(await more, false, 'that was the last page')
   t.same(conn.presence('big'), { count: 3, users: [u('1'), u('2'), u('3')], more: false })
   more = conn.loadMembers('big')
   const again = answer({ users: [u('1')], next: 'c1' })
   t.notOk('after' in again, 'after the last page, from the start again')
-  t.notOk('limit' in again, 'the server\'s page size unless given')
+  t.equal(again.limit, 6, 'past the three it knows, and as many more')
+  t.equal(await more, true)
+  more = conn.loadMembers('big')
+  t.notOk('limit' in answer({ users: [u('2')], next: 'c2' }), 'on from a cursor: the server\'s page size unless given')
   t.equal(await more, true)
 
   // A rejoin while a page is on its way: the new list keeps paging from the start.
@@ -1132,6 +1138,12 @@ t.test('loadMembers() pages on from the last page, says when there is more, and 
   more = conn.loadMembers('big')
   t.notOk('after' in answer({ users: [] }), 'the stale cursor was not kept')
   await more
+
+  // Nobody listed (presenceListMax 0): the server's page size from the start.
+  socket.receive({ type: 'joined', room: 'big', epoch: 'e1', offset: 0, recovered: true, history: [], users: [], count: 3 })
+  more = conn.loadMembers('big')
+  t.notOk('limit' in answer({ users: [u('1')], next: 'c1' }))
+  t.equal(await more, true)
 })
 
 t.test('the first reconnect after a drop waits a random 0 to initialMs, so clients dropped together come back spread out', async (t) => {
@@ -1182,7 +1194,7 @@ t.test('against a server: count follows joined, presence and occupancy, and load
     await conn.loadMembers('lobby', 1)
     pageSizes.push((await page).users.length)
   }
-  t.same(pageSizes, [1, 1, 1, 1], 'one user a page, four pages')
+  t.same(pageSizes, [3, 1], 'the first page past the two joined listed, then one user a page')
   t.same(conn.presence('lobby')?.users.map((u) => u.name).sort(), ['me', 'u1', 'u2', 'u3'])
 
   // A fifth user takes the room over presenceEventsMax: a count, no per-user event.
