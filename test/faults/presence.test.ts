@@ -2,7 +2,8 @@
 // raw ws members spread over them in one room. The faults: a restart with and
 // without persistence, a pause, a hang, a cut. After each fault heals,
 // `app.chat.presence()` on both instances and a newcomer's `joined.users`
-// list every connected user exactly once within one refresh interval (plus
+// list every connected user exactly once, `app.chat.occupancy()` and
+// `joined.count` count each once, within one refresh interval (plus
 // slack), and no member was ever told of a user twice. Also: a join refused
 // once and retried is announced, and a crashed instance's users are
 // announced gone within presenceTtlMs.
@@ -41,12 +42,12 @@ class Member {
   joinedCount = 0
   /** When it was told each user left. */
   readonly left = new Map<string, number>()
-  readonly #joined: Promise<User[]>
+  readonly #joined: Promise<{ users: User[], count: number }>
   #changed: Array<() => void> = []
 
   constructor (ws: WebSocket) {
     this.ws = ws
-    let first: ((users: User[]) => void) | null = null
+    let first: ((joined: { users: User[], count: number }) => void) | null = null
     this.#joined = new Promise((resolve) => { first = resolve })
     ws.on('error', () => {})
     ws.on('message', (data) => {
@@ -57,7 +58,7 @@ class Member {
         this.joinedCount++
         this.view.clear()
         for (const user of frame.users) this.view.set(user.id, user.name)
-        first?.(frame.users)
+        first?.(frame)
         first = null
       }
       if (frame.type === 'presence' && frame.room === ROOM) {
@@ -74,11 +75,11 @@ class Member {
   }
 
   /** Connects to `url` (auto-joined to ROOM) and waits for its `joined`. */
-  static async join (t: Test, url: string): Promise<{ member: Member, users: User[] }> {
+  static async join (t: Test, url: string): Promise<{ member: Member, users: User[], count: number }> {
     const member = new Member(new WebSocket(`${url}/chat`))
     t.teardown(() => member.ws.terminate())
-    const users = await within(member.#joined, 5000, 'joined')
-    return { member, users }
+    const { users, count } = await within(member.#joined, 5000, 'joined')
+    return { member, users, count }
   }
 
   /** Resolves at its next frame, or after `ms`. */
@@ -96,6 +97,19 @@ class Member {
       await within(new Promise<void>((resolve) => this.#changed.push(resolve)), left, 'a presence change').catch(() => {})
     }
   }
+}
+
+/** Every user `app.chat.presence` pages through, first page to last. */
+async function listed (app: FastifyInstance): Promise<User[]> {
+  const users: User[] = []
+  let after: string | undefined
+  for (let pages = 0; pages < 100; pages++) {
+    const page = await app.chat.presence(ROOM, after === undefined ? { limit: 4 } : { limit: 4, after })
+    users.push(...page.users)
+    if (page.next === undefined) return users
+    after = page.next
+  }
+  throw new Error('paging never ended')
 }
 
 /** Each user once, and exactly these. */
@@ -137,14 +151,17 @@ async function cluster (t: Test, { proxied = false, grace = 0, adapter = {}, red
 async function checkHealed (t: Test, { apps, urls, members, ids }: Cluster, what: string): Promise<void> {
   const expected = ids()
   const took = await eventually(async () => {
-    for (const app of apps) if (!exactlyOnce(await app.chat.presence(ROOM), expected)) return false
+    for (const app of apps) {
+      if (!exactlyOnce(await listed(app), expected) || await app.chat.occupancy(ROOM) !== expected.size) return false
+    }
     return true
   }, REFRESH_MS + SLACK_MS, `presence() listing all ${expected.size} users on both instances after ${what}`)
-  t.pass(`presence() on both instances lists all ${expected.size} users, each once, ${took} ms after ${what} healed`)
+  t.pass(`presence() on both instances lists all ${expected.size} users, each once, and occupancy() counts them, ${took} ms after ${what} healed`)
 
   for (const [i, url] of urls.entries()) {
-    const { member, users } = await Member.join(t, url)
+    const { member, users, count } = await Member.join(t, url)
     t.ok(exactlyOnce(users, new Set([...expected, member.id])), `a newcomer on instance ${i} gets every user once in joined.users`)
+    t.equal(count, expected.size + 1, 'and joined.count counts them')
     member.ws.close()
     await once(member.ws, 'close')
   }
@@ -245,7 +262,7 @@ t.test('a join refused (Redis out of memory), then retried within the grace peri
   t.ok(exactlyOnce(joined.users, everyone), 'the retried join lists its user with everyone else')
   await observer.sees(everyone, 5000)
   t.pass('another instance\'s member was told of the join')
-  for (const app of c.apps) t.ok(exactlyOnce(await app.chat.presence(ROOM), everyone), 'presence() lists the user')
+  for (const app of c.apps) t.ok(exactlyOnce(await listed(app), everyone), 'presence() lists the user')
   t.strictSame(c.members.flatMap((m) => m.twice), [])
 })
 
