@@ -10,6 +10,8 @@ export interface OccupancyOptions {
 
 /** A room that has been above the limit since it got members here. */
 interface Counted {
+  /** Whether it is above the limit now: its members get counts, not events. */
+  above: boolean
   /** The count of the latest event. */
   latest: number
   /** The count last sent, or null before the first. */
@@ -47,7 +49,8 @@ export class Occupancy {
   event (room: string, count: number): boolean {
     let counted = this.#rooms.get(room)
     if (count <= this.#eventsMax) {
-      if (counted === undefined) return true
+      if (counted === undefined || !counted.above) return true
+      counted.above = false
       clearTimeout(counted.timer ?? undefined)
       counted.timer = null
       counted.latest = count
@@ -55,7 +58,8 @@ export class Occupancy {
       if (counted.sent !== count) this.#sendNow(room, counted, false)
       return true
     }
-    if (counted === undefined) this.#rooms.set(room, counted = { latest: count, sent: null, sentAt: -Infinity, timer: null })
+    if (counted === undefined) this.#rooms.set(room, counted = { above: true, latest: count, sent: null, sentAt: -Infinity, timer: null })
+    counted.above = true
     counted.latest = count
     if (counted.timer === null) {
       const wait = counted.sentAt + this.#intervalMs - performance.now()
