@@ -2,6 +2,7 @@
 // messages are still being stored. Shown here with a store whose appends
 // wait until the test lets them through (a slow disk, say).
 import t from 'tap'
+import type { Test } from 'tap'
 import type { AuthorizeRequest, ServerFrame } from '../../index.js'
 import { MAX_IN_FLIGHT } from '../../lib/chat/session.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
@@ -67,7 +68,7 @@ async function collect (client: Client, messages: number, errors = 0): Promise<{
   return out
 }
 
-async function room (t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<{ store: GatedStore, counter: PublishCounter, alice: Client, bob: Client }> {
+async function room (t: Test): Promise<{ store: GatedStore, counter: PublishCounter, alice: Client, bob: Client }> {
   const store = new GatedStore()
   const counter = new PublishCounter()
   const { url } = await listen(t, { store, rateLimit: false, authorize: counter.authorize })
