@@ -9,6 +9,8 @@ import type { Test } from 'tap'
 import { buildServer, staffIdentify } from '../example/server.js'
 import type { FastifyChatOptions } from '../index.js'
 import { MemoryStore } from '../lib/stores/memory-store.js'
+import { join } from './helpers/chat.js'
+import type { Client } from './helpers/chat.js'
 
 // The trailing slash matters: file names are appended to it.
 const ARTIFACTS = new URL('./artifacts/', import.meta.url).pathname
@@ -554,5 +556,49 @@ t.test('two pages hold a direct conversation by clicking names; a third cannot o
 
   await mkdir(ARTIFACTS, { recursive: true })
   await bob.screenshot({ path: `${ARTIFACTS}direct.png` })
+  t.same(problems.splice(0), [], 'no dialog opened and no page error')
+})
+
+async function waitForOnline (page: Page, text: string): Promise<void> {
+  await page.waitForFunction((x) => document.getElementById('online-title')?.textContent === x, text, WAIT)
+}
+
+t.test('a big room: "N online" from the count, and a member list paged with "Show more"', async (t) => {
+  const { base } = await start(t, new MemoryStore(), new Gate(), 0, { presenceListMax: 2, presenceEventsMax: 5, occupancyIntervalMs: 50 })
+  const url = base.replace(/^http/, 'ws')
+  const others: Client[] = []
+  for (const name of ['u1', 'u2', 'u3', 'u4']) others.push(await join(url, `?name=${name}`))
+  t.teardown(() => { for (const other of others) other.close() })
+  const alice = await open(t, `${base}/?name=alice`)
+  await waitForOnline(alice, '5 online')
+  t.equal((await users(alice)).length, 2, 'the joined listed presenceListMax users')
+  const more = alice.locator('#more-users')
+  t.equal(await more.textContent(), 'Show more (2 of 5 shown)')
+
+  await more.click()
+  await alice.waitForFunction(() => document.querySelectorAll('#users .name').length === 4, undefined, WAIT)
+  await alice.waitForFunction(() => document.getElementById('more-users')?.textContent === 'Show more (4 of 5 shown)', undefined, WAIT)
+  await more.click()
+  await waitForUsers(alice, ['alice', 'u1', 'u2', 'u3', 'u4'])
+  await more.waitFor({ state: 'hidden', ...WAIT })
+  t.pass('paged to the end: everyone listed once, and no more button')
+
+  // Over presenceEventsMax the room sends counts: the number moves, the list does not.
+  const u5 = await join(url, '?name=u5')
+  await waitForOnline(alice, '6 online')
+  t.same(await users(alice), ['alice', 'u1', 'u2', 'u3', 'u4'])
+  await mkdir(ARTIFACTS, { recursive: true })
+  await alice.screenshot({ path: `${ARTIFACTS}online.png` })
+  t.equal(await more.textContent(), 'Show more (5 of 6 shown)', 'more is back: someone is not listed')
+  await more.click()
+  await waitForUsers(alice, ['alice', 'u1', 'u2', 'u3', 'u4', 'u5'])
+
+  // Back to the limit, per-user events again.
+  u5.close()
+  await waitForOnline(alice, '5 online')
+  await waitForUsers(alice, ['alice', 'u1', 'u2', 'u3', 'u4'])
+  others[0]?.close()
+  await waitForOnline(alice, '4 online')
+  await waitForUsers(alice, ['alice', 'u2', 'u3', 'u4'])
   t.same(problems.splice(0), [], 'no dialog opened and no page error')
 })
