@@ -58,11 +58,6 @@ export class Session {
     this.#joins = new JoinGate(parts.opts.maxConcurrentJoins)
   }
 
-  /** Publishes of `conn` issued and not yet answered. */
-  inFlight (conn: Connection): number {
-    return this.#inFlight.get(conn)?.count ?? 0
-  }
-
   async handle (conn: Connection, raw: string): Promise<void> {
     // A client the server closed (flood, too slow, too large) has no say any more.
     if (conn.closedByServer) return
