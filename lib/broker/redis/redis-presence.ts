@@ -268,7 +268,7 @@ export class RedisPresence implements Presence {
     Promise.allSettled(sent).then((results) => {
       const failed = results.find((result) => result.status === 'rejected')
       if (failed !== undefined) this.#log?.warn({ err: failed.reason }, 'fastify-chat: presence refresh failed')
-    }, () => {})
+    })
   }
 
   /**
