@@ -1,3 +1,4 @@
+import diagnostics from 'node:diagnostics_channel'
 import t from 'tap'
 import type { AuthorizeRequest } from '../index.js'
 import { MemoryStore } from '../lib/stores/memory-store.js'
@@ -92,4 +93,41 @@ t.test('refused joins (authorize threw) give their turn on: a join waiting behin
   await last.expect('welcome')
   t.match(await last.expect('joined'), { room: 'open' })
   t.equal(refused, 5)
+})
+
+t.test('a socket that closes while its join waits for a turn costs nothing when the turn comes', async (t) => {
+  const asked: string[] = []
+  let open = (): void => {}
+  const opened = new Promise<void>((resolve) => { open = resolve })
+  const { url } = await listen(t, {
+    maxConcurrentJoins: 1,
+    authorize: async (request: AuthorizeRequest) => {
+      asked.push(request.room)
+      if (request.room === 'slow') await opened
+      return true
+    }
+  })
+  const first = await Client.connect(url, '/chat?room=slow')
+  t.teardown(() => first.close())
+  await first.expect('welcome')
+  // The gateway queues a socket's auto-join as it sends welcome: this one waits behind the slow join.
+  const gone = await Client.connect(url, '/chat?room=never')
+  await gone.expect('welcome')
+  const closedOnServer = new Promise<void>((resolve) => {
+    const onEvent = (message: unknown): void => {
+      if ((message as { event: string }).event !== 'closed') return
+      diagnostics.unsubscribe('fastify-chat:connection', onEvent)
+      resolve()
+    }
+    diagnostics.subscribe('fastify-chat:connection', onEvent)
+  })
+  gone.close()
+  await within(closedOnServer, 3000, 'the server to see the close')
+  const later = await Client.connect(url, '/chat?room=later')
+  t.teardown(() => later.close())
+  await later.expect('welcome')
+  open()
+  t.match(await first.expect('joined'), { room: 'slow' })
+  t.match(await later.expect('joined'), { room: 'later' })
+  t.same(asked, ['slow', 'later'], 'the closed socket\'s join asked nothing')
 })

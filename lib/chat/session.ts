@@ -104,6 +104,9 @@ export class Session {
   }
 
   async #join (conn: Connection, room: string, since: Since | undefined, cid: string | undefined): Promise<void> {
+    // A socket that closed while its join waited for a turn (a client of a
+    // reconnect storm that gave up) costs no authorize call and no history read.
+    if (!this.#hub.has(conn)) return
     let direct: User | undefined
     if (isDirectRoom(room)) {
       let users
@@ -127,6 +130,7 @@ export class Session {
 
   /** Opens the direct room of this user and `other`: `authorize` is asked for `direct`, then it is joined. */
   async #openDirect (conn: Connection, other: string, since: Since | undefined, cid: string | undefined): Promise<void> {
+    if (!this.#hub.has(conn)) return
     if (other === conn.id) {
       conn.sendError('invalid_message', '"with" names yourself: a direct conversation needs another user', cid)
       return
