@@ -154,7 +154,8 @@ t.test('the packed tarball, installed in a consumer app', async (t) => {
 
       const sent: ChatMessage = await app.chat.broadcast('lobby', 'hello')
       const history: ChatMessage[] = await app.chat.history('lobby')
-      const users: unknown[] = await app.chat.presence('lobby')
+      const { users, count, next }: { users: unknown[], count: number, next?: string } = await app.chat.presence('lobby', { limit: 50 })
+      const online: number = await app.chat.occupancy('lobby')
       const rooms: string[] = app.chat.rooms()
       const size: number = app.chat.size
       const stats: object = app.chat.stats()
@@ -166,7 +167,7 @@ t.test('the packed tarball, installed in a consumer app', async (t) => {
       const off = chat.on('message', (m) => console.log(m.from.name, m.text))
       off()
       chat.close()
-      console.log(sent.text, history.length, users.length, rooms, size, stats, closeCodes, code)
+      console.log(sent.text, history.length, users.length, count, next, online, rooms, size, stats, closeCodes, code)
     `)
     await writeFile(join(dir, 'tsconfig.json'), JSON.stringify({
       compilerOptions: {
