@@ -14,6 +14,9 @@
 //                         machine other work shares; needs root for negative values)
 //   --out=FILE            Markdown output (default bench/results-latest.md)
 //   --subs=a,b            fan-out ramp at these subscriber counts only (default 100,1000,5000)
+//   --fill=a,b            fill rooms of these sizes (default 5000,10000)
+//   --storm-clients=N     clients in the storm's room (default 5000)
+//   --storm-rate=N        the storm publisher's msg/s (default 200)
 //   --cpu-prof=DIR        write a V8 CPU profile of every server process to DIR (open it in Chrome DevTools)
 import os from 'node:os'
 import { dirname, join } from 'node:path'
@@ -43,6 +46,9 @@ const quick = argv.includes('--quick')
 const out = option('out') ?? join(here, 'results-latest.md')
 const cfg = preset(quick)
 if (option('subs') !== undefined) cfg.rampSizes = option('subs').split(',').map(Number)
+if (option('fill') !== undefined) cfg.fillSizes = option('fill').split(',').map(Number)
+if (option('storm-clients') !== undefined) cfg.storm.clients = Number(option('storm-clients'))
+if (option('storm-rate') !== undefined) cfg.storm.rate = Number(option('storm-rate'))
 
 const cores = os.cpus().length
 const pinned = tasksetWorks() && cores >= 2

@@ -171,3 +171,18 @@ export function machineBusySeconds () {
     return NaN
   }
 }
+
+/**
+ * The kernel's count of connections a full accept queue turned away
+ * (TcpExt ListenOverflows, ListenDrops; machine-wide), or null. Each one
+ * costs its client a SYN retransmission: a second, then two, then four…
+ */
+export function listenDrops () {
+  try {
+    const [names, values] = readFileSync('/proc/net/netstat', 'utf8').split('\n').filter((l) => l.startsWith('TcpExt:')).map((l) => l.trim().split(/\s+/))
+    const at = (name) => Number(values[names.indexOf(name)])
+    return { overflows: at('ListenOverflows'), drops: at('ListenDrops') }
+  } catch {
+    return null
+  }
+}

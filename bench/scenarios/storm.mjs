@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fmtCount, problems, sideBySide } from '../lib/format.mjs'
+import { fmtCount, fmtPct, problems, sideBySide } from '../lib/format.mjs'
 import { LoadgenProcess } from '../lib/loadgen-process.mjs'
 import { log } from '../lib/log.mjs'
-import { cpuSeconds, openFilesLimit, spawnNode, statusKiB, stopChild } from '../lib/proc.mjs'
+import { cpuSeconds, listenDrops, openFilesLimit, spawnNode, statusKiB, stopChild } from '../lib/proc.mjs'
 import { attempt } from '../lib/rounds.mjs'
 
 const BENCH_DIR = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -42,8 +42,9 @@ function split (n, k) {
 }
 
 async function startServer (bench, server, env) {
-  const { serverCpus, nice } = bench.placement
-  const proc = spawnNode(['--expose-gc', join(BENCH_DIR, 'servers', server.file)], { cpus: serverCpus, nice, env })
+  const { serverCpus, nice, cpuProf } = bench.placement
+  const profile = cpuProf === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`]
+  const proc = spawnNode(['--expose-gc', ...profile, join(BENCH_DIR, 'servers', server.file)], { cpus: serverCpus, nice, env })
   const port = Number(await proc.lines.next(30_000))
   if (!Number.isInteger(port) || port <= 0) throw new Error(`${server.label}: no port on stdout`)
   return { proc, port }
@@ -93,10 +94,16 @@ async function storm (bench, server) {
 
     ;({ proc, port } = await startServer(bench, server, { ...env, LISTEN_PORT: String(port) }))
     const cpuStart = cpuSeconds(proc.pid)
+    const loadgenStart = workers.map((w) => cpuSeconds(w.pid))
+    const dropsBefore = listenDrops()
     const started = performance.now()
     const rejoins = await all('rejoin', () => ({ timeoutMs: REJOIN_TIMEOUT_MS }), REJOIN_TIMEOUT_MS + 10_000)
     const wallSeconds = (performance.now() - started) / 1000
     const rejoinCpuSec = cpuSeconds(proc.pid) - cpuStart
+    const dropsAfter = listenDrops()
+    const listenDropped = dropsBefore === null || dropsAfter === null ? NaN : dropsAfter.drops - dropsBefore.drops
+    // The busiest load generator, % of one core: near 100, the clients and not the server set the pace.
+    const loadgenCpu = Math.max(...workers.map((w, i) => (cpuSeconds(w.pid) - loadgenStart[i]) / wallSeconds * 100))
     const sum = (key) => rejoins.reduce((a, r) => a + r[key], 0)
     const r = {
       clients,
@@ -107,11 +114,13 @@ async function storm (bench, server) {
       rejoinSeconds: Math.max(...rejoins.map((x) => x.lastMs)) / 1000,
       wallSeconds,
       rejoinCpuSec,
+      loadgenCpu,
+      listenDropped,
       peakBeforeKiB,
       reasons: []
     }
     log(`  ${server.label}: ${r.rejoined}/${clients} back in ${r.rejoinSeconds.toFixed(2)} s (${r.retried} retried), ` +
-      `server CPU ${rejoinCpuSec.toFixed(2)} s` + (chat ? `, ${r.recovered} recovered, ${r.idsKept} kept their id` : ''))
+      `server CPU ${rejoinCpuSec.toFixed(2)} s, load generator ${fmtPct(loadgenCpu)}, ${listenDropped} listen drops` + (chat ? `, ${r.recovered} recovered, ${r.idsKept} kept their id` : ''))
 
     if (chat) {
       await sleep(afterMs)
@@ -167,6 +176,7 @@ export function section (bench, servers, results) {
       ['Back in the room', (r) => r.rejoined, fmtCount, false],
       ['Time until all are back', (r) => r.rejoinSeconds, (v) => `${v.toFixed(2)} s`],
       ['… that needed more than one attempt', (r) => r.retried, fmtCount, false],
+      ['Connections the kernel\'s accept queue turned away meanwhile (ListenDrops, machine-wide)', (r) => r.listenDropped, fmtCount, false],
       ['Server CPU until all are back', (r) => r.rejoinCpuSec, (v) => `${v.toFixed(2)} s`],
       ['`recovered: true`', (r) => r.recovered, fmtCount, false],
       ['Kept their user id (resume token)', (r) => r.idsKept, fmtCount, false],
@@ -174,7 +184,8 @@ export function section (bench, servers, results) {
       ['Clients with every acknowledged message once', (r) => r.clean, fmtCount, false],
       ['Acknowledged messages missing (clients)', (r) => r.missing, (v, r) => Number.isFinite(v) ? `${fmtCount(v)} (${fmtCount(r.withMissing)})` : '–', false],
       ['Duplicates (clients)', (r) => r.duplicates, (v, r) => Number.isFinite(v) ? `${fmtCount(v)} (${fmtCount(r.withDuplicates)})` : '–', false],
-      ['Server peak RSS (either process)', (r) => r.peakRssKiB / 1024, (v) => `${v.toFixed(0)} MiB`]
+      ['Server peak RSS (either process)', (r) => r.peakRssKiB / 1024, (v) => `${v.toFixed(0)} MiB`],
+      ['Busiest load generator until all are back (% of one core)', (r) => r.loadgenCpu, fmtPct, false]
     ]),
     '',
     ...(lines.length > 0 ? [lines.join(' '), ''] : []),
