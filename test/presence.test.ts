@@ -59,7 +59,9 @@ t.test('joined lists presenceListMax users and counts them all; members and app.
   // Few events, so 150 joins do not send 11,000 presence frames.
   const { app, url } = await server(t, { presenceEventsMax: 5 })
   const everyone = ids(150)
-  const clients = await joinAll(url, everyone.slice(0, 149))
+  // The first one alone, so it sees every join after it.
+  const first = await join(url, `?u=${everyone[0]}`)
+  await joinAll(url, everyone.slice(1, 149))
   const last = await Client.connect(url, `/chat?u=${everyone[149]}`)
   await last.expect('welcome')
   const joined = await last.expect('joined')
@@ -88,7 +90,10 @@ t.test('joined lists presenceListMax users and counts them all; members and app.
   }
   t.strictSame(listed.sort(), everyone, 'app.chat.presence pages the same way')
   t.equal(await app.chat.occupancy('lobby'), 150)
-  t.equal(clients.length, 149)
+  const firstGot = first.frames
+  t.ok(firstGot.every((f) => f.type !== 'presence' || f.count <= 5), 'the first member got no per-user event above presenceEventsMax')
+  t.equal(firstGot.filter((f) => f.type === 'presence').length, 4, 'but one for each join up to it')
+  t.ok(firstGot.some((f) => f.type === 'occupancy'), 'and counts above it')
 })
 
 t.test('members paging while users leave between pages lists nobody twice, and everyone who stayed', async (t) => {
