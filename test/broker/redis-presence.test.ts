@@ -1,4 +1,5 @@
 // Presence across servers (adapters) on one real redis-server.
+import { createHash } from 'node:crypto'
 import t from 'tap'
 import type { Test } from 'tap'
 import { Redis } from 'ioredis'
@@ -50,6 +51,11 @@ async function expectEvent (t: Test, node: RecordingNode, event: 'join' | 'leave
 
 type Admin = ReturnType<typeof adminClient>
 
+/** A member's digest, as the presence scripts compute it. */
+function digest (id: string): number {
+  return Number.parseInt(createHash('sha1').update(id).digest('hex').slice(0, 7), 16)
+}
+
 /**
  * What a server that crashed leaves behind in the lobby: its heartbeat at
  * `expiry` and its members, laid out as the presence scripts lay them out.
@@ -57,10 +63,16 @@ type Admin = ReturnType<typeof adminClient>
 async function plant (admin: Admin, server: string, users: User[], expiry: number): Promise<void> {
   const tx = admin.multi().zadd(KEYS.serversKey, String(expiry), server)
   for (const user of users) {
-    tx.zadd(`${KEYS.serverPrefix}${server}`, 0, user.id).hincrby(KEYS.refsKey, user.id, 1)
+    tx.zadd(`${KEYS.serverPrefix}${server}`, 0, user.id).hincrby(KEYS.digestsKey, server, digest(user.id)).hincrby(KEYS.refsKey, user.id, 1)
       .zadd(KEYS.usersKey, 0, user.id).hsetnx(KEYS.namesKey, user.id, user.name)
   }
   await tx.exec()
+}
+
+/** Takes `user`'s member on `server` out of the lobby, as Redis losing it would: nobody is told. */
+async function lose (admin: Admin, server: string, user: User): Promise<void> {
+  await admin.multi().zrem(`${KEYS.serverPrefix}${server}`, user.id).hincrby(KEYS.digestsKey, server, -digest(user.id))
+    .hdel(KEYS.refsKey, user.id).hdel(KEYS.namesKey, user.id).zrem(KEYS.usersKey, user.id).exec()
 }
 
 /** The id of the server holding `user`'s member in the lobby. */
@@ -367,8 +379,8 @@ t.test('a member swept out while its server heard nothing is announced again, to
   const { admin, a, b } = await aliceOnABobOnB(t, A_TTL, B_TTL)
   // What a sweep leaves while A is cut off: alice out, A tombstoned, her leave published where A did not hear it.
   const server = await serverOf(admin, alice)
-  await admin.multi().zrem(`${KEYS.serverPrefix}${server}`, alice.id).hdel(KEYS.refsKey, alice.id).hdel(KEYS.namesKey, alice.id)
-    .zrem(KEYS.usersKey, alice.id).zadd(KEYS.goneKey, Date.now(), server).exec()
+  await lose(admin, server, alice)
+  await admin.zadd(KEYS.goneKey, String(Date.now()), server)
 
   // A's connection comes back: its refresh runs at once.
   await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes')
@@ -405,6 +417,26 @@ t.test('a member Redis holds for a server that no longer has it (a leave whose a
   await plant(admin, await serverOf(admin, alice), [carol], Date.now() + 1000)
   await expectEvent(t, b.node, 'leave', carol, 1, 'A\'s refresh finds one member too many, and takes her out')
   t.strictSame(await names(b.adapter.presence), ['alice'])
+})
+
+t.test('a server whose members in Redis are as many as it holds, but not the same, is healed at the next refresh', async (t) => {
+  const redis = await startRedis(t)
+  const admin = adminClient(t, redis)
+  const a = await redisNode(t, redis, { presenceTtlMs: 1500 })
+  const b = await redisNode(t, redis, { presenceTtlMs: 600_000 })
+  await b.adapter.broker.subscribe('lobby')
+  await a.adapter.presence.join('lobby', alice)
+  await a.adapter.presence.join('lobby', bob)
+  await expectEvent(t, b.node, 'join', alice, 1)
+  await expectEvent(t, b.node, 'join', bob, 2)
+  // Redis lost bob, and holds carol for A, who let her go: still two members.
+  const server = await serverOf(admin, alice)
+  await lose(admin, server, bob)
+  await plant(admin, server, [carol], Date.now() + 1000)
+  t.equal(await admin.zcard(`${KEYS.serverPrefix}${server}`), 2)
+  await expectEvent(t, b.node, 'leave', carol, 2, 'A\'s refresh tells its members apart, and takes carol out')
+  t.strictSame(await names(b.adapter.presence), ['alice', 'bob'], 'and bob is back')
+  t.equal(Number(await admin.hget(KEYS.digestsKey, server)), digest(alice.id) + digest(bob.id), 'the digest is A\'s again')
 })
 
 t.test('a user whose member expired but is not swept yet is still present: a join elsewhere is not announced', async (t) => {

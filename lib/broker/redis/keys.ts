@@ -17,6 +17,8 @@ export interface PresenceKeys {
   refsKey: string
   /** Sorted set of the servers with members, scored by when their heartbeat expires. */
   serversKey: string
+  /** Hash of server id -> the sum of its members' digests. */
+  digestsKey: string
   /** Sorted set of the servers a sweep took members from, by when. */
   goneKey: string
   /** Which presence data a page saw: `<epoch>:<restores>`, the epoch new whenever Redis lost it. */
@@ -62,6 +64,7 @@ export class RedisKeys {
       namesKey: this.#room(room, 'names'),
       refsKey: this.#room(room, 'refs'),
       serversKey: this.#room(room, 'servers'),
+      digestsKey: this.#room(room, 'digests'),
       goneKey: this.#room(room, 'gone-servers'),
       versionKey: this.#room(room, 'presence-version'),
       serverPrefix: this.#room(room, 'srv:')

@@ -9,6 +9,9 @@ import { script } from './lua.js'
 //   server has in the room, its members;
 // - servers: a sorted set of the servers with members, scored by when their
 //   heartbeat expires (ms since the epoch);
+// - digests: a hash of server id -> the sum of its members' digests (see
+//   digest()), so that a server can tell its members in Redis are the ones
+//   it holds, not only as many;
 // - gone: tombstones, a sorted set of the servers a sweep took members from,
 //   by when;
 // - version: the presence version, `<epoch>:<restores>`.
@@ -23,7 +26,7 @@ import { script } from './lua.js'
 // version (`v`, one restore later than any list handed out since the loss)
 // for those Redis lost without anyone being told.
 
-const PRESENCE_KEYS = ['usersKey', 'namesKey', 'refsKey', 'serversKey', 'goneKey', 'versionKey', 'serverPrefix'] as const
+const PRESENCE_KEYS = ['usersKey', 'namesKey', 'refsKey', 'serversKey', 'digestsKey', 'goneKey', 'versionKey', 'serverPrefix'] as const
 
 // Most members one sweep call takes out: a few milliseconds of work at most.
 const SWEEP_SLICE = 200
@@ -38,10 +41,16 @@ local function announce(event, id, name, previous, extra)
   redis.call(publishCmd, channel, cjson.encode(envelope))
 end
 
+-- 28 bits of the id's SHA-1, as memberDigest() in redis-presence.ts computes them.
+local function digest(id)
+  return tonumber(string.sub(redis.sha1hex(id), 1, 7), 16)
+end
+
 -- 0: the server had the member already; 1: a new member of a user present
 -- through another server; 2: a user new to the room.
 local function add(server, id, name)
   if redis.call('ZADD', serverPrefix .. server, 'NX', 0, id) == 0 then return 0 end
+  redis.call('HINCRBY', digestsKey, server, digest(id))
   redis.call('HINCRBY', refsKey, id, 1)
   if redis.call('ZADD', usersKey, 'NX', 0, id) == 0 then return 1 end
   redis.call('HSET', namesKey, id, name)
@@ -51,6 +60,7 @@ end
 -- The user's name when this was their last member (they are gone), else nil.
 local function remove(server, id)
   if redis.call('ZREM', serverPrefix .. server, id) == 0 then return nil end
+  redis.call('HINCRBY', digestsKey, server, -digest(id))
   if redis.call('HINCRBY', refsKey, id, -1) > 0 then return nil end
   local name = redis.call('HGET', namesKey, id) or id
   redis.call('HDEL', refsKey, id)
@@ -61,7 +71,10 @@ end
 
 -- A server with no members left needs no heartbeat.
 local function forgetIfEmpty(server)
-  if redis.call('EXISTS', serverPrefix .. server) == 0 then redis.call('ZREM', serversKey, server) end
+  if redis.call('EXISTS', serverPrefix .. server) == 0 then
+    redis.call('ZREM', serversKey, server)
+    redis.call('HDEL', digestsKey, server)
+  end
 end
 `
 
@@ -157,13 +170,14 @@ return 1
  * current time: heartbeats at or below it are dead; goneKeptMs, how long
  * tombstones are kept; channel, room, publishCmd: where and how to announce.
  *
- * Returns {how many members the server has in Redis, 1 when more is left to sweep}.
+ * Returns {how many members the server has in Redis, 1 when more is left
+ * to sweep, the sum of its members' digests as a string}.
  */
-export const REFRESH = script<[number, number]>()('fastifyChatRefresh', PRESENCE_KEYS,
+export const REFRESH = script<[number, number, string]>()('fastifyChatRefresh', PRESENCE_KEYS,
   ['server', 'expiry', 'now', 'goneKeptMs', 'channel', 'room', 'publishCmd'], SWEEP_SLICE_FN + `
 redis.call('ZADD', serversKey, expiry, server)
 local _, more = sweepSlice()
-return {redis.call('ZCARD', serverPrefix .. server), more}
+return {redis.call('ZCARD', serverPrefix .. server), more, redis.call('HGET', digestsKey, server) or '0'}
 `)
 
 /**

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { User } from '../../protocol/wire.js'
 import { randomId } from '../../random.js'
@@ -11,6 +12,11 @@ import { JOIN, LEAVE, MEMBERS, PAGE, REFRESH, RENAME, RESTORE, SWEEP } from './p
 function parseVersion (version: string): { epoch: string, restores: number } {
   const at = version.lastIndexOf(':')
   return at < 0 ? { epoch: '', restores: 0 } : { epoch: version.slice(0, at), restores: Number(version.slice(at + 1)) }
+}
+
+/** 28 bits of the id's SHA-1, as the presence scripts' digest() computes them. */
+function memberDigest (id: string): number {
+  return Number.parseInt(createHash('sha1').update(id).digest('hex').slice(0, 7), 16)
 }
 
 function slices<T> (items: T[], size: number): T[][] {
@@ -50,8 +56,8 @@ const MAX_SWEEP_CALLS = 5000
  * the clients. A live server's refresh may run half of `ttlMs` late before
  * its heartbeat expires.
  *
- * The refresh also tells how many members Redis holds for this server:
- * when that is not what it holds, it adds back those missing (Redis lost
+ * The refresh also tells how many members Redis holds for this server, and
+ * a digest of which: when they are not what it holds, it adds back those missing (Redis lost
  * them, or a sweep took them while it was cut off or paused) and takes out
  * those it no longer has (a leave whose answer was lost); the same runs as
  * soon as the connection is back, so presence heals from a restart, a flush
@@ -66,6 +72,9 @@ export class RedisPresence implements Presence {
   // This server's members: room -> user id -> name. What the refresh keeps
   // alive, and what a leave or close takes out.
   readonly #members = new Map<string, Map<string, string>>()
+  // The sum of the digests of this server's members, per room: what Redis
+  // holds for it when they agree (see the digests key).
+  readonly #digests = new Map<string, number>()
   // Joins sent and not answered yet, by room: Redis may count them already.
   readonly #joining = new Map<string, Set<string>>()
   // Users of this server, by room, whose leave its own sockets got: another
@@ -175,6 +184,7 @@ export class RedisPresence implements Presence {
     }
     let members = this.#members.get(room)
     if (members === undefined) this.#members.set(room, members = new Map())
+    if (!members.has(user.id)) this.#digests.set(room, (this.#digests.get(room) ?? 0) + memberDigest(user.id))
     members.set(user.id, user.name)
   }
 
@@ -189,9 +199,10 @@ export class RedisPresence implements Presence {
 
   #forget (room: string, userId: string): void {
     const members = this.#members.get(room)
-    members?.delete(userId)
+    if (members?.delete(userId) === true) this.#digests.set(room, (this.#digests.get(room) ?? 0) - memberDigest(userId))
     if (members?.size === 0) {
       this.#members.delete(room)
+      this.#digests.delete(room)
       this.#listed.delete(room)
     }
     const swept = this.#sweptHere.get(room)
@@ -252,17 +263,19 @@ export class RedisPresence implements Presence {
     const now = Date.now()
     // One call per room, all sent at once (no MULTI or pipeline object: on a cluster, rooms live on different shards).
     const sent = [...this.#members].map(async ([room, members]) => {
-      // What Redis should count for this server: its members, and maybe some of the joins in flight.
+      // What Redis should hold for this server: its members, and maybe some
+      // of the joins in flight; exactly its members when none is.
       const least = members.size
       const most = least + (this.#joining.get(room)?.size ?? 0)
-      const [count, more] = await runScript(this.#connections.commands, REFRESH, this.#keysOf(room), {
+      const digest = this.#digests.get(room) ?? 0
+      const [count, more, held] = await runScript(this.#connections.commands, REFRESH, this.#keysOf(room), {
         server: this.#server,
         expiry: now + this.#lifetime,
         now,
         goneKeptMs: GONE_KEPT_MS,
         ...this.#announce(room)
       })
-      if (count < least || count > most) this.#reconcile(room)
+      if (count < least || count > most || (least === most && Number(held) !== digest)) this.#reconcile(room)
       if (more === 1) await this.#sweep(room)
     })
     Promise.allSettled(sent).then((results) => {
@@ -320,6 +333,7 @@ export class RedisPresence implements Presence {
     this.#unwatch = null
     const rooms = [...this.#members].map(([room, users]) => ({ room, ids: [...users.keys()] }))
     this.#members.clear()
+    this.#digests.clear()
     this.#sweptHere.clear()
     this.#listed.clear()
     if (rooms.length === 0 || !this.#connections.ready) return
