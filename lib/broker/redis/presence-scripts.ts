@@ -20,8 +20,8 @@ import { script } from './lua.js'
 // a join or leave costs O(log n). A dead server's members (its heartbeat
 // expired) are swept out a slice at a time, each user whose last member
 // that was announced gone once. A server that was only cut off, or whose
-// members Redis lost, finds its own set smaller than what it holds and
-// adds its members back: with a join naming the server (`s`) for those a
+// members Redis lost, finds its own set is not what it holds (by count and
+// digest) and adds its members back: with a join naming the server (`s`) for those a
 // sweep announced gone (it has a tombstone), or carrying the presence
 // version (`v`, one restore later than any list handed out since the loss)
 // for those Redis lost without anyone being told.
