@@ -8,7 +8,7 @@ export interface OccupancyOptions {
   send: (room: string, count: number) => void
 }
 
-/** A room that has been above the limit since it got members here. */
+/** A room that went above the limit at some point since it got members here. */
 interface Counted {
   /** Whether it is above the limit now: its members get counts, not events. */
   above: boolean
