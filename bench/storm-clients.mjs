@@ -12,8 +12,9 @@
 //   publish    { rate }                        starts sending, `rate` msg/s, until `stop`; skips while disconnected
 //   stop                                       stops sending; answers { sent, skipped, acked, errors }
 //   closed                                     how many members' sockets are closed
-//   rejoin     { timeoutMs }                   every member (and the publisher) reconnects at once, with
-//                                              `?resume=` and `?since=` on fastify-chat; answers when all are in
+//   rejoin     { timeoutMs, spreadMs }         every member (and the publisher) reconnects, at once or spread
+//                                              over spreadMs, with `?resume=` and `?since=` on fastify-chat;
+//                                              answers when all are in
 //   caughtUp   { offset }                      how many members have seen `offset` or later
 //   verify     { acked }                       per member: acknowledged offsets missing, and duplicates
 //   stats                                      bytes read, frames by kind
@@ -309,12 +310,14 @@ function closed () {
   return members.filter((m) => !m.open).length + (publisher !== null && !publisher.open ? 1 : 0)
 }
 
-async function rejoin ({ timeoutMs }) {
+/** Every member reconnects, each after a random delay in [0, spreadMs) (0: all at once, the worst case). */
+async function rejoin ({ timeoutMs, spreadMs = 0 }) {
   const started = performance.now()
   const deadline = Date.now() + timeoutMs
   let lastMs = 0
   const publisherBack = publisher === null ? Promise.resolve(null) : publisher.connectUntil(true, deadline)
   const attempts = await Promise.all(members.map(async (m) => {
+    if (spreadMs > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * spreadMs))
     const n = await m.connectUntil(true, deadline)
     if (n !== null) lastMs = Math.max(lastMs, performance.now() - started)
     return n

@@ -61,7 +61,7 @@ async function until (check, timeoutMs) {
 }
 
 async function storm (bench, server) {
-  const { clients, rate, beforeMs, afterMs } = bench.cfg.storm
+  const { clients, rate, beforeMs, afterMs, spreadMs } = bench.cfg.storm
   const chat = server.kind === 'chat'
   const dir = mkdtempSync(join(tmpdir(), 'fastify-chat-storm-'))
   const env = { ...process.env, ...server.env, LISTEN_BACKLOG: String(BACKLOG) }
@@ -97,7 +97,7 @@ async function storm (bench, server) {
     const loadgenStart = workers.map((w) => cpuSeconds(w.pid))
     const dropsBefore = listenDrops()
     const started = performance.now()
-    const rejoins = await all('rejoin', () => ({ timeoutMs: REJOIN_TIMEOUT_MS }), REJOIN_TIMEOUT_MS + 10_000)
+    const rejoins = await all('rejoin', () => ({ timeoutMs: REJOIN_TIMEOUT_MS, spreadMs }), REJOIN_TIMEOUT_MS + 10_000)
     const wallSeconds = (performance.now() - started) / 1000
     const rejoinCpuSec = cpuSeconds(proc.pid) - cpuStart
     const dropsAfter = listenDrops()
@@ -159,7 +159,7 @@ async function storm (bench, server) {
 }
 
 export function section (bench, servers, results) {
-  const { clients, rate, beforeMs, afterMs } = bench.cfg.storm
+  const { clients, rate, beforeMs, afterMs, spreadMs } = bench.cfg.storm
   const chat = servers.filter((s) => s.kind === 'chat')
   const naive = results.naive
   const lines = chat.map((s) => {
@@ -193,7 +193,8 @@ export function section (bench, servers, results) {
       `and a publisher sends ${rate} msg/s with cids, for ${beforeMs / 1000} s before the kill and ${afterMs / 1000} s after ` +
       'everyone is back (a message is acknowledged when the publisher gets its echo; what falls due while its socket is ' +
       'down is not sent). The server gets SIGKILL, and a fresh process listens on the same port (and file) with ' +
-      `\`listen({ backlog: ${BACKLOG} })\` (the naive loop too). Once it listens, every client reconnects at once, ` +
+      `\`listen({ backlog: ${BACKLOG} })\` (the naive loop too). Once it listens, every client reconnects ` +
+      (spreadMs > 0 ? `after a random delay of 0 to ${spreadMs} ms, ` : 'at once, ') +
       'fastify-chat\'s with `?resume=<token>&since=<epoch>:<last offset>`, retrying every 100 ms after a failure. ' +
       'The time runs from then until the last client has its `joined` (the naive loop: its upgrade); the server CPU is ' +
       'the new process\'s in that time. Each client records every offset it gets, live or in the replay of its ' +
