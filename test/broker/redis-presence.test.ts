@@ -417,6 +417,14 @@ t.test('a member Redis holds for a server that no longer has it (a leave whose a
   await plant(admin, await serverOf(admin, alice), [carol], Date.now() + 1000)
   await expectEvent(t, b.node, 'leave', carol, 1, 'A\'s refresh finds one member too many, and takes her out')
   t.strictSame(await names(b.adapter.presence), ['alice'])
+
+  // As many as two pages of its members (500 each).
+  const stale = many('stale', 700)
+  await plant(admin, await serverOf(admin, alice), stale, Date.now() + 1000)
+  const gone: string[] = []
+  for (let i = 0; i < stale.length; i++) gone.push((await eventNot(b.node, 'join')).user.id)
+  t.strictSame(gone.sort(), stale.map((u) => u.id), 'each stale member is taken out, and announced gone once')
+  t.strictSame(await names(b.adapter.presence), ['alice'])
 })
 
 t.test('a server whose members in Redis are as many as it holds, but not the same, is healed at the next refresh', async (t) => {
