@@ -326,7 +326,8 @@ export class ChatConnection {
     if (roster === undefined) throw membersError('not_in_room', `not in room ${JSON.stringify(room)}`)
     checkPage({ limit })
     const known = roster.users.size
-    // From the start, the first users are the ones the joined listed: ask
+    // From the start (a joined without `next` listed everyone then, but the
+    // room grew since), the first users are the ones already known: ask
     // past them, so that each call brings users not shown yet.
     if (roster.after === undefined && known > 0) limit = Math.min(MAX_MEMBERS_PAGE, known + (limit ?? known))
     const page = await this.members(room, { after: roster.after, limit })
@@ -660,7 +661,7 @@ export class ChatConnection {
     this.#joined.add(frame.room)
     const before = this.#rosters.get(frame.room)?.count
     const users = new Map(frame.users.map((user) => [user.id, user]))
-    this.#rosters.set(frame.room, { count: frame.count, users, after: undefined })
+    this.#rosters.set(frame.room, { count: frame.count, users, after: frame.next })
     if (reset) this.#events.emit('reset', frame)
     this.#events.emit('joined', history === frame.history ? frame : { ...frame, history })
     if (before !== frame.count) this.#events.emit('count', { room: frame.room, count: frame.count })

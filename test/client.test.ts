@@ -1144,6 +1144,16 @@ t.test('loadMembers() pages on from the last page, says when there is more, and 
   more = conn.loadMembers('big')
   t.notOk('limit' in answer({ users: [u('1')], next: 'c1' }))
   t.equal(await more, true)
+
+  // A joined that lists a first page names where the rest starts.
+  socket.receive({ type: 'joined', room: 'big', epoch: 'e1', offset: 0, recovered: true, history: [], users: [u('1')], count: 3, next: 'c1' })
+  t.equal(conn.presence('big')?.more, true)
+  more = conn.loadMembers('big')
+  const rest = answer({ users: [u('2'), u('3')] })
+  t.equal(rest.after, 'c1', 'on from the joined\'s next, not from the start')
+  t.notOk('limit' in rest, 'with the server\'s page size')
+  t.equal(await more, false)
+  t.same(conn.presence('big')?.users, [u('1'), u('2'), u('3')])
 })
 
 t.test('the first reconnect after a drop waits a random 0 to initialMs, so clients dropped together come back spread out', async (t) => {
@@ -1194,7 +1204,7 @@ t.test('against a server: count follows joined, presence and occupancy, and load
     await conn.loadMembers('lobby', 1)
     pageSizes.push((await page).users.length)
   }
-  t.same(pageSizes, [3, 1], 'the first page past the two joined listed, then one user a page')
+  t.same(pageSizes, [1, 1], 'on from the joined\'s next, one user a page')
   t.same(conn.presence('lobby')?.users.map((u) => u.name).sort(), ['me', 'u1', 'u2', 'u3'])
 
   // A fifth user takes the room over presenceEventsMax: a count, no per-user event.

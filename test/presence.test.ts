@@ -69,6 +69,12 @@ t.test('joined lists presenceListMax users and counts them all; members and app.
   t.equal(joined.count, 150, 'all 150 counted')
   t.equal(new Set(joined.users.map((u) => u.id)).size, 100, 'each once')
   t.ok(joined.users.every((u) => u.name === `name-${u.id}`), 'with their names')
+  t.type(joined.next, 'string', 'and the cursor of the rest')
+  last.send({ type: 'members', room: 'lobby', after: joined.next, limit: 1000, cid: 'rest' })
+  const rest = await answer(last) as MembersFrame
+  t.equal(rest.users.length, 50, 'members after joined.next lists the other 50')
+  t.equal(rest.next, undefined, 'on the last page')
+  t.strictSame([...joined.users, ...rest.users].map((u) => u.id).sort(), everyone, 'joined and the rest: every user once')
 
   const { users, pages } = await pageAll(last, 40)
   t.strictSame(users.map((u) => u.id).sort(), everyone, 'members pages list every user once')

@@ -93,8 +93,9 @@ export class JoinReplay implements Holding {
     conn.release(room)
     if (!conn.inRoom(room)) return false
     const { page, recovered } = replay
-    const { users, count } = presence
+    const { users, count, next } = presence
     const frame: JoinedFrame = { type: 'joined', room, epoch: page.epoch, offset: page.offset, recovered, history: page.messages, users, count }
+    if (next !== undefined) frame.next = next
     const direct = conn.directWith(room)
     // Present, the other user's name is current; otherwise it is the last one recorded.
     if (direct !== undefined) frame.with = users.find((user) => user.id === direct.id) ?? direct

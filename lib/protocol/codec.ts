@@ -174,7 +174,8 @@ export function encodeMessage (message: ChatMessage): string {
  */
 export function encodeJoined (frame: JoinedFrame, maxBytes: number): string {
   const { room, epoch, offset, history } = frame
-  const users = `,"users":${JSON.stringify(frame.users)},"count":${frame.count}}`
+  const next = frame.next === undefined ? '' : `,"next":${JSON.stringify(frame.next)}`
+  const users = `,"users":${JSON.stringify(frame.users)},"count":${frame.count}${next}}`
   const direct = frame.with === undefined ? {} : { with: frame.with }
   const head = (recovered: boolean): string => JSON.stringify({ type: 'joined', room, epoch, offset, recovered, ...direct }).slice(0, -1)
   // `,"history":[` + `]`, and the longer of true/false.

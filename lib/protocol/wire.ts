@@ -94,6 +94,8 @@ export interface JoinedFrame {
   users: User[]
   /** How many distinct users are in the room, on every server. */
   count: number
+  /** When `users` is not all of them: the `after` of a `members` request for the next page. */
+  next?: string
   /** In a direct room: the other user. */
   with?: User
 }
