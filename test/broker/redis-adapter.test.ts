@@ -163,7 +163,7 @@ async function calls (admin: Redis, command: string): Promise<number> {
   return Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm').exec(stats)?.[1] ?? 0)
 }
 
-t.test('on Redis 7 rooms go over sharded pub/sub (SPUBLISH, SSUBSCRIBE); control stays on plain pub/sub', async (t) => {
+t.test('on Redis 7 rooms and control go over sharded pub/sub (SPUBLISH, SSUBSCRIBE)', async (t) => {
   const redis = await startRedis(t)
   const admin = adminClient(t, redis)
   t.match(await admin.info('server'), /^redis_version:7\./m, 'the Redis under test is 7')
@@ -172,8 +172,8 @@ t.test('on Redis 7 rooms go over sharded pub/sub (SPUBLISH, SSUBSCRIBE); control
   await a.adapter.broker.subscribe('lobby')
   await b.adapter.broker.subscribe('lobby')
   const channel = 'fastify-chat:{lobby}:ch'
-  t.strictSame(await admin.pubsub('SHARDNUMSUB', channel), [channel, 2], 'both servers listen to the room on its shard channel')
-  t.strictSame(await admin.pubsub('NUMSUB', channel, 'fastify-chat:control'), [channel, 0, 'fastify-chat:control', 2], 'and to control on a plain one')
+  t.strictSame(await admin.pubsub('SHARDNUMSUB', channel, 'fastify-chat:control'), [channel, 2, 'fastify-chat:control', 2], 'both servers listen to the room and to control on shard channels')
+  t.strictSame(await admin.pubsub('NUMSUB', channel, 'fastify-chat:control'), [channel, 0, 'fastify-chat:control', 0], 'on no plain one: one connection never mixes both kinds')
   const published = await calls(admin, 'spublish')
   await a.adapter.broker.publish(message('lobby', 'sharded'), null)
   t.equal((await b.node.delivery()).message.text, 'sharded', 'a message reaches the other server')
@@ -191,8 +191,8 @@ t.test('shardedPubSub: false keeps rooms on PUBLISH and SUBSCRIBE, as on Redis 6
   await a.adapter.broker.subscribe('lobby')
   await b.adapter.broker.subscribe('lobby')
   const channel = 'fastify-chat:{lobby}:ch'
-  t.strictSame(await admin.pubsub('NUMSUB', channel), [channel, 2], 'both servers listen to the room on a plain channel')
-  t.strictSame(await admin.pubsub('SHARDNUMSUB', channel), [channel, 0], 'and on no shard channel')
+  t.strictSame(await admin.pubsub('NUMSUB', channel, 'fastify-chat:control'), [channel, 2, 'fastify-chat:control', 2], 'both servers listen to the room and to control on plain channels')
+  t.strictSame(await admin.pubsub('SHARDNUMSUB', channel, 'fastify-chat:control'), [channel, 0, 'fastify-chat:control', 0], 'and on no shard channel')
   const [published, sharded] = [await calls(admin, 'publish'), await calls(admin, 'spublish')]
   await a.adapter.broker.publish(message('lobby', 'plain'), null)
   t.equal((await b.node.delivery()).message.text, 'plain', 'a message reaches the other server')

@@ -9,7 +9,7 @@ import type { Test } from 'tap'
 import type { ControlCommand } from '../../lib/broker/control.js'
 import { RedisAdapter } from '../../lib/broker/redis/redis-adapter.js'
 import type { RedisAdapterOptions } from '../../lib/broker/redis/redis-adapter.js'
-import { RecordingNode } from '../helpers/broker-conformance.js'
+import { RecordingNode, message } from '../helpers/broker-conformance.js'
 import { within } from '../helpers/chat.js'
 import { eventually } from '../helpers/eventually.js'
 import { adapterUps, adminClient, startRedis } from '../helpers/redis.js'
@@ -57,9 +57,9 @@ async function server (t: Test, redis: RedisServer, opts: Partial<RedisAdapterOp
   return { adapter, node }
 }
 
-/** How many connections subscribe the default chat's control channel. */
+/** How many connections subscribe the default chat's control channel (sharded on one Redis 7, as the rooms). */
 async function controlSubscribers (admin: Redis): Promise<number> {
-  const [, count] = await admin.pubsub('NUMSUB', 'fastify-chat:control') as [string, number]
+  const [, count] = await admin.pubsub('SHARDNUMSUB', 'fastify-chat:control') as [string, number]
   return count
 }
 
@@ -142,7 +142,7 @@ t.test('payloads on the control channel that are not a command are ignored, and 
     JSON.stringify({ t: 'x', s: 'elsewhere', c: { type: 'disconnect', userId: 'bob', reason: 'r' } }),
     JSON.stringify({ s: 'elsewhere', c: { type: 'disconnect', userId: 'bob', reason: 'r' } })
   ]
-  for (const payload of junk) t.equal(await admin.publish(channel, payload), 2, `published to both servers: ${payload}`)
+  for (const payload of junk) t.equal(await admin.spublish(channel, payload), 2, `published to both servers: ${payload}`)
   const marker: ControlCommand = { type: 'disconnect', userId: 'marker', reason: 'after the junk' }
   await a.adapter.control.send(marker)
   t.same(await b.node.next(), marker, 'the first command b is handed is the one sent after the junk')
@@ -187,4 +187,21 @@ t.test('with Redis away, send, pair and pairOf reject with FST_CHAT_ADAPTER_UNAV
   t.same(await b.node.next(), kick, 'the control channel was subscribed again')
   t.same(b.node.commands, [kick], 'and nothing sent while Redis was down arrived')
   t.same(a.node.commands, [], 'the sender still skips its own')
+})
+
+t.test('a server that left its last room still hears control: its subscriber never mixes plain and sharded channels', async (t) => {
+  // Redis 7 counts plain and shard subscriptions apart, and ioredis leaves
+  // subscriber mode when an unsubscribe answers 0: a SUNSUBSCRIBE of the
+  // last room would drop a plain control channel's messages.
+  const redis = await startRedis(t)
+  const a = await server(t, redis)
+  const b = await server(t, redis)
+  await a.adapter.broker.subscribe('lobby')
+  await a.adapter.broker.unsubscribe('lobby')
+  const command: ControlCommand = { type: 'disconnect', userId: 'bob', reason: 'after the last room' }
+  await b.adapter.control.send(command)
+  t.same(await a.node.next(), command, 'handed over after the last room was left')
+  await a.adapter.broker.subscribe('dev')
+  await b.adapter.broker.publish(message('dev', 'still a subscriber'), null)
+  t.equal((await a.node.delivery()).message.text, 'still a subscriber', 'and rooms subscribed again are delivered')
 })

@@ -76,6 +76,10 @@ export function pubSubOf (info: string): PubSub {
   return major !== undefined && Number(major) >= 7 ? 'sharded' : 'plain'
 }
 
+function commandOf (pubSub: PubSub): 'PUBLISH' | 'SPUBLISH' {
+  return pubSub === 'sharded' ? 'SPUBLISH' : 'PUBLISH'
+}
+
 /** The Redis version in an `INFO server` text, for messages. */
 function versionIn (info: string): string {
   return /^redis_version:(\S+)/m.exec(info)?.[1] ?? 'of unknown version'
@@ -117,6 +121,9 @@ export class RedisConnections {
   // What the user asked for; undefined: whatever the server has.
   readonly #wantedPubSub: PubSub | undefined
   #pubSub: PubSub = 'plain'
+  // Settles once open() knows the pub/sub: nothing listens before that.
+  #foundPubSub: () => void = () => {}
+  readonly #pubSubKnown = new Promise<void>((resolve) => { this.#foundPubSub = resolve })
   #commands: RedisConnection | null = null
   #subscriber: RedisConnection | null = null
   #log: FastifyBaseLogger | null = null
@@ -157,12 +164,28 @@ export class RedisConnections {
   }
 
   /**
-   * The command every script publishes with, passed to it as an argument:
-   * `SPUBLISH` where the server has sharded pub/sub (Redis 7), so channels
-   * work on a cluster; `PUBLISH` on older servers.
+   * Which pub/sub the control channel uses: the rooms' on one server, where
+   * the one subscriber connection must not mix both kinds (Redis counts
+   * them apart, and ioredis leaves subscriber mode once an unsubscribe
+   * answers 0, dropping the other kind's messages). Plain on a cluster (see
+   * control-scripts.ts), where ioredis gives each kind connections of its own.
+   */
+  get controlPubSub (): PubSub {
+    return this.#commands !== null && isCluster(this.#commands) ? 'plain' : this.#pubSub
+  }
+
+  /**
+   * The command the room scripts publish with, passed to each as an
+   * argument: `SPUBLISH` where the server has sharded pub/sub (Redis 7), so
+   * a room's channel stays on its shard of a cluster; `PUBLISH` on older servers.
    */
   get publishCommand (): 'PUBLISH' | 'SPUBLISH' {
-    return this.#pubSub === 'sharded' ? 'SPUBLISH' : 'PUBLISH'
+    return commandOf(this.#pubSub)
+  }
+
+  /** The command the control script publishes with. */
+  get controlPublishCommand (): 'PUBLISH' | 'SPUBLISH' {
+    return commandOf(this.controlPubSub)
   }
 
   /** Whether commands can be sent now. */
@@ -175,25 +198,32 @@ export class RedisConnections {
     return !this.#closed && this.#subscriber?.status === 'ready'
   }
 
-  /**
-   * Listens to rooms' channels as {@link publishCommand} publishes them:
-   * sharded, one SSUBSCRIBE each, since on a cluster each room may live on
-   * another shard; plain, one SUBSCRIBE for all.
-   */
+  /** Listens to rooms' channels, as {@link publishCommand} publishes them. */
   async subscribeRooms (channels: readonly string[]): Promise<void> {
-    const subscriber = this.subscriber
-    if (channels.length === 0) return
-    if (this.#pubSub === 'plain') {
-      await unavailableOnError(subscriber.subscribe(...channels))
-      return
-    }
-    await unavailableOnError(Promise.all(channels.map(async (channel) => await subscriber.ssubscribe(channel))))
+    await this.#subscribe(this.#pubSub, channels)
   }
 
   /** Stops listening to a room's channel. */
   async unsubscribeRoom (channel: string): Promise<void> {
     const subscriber = this.subscriber
     await unavailableOnError(this.#pubSub === 'plain' ? subscriber.unsubscribe(channel) : subscriber.sunsubscribe(channel))
+  }
+
+  /** Listens to the control channel, as {@link controlPublishCommand} publishes it. */
+  async subscribeControl (channel: string): Promise<void> {
+    await this.#subscribe(this.controlPubSub, [channel])
+  }
+
+  // Sharded, one SSUBSCRIBE per channel: on a cluster each may live on
+  // another shard. Plain, one SUBSCRIBE for all.
+  async #subscribe (pubSub: PubSub, channels: readonly string[]): Promise<void> {
+    const subscriber = this.subscriber
+    if (channels.length === 0) return
+    if (pubSub === 'plain') {
+      await unavailableOnError(subscriber.subscribe(...channels))
+      return
+    }
+    await unavailableOnError(Promise.all(channels.map(async (channel) => await subscriber.ssubscribe(channel))))
   }
 
   /**
@@ -224,13 +254,14 @@ export class RedisConnections {
     subscriber.on('message', deliver)
     subscriber.on('smessage', deliver)
     try {
-      await Promise.all([this.#connect(commands), this.#connect(subscriber)])
+      await Promise.all([this.#connect(commands).then(async () => await this.#connectMasters(commands)), this.#connect(subscriber)])
     } catch (err) {
       this.close()
       throw new FST_CHAT_ADAPTER_UNAVAILABLE(`cannot reach Redis at ${this.where}: ${(err as Error).message}`)
     }
     try {
       this.#pubSub = await this.#findPubSub(commands)
+      this.#foundPubSub()
     } catch (err) {
       this.close()
       throw err
@@ -274,6 +305,14 @@ export class RedisConnections {
     }
   }
 
+  // ioredis connects to a cluster's nodes on first use, and without an
+  // offline queue it refuses commands for a node still connecting: the
+  // masters are connected before the commands connection counts as ready.
+  async #connectMasters (redis: RedisConnection): Promise<void> {
+    if (!isCluster(redis)) return
+    await Promise.all(redis.nodes('master').map(async (node) => await this.#connect(node)))
+  }
+
   // Down means: it was ready, and is not any more. Connecting at start is
   // neither; `open()` reports that failure itself.
   #watch (redis: RedisConnection, role: Role, theirs: boolean, onReady: (role: Role) => Promise<void>): void {
@@ -299,7 +338,8 @@ export class RedisConnections {
       state = 'up'
       if (back) this.#log?.info({ role }, 'fastify-chat: Redis is back')
       // The subscriber is back only once it listens again and caught up.
-      onReady(role).then(() => {
+      const nodes = role === 'commands' ? this.#connectMasters(redis).catch(() => {}) : undefined
+      Promise.all([this.#pubSubKnown, nodes]).then(async () => await onReady(role)).then(() => {
         if (!back || this.#closed || state !== 'up' || reported === 'up') return
         reported = 'up'
         if (channels.adapter.hasSubscribers) channels.adapter.publish({ event: 'up', role })

@@ -5,14 +5,14 @@ import { script } from './lua.js'
 // published on the control channel with its entry id spliced in as `i`. A
 // server whose subscriber was away reads the log from the last id it saw.
 //
-// The control channel stays on plain PUBLISH/SUBSCRIBE, on Redis 7 too: it
-// is one channel that every server must hear, not one per room. On a
-// cluster a plain PUBLISH reaches the subscribers of every node, so each
-// server listens on whichever node it likes. SPUBLISH would tie the channel
-// to one shard, and a script may only SPUBLISH to a channel in the slot of
-// its keys, which the log's key is not. The price is that each command
-// crosses the cluster bus to every node, as against the room channels,
-// which carry the bulk of the traffic and stay on their shard.
+// The control channel is one channel that every server must hear, not one
+// per room. On a cluster it stays on plain PUBLISH/SUBSCRIBE: a plain
+// PUBLISH reaches the subscribers of every node, so each server listens on
+// whichever node it likes, while a script may only SPUBLISH to a channel in
+// the slot of its keys, which the log's key is not. The price is that each
+// command crosses the cluster bus to every node, as against the room
+// channels, which carry the bulk of the traffic and stay on their shard. On
+// one server it goes as the rooms go (see RedisConnections.controlPubSub).
 
 /**
  * Logs and publishes one command, together: a server that did not get it
@@ -20,14 +20,15 @@ import { script } from './lua.js'
  *
  * KEYS[1] logKey: the control log.
  * ARGV[1] payload: the envelope's JSON, an object with at least one key.
- * ARGV[2] channel: the control channel.
- * ARGV[3] maxLen: about how many entries the log keeps.
+ * ARGV[2] publish: 'PUBLISH' or 'SPUBLISH' (one server with sharded pub/sub).
+ * ARGV[3] channel: the control channel.
+ * ARGV[4] maxLen: about how many entries the log keeps.
  *
  * Returns the entry id. Publishes the envelope with `"i":<id>` first.
  */
-export const CONTROL = script<string>()('fastifyChatControl', ['logKey'], ['payload', 'channel', 'maxLen'], `
+export const CONTROL = script<string>()('fastifyChatControl', ['logKey'], ['payload', 'publish', 'channel', 'maxLen'], `
 local id = redis.call('XADD', logKey, 'MAXLEN', '~', maxLen, '*', 'c', payload)
-redis.call('PUBLISH', channel, '{"i":"' .. id .. '",' .. string.sub(payload, 2))
+redis.call(publish, channel, '{"i":"' .. id .. '",' .. string.sub(payload, 2))
 return id
 `)
 

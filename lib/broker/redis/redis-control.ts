@@ -28,7 +28,7 @@ function compareIds (a: string, b: string): number {
 /**
  * Control across servers through Redis. Commands go into a capped stream,
  * the control log, and out on one control channel that every server
- * subscribes to, in one script. A server whose subscriber was away reads
+ * subscribes to, in one script (see control-scripts.ts for which pub/sub). A server whose subscriber was away reads
  * the log from the last entry it saw once it is back, so a kick reaches it
  * late rather than never. Each direct room's two users are a hash beside
  * the room's other keys (same slot on a cluster).
@@ -81,7 +81,7 @@ export class RedisControl implements Control {
   async #subscribe (): Promise<boolean> {
     if (!this.#connections.listening || !this.#connections.ready) return false
     this.#held ??= []
-    await unavailableOnError(this.#connections.subscriber.subscribe(this.#keys.control), this.#commandTimeoutMs)
+    await unavailableOnError(this.#connections.subscribeControl(this.#keys.control), this.#commandTimeoutMs)
     const after = this.#lastId ?? ''
     const [oldest, newest, ...entries] = await runScript(this.#connections.commands, CONTROL_SINCE,
       { logKey: this.#keys.controlLog }, { after, limit: LOG_ENTRIES })
@@ -114,7 +114,7 @@ export class RedisControl implements Control {
     if (!this.#connections.listening) throw new FST_CHAT_ADAPTER_UNAVAILABLE('not subscribed to Redis')
     const payload = JSON.stringify({ t: 'c', s: this.#server, at: Date.now(), c: command })
     await runScript(this.#connections.commands, CONTROL, { logKey: this.#keys.controlLog },
-      { payload, channel: this.#keys.control, maxLen: LOG_ENTRIES })
+      { payload, publish: this.#connections.controlPublishCommand, channel: this.#keys.control, maxLen: LOG_ENTRIES })
   }
 
   /** A command from the control channel; run here unless this server sent it or ran it already. */
