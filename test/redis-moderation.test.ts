@@ -344,7 +344,7 @@ t.test('a third user cannot join a direct room, by with or by name, on either se
     await zoe.closed
   }
   await marker(t, yvonne, [xavier, yvonne], room, 'still only us')
-  t.same((await b.app.chat.presence(room)).map((u) => u.id).sort(), ['xavier', 'yvonne'])
+  t.same((await b.app.chat.presence(room)).users.map((u) => u.id).sort(), ['xavier', 'yvonne'])
 })
 
 t.test('history and since recovery in a direct room, across servers', async (t) => {

@@ -95,7 +95,7 @@ t.test('presence across instances; a killed instance\'s users drop out within th
   const alice = await join(a.url, '?name=alice')
   const bob = await join(b.url, '?name=bob')
   t.match(await alice.expect('presence'), { event: 'join', user: { name: 'bob' } }, 'a join on another node is seen')
-  t.same((await a.app.chat.presence('lobby')).map((u) => u.name).sort(), ['alice', 'bob'])
+  t.same((await a.app.chat.presence('lobby')).users.map((u) => u.name).sort(), ['alice', 'bob'])
 
   // An instance in its own process, killed with SIGKILL: no goodbye.
   const script = new URL('../fixtures/redis-node.mjs', import.meta.url).pathname
@@ -111,7 +111,7 @@ t.test('presence across instances; a killed instance\'s users drop out within th
   t.match(await alice.expect('presence'), { event: 'leave', user: { name: 'carol' } }, 'announced once her node stopped refreshing')
   t.ok(performance.now() - started < 600 + 1000, 'within the expiry and a sweep')
   t.match(await bob.expect('presence'), { event: 'leave', user: { name: 'carol' } })
-  t.same((await b.app.chat.presence('lobby')).map((u) => u.name).sort(), ['alice', 'bob'])
+  t.same((await b.app.chat.presence('lobby')).users.map((u) => u.name).sort(), ['alice', 'bob'])
 
   bob.close()
   t.match(await alice.expect('presence'), { event: 'leave', user: { name: 'bob' } })
