@@ -3,7 +3,8 @@
 // no heartbeat, room for 100k sockets, everyone auto-joined to one room.
 // CHAT_STORE=sqlite swaps the in-memory history for sqliteStore on a temp file,
 // or on CHAT_DB, which is left in place at exit so a restarted server (the
-// storm scenario) finds its history and resume secret there.
+// storm scenario) finds its history and resume secret there. CHAT_STORE_HISTORY
+// is the store's `historySize`: how far behind a `since` may be and still recover.
 // CHAT_SECRET sets the `secret` option; LISTEN_PORT and LISTEN_BACKLOG go to listen()
 // (a restart takes the same port; a storm needs more than Node's default backlog of 511).
 // CHAT_AUTHORIZE=1 adds an `authorize` that allows everything synchronously:
@@ -32,7 +33,8 @@ if (process.env.CHAT_STORE === 'sqlite') {
   }
   const kept = process.env.CHAT_DB
   if (kept === undefined) dbPath = join(tmpdir(), `fastify-chat-bench-${process.pid}.db`)
-  opts.store = sqliteStore({ path: kept ?? dbPath })
+  const historySize = Number(process.env.CHAT_STORE_HISTORY ?? 0)
+  opts.store = sqliteStore({ path: kept ?? dbPath, ...(historySize > 0 ? { historySize } : {}) })
 }
 if (process.env.CHAT_SECRET !== undefined) opts.secret = process.env.CHAT_SECRET
 
