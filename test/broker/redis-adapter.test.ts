@@ -81,6 +81,18 @@ t.test('an unreachable Redis fails start with FST_CHAT_ADAPTER_UNAVAILABLE, by d
   await t.rejects(quick.start({ node: new RecordingNode(), historySize: 10, log: Fastify().log }), { message: /waited 50 ms/ })
 })
 
+t.test('an unreachable cluster fails start with FST_CHAT_ADAPTER_UNAVAILABLE, naming its nodes', async (t) => {
+  const ports = [await freePort(), await freePort()]
+  const adapter = new RedisAdapter({ cluster: ports.map((port) => ({ host: '127.0.0.1', port })), connectTimeoutMs: 300 })
+  t.teardown(() => adapter.close())
+  const failed = within(adapter.start({ node: new RecordingNode(), historySize: 10, log: Fastify().log }), 5000, 'start to fail')
+  await t.rejects(failed, {
+    code: 'FST_CHAT_ADAPTER_UNAVAILABLE',
+    message: new RegExp(`cannot reach Redis at the cluster at 127\\.0\\.0\\.1:${ports[0]}, 127\\.0\\.0\\.1:${ports[1]}: .*\\(waited 300 ms\\)`)
+  })
+  await t.rejects(adapter.broker.recent('lobby', 1), { code: 'FST_CHAT_ADAPTER_UNAVAILABLE' }, 'and is closed')
+})
+
 t.test('an adapter is started once, and refuses work before start and after close', async (t) => {
   const redis = await startRedis(t)
   const adapter = new RedisAdapter({ url: redis.url })

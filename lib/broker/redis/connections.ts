@@ -24,7 +24,7 @@ export type RedisTarget =
   | { client: RedisConnection, url?: undefined, cluster?: undefined }
   | { cluster: readonly ClusterStartNode[], url?: undefined, client?: undefined }
 
-/** How rooms' channels are published to and listened to. */
+/** Which pub/sub a channel goes over: sharded (`SPUBLISH`/`SSUBSCRIBE`, Redis 7) or plain. */
 export type PubSub = 'sharded' | 'plain'
 
 /** What the connections call back into. */
@@ -156,11 +156,6 @@ export class RedisConnections {
   get subscriber (): RedisConnection {
     if (this.#subscriber === null || this.#closed) throw new FST_CHAT_ADAPTER_UNAVAILABLE('the Redis adapter is not started, or closed')
     return this.#subscriber
-  }
-
-  /** Which pub/sub rooms' channels use, known once `open()` settled. */
-  get pubSub (): PubSub {
-    return this.#pubSub
   }
 
   /**
