@@ -136,7 +136,7 @@ async function storm (bench, server) {
     if (chat) {
       await sleep(afterMs)
       const published = await workers[0].call('stop')
-      const last = Math.max(0, ...published.acked)
+      const last = published.acked.reduce((a, x) => Math.max(a, x), 0)
       const drained = await until(async () => (await all('caughtUp', () => ({ offset: last }))).reduce((a, x) => a + x, 0) === clients, DRAIN_MS)
       const checks = await all('verify', () => ({ acked: published.acked }), 60_000)
       const vsum = (key) => checks.reduce((a, c) => a + c[key], 0)
