@@ -219,7 +219,7 @@ t.test('Redis killed: moderation rejects at once and acts on nothing; once resta
   // The adapters report "up" without waiting for the control channel's SUBSCRIBE (see redis-adapter.ts, the ready handler): wait for both.
   const admin = adminClient(t, redis)
   await eventually(async () => {
-    const [, count] = await admin.pubsub('NUMSUB', 'fastify-chat:control') as [string, number]
+    const [, count] = await admin.pubsub('SHARDNUMSUB', 'fastify-chat:control') as [string, number]
     return count === 2
   }, 5000, 'both servers to subscribe the control channel again')
   t.equal(await a.app.chat.disconnect({ userId: 'bob' }, { reason: 'after the restart' }), 1)
@@ -237,7 +237,7 @@ t.test('Redis killed: moderation rejects at once and acts on nothing; once resta
  */
 async function commandsThenProbe (t: Test, admin: Redis, commands: unknown[], bob: Client[]): Promise<void> {
   for (const command of [...commands, { type: 'add', room: 'probe', userId: 'bob' }]) {
-    t.equal(await admin.publish('fastify-chat:control', JSON.stringify({ t: 'c', s: 'elsewhere', c: command })), 2, `published: ${JSON.stringify(command)}`)
+    t.equal(await admin.spublish('fastify-chat:control', JSON.stringify({ t: 'c', s: 'elsewhere', c: command })), 2, `published: ${JSON.stringify(command)}`)
   }
   for (const socket of bob) t.match(await socket.next(), { type: 'joined', room: 'probe' }, 'the next frame is the probe\'s joined')
 }

@@ -3,7 +3,7 @@
 import Fastify from 'fastify'
 import type { FastifyRequest } from 'fastify'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import fastifyChat, { CloseCode, FST_CHAT_INVALID_OPTION, FST_CHAT_STORE_UNAVAILABLE, MemoryStore, fastifyChat as namedFastifyChat, redisAdapter, sqliteStore } from 'fastify-chat'
 import type {
   Adapter,
@@ -229,6 +229,9 @@ expectError(redisAdapter({ url: 6379 }))
 app.register(fastifyChat, { adapter: redisAdapter({ client: new Redis('redis://127.0.0.1:6379') }) })
 expectError(redisAdapter({ client: {} }))
 expectError(redisAdapter({ url: 'redis://127.0.0.1:6379', client: new Redis() }))
+app.register(fastifyChat, { adapter: redisAdapter({ client: new Cluster([{ host: '127.0.0.1', port: 7000 }]) }) })
+app.register(fastifyChat, { adapter: redisAdapter({ cluster: [{ host: '127.0.0.1', port: 7000 }], shardedPubSub: false }) })
+expectError(redisAdapter({ cluster: [{ host: '127.0.0.1' }] }))
 expectType<Promise<PresencePage>>(app.chat.presence('lobby'))
 expectType<Promise<PresencePage>>(app.chat.presence('lobby', { limit: 50, after: 'cursor' }))
 expectAssignable<PresenceOptions>({ limit: 10 })
