@@ -16,7 +16,7 @@
 //   --subs=a,b            fan-out ramp at these subscriber counts only (default 100,1000,5000)
 //   --fill=a,b            fill rooms of these sizes (default 5000,10000)
 //   --storm-clients=N     clients in the storm's room (default 5000)
-//   --storm-rate=N        the storm publisher's msg/s (default 200)
+//   --storm-rate=N        the storm publisher's msg/s (default 10)
 //   --storm-spread=MS     storm clients reconnect over a random 0..MS delay, as the typed client does (default 0: at once)
 //   --cpu-prof=DIR        write a V8 CPU profile of every server process to DIR (open it in Chrome DevTools)
 import os from 'node:os'

@@ -8,7 +8,7 @@
 //
 // Commands (process.send({ id, cmd, ...args }) → { id, result } or { id, error }):
 //   connect    { port, kind, count, room, concurrency, timeoutMs }   members join, `concurrency` at a time
-//   publisher  { port, room, timeoutMs }       opens the publisher (fastify-chat only)
+//   publisher  { port, room, timeoutMs }       opens the publisher
 //   publish    { rate }                        starts sending, `rate` msg/s, until `stop`; skips while disconnected
 //   stop                                       stops sending; answers { sent, skipped, acked, errors }
 //   closed                                     how many members' sockets are closed

@@ -3,8 +3,10 @@
 // flushed on the way out) then started again on the same port and, for
 // fastify-chat, the same SQLite file. Every client then reconnects at once,
 // fastify-chat's with `?resume=` and `?since=` (its epoch and last offset).
-// The naive loop gets the same restart without a publisher: it keeps no
-// history, so only its reconnect time is compared.
+// The naive loop gets the same restart and the same publisher (it broadcasts
+// what the publisher sends, to whoever is back), so both servers carry the
+// same traffic while their clients come back; it keeps no history, so only
+// its reconnect time is compared.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -92,15 +94,13 @@ async function storm (bench, server) {
     log(`  ${server.label}: ${inRoom}/${clients} in the room`)
     if (inRoom !== clients) throw new Error(`${inRoom} of ${clients} joined: ${JSON.stringify(filled.map((r) => r.failures))}`)
 
-    if (chat) {
-      await workers[0].call('publisher', { port, room: ROOM })
-      await workers[0].call('publish', { rate })
-    }
+    await workers[0].call('publisher', { port, room: ROOM })
+    await workers[0].call('publish', { rate })
     await sleep(beforeMs)
     const peakBeforeKiB = statusKiB(proc.pid, 'VmHWM')
     proc.kill('SIGKILL')
     await stopChild(proc, 5000)
-    const everyoneOut = await until(async () => (await all('closed')).reduce((a, x) => a + x, 0) === clients + (chat ? 1 : 0), 30_000)
+    const everyoneOut = await until(async () => (await all('closed')).reduce((a, x) => a + x, 0) === clients + 1, 30_000)
     if (!everyoneOut) throw new Error('clients did not see the server go within 30 s')
 
     ;({ proc, port } = await startServer(bench, server, { ...env, LISTEN_PORT: String(port) }))
@@ -133,9 +133,9 @@ async function storm (bench, server) {
     log(`  ${server.label}: ${r.rejoined}/${clients} back in ${r.rejoinSeconds.toFixed(2)} s (${r.retried} retried), ` +
       `server CPU ${rejoinCpuSec.toFixed(2)} s, load generator ${fmtPct(loadgenCpu)}, ${listenDropped} listen drops` + (chat ? `, ${r.recovered} recovered, ${r.idsKept} kept their id` : ''))
 
+    await sleep(afterMs)
+    const published = await workers[0].call('stop')
     if (chat) {
-      await sleep(afterMs)
-      const published = await workers[0].call('stop')
       const last = published.acked.reduce((a, x) => Math.max(a, x), 0)
       const drained = await until(async () => (await all('caughtUp', () => ({ offset: last }))).reduce((a, x) => a + x, 0) === clients, DRAIN_MS)
       const checks = await all('verify', () => ({ acked: published.acked }), 60_000)
@@ -211,6 +211,6 @@ export function section (bench, servers, results) {
       'The time runs from then until the last client has its `joined` (the naive loop: its upgrade); the server CPU is ' +
       'the new process\'s in that time. Each client records every offset it gets, live or in the replay of its ' +
       '`joined`, and is checked against the offsets the publisher saw acknowledged after its first join. The naive loop ' +
-      'has no publisher (it keeps no history to check) and only its reconnect time is compared.' + problems(results, servers)
+      'gets the same publisher, whose messages it broadcasts to whoever is back, but keeps no history to check: only its reconnect time is compared.' + problems(results, servers)
   ]
 }
