@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import fastifyWebsocket from '@fastify/websocket'
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import { createChat } from './lib/api.js'
 import type { Chat } from './lib/api.js'
@@ -26,21 +26,41 @@ declare module 'fastify' {
   }
 }
 
-let clientScript: Promise<string> | null = null
+// The compiled browser client: next to the compiled index.js it is under
+// lib/; when this module runs from source (the tests), under dist/lib/.
+const clientDirs = ['./lib/', './dist/lib/'].map((dir) => new URL(dir, import.meta.url))
+const clientScripts = new Map<string, Promise<string>>()
 
-/** The compiled browser client, read once. */
-async function readClientScript (): Promise<string> {
-  // Next to the compiled index.js it is lib/client.js; when this module runs
-  // from source (the tests), the compiled copy is under dist/.
-  clientScript ??= readFile(new URL('./lib/client.js', import.meta.url), 'utf8')
-    .catch(() => readFile(new URL('./dist/lib/client.js', import.meta.url), 'utf8'))
-    // The source map is not served, so the comment would only earn a 404.
-    .then((code) => code.replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '\n'))
-    .catch((err: unknown) => {
-      clientScript = null
-      throw err
-    })
-  return await clientScript
+/** A file of the compiled browser client (`client.js`, `client/<module>.js`), read once. */
+async function readClientScript (file = 'client.js'): Promise<string> {
+  let script = clientScripts.get(file)
+  if (script === undefined) {
+    const [beside, underDist] = clientDirs.map((dir) => new URL(file, dir))
+    script = readFile(beside as URL, 'utf8')
+      .catch(() => readFile(underDist as URL, 'utf8'))
+      // The source map is not served, so the comment would only earn a 404.
+      .then((code) => code.replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '\n'))
+      .catch((err: unknown) => {
+        clientScripts.delete(file)
+        throw err
+      })
+    clientScripts.set(file, script)
+  }
+  return await script
+}
+
+/**
+ * The modules client.js imports, `<name>.js` of lib/client/: the only names
+ * `<path>/client/:file` serves, listed once so no request reaches the disk
+ * with a name of its own. Empty when the client is not built.
+ */
+async function listClientModules (): Promise<Set<string>> {
+  for (const dir of clientDirs) {
+    const names = await readdir(new URL('client/', dir)).catch(() => [])
+    const modules = names.filter((name) => /^[a-z0-9-]+\.js$/.test(name))
+    if (modules.length > 0) return new Set(modules)
+  }
+  return new Set()
 }
 
 const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyChat (fastify, rawOpts) {
@@ -111,11 +131,17 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
   })
 
   if (opts.serveClient) {
-    fastify.get(`${opts.path.replace(/\/$/, '')}/client.js`, async (_request, reply) => {
-      return await reply
-        .type('text/javascript; charset=utf-8')
-        .header('cache-control', 'no-cache')
-        .send(await readClientScript())
+    const base = opts.path.replace(/\/$/, '')
+    const modules = await listClientModules()
+    const serve = async (file: string, reply: FastifyReply): Promise<FastifyReply> => await reply
+      .type('text/javascript; charset=utf-8')
+      .header('cache-control', 'no-cache')
+      .send(await readClientScript(file))
+    fastify.get(`${base}/client.js`, async (_request, reply) => await serve('client.js', reply))
+    fastify.get<{ Params: { file: string } }>(`${base}/client/:file`, async (request, reply) => {
+      const { file } = request.params
+      if (!modules.has(file)) return reply.callNotFound()
+      return await serve(`client/${file}`, reply)
     })
   }
 

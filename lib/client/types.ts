@@ -1,5 +1,5 @@
-// Types of the browser client's public API; erased from the compiled client,
-// which must stay free of runtime imports.
+// Types of the browser client's public API: erased from the compiled client,
+// so they may come from server modules too.
 import type { ErrorFrame, JoinedFrame, LeftFrame, MembersFrame, MessageFrame, PresenceFrame, RefreshedFrame, RenamedFrame, User, WelcomeFrame } from '../protocol/wire.js'
 
 /**
