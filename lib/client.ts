@@ -2,17 +2,18 @@
 // `<path>/client.js` and its modules under `<path>/client/`, loaded by pages
 // as ES modules: it may import only ./client/*.js at runtime, never server
 // code (type imports are erased, so they may come from anywhere).
-import type { ClientFrame, ErrorFrame, JoinedFrame, JoinFrame, MembersFrame, MembersRequest, MessageFrame, SendFrame, ServerFrame, User, WelcomeFrame } from './protocol/wire.js'
+import type { ErrorFrame, JoinedFrame, JoinFrame, MembersFrame, MessageFrame, SendFrame, ServerFrame, User, WelcomeFrame } from './protocol/wire.js'
 import type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, MembersPage, RoomPresence } from './client/types.js'
 import { Backoff } from './client/backoff.js'
-import { checkPage, checkRoom, checkToken, checkUserId } from './client/checks.js'
+import { checkRoom, checkToken, checkUserId } from './client/checks.js'
 import { Directs } from './client/directs.js'
 import { Emitter } from './client/emitter.js'
+import { Identity } from './client/identity.js'
 import { JoinRetries } from './client/join-retries.js'
 import { Link } from './client/link.js'
 import { randomCid } from './client/requests.js'
 import { Rooms } from './client/rooms.js'
-import { membersError, Roster } from './client/roster.js'
+import { membersError, membersRequest, Roster } from './client/roster.js'
 import { SendQueue } from './client/send-queue.js'
 import { socketUrl } from './client/socket-url.js'
 
@@ -32,12 +33,7 @@ export class ChatConnection {
   #renewable: boolean
   #events = new Emitter<ChatEvents>()
   #status: ConnectionStatus = 'connecting'
-  #id: string | null = null
-  #clientId: string | null = null
-  #expiresAt: number | null = null
-  // From the `resume` option, then from each welcome: sent on every connect so the server keeps our id.
-  #resume: string | null = null
-  #name: string | null
+  #me: Identity
   #rooms = new Rooms()
   #directs = new Directs()
   #retries: JoinRetries
@@ -56,7 +52,7 @@ export class ChatConnection {
     this.#renewable = opts.params !== undefined
     this.#link = new Link(Socket, backoff, opts.params, {
       // The first room joins with the upgrade itself.
-      url: (params) => socketUrl(this.#url, params, { name: this.#name, resume: this.#resume, first: this.#rooms.dial() }),
+      url: (params) => socketUrl(this.#url, params, { name: this.#me.name, resume: this.#me.resume, first: this.#rooms.dial() }),
       message: (data) => this.#receive(data),
       closed: (code, reason) => this.#closed(code, reason),
       retrying: () => this.#dropped()
@@ -66,8 +62,7 @@ export class ChatConnection {
     this.#url = new URL(url, globalThis.location?.href)
     this.#url.protocol = this.#url.protocol.replace(/^http/, 'ws')
     const params = this.#url.searchParams
-    this.#name = opts.name ?? params.get('name')
-    this.#resume = opts.resume ?? params.get('resume')
+    this.#me = new Identity(opts.name ?? params.get('name'), opts.resume ?? params.get('resume'))
     const first = params.get('room')
     if (first !== null) this.#rooms.first(checkRoom(first), params.get('since') ?? '')
     for (const room of opts.rooms ?? []) this.#rooms.want(checkRoom(room))
@@ -76,18 +71,18 @@ export class ChatConnection {
 
   get status (): ConnectionStatus { return this.#status }
   /** This user's id, from `welcome`; kept across reconnects. */
-  get id (): string | null { return this.#id }
+  get id (): string | null { return this.#me.id }
   /** This socket's id, from `welcome` (what `app.chat.disconnect({ clientId })` takes); each reconnect gets a new one. */
-  get clientId (): string | null { return this.#clientId }
+  get clientId (): string | null { return this.#me.clientId }
   /** When the session ends unless refreshed (milliseconds since the Unix epoch), from `welcome` or `refreshed`; `null` when it does not. */
-  get expiresAt (): number | null { return this.#expiresAt }
-  get name (): string | null { return this.#name }
+  get expiresAt (): number | null { return this.#me.expiresAt }
+  get name (): string | null { return this.#me.name }
   /**
    * Pass it as `resume` to a later {@link connect} to be the same user there.
    * The latest from `welcome` (before the first, the `resume` given); `null`
    * when there is none, as when the server's `identify` gives the id.
    */
-  get resumeToken (): string | null { return this.#resume }
+  get resumeToken (): string | null { return this.#me.resume }
   /** Rooms the server has confirmed with `joined` on the current socket, direct rooms too. */
   get rooms (): string[] { return this.#rooms.joined }
   /**
@@ -138,7 +133,7 @@ export class ChatConnection {
     const wanted = this.#rooms.unwant(room)
     const direct = this.#directs.delete(room)
     this.#retries.stop(room)
-    if (this.#status === 'open' && (wanted || direct || this.#rooms.isJoined(room))) this.#write({ type: 'leave', room })
+    if (this.#status === 'open' && (wanted || direct || this.#rooms.isJoined(room))) this.#link.write({ type: 'leave', room })
   }
 
   /**
@@ -162,7 +157,7 @@ export class ChatConnection {
    */
   refresh (token: string): void {
     checkToken(token)
-    if (this.#status === 'open') this.#write({ type: 'refresh', token })
+    if (this.#status === 'open') this.#link.write({ type: 'refresh', token })
   }
 
   /**
@@ -174,12 +169,9 @@ export class ChatConnection {
    * `not_open`, `closed` when the socket drops first, or `timeout` after 10 s.
    */
   async members (room: string, page: MembersPage = {}): Promise<MembersFrame> {
-    const { after, limit } = checkPage(page)
-    const frame: MembersRequest = { type: 'members', room: checkRoom(room), cid: randomCid() }
-    if (after !== undefined) frame.after = after
-    if (limit !== undefined) frame.limit = limit
+    const frame = membersRequest(room, page)
     if (this.#status !== 'open') throw membersError('not_open', `chat connection is ${this.#status}`)
-    return await this.#roster.request(frame, (request) => this.#write(request))
+    return await this.#roster.request(frame, (request) => this.#link.write(request))
   }
 
   /**
@@ -195,8 +187,8 @@ export class ChatConnection {
 
   /** Asks for a new name; while not open it is used on the next connect. */
   rename (name: string): void {
-    if (this.#status === 'open') this.#write({ type: 'name', name })
-    else this.#name = name
+    if (this.#status === 'open') this.#link.write({ type: 'name', name })
+    else this.#me.name = name
   }
 
   /** Stops for good: no reconnect, no timer, queued messages dropped; emits `closed` with 1000. */
@@ -222,18 +214,14 @@ export class ChatConnection {
     this.#events.emit('status', status)
   }
 
-  #write (frame: ClientFrame): void {
-    this.#link.write(frame)
-  }
-
   #sendMessage (frame: SendFrame): void {
     this.#sends.sent(frame)
-    this.#write(frame)
+    this.#link.write(frame)
   }
 
   #join (room: string): void {
     const since = this.#rooms.asking(room)
-    this.#write(since === undefined ? { type: 'join', room } : { type: 'join', room, since })
+    this.#link.write(since === undefined ? { type: 'join', room } : { type: 'join', room, since })
   }
 
   /** Joins the direct room with `userId`; `room`, when known, resumes it where it stopped. */
@@ -244,7 +232,7 @@ export class ChatConnection {
       if (since !== undefined) frame.since = since
     }
     if (cid !== undefined) frame.cid = cid
-    this.#write(frame)
+    this.#link.write(frame)
   }
 
   #closed (code: number, reason: string): void {
@@ -278,14 +266,12 @@ export class ChatConnection {
       case 'left':
         // Asked for, or `removed` by the app: either way not to be rejoined.
         this.#rooms.left(frame.room)
-        this.#directs.delete(frame.room)
-        this.#roster.delete(frame.room)
-        this.#retries.stop(frame.room)
+        this.#forget(frame.room)
         return this.#events.emit('left', frame)
       case 'renamed':
-        this.#name = frame.name
+        this.#me.name = frame.name
         // Presence tells the others; this client's own entries follow here.
-        if (this.#id !== null) this.#roster.rename(this.#id, frame.name)
+        if (this.#me.id !== null) this.#roster.rename(this.#me.id, frame.name)
         return this.#events.emit('renamed', frame)
       case 'presence':
         this.#roster.onPresence(frame)
@@ -293,7 +279,7 @@ export class ChatConnection {
       case 'occupancy': return this.#roster.setCount(frame.room, frame.count)
       case 'members': return this.#roster.onMembers(frame)
       case 'refreshed':
-        this.#expiresAt = frame.expiresAt
+        this.#me.expiresAt = frame.expiresAt
         return this.#events.emit('refreshed', frame)
       case 'error':
         // A members() request's error is its promise's to tell.
@@ -315,9 +301,15 @@ export class ChatConnection {
     if (code === 'unavailable' && aboutJoin) this.#retryJoin(room, direct)
     if (code === 'forbidden' && aboutJoin) {
       this.#rooms.refused(room)
-      this.#directs.delete(room)
-      this.#roster.delete(room)
+      this.#forget(room)
     }
+  }
+
+  /** Out of `room` for good: no direct room, no users, no retry. */
+  #forget (room: string): void {
+    this.#directs.delete(room)
+    this.#roster.delete(room)
+    this.#retries.stop(room)
   }
 
   /** Asks again, after a backoff, for a join of `room` (or the direct room with `userId`) that the server could not serve. */
@@ -336,11 +328,7 @@ export class ChatConnection {
 
   #welcome (frame: WelcomeFrame): void {
     this.#link.opened()
-    this.#id = frame.id
-    this.#clientId = frame.clientId
-    this.#expiresAt = frame.expiresAt ?? null
-    this.#name = frame.name
-    this.#resume = frame.resume ?? null
+    this.#me.welcome(frame)
     this.#events.emit('welcome', frame)
     if (this.#status === 'closed') return
     // The server handles one socket's frames in order, so these joins are done
@@ -350,7 +338,7 @@ export class ChatConnection {
     for (const [room, user] of rooms) this.#joinDirect(user.id, room)
     for (const [userId, cid] of asks) this.#joinDirect(userId, undefined, cid)
     const { unclear, queued } = this.#sends.drain()
-    for (const frame of unclear) this.#write(frame)
+    for (const frame of unclear) this.#link.write(frame)
     for (const frame of queued) this.#sendMessage(frame)
     this.#setStatus('open')
   }

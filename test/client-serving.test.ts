@@ -92,3 +92,16 @@ t.test('serveClient: false serves none of them', async (t) => {
   t.equal((await app.inject('/chat/client.js')).statusCode, 404)
   for (const name of modules) t.equal((await app.inject(`/chat/client/${name}`)).statusCode, 404, name)
 })
+
+t.test('the compiled plugin (as installed) serves the modules beside it', async (t) => {
+  const compiled = await import(String(new URL('../dist/index.js', import.meta.url))) as { default: typeof fastifyChat }
+  const app = Fastify()
+  await app.register(compiled.default)
+  t.teardown(() => app.close())
+  for (const name of ['client.js', ...modules.map((name) => `client/${name}`)]) {
+    const res = await app.inject(`/chat/${name}`)
+    t.equal(res.statusCode, 200, name)
+    t.notMatch(res.body, /sourceMappingURL/, name)
+  }
+  t.equal((await app.inject('/chat/client/..%2Findex.js')).statusCode, 404)
+})

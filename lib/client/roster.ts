@@ -1,14 +1,23 @@
 import type { JoinedFrame, MembersFrame, MembersRequest, PresenceFrame, User } from '../protocol/wire.js'
 import type { ChatEvents, MembersError, MembersPage, RoomPresence } from './types.js'
-import { checkPage, MAX_MEMBERS_PAGE } from './checks.js'
+import { checkPage, checkRoom, MAX_MEMBERS_PAGE } from './checks.js'
 import type { Emitter } from './emitter.js'
-import { codedError, Requests } from './requests.js'
+import { codedError, randomCid, Requests } from './requests.js'
 
 /** How long a `members()` page may take before its promise rejects. */
 const MEMBERS_TIMEOUT_MS = 10_000
 
 export function membersError (code: string, message: string): MembersError {
   return codedError(code, message)
+}
+
+/** The request for `page` of `room`'s users, checked, with a fresh cid. */
+export function membersRequest (room: string, page: MembersPage): MembersRequest {
+  const { after, limit } = checkPage(page)
+  const frame: MembersRequest = { type: 'members', room: checkRoom(room), cid: randomCid() }
+  if (after !== undefined) frame.after = after
+  if (limit !== undefined) frame.limit = limit
+  return frame
 }
 
 /** What the client knows of a joined room's users. */

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Emitter } from '../../lib/client/emitter.js'
-import { membersError, Roster } from '../../lib/client/roster.js'
+import { membersError, membersRequest, Roster } from '../../lib/client/roster.js'
 import type { ChatEvents, MembersPage } from '../../lib/client/types.js'
 import type { JoinedFrame, MembersFrame, MembersRequest, User } from '../../lib/protocol/wire.js'
 import { withFakeClock } from '../helpers/fake-clock.js'
@@ -147,4 +147,14 @@ t.test('a rejoin while a page is on its way starts paging over', async (t) => {
   t.same(asked, [{ after: 'fresh', limit: 1 }], 'the new list\'s cursor, not the stale page\'s')
   t.equal(await roster.loadMore('lobby', 1, async () => { throw new Error('not called') }).catch((err: { code: string }) => err.code), 'not_in_room')
   t.match(membersError('x', 'y'), { code: 'x', message: 'y' })
+})
+
+t.test('a members request is checked and gets a fresh cid', async (t) => {
+  const first = membersRequest('lobby', {})
+  t.match(first, { type: 'members', room: 'lobby', cid: /^[0-9a-f]{24}$/ })
+  t.notOk('after' in first || 'limit' in first, 'no keys for what was not asked')
+  t.match(membersRequest('lobby', { after: 'c', limit: 3 }), { after: 'c', limit: 3 })
+  t.not(membersRequest('lobby', {}).cid, first.cid)
+  t.throws(() => membersRequest('bad room', {}), { message: /invalid room name/ })
+  t.throws(() => membersRequest('lobby', { limit: 0 }), { message: /limit must be/ })
 })
