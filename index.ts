@@ -189,7 +189,7 @@ export type { AppendResult, HistoryPage, HistoryStore, NewMessage } from './lib/
 
 // Adapters: the seam to other servers.
 export { redisAdapter, RedisAdapter } from './lib/broker/redis/redis-adapter.js'
-export type { RedisAdapterOptions, RedisClient } from './lib/broker/redis/redis-adapter.js'
+export type { RedisAdapterOptions, RedisClient, RedisClusterNode } from './lib/broker/redis/redis-adapter.js'
 export type { Adapter, AdapterContext, AdapterNode } from './lib/broker/adapter.js'
 export type { Broker, BrokerNode, PublishResult } from './lib/broker/broker.js'
 export type { Control, ControlCommand, ControlNode } from './lib/broker/control.js'

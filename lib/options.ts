@@ -79,7 +79,7 @@ export interface FastifyChatOptions {
     OutgoingMessage | boolean | undefined | void | Promise<OutgoingMessage | boolean | undefined | void>
   /** Where history lives, with the in-process adapter. @default an in-memory store of `historySize` per room */
   store?: HistoryStore
-  /** Serve the browser client at `<path>/client.js`. @default true */
+  /** Serve the browser client at `<path>/client.js`, and the modules it imports under `<path>/client/`. @default true */
   serveClient?: boolean
   /** Largest frame a client may send, in bytes; a larger one closes the socket with 1009. @default 65536 */
   maxPayload?: number

@@ -90,7 +90,12 @@ t.test('serves the compiled browser client', async (t) => {
   t.equal(res.statusCode, 200)
   t.match(res.headers['content-type'], /^text\/javascript/)
   t.match(res.body, 'export function connect')
-  t.notMatch(res.body, /^import /m, 'a standalone module: nothing to import')
+  const imports = [...res.body.matchAll(/^import [^'"]*['"]([^'"]+)['"]/gm)].map((m) => m[1] as string)
+  t.ok(imports.length > 0 && imports.every((name) => /^\.\/client\/[\w-]+\.js$/.test(name)), 'it imports only its own modules, under ./client/')
+  for (const name of imports) {
+    const module = await app.inject(`/chat/${name.slice(2)}`)
+    t.equal(module.statusCode, 200, `${name} is served`)
+  }
 })
 
 t.test('chats over the socket', async (t) => {

@@ -5,9 +5,9 @@ import type { PresenceEvent } from '../presence.js'
 /**
  * What travels on a room's channel: a stored message with the room's epoch
  * and the connection to skip (written by the PUBLISH script), or a presence
- * event (written by {@link presenceEnvelope} and the SWEEP script; by the
- * REFRESH script with `s`, the server that re-announces its user, or `v`,
- * the presence version that restored it). One
+ * event (written by the presence scripts; by the RESTORE script with `s`,
+ * the server that re-announces its user, or `v`, the presence version that
+ * restored it). One
  * channel per room keeps a room's messages and presence events in one order.
  * The control channel carries moderation commands (`c`), with the server
  * that sent them (`s`), which has run them already, when (`at`, its clock)
@@ -17,11 +17,6 @@ export type Envelope =
   | { t: 'm', e: string, x: string | null, m: ChatMessage }
   | { t: 'p', e: PresenceEvent, s?: string, v?: string }
   | { t: 'c', i?: string, s: string, at?: number, c: ControlCommand }
-
-/** The envelope of a presence event, as the presence scripts publish it. */
-export function presenceEnvelope (event: PresenceEvent): string {
-  return JSON.stringify({ t: 'p', e: event })
-}
 
 /** The envelope in a channel payload; `null` for anything else (only our scripts publish there, but it is Redis). */
 export function parseEnvelope (payload: string): Envelope | null {

@@ -6,7 +6,7 @@ import type { Broker } from '../broker.js'
 import type { Control } from '../control.js'
 import type { Presence } from '../presence.js'
 import { RedisConnections, redactUrl } from './connections.js'
-import type { ClusterStartNode, RedisConnection, RedisTarget } from './connections.js'
+import type { RedisConnection, RedisTarget } from './connections.js'
 import { parseEnvelope } from './envelope.js'
 import { RedisKeys } from './keys.js'
 import { RedisBroker } from './redis-broker.js'
@@ -25,8 +25,12 @@ export interface RedisClient {
   defineCommand (name: string, definition: { lua: string, numberOfKeys?: number }): void
 }
 
-/** A node of a Redis Cluster: the adapter finds the others from it. */
-export type RedisClusterNode = ClusterStartNode
+/**
+ * A node of a Redis Cluster: the adapter finds the others from it. Its own
+ * type (the same shape as connections' node), so the package's types do not
+ * reach the module that imports ioredis's.
+ */
+export interface RedisClusterNode { host: string, port: number }
 
 /**
  * Options of {@link redisAdapter}: a URL or a cluster's nodes (we connect
