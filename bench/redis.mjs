@@ -206,6 +206,7 @@ async function ramp (ports, subsEach, rates, label, p99Limit = P99_LIMIT_MS) {
   const gens = await connectGens(ports, subsEach)
   let best = null
   let failed = null
+  const passed = []
   try {
     await step(gens, subsEach * ports.length, Math.max(1, Math.floor(rates[0] / 4)), null)
     for (const rate of rates) {
@@ -216,11 +217,12 @@ async function ramp (ports, subsEach, rates, label, p99Limit = P99_LIMIT_MS) {
         break
       }
       best = r
+      passed.push(r)
     }
   } finally {
     for (const g of gens) g.child.kill('SIGKILL')
   }
-  return { best, failed }
+  return { best, failed, passed }
 }
 
 const fmtCount = (n) => Math.round(n).toLocaleString('en-US')
@@ -275,11 +277,12 @@ await part('throughput', 'One publisher through two instances', async () => {
     const top = r.best === null ? `below ${fmtCount(PUBLISH_RATES[0])}` : fmtCount(r.best.rate)
     const next = r.failed === null ? `none failed up to ${fmtCount(PUBLISH_RATES[PUBLISH_RATES.length - 1])}` : `${fmtCount(r.failed.rate)}: ${r.failed.reasons.join(', ')}`
     const verdict = r.best !== null && r.best.rate >= PUBLISH_TARGET ? 'yes' : 'no'
-    rows.push(`| ${label} | ${fmtMs(rtt)} | ${top} | ${r.best === null ? '–' : fmtMs(r.best.p99)} | ${next} | ${verdict} |`)
+    const atTarget = r.passed.find((x) => x.rate === PUBLISH_TARGET)
+    rows.push(`| ${label} | ${fmtMs(rtt)} | ${atTarget === undefined ? '–' : fmtMs(atTarget.p99)} | ${top} | ${r.best === null ? '–' : fmtMs(r.best.p99)} | ${next} | ${verdict} |`)
   }
   out.push(`**One publisher through two instances** (target ≥ ${fmtCount(PUBLISH_TARGET)} msg/s with nothing lost)`, '',
-    '| Redis | PING round trip (median) | Max msg/s, nothing lost | p99 at that rate | First failing step | Target met |',
-    '|---|---:|---:|---:|---|---|', ...rows, '',
+    `| Redis | PING round trip (median) | p99 at ${fmtCount(PUBLISH_TARGET)} msg/s | Max msg/s, nothing lost | p99 at that rate | First failing step | Target met |`,
+    '|---|---:|---:|---:|---:|---|---|', ...rows, '',
     `One publisher on instance A, ${FEW} subscribers on each instance, in one room; the rate goes ${PUBLISH_RATES.map(fmtCount).join(', ')} ` +
       `msg/s, ${STEP_MS / 1000} s per step (after an uncounted warm-up step), until a step loses a delivery or an echo ` +
       `(waiting up to ${DRAIN_MS / 1000} s after it); p99 is the latency of the subscribers' deliveries. ` +
