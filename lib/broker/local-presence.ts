@@ -15,6 +15,10 @@ interface RoomIndex {
   // the users, so a leave costs O(1) amortized and a page skips few blanks.
   order: Entry[]
   blanks: number
+  // The page from the start, as last handed out: every join into a big room
+  // lists the same first users, and handing out the same (frozen) array lets
+  // its encoding be reused. Dropped when it could have changed.
+  first: { page: PresencePage, limit: number, lastSeq: number } | null
 }
 
 // Below this many blanks compaction is not worth a new array.
@@ -39,15 +43,18 @@ export class LocalPresence implements Presence {
 
   async join (room: string, user: User): Promise<void> {
     let index = this.#rooms.get(room)
-    if (index === undefined) this.#rooms.set(room, index = { byId: new Map(), order: [], blanks: 0 })
+    if (index === undefined) this.#rooms.set(room, index = { byId: new Map(), order: [], blanks: 0, first: null })
     const stored = Object.freeze({ id: user.id, name: user.name })
     const entry = index.byId.get(user.id)
     if (entry !== undefined) {
       entry.user = stored
+      changed(index, entry.seq)
     } else {
       const added = { seq: ++this.#seq, user: stored }
       index.byId.set(user.id, added)
       index.order.push(added)
+      // Behind every listed user: it changes the first page only if that one was the last.
+      if (index.first?.page.next === undefined) index.first = null
     }
     this.#node?.presence({ room, event: 'join', user: stored, count: index.byId.size })
   }
@@ -58,6 +65,7 @@ export class LocalPresence implements Presence {
     if (index === undefined || entry === undefined) return
     index.byId.delete(user.id)
     entry.user = null
+    changed(index, entry.seq)
     if (index.byId.size === 0) this.#rooms.delete(room)
     else if (++index.blanks >= MIN_COMPACT && index.blanks > index.byId.size) compact(index)
     this.#node?.presence({ room, event: 'leave', user: Object.freeze({ id: user.id, name: user.name }), count: index.byId.size })
@@ -67,7 +75,10 @@ export class LocalPresence implements Presence {
     const stored = Object.freeze({ id: user.id, name: user.name })
     const index = this.#rooms.get(room)
     const entry = index?.byId.get(user.id)
-    if (entry !== undefined) entry.user = stored
+    if (entry !== undefined) {
+      entry.user = stored
+      changed(index as RoomIndex, entry.seq)
+    }
     this.#node?.presence({ room, event: 'rename', user: stored, previous, count: index?.byId.size ?? 0 })
   }
 
@@ -77,6 +88,12 @@ export class LocalPresence implements Presence {
     const index = this.#rooms.get(room)
     if (index === undefined) return { users: [], count: 0 }
     const count = index.byId.size
+    const { first } = index
+    if (request.after === undefined && first !== null && first.limit === request.limit) {
+      // The count changes with every join; the users and cursor did not.
+      if (first.page.count !== count) first.page = { ...first.page, count }
+      return first.page
+    }
     const after = request.after === undefined ? 0 : parseSeq(request.after)
     // A cursor this server never handed out points nowhere: an empty last page.
     if (after === null) return { users: [], count }
@@ -91,7 +108,9 @@ export class LocalPresence implements Presence {
       last = seq
     }
     while (i < order.length && order[i].user === null) i++
-    return i < order.length ? { users, count, next: String(last) } : { users, count }
+    const page: PresencePage = i < order.length ? { users: Object.freeze(users) as User[], count, next: String(last) } : { users: Object.freeze(users) as User[], count }
+    if (after === 0) index.first = { page, limit: request.limit, lastSeq: last }
+    return page
   }
 
   async count (room: string): Promise<number> {
@@ -102,6 +121,16 @@ export class LocalPresence implements Presence {
     this.#node = null
     this.#rooms.clear()
   }
+}
+
+/**
+ * The user at `seq` joined again, left or renamed: the first page is stale
+ * if it lists them, or if it names a next page and nobody is left after it.
+ */
+function changed (index: RoomIndex, seq: number): void {
+  const { first } = index
+  if (first === null) return
+  if (seq <= first.lastSeq || (first.page.next !== undefined && index.byId.size <= first.page.users.length)) index.first = null
 }
 
 function compact (index: RoomIndex): void {

@@ -52,8 +52,41 @@ t.test('users handed out are frozen: nobody can change what every join reads', a
   t.ok(Object.isFrozen(node.events[0].user))
   t.throws(() => { (listed as { name: string }).name = 'x' }, TypeError)
   const { users } = await presence.page('r', { limit: 5 })
-  users.pop()
-  t.equal((await presence.page('r', { limit: 5 })).users.length, 1, 'the list is a new array each time')
+  t.ok(Object.isFrozen(users), 'and so is the list')
+  t.throws(() => users.pop(), TypeError)
+  t.equal((await presence.page('r', { limit: 5 })).users.length, 1)
+})
+
+t.test('the first page is handed out again while it holds, and made anew once it could have changed', async (t) => {
+  const presence = new LocalPresence()
+  presence.start(recorder())
+  const ids = ['a', 'b', 'c', 'd']
+  for (const id of ids.slice(0, 3)) await presence.join('r', { id, name: id })
+  const first = await presence.page('r', { limit: 2 })
+  t.strictSame(first.users.map((u) => u.id), ['a', 'b'])
+  await presence.join('r', { id: 'd', name: 'd' })
+  const again = await presence.page('r', { limit: 2 })
+  t.equal(again.users, first.users, 'a join behind the page keeps the same list')
+  t.equal(again.count, 4, 'with the count of now')
+  t.not((await presence.page('r', { limit: 3 })).users, first.users, 'another limit is another page')
+  t.strictSame((await presence.page('r', { limit: 2 })).users.map((u) => u.id), ['a', 'b'])
+
+  await presence.rename('r', { id: 'b', name: 'B' }, 'b')
+  const renamed = await presence.page('r', { limit: 2 })
+  t.strictSame(renamed.users, [{ id: 'a', name: 'a' }, { id: 'b', name: 'B' }], 'a listed user renamed: the new name')
+
+  await presence.leave('r', { id: 'c', name: 'c' })
+  await presence.leave('r', { id: 'd', name: 'd' })
+  const rest = await presence.page('r', { limit: 2 })
+  t.equal(rest.next, undefined, 'nobody left behind the page: no next')
+  t.equal(rest.count, 2)
+
+  await presence.join('r', { id: 'e', name: 'e' })
+  t.type((await presence.page('r', { limit: 2 })).next, 'string', 'someone behind it again: a next')
+  await presence.leave('r', { id: 'a', name: 'a' })
+  t.strictSame((await presence.page('r', { limit: 2 })).users.map((u) => u.id), ['b', 'e'], 'a listed user left')
+  await presence.join('r', { id: 'b', name: 'bee' })
+  t.strictSame((await presence.page('r', { limit: 2 })).users.map((u) => u.name), ['bee', 'e'], 'a listed user joined again with a new name')
 })
 
 t.test('a user joining twice is listed once, in their first place, with the later name', async (t) => {

@@ -27,6 +27,9 @@ t.test('random ids are distinct and base64url; random strings have the asked len
   t.equal(seen.size, 2000)
   t.match(randomId(), /^[A-Za-z0-9_-]{16}$/)
   t.match(randomString(2, 'hex'), /^[0-9a-f]{4}$/)
+  const long = randomString(5000, 'hex')
+  t.match(long, /^[0-9a-f]{10000}$/, 'more than the pool holds at once')
+  t.not(long.slice(0, 16), randomString(5000, 'hex').slice(0, 16))
 })
 
 t.test('a reconnect with the resume token keeps the id; a forged one does not', async (t) => {
