@@ -1,5 +1,6 @@
 import type { AppendResult, HistoryPage, HistoryStore, NewMessage } from '../stores/history-store.js'
 import type { Broker, BrokerNode, PublishResult } from './broker.js'
+import { ReadCache } from './read-cache.js'
 
 /** The single-server broker: numbers and keeps messages in a {@link HistoryStore} and hands each straight back to this server. */
 export class LocalBroker implements Broker {
@@ -9,6 +10,7 @@ export class LocalBroker implements Broker {
   // (they are not awaited one by one), and a store may take each append at
   // its own pace, so a room's appends are chained to number them in call order.
   readonly #appending = new Map<string, Promise<AppendResult>>()
+  readonly #reads = new ReadCache()
 
   constructor (store: HistoryStore) {
     this.#store = store
@@ -31,20 +33,28 @@ export class LocalBroker implements Broker {
     } finally {
       if (this.#appending.get(room) === appended) this.#appending.delete(room)
     }
-    if (!result.duplicate) this.#node?.deliver(result.message, exclude)
+    if (!result.duplicate) {
+      // Before the delivery: a join that starts holding after it must read anew.
+      this.#reads.appended(room)
+      this.#node?.deliver(result.message, exclude)
+    }
     return result
   }
 
-  async subscribe (): Promise<void> {}
+  async subscribe (room: string): Promise<void> {
+    this.#reads.watch(room)
+  }
 
-  async unsubscribe (): Promise<void> {}
+  async unsubscribe (room: string): Promise<void> {
+    this.#reads.unwatch(room)
+  }
 
   async recent (room: string, limit: number): Promise<HistoryPage> {
-    return await this.#store.recent(room, limit)
+    return await this.#reads.get(room, `recent:${limit}`, async () => await this.#store.recent(room, limit))
   }
 
   async since (room: string, offset: number): Promise<HistoryPage | null> {
-    return await this.#store.since(room, offset)
+    return await this.#reads.get(room, `since:${offset}`, async () => await this.#store.since(room, offset))
   }
 
   close (): void {

@@ -169,6 +169,8 @@ export function encodeMessage (message: ChatMessage): string {
 // room every join lists the same users, and encoding them once per join was
 // a tenth of a join's CPU (bench fill).
 const encodedUsers = new WeakMap<readonly User[], string>()
+// Likewise the history of a page the broker hands to many joins at once.
+const encodedMessages = new WeakMap<ChatMessage, string>()
 
 /**
  * The `joined` frame, with as many of the latest history messages as keep
@@ -193,7 +195,8 @@ export function encodeJoined (frame: JoinedFrame, maxBytes: number): string {
   let bytes = Buffer.byteLength(head(false)) + 13 + Buffer.byteLength(users)
   const kept: string[] = []
   for (let i = history.length - 1; i >= 0; i--) {
-    const encoded = JSON.stringify(history[i])
+    let encoded = encodedMessages.get(history[i])
+    if (encoded === undefined) encodedMessages.set(history[i], encoded = JSON.stringify(history[i]))
     bytes += Buffer.byteLength(encoded) + (kept.length > 0 ? 1 : 0)
     if (bytes > maxBytes) break
     kept.push(encoded)
