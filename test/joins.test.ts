@@ -66,7 +66,8 @@ t.test('300 joins with maxConcurrentJoins 2: every one gets joined, and never mo
   t.equal(joined.filter(Boolean).length, COUNT, 'every join answered with joined for its room')
   t.equal(asked.calls, COUNT, 'authorize asked once per join')
   t.equal(asked.peak, 2, `authorize: at most 2 at once, and the gate let 2 run together (saw ${asked.peak}, reads ${store.reads.peak})`)
-  t.ok(store.reads.calls >= COUNT, 'a history read per join')
+  // Joins of one room share its read until its next message (the broker's read cache): one per room at least.
+  t.ok(store.reads.calls >= 30 && store.reads.calls <= COUNT, `history read for every room (${store.reads.calls} reads)`)
   t.ok(store.reads.peak <= 2, `history reads: at most 2 at once (saw ${store.reads.peak})`)
 })
 
