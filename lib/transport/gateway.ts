@@ -15,7 +15,7 @@ import { ResumeSigner } from './resume.js'
 import type { Session } from '../chat/session.js'
 import type { Stats } from '../stats.js'
 import { closeSocket } from './close.js'
-import { dropRouteErrorHandler, releaseUpgradeResponse, setMaxPayload } from './ws-internals.js'
+import { dropRouteErrorHandler, releaseUpgradeHead, releaseUpgradeResponse, setMaxPayload } from './ws-internals.js'
 
 // Past QUEUE_HIGH waiting frames the server stops reading from a socket.
 // This hard cap guards against a ws that goes on handing over frames after
@@ -171,6 +171,7 @@ export class Gateway {
     }
     const payloadEnforced = this.#p.payloadEnforced || setMaxPayload(socket, opts.maxPayload)
     releaseUpgradeResponse(socket)
+    releaseUpgradeHead(request.raw)
 
     const query = (request.query ?? {}) as ConnectQuery
     const identity = this.#identities.get(request) ?? {}

@@ -7,7 +7,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import WebSocket from 'ws'
-import { dropRouteErrorHandler, releaseUpgradeResponse, setMaxPayload, untrackClient } from '../../lib/transport/ws-internals.js'
+import { dropRouteErrorHandler, releaseUpgradeHead, releaseUpgradeResponse, setMaxPayload, untrackClient } from '../../lib/transport/ws-internals.js'
 import fastifyChat from '../../index.js'
 import { join, wsPair } from '../helpers/chat.js'
 
@@ -130,6 +130,59 @@ t.test('a chat socket keeps no upgrade response once it is open', async (t) => {
   t.teardown(() => client.close())
   t.equal(responses.length, 1)
   t.equal(await collected(responses[0] as WeakRef<object>), true)
+})
+
+/** The upgrade bytes @fastify/websocket keeps on a raw request, if any. */
+function headOf (raw: object): unknown {
+  const key = Object.getOwnPropertySymbols(raw).find((symbol) => symbol.description === 'ws-head')
+  return key === undefined ? undefined : (raw as Record<symbol, unknown>)[key]
+}
+
+t.test('releaseUpgradeHead drops the upgrade bytes @fastify/websocket keeps on the request', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyWebsocket)
+  const seen: Array<{ before: boolean, released: boolean, after: unknown }> = []
+  app.get('/', { websocket: true }, (socket, request) => {
+    const before = Buffer.isBuffer(headOf(request.raw))
+    const released = releaseUpgradeHead(request.raw)
+    seen.push({ before, released, after: headOf(request.raw) })
+    socket.on('message', (data) => socket.send(data.toString()))
+    socket.send('hi')
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const client = new WebSocket(`ws://127.0.0.1:${port}/`)
+  t.teardown(() => client.terminate())
+  await once(client, 'message')
+  t.same(seen, [{ before: true, released: true, after: undefined }], 'the request still has a ws-head Buffer: if this fails, update lib/transport/ws-internals.ts')
+  const echoed = once(client, 'message')
+  client.send('the socket still works')
+  t.equal(String((await echoed)[0]), 'the socket still works')
+})
+
+t.test('releaseUpgradeHead leaves alone what it does not recognise', async (t) => {
+  t.equal(releaseUpgradeHead({}), false)
+  const other = { [Symbol('ws-head')]: 'not a buffer' }
+  t.equal(releaseUpgradeHead(other), false)
+  t.equal(headOf(other), 'not a buffer')
+})
+
+t.test('a chat socket\'s request keeps no upgrade bytes once it is open', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const raws: object[] = []
+  app.addHook('onRequest', (request, _reply, done) => {
+    raws.push(request.raw)
+    done()
+  })
+  await app.register(fastifyChat)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const client = await join(`ws://127.0.0.1:${port}`)
+  t.teardown(() => client.close())
+  t.equal(raws.length, 1)
+  t.equal(headOf(raws[0] as object), undefined)
 })
 
 t.test('dropRouteErrorHandler takes off the listener that terminates and logs at error level', async (t) => {
