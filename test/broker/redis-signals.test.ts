@@ -7,8 +7,10 @@ import type { Test } from 'tap'
 import fastifyChat, { redisAdapter } from '../../index.js'
 import type { RedisAdapterOptions } from '../../index.js'
 import { parseEnvelope } from '../../lib/broker/redis/envelope.js'
+import type { RedisBroker } from '../../lib/broker/redis/redis-broker.js'
+import type { SignalFrame } from '../../lib/protocol/wire.js'
 import { Client } from '../helpers/chat.js'
-import { adminClient, startRedis } from '../helpers/redis.js'
+import { adminClient, redisNode, startRedis } from '../helpers/redis.js'
 import type { RedisServer } from '../helpers/redis.js'
 
 interface Node { app: FastifyInstance, url: string }
@@ -75,4 +77,22 @@ t.test('the signal envelope parses; unknown kinds do not', async (t) => {
   const s = { type: 'signal', room: 'r', name: 'typing', from: { id: 'a', name: 'a' } }
   t.strictSame(parseEnvelope(JSON.stringify({ t: 's', x: 'k', s })), { t: 's', x: 'k', s })
   t.equal(parseEnvelope(JSON.stringify({ t: 'z' })), null)
+})
+
+t.test('the broker: a signal reaches the servers that listen to its room only, and fails as unavailable without Redis', async (t) => {
+  const redis = await startRedis(t)
+  const a = await redisNode(t, redis)
+  const b = await redisNode(t, redis)
+  await b.adapter.broker.subscribe('r')
+  const frame: SignalFrame = { type: 'signal', room: 'r', name: 'typing', from: { id: 'u', name: 'u' } }
+  await a.adapter.broker.signal?.(frame, 'key-1')
+  t.strictSame(await b.node.nextSignal(), { frame, exclude: 'key-1' })
+  t.equal(a.node.signalsWaiting, 0, 'a server not in the room gets nothing')
+  // One that arrives as the server leaves the room (before its UNSUBSCRIBE is done) is not handed on.
+  ;(b.adapter.broker as RedisBroker).receiveSignal({ ...frame, room: 'gone' }, null)
+  t.equal(b.node.signalsWaiting, 0)
+  const page = await b.adapter.broker.recent('r', 10)
+  t.strictSame([page.offset, page.messages], [0, []], 'nothing stored, nothing numbered')
+  await redis.stop()
+  await t.rejects(a.adapter.broker.signal?.(frame, null) ?? Promise.resolve(), { code: 'FST_CHAT_ADAPTER_UNAVAILABLE' })
 })
