@@ -15,7 +15,7 @@ import type { Held, Replay } from './join-replay.js'
 import { Occupancy } from './occupancy.js'
 import type { PresenceTracker } from './presence-tracker.js'
 import { Rooms } from './rooms.js'
-import { deliverSignal } from './signals.js'
+import { SignalFanout } from './signals.js'
 import type { Room } from './rooms.js'
 
 // A reset whose read of the room fails is tried again after each of these
@@ -69,6 +69,7 @@ export class Hub {
   readonly #timers = new Set<NodeJS.Timeout>()
   #closed = false
   #signalsInFlight = 0
+  readonly #signals: SignalFanout
 
   constructor (parts: HubParts) {
     this.#broker = parts.broker
@@ -79,6 +80,7 @@ export class Hub {
     this.#resetRetryMs = parts.resetRetryMs ?? RESET_RETRY_MS
     this.#replay = new JoinReplay(parts.broker, parts.historySize, parts.stats)
     this.#fanout = new Fanout(parts.stats, this.#replay)
+    this.#signals = new SignalFanout(parts.stats, () => this.#fanout.congested)
     this.#listMax = parts.presenceListMax ?? defaults.presenceListMax
     this.#occupancy = new Occupancy({
       eventsMax: parts.presenceEventsMax ?? defaults.presenceEventsMax,
@@ -274,6 +276,7 @@ export class Hub {
    */
   async close (code: number, reason: string): Promise<void> {
     this.#fanout.flush()
+    this.#signals.close()
     this.#closed = true
     for (const timer of this.#timers) clearTimeout(timer)
     this.#timers.clear()
@@ -291,7 +294,7 @@ export class Hub {
   #signal (frame: SignalFrame, exclude: string | null): void {
     const room = this.rooms.get(frame.room)
     if (room === undefined || this.#closed) return
-    deliverSignal(room.members, frame, exclude, this.#fanout.congested, this.#stats)
+    this.#signals.add(room, frame, exclude)
   }
 
   /** The room's history changed under this server: every local member gets a fresh `joined`. */

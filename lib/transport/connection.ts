@@ -272,16 +272,16 @@ export class Connection {
   }
 
   /**
-   * Writes an ephemeral frame (a signal) only while the socket is open and
-   * not behind: a lagging reader loses these first, before any message, and
-   * is never closed as slow for one. Returns whether it wrote.
+   * Writes a batch of ephemeral frames (signals) only while the socket is
+   * open and not behind: a lagging reader loses these first, before any
+   * message, and is never closed as slow for them. Returns whether it wrote.
    */
-  sendEphemeral (text: string): boolean {
+  deliverEphemeral (batch: Batch): boolean {
     const { socket } = this
     if (socket.readyState !== WebSocket.OPEN) return false
     const raw = this.#raw
     if ((raw === null ? socket.bufferedAmount : raw.writableLength) > this.#ctx.behindBytes) return false
-    return this.sendRaw(text)
+    return this.deliver(batch) !== Delivery.NOT_WRITTEN
   }
 
   /**

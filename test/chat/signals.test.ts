@@ -1,8 +1,10 @@
 import { once } from 'node:events'
 import t from 'tap'
 import type { FastifyRequest } from 'fastify'
-import type WebSocket from 'ws'
-import { SignalGate, deliverSignal } from '../../lib/chat/signals.js'
+import WebSocket from 'ws'
+import { Rooms } from '../../lib/chat/rooms.js'
+import type { Room } from '../../lib/chat/rooms.js'
+import { SignalFanout, SignalGate } from '../../lib/chat/signals.js'
 import { Stats } from '../../lib/stats.js'
 import { Connection } from '../../lib/transport/connection.js'
 import type { ConnectionContext } from '../../lib/transport/connection.js'
@@ -45,29 +47,95 @@ t.test('without a signal rate every signal passes', async (t) => {
   for (let i = 0; i < 100; i++) t.equal(gate.take(a, 0), true)
 })
 
-t.test('deliverSignal writes to members, not the excluded socket, and sheds under congestion', async (t) => {
+/** A room of `members`, as the hub keeps it. */
+function roomOf (name: string, members: Connection[]): Room<Connection> {
+  const rooms = new Rooms<Connection>()
+  for (const conn of members) rooms.add(conn, name, async () => {})
+  return rooms.get(name) as Room<Connection>
+}
+
+/** Every frame `client` receives, parsed. */
+function received (client: WebSocket): unknown[] {
+  const frames: unknown[] = []
+  client.on('message', (data) => frames.push(JSON.parse(String(data))))
+  return frames
+}
+
+t.test('a room\'s signals of one iteration go out together, to every member but the sender', async (t) => {
   const stats = new Stats()
   const ctx: ConnectionContext = { maxBufferedBytes: 64 << 20, behindBytes: 1 << 16, closeTimeout: 100, stats }
   const one = await wsPair(t)
   const two = await wsPair(t)
   const a = new Connection(one.server, request, 'a', 'alice', undefined, ctx, null)
   const b = new Connection(two.server, request, 'b', 'bob', undefined, ctx, null)
+  const room = roomOf('lobby', [a, b])
+  const fanout = new SignalFanout(stats, () => false)
+  t.teardown(() => fanout.close())
+  const atA = received(one.client)
+  const atB = received(two.client)
+  const second = { ...frame, from: { id: 'b', name: 'bob' } }
+  const twoAtB = new Promise<void>((resolve) => two.client.on('message', () => { if (atB.length === 2) resolve() }))
+  const twoAtA = new Promise<void>((resolve) => one.client.on('message', () => { if (atA.length === 2) resolve() }))
+  fanout.add(room, frame, a.key)
+  fanout.add(room, second, b.key)
+  fanout.add(room, { ...frame, room: 'gone' }, null)
+  t.strictSame([atA, atB], [[], []], 'nothing before the end of the iteration')
+  await within(Promise.all([twoAtB, twoAtA]))
+  t.strictSame(atB, [frame, { ...frame, room: 'gone' }], 'bob gets alice\'s, not his own')
+  t.strictSame(atA, [second, { ...frame, room: 'gone' }], 'alice gets bob\'s, not her own')
+  t.equal(stats.drops.signal_shed, 0)
+})
 
-  const got = once(two.client, 'message')
-  t.equal(deliverSignal([a, b], frame, a.key, false, stats), 1, 'the sender is skipped')
-  const [data] = await within(got)
-  t.strictSame(JSON.parse(String(data)), frame)
-
-  t.equal(deliverSignal([a, b], frame, null, true, stats), 0, 'congested: nobody is written to')
-  t.equal(stats.drops.signal_shed, 2, 'each skipped recipient is counted')
-
+t.test('under congestion nobody gets signals, each miss is counted; a replaying member is skipped', async (t) => {
+  const stats = new Stats()
+  const ctx: ConnectionContext = { maxBufferedBytes: 64 << 20, behindBytes: 1 << 16, closeTimeout: 100, stats }
+  const one = await wsPair(t)
+  const two = await wsPair(t)
+  const a = new Connection(one.server, request, 'a', 'alice', undefined, ctx, null)
+  const b = new Connection(two.server, request, 'b', 'bob', undefined, ctx, null)
+  let congested = true
+  const fanout = new SignalFanout(stats, () => congested)
+  t.teardown(() => fanout.close())
+  fanout.add(roomOf('lobby', [a, b]), frame, null)
+  fanout.flush()
+  t.equal(stats.drops.signal_shed, 2, 'each recipient missed counts')
+  congested = false
   b.hold('lobby')
-  t.equal(deliverSignal([b], frame, null, false, stats), 0, 'a member whose join is replaying gets no signal')
-  t.equal(stats.drops.signal_shed, 2, 'and that is not a drop')
+  const atA = once(one.client, 'message')
+  fanout.add(roomOf('lobby', [a, b]), frame, null)
+  fanout.flush()
+  await within(atA)
+  t.equal(stats.drops.signal_shed, 2, 'a member whose join is replaying gets none, and that is not a drop')
   b.release('lobby')
 })
 
-t.test('a recipient that is behind loses the signal, and is not closed for it', async (t) => {
+t.test('a room\'s signals past 64 KiB are written at once; close drops what is pending', async (t) => {
+  const stats = new Stats()
+  const ctx: ConnectionContext = { maxBufferedBytes: 64 << 20, behindBytes: 1 << 20, closeTimeout: 100, stats }
+  const { server, client } = await wsPair(t)
+  const conn = new Connection(server, request, 'b', 'bob', undefined, ctx, null)
+  const room = roomOf('lobby', [conn])
+  const fanout = new SignalFanout(stats, () => false)
+  const big = { ...frame, data: 'x'.repeat(250) }
+  const frames = received(client)
+  let count = 0
+  while (count * 300 < 64 * 1024) {
+    fanout.add(room, big, null)
+    count++
+  }
+  const arrived = new Promise<void>((resolve) => client.on('message', () => { if (frames.length === count) resolve() }))
+  await within(arrived)
+  fanout.add(room, frame, null)
+  fanout.close()
+  await new Promise((resolve) => setImmediate(resolve))
+  const marker = once(client, 'message')
+  conn.sendRaw('"marker"')
+  await within(marker)
+  t.equal(frames.length, count + 1, 'the full batch arrived without a flush; the one closed over did not')
+  t.equal(frames.at(-1), 'marker')
+})
+
+t.test('a recipient that is behind loses the signals, and is not closed for them', async (t) => {
   const stats = new Stats()
   const ctx: ConnectionContext = { maxBufferedBytes: 64 << 20, behindBytes: 1 << 16, closeTimeout: 100, stats }
   const { server, client } = await wsPair(t)
@@ -78,14 +146,15 @@ t.test('a recipient that is behind loses the signal, and is not closed for it', 
   const chunk = 'x'.repeat(1 << 20)
   for (let i = 0; i < 32; i++) conn.sendRaw(chunk)
   t.ok(ctx.maxBufferedBytes - conn.writeBudget > ctx.behindBytes, 'the socket is behind')
-  t.equal(conn.sendEphemeral('{}'), false)
-  t.equal(deliverSignal([conn], frame, null, false, stats), 0)
+  const fanout = new SignalFanout(stats, () => false)
+  fanout.add(roomOf('lobby', [conn]), frame, null)
+  fanout.flush()
   t.equal(stats.drops.signal_shed, 1)
   t.equal(stats.drops.slow_consumer, 0, 'a signal does not close a lagging reader')
   t.equal(conn.closedByServer, false)
 })
 
-t.test('sendEphemeral writes nothing to a socket that is not open', async (t) => {
+t.test('nothing is written to a socket that is not open', async (t) => {
   const { server, client } = await wsPair(t)
   const stats = new Stats()
   const ctx: ConnectionContext = { maxBufferedBytes: 1024, behindBytes: 256, closeTimeout: 100, stats }
@@ -93,5 +162,8 @@ t.test('sendEphemeral writes nothing to a socket that is not open', async (t) =>
   const closed = once(server, 'close')
   client.close()
   await within(closed)
-  t.equal(conn.sendEphemeral('{}'), false)
+  const fanout = new SignalFanout(stats, () => false)
+  fanout.add(roomOf('lobby', [conn]), frame, null)
+  fanout.flush()
+  t.equal(stats.drops.signal_shed, 1, 'counted as missed')
 })
