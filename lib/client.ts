@@ -19,8 +19,9 @@ import { Rooms } from './client/rooms.js'
 import { membersError, membersRequest, Roster } from './client/roster.js'
 import { SendQueue } from './client/send-queue.js'
 import { socketUrl } from './client/socket-url.js'
+import { Typing } from './client/typing.js'
 
-export type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, MembersError, MembersPage, RoomPresence, WebSocketLike } from './client/types.js'
+export type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, MembersError, MembersPage, RoomPresence, TypingEvent, WebSocketLike } from './client/types.js'
 export { ROOM_PATTERN } from './client/checks.js'
 
 // CloseCode.DISCONNECTED and CloseCode.SESSION_EXPIRED (lib/close-codes.ts),
@@ -70,6 +71,12 @@ export class ChatConnection {
       retries: new JoinRetries(backoff),
       sends: new SendQueue(opts.maxQueue),
       roster: new Roster(events),
+      // Signals are never queued: one that cannot go now is stale by the time it could.
+      typing: new Typing(events, (frame) => {
+        if (this.#status !== 'open') return false
+        link.write(frame)
+        return true
+      }),
       open: () => this.#status === 'open'
     }
     this.#joins = new Joins(this.#p)
@@ -197,6 +204,20 @@ export class ChatConnection {
     return await this.#p.roster.loadMore(room, limit, async (page) => await this.members(room, page))
   }
 
+  /**
+   * Tells the other members of `room` this user is typing: call it on every
+   * keystroke. A `typing` signal goes out at most once per 2 s per room,
+   * and only while open. Returns whether one went out.
+   */
+  typing (room: string): boolean {
+    return this.#p.typing.typing(room)
+  }
+
+  /** The users typing in `room` now, this user not included; the `typing` event tells each change. */
+  typingIn (room: string): User[] {
+    return this.#p.typing.users(room)
+  }
+
   /** Asks for a new name; while not open it is used on the next connect. */
   rename (name: string): void {
     if (this.#status === 'open') this.#p.link.write({ type: 'name', name })
@@ -217,6 +238,7 @@ export class ChatConnection {
     sends.clear()
     rooms.dropped()
     roster.clear()
+    this.#p.typing.close()
     this.#setStatus('closed')
     events.emit('closed', why)
   }
@@ -246,6 +268,7 @@ export class ChatConnection {
     this.#p.retries.stop()
     this.#p.roster.failPages()
     this.#p.rooms.dropped()
+    this.#p.typing.dropped()
     this.#setStatus('reconnecting')
   }
 

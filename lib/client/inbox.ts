@@ -42,6 +42,9 @@ export class Inbox {
         return events.emit('presence', frame)
       case 'occupancy': return roster.setCount(frame.room, frame.count)
       case 'members': return roster.onMembers(frame)
+      case 'signal':
+        this.#p.typing.onSignal(frame, me.id)
+        return events.emit('signal', frame)
       case 'refreshed':
         me.expiresAt = frame.expiresAt
         return events.emit('refreshed', frame)
@@ -74,7 +77,9 @@ export class Inbox {
 
   #onMessage (frame: MessageFrame): void {
     this.#p.sends.settled(frame.cid)
-    if (this.#p.rooms.onMessage(frame)) this.#p.events.emit('message', frame)
+    if (!this.#p.rooms.onMessage(frame)) return
+    this.#p.typing.onMessage(frame, this.#p.me.id)
+    this.#p.events.emit('message', frame)
   }
 
   #onError (frame: ErrorFrame): void {
@@ -99,5 +104,6 @@ export class Inbox {
     this.#p.directs.delete(room)
     this.#p.roster.delete(room)
     this.#p.retries.stop(room)
+    this.#p.typing.forget(room)
   }
 }

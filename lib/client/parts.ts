@@ -6,6 +6,7 @@ import type { Link } from './link.js'
 import type { Rooms } from './rooms.js'
 import type { Roster } from './roster.js'
 import type { SendQueue } from './send-queue.js'
+import type { Typing } from './typing.js'
 import type { ChatEvents } from './types.js'
 
 /** What one chat connection is made of, shared by the connection, its joins and its inbox. */
@@ -18,6 +19,7 @@ export interface Parts {
   readonly retries: JoinRetries
   readonly sends: SendQueue
   readonly roster: Roster
+  readonly typing: Typing
   /** Whether the socket is open and welcomed, so frames may be written. */
   readonly open: () => boolean
 }

@@ -2,7 +2,9 @@ import t from 'tap'
 import { Emitter } from '../../lib/client/emitter.js'
 import { MAX_TYPING_USERS, TYPING_EXPIRY_MS, TYPING_THROTTLE_MS, Typing } from '../../lib/client/typing.js'
 import type { ChatEvents, TypingEvent } from '../../lib/client/types.js'
-import type { MessageFrame, ServerFrame, SignalFrame, SignalRequest } from '../../lib/protocol/wire.js'
+import type { MessageFrame, SignalFrame, SignalRequest } from '../../lib/protocol/wire.js'
+import { connect } from '../../lib/client.js'
+import type { ChatConnection } from '../../lib/client.js'
 import WebSocket from 'ws'
 import { listen, within } from '../helpers/chat.js'
 import { withFakeClock } from '../helpers/fake-clock.js'
@@ -164,43 +166,38 @@ t.test('at most MAX_TYPING_USERS are listed per room', async (t) => {
   })
 })
 
-t.test('over real sockets: typing() reaches another client\'s list, and its message clears it', async (t) => {
+t.test('over real sockets: a connection\'s typing() reaches another\'s list, and its message clears it', async (t) => {
   const { url } = await listen(t, {
     identify: (request) => {
       const { user } = request.query as { user: string }
       return { id: user, name: user }
     }
   })
-  /** A socket of `id`, its tracker fed with its frames as the connection would. */
-  const open = async (id: string): Promise<{ ws: WebSocket, typing: Typing, events: TypingEvent[] }> => {
-    const emitter = new Emitter<ChatEvents>()
+  const open = async (id: string): Promise<{ conn: ChatConnection, events: TypingEvent[] }> => {
+    const conn = connect(`${url}/chat?user=${id}`, { WebSocket })
+    t.teardown(() => conn.close())
     const events: TypingEvent[] = []
-    emitter.on('typing', (e) => events.push(e))
-    const ws = new WebSocket(`${url}/chat?user=${id}`)
-    const typing = new Typing(emitter, (frame) => {
-      ws.send(JSON.stringify(frame))
-      return true
-    })
-    t.teardown(() => { typing.close(); ws.close() })
-    const joined = new Promise<void>((resolve) => ws.on('message', (data) => {
-      const frame = JSON.parse(String(data)) as ServerFrame
-      if (frame.type === 'joined') resolve()
-      if (frame.type === 'signal') typing.onSignal(frame, id)
-      if (frame.type === 'message') typing.onMessage(frame, id)
-    }))
-    await within(joined)
-    return { ws, typing, events }
+    conn.on('typing', (e) => events.push(e))
+    await within(new Promise((resolve) => conn.on('joined', resolve)))
+    return { conn, events }
   }
   const alice = await open('alice')
   const bob = await open('bob')
-  const listed = new Promise<void>((resolve) => bob.ws.on('message', () => { if (bob.events.length > 0) resolve() }))
-  t.equal(alice.typing.typing('lobby'), true)
-  t.equal(alice.typing.typing('lobby'), false, 'throttled')
-  await within(listed)
+  const next = async (count: number): Promise<void> => await within(new Promise<void>((resolve) => {
+    const off = bob.conn.on('typing', () => { if (bob.events.length >= count) { off(); resolve() } })
+  }))
+  const listed = next(1)
+  t.equal(alice.conn.typing('lobby'), true)
+  t.equal(alice.conn.typing('lobby'), false, 'throttled')
+  await listed
   t.strictSame(names(bob.events), [['lobby', ['alice']]])
+  t.strictSame(bob.conn.typingIn('lobby').map((u) => u.id), ['alice'])
   t.strictSame(alice.events, [], 'alice does not list herself')
-  const cleared = new Promise<void>((resolve) => bob.ws.on('message', () => { if (bob.events.length > 1) resolve() }))
-  alice.ws.send(JSON.stringify({ type: 'message', room: 'lobby', text: 'done' }))
-  await within(cleared)
+  const cleared = next(2)
+  alice.conn.send('done', 'lobby')
+  await cleared
   t.strictSame(names(bob.events).at(-1), ['lobby', []])
+  t.strictSame(bob.conn.typingIn('lobby'), [])
+  alice.conn.close()
+  t.equal(alice.conn.typing('lobby'), false, 'nothing goes out once closed')
 })

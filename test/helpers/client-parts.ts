@@ -12,6 +12,7 @@ import { Rooms } from '../../lib/client/rooms.js'
 import { Roster } from '../../lib/client/roster.js'
 import { SendQueue } from '../../lib/client/send-queue.js'
 import type { ChatEvents } from '../../lib/client/types.js'
+import { Typing } from '../../lib/client/typing.js'
 import type { ClientFrame } from '../../lib/protocol/wire.js'
 
 export interface TestParts extends Parts {
@@ -45,6 +46,11 @@ export function testParts (backoff = new Backoff({ initialMs: 100, maxMs: 1000 }
     retries: new JoinRetries(backoff),
     sends: new SendQueue(),
     roster: new Roster(events),
+    typing: new Typing(events, (frame) => {
+      if (!state.open) return false
+      written.push(frame)
+      return true
+    }),
     open: () => state.open,
     written,
     emitted,
