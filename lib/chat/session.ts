@@ -5,6 +5,7 @@ import type { Access } from './access.js'
 import { directRoom, isDirectRoom } from './direct.js'
 import type { Hub } from './hub.js'
 import type { Moderation } from './moderation.js'
+import type { Scrollback } from './scrollback.js'
 import type { OutgoingMessage, ResolvedOptions } from '../options.js'
 import { decodeClientFrame, encodeMessage } from '../protocol/codec.js'
 import { textProblem } from '../protocol/text.js'
@@ -35,6 +36,7 @@ export interface SessionParts {
   access: Access
   control: Control
   moderation: Moderation
+  scrollback: Scrollback
 }
 
 /** Reads one client's frames and turns them into hub actions, answering bad ones with `error` frames. */
@@ -44,6 +46,7 @@ export class Session {
   #access: Access
   #control: Control
   #moderation: Moderation
+  #scrollback: Scrollback
   #cids = new RecentCids()
   readonly #joins: JoinGate
   // Only sockets with publishes on their way have an entry: idle ones cost nothing here.
@@ -55,6 +58,7 @@ export class Session {
     this.#access = parts.access
     this.#control = parts.control
     this.#moderation = parts.moderation
+    this.#scrollback = parts.scrollback
     this.#joins = new JoinGate(parts.opts.maxConcurrentJoins)
   }
 
@@ -90,6 +94,8 @@ export class Session {
         return await this.#refresh(conn, frame.token)
       case 'members':
         return await this.#hub.members(conn, frame)
+      case 'history':
+        return await this.#scrollback.answer(conn, frame)
     }
   }
 
