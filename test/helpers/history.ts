@@ -28,8 +28,8 @@ export async function older (of: { before?: (room: string, offset: number, limit
  * `more: false`; every page, newest first. Fails past `maxPages` pages, or
  * on an empty page that claims more, either of which would never end.
  */
-export async function pageBack (read: (before: number) => Promise<OlderPage>, before: number, maxPages = 10_000): Promise<OlderPage[]> {
-  const pages: OlderPage[] = []
+export async function pageBack<P extends Pick<OlderPage, 'messages' | 'more'>> (read: (before: number) => Promise<P>, before: number, maxPages = 10_000): Promise<P[]> {
+  const pages: P[] = []
   let next = before
   for (let i = 0; i < maxPages; i++) {
     const page = await read(next)

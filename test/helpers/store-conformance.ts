@@ -278,8 +278,8 @@ export function conformance (t: Test, name: string, makeStore: () => Promise<His
 
         const after = await opened(t, await reopen(before))
         t.equal(await after.epoch('a'), epoch, 'the same history')
-      const latest = CID_WINDOW + 1 + WINDOW
-      t.strictSame(await older(after, 'a', latest + 1, 2).then((p) => [offsets(p), p.more]), [[latest - 1, latest], true], 'paging back reads the reopened file')
+        const latest = CID_WINDOW + 1 + WINDOW
+        t.strictSame(await older(after, 'a', latest + 1, 2).then((p) => [offsets(p), p.more]), [[latest - 1, latest], true], 'paging back reads the reopened file')
         t.strictSame(await after.append(message('a', 'resent', 'c1')), { message: { ...message('a', 'text of c1', 'c1'), offset: 2 }, duplicate: true }, 'a resend gets the stored copy')
         t.equal((await after.append(message('a', 'resent', `c${CID_WINDOW}`))).duplicate, true)
         const last = CID_WINDOW + 1 + WINDOW
