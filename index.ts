@@ -111,10 +111,11 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
     })
   }
 
+  const access = new Access(opts.authorize)
   const gateway = new Gateway({
     opts,
     hub,
-    session: new Session({ hub, opts, access: new Access(opts.authorize), control: adapter.control, moderation, scrollback: new Scrollback(adapter.broker, opts.maxHistoryPage) }),
+    session: new Session({ hub, opts, access, control: adapter.control, moderation, scrollback: new Scrollback(adapter.broker, access, opts.maxHistoryPage) }),
     admission: new Admission(opts),
     stats,
     payloadEnforced: ownWebsocket,

@@ -25,8 +25,8 @@ export interface Identity {
 
 /** What `authorize` is asked: may `client` do `action` in `room`? */
 export interface AuthorizeRequest {
-  /** `join`: join `room` (also a resume); `publish`: send a message to it; `direct`: open the direct room with `to`. */
-  action: 'join' | 'publish' | 'direct'
+  /** `join`: join `room` (also a resume); `publish`: send a message to it; `direct`: open the direct room with `to`; `history`: read back through it (a member's `history` request). */
+  action: 'join' | 'publish' | 'direct' | 'history'
   room: string
   client: ChatClient
   /** For `direct`: the other user's id. */

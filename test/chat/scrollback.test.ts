@@ -123,6 +123,27 @@ t.test('bad requests get their codes, with the cid', async (t) => {
   t.match(await ask(client, { type: 'history', room: 'lobby', before: 5, limit: 10 }), { type: 'history', messages: [], more: false }, 'the socket is still served')
 })
 
+t.test('authorize is asked with action history: a refusal is forbidden, and the socket stays in the room', async (t) => {
+  const asked: Array<{ action: string, room: string, id: string }> = []
+  const { app, url } = await listen(t, {
+    ...UNLIMITED,
+    authorize: async ({ action, room, client }) => {
+      asked.push({ action, room, id: client.id })
+      return action !== 'history' || room !== 'lobby'
+    }
+  })
+  await app.chat.broadcast('other', 'readable')
+  const client = await join(url)
+  client.send({ type: 'join', room: 'other' })
+  await client.expect('joined')
+  t.match(await ask(client, { type: 'history', room: 'lobby', before: 5, limit: 5 }), { type: 'error', code: 'forbidden', room: 'lobby', cid: /^h\d+$/ })
+  const allowed = await page(client, 'other', 5, 5)
+  t.strictSame(allowed.messages.map((m) => m.text), ['readable'], 'another room is read')
+  t.strictSame(asked.filter((a) => a.action === 'history').map((a) => a.room), ['lobby', 'other'], 'asked once per request, with the room')
+  app.chat.broadcast('lobby', 'still here').catch(() => {})
+  t.match(await client.expect('message'), { room: 'lobby', text: 'still here' }, 'still a member of the refused room')
+})
+
 t.test('a store without before: requests get unknown_type, app.chat.history with before throws FST_CHAT_UNSUPPORTED', async (t) => {
   // A store written before before() existed: everything else it does is the memory store's.
   const memory = new MemoryStore()
