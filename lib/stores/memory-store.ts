@@ -142,7 +142,7 @@ export class MemoryStore implements HistoryStore {
     const first = end - count
     const messages = new Array<ChatMessage>(count)
     for (let i = 0; i < count; i++) messages[i] = log.messages[(log.start + first - oldest + i) % n] as ChatMessage
-    return { epoch: log.epoch, offset: log.offset, messages, more: count > 0 && first > oldest }
+    return { epoch: log.epoch, offset: log.offset, messages, more: first > oldest }
   }
 
   async epoch (room: string): Promise<string> {

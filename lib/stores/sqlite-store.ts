@@ -284,7 +284,7 @@ export class SqliteStore implements HistoryStore {
     const count = Math.max(0, Math.floor(limit))
     return sql.read(() => {
       const state = this.#roomState(sql, room)
-      const rows = count === 0 || offset <= 1 || state.offset === 0 ? [] : sql.older.all(room, Math.floor(offset), count + 1)
+      const rows = offset <= 1 || state.offset === 0 ? [] : sql.older.all(room, Math.floor(offset), count + 1)
       const more = rows.length > count
       if (more) rows.pop()
       return { epoch: state.epoch, offset: state.offset, messages: rows.reverse().map((row) => toMessage(room, row)), more }

@@ -242,6 +242,7 @@ export function brokerConformance (t: Test, name: string, start: AdapterFactory,
       t.strictSame(await older(broker, 'a', WINDOW + 1, 2).then((p) => ({ ...p, messages: offsets(p) })), { epoch, offset: WINDOW, messages: [WINDOW - 1, WINDOW], more: true })
       t.strictSame(await older(broker, 'a', 3, 2).then((p) => [offsets(p), p.more]), [[1, 2], false], 'a page that ends at 1 has no more')
       t.strictSame(await older(broker, 'a', 4, 2).then((p) => [offsets(p), p.more]), [[2, 3], true])
+      t.strictSame(await older(broker, 'a', WINDOW + 1, 0).then((p) => [p.messages, p.more]), [[], true], 'limit 0: nothing, and whether older are kept')
       t.strictSame(await older(broker, 'a', Number.MAX_SAFE_INTEGER, 1).then(offsets), [WINDOW], 'beyond the latest: the latest')
       for (const before of [0, 1]) t.strictSame(await older(broker, 'a', before, 5), { epoch, offset: WINDOW, messages: [], more: false }, `nothing before ${before}`)
       const fresh = await older(broker, 'fresh', 10, 5)

@@ -129,6 +129,7 @@ export function conformance (t: Test, name: string, makeStore: () => Promise<His
       t.strictSame(await older(store, 'a', 3, 2).then((p) => [offsets(p), p.more]), [[1, 2], false], 'a page that ends at 1 has no more')
       t.strictSame(await older(store, 'a', 3, 10).then((p) => [offsets(p), p.more]), [[1, 2], false])
       t.strictSame(await older(store, 'a', 1_000_000, 3).then((p) => [offsets(p), p.more]), [range(WINDOW - 2, WINDOW), true], 'beyond the latest: the latest')
+      t.strictSame(await older(store, 'a', WINDOW + 1, 0).then((p) => [p.messages, p.more]), [[], true], 'limit 0: nothing, and whether older are kept')
       t.strictSame(await older(store, 'a', Number.MAX_SAFE_INTEGER, 1).then(offsets), [WINDOW])
       for (const before of [0, 1]) {
         t.strictSame(await older(store, 'a', before, 5), { epoch, offset: WINDOW, messages: [], more: false }, `nothing before ${before}`)

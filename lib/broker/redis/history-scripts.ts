@@ -130,7 +130,7 @@ return out
  * KEYS[1] epochKey, KEYS[2] seqKey, KEYS[3] logKey, KEYS[4] cidsKey, KEYS[5] cidMessagesKey: the room's.
  * ARGV[1] freshEpoch: the epoch to set if the room has none.
  * ARGV[2] before: only offsets below this one, an integer >= 0 in decimal digits.
- * ARGV[3] limit: at most this many messages, >= 1.
+ * ARGV[3] limit: at most this many messages.
  *
  * Returns {epoch, latest offset, more (1 or 0), ...stored JSON, oldest first}.
  */
@@ -139,7 +139,7 @@ export const BEFORE = script<[string, number, number, ...string[]]>()('fastifyCh
 local seq = tonumber(redis.call('GET', seqKey) or '0')
 local out = {epoch, seq, 0}
 local n = tonumber(limit)
-if n < 1 or tonumber(before) <= 1 then return out end
+if tonumber(before) <= 1 then return out end
 -- The digits as given: tostring() of a large Lua number is not a stream id.
 local entries = redis.call('XREVRANGE', logKey, '(' .. before .. '-1', '-', 'COUNT', n + 1)
 local count = #entries
