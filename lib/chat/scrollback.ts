@@ -3,6 +3,15 @@ import { encodeHistory } from '../protocol/codec.js'
 import type { HistoryFrame, HistoryRequest } from '../protocol/wire.js'
 import type { Connection } from '../transport/connection.js'
 import type { Access } from './access.js'
+import { JoinGate } from './join-gate.js'
+
+/**
+ * History reads running at once on this server; the others wait their turn.
+ * Each socket sends one request at a time, but thousands of sockets paging
+ * together would each hold a page of up to `maxHistoryPage` messages read
+ * from the store before it is written out: this bounds what those hold.
+ */
+export const MAX_CONCURRENT_READS = 32
 
 /**
  * Answers `history` requests: a member reads back through a room's kept
@@ -13,6 +22,8 @@ export class Scrollback {
   readonly #broker: Broker
   readonly #access: Access
   readonly #maxPage: number
+  // The joins' first-come-first-served gate, for reads.
+  readonly #reads = new JoinGate(MAX_CONCURRENT_READS)
 
   /** `maxPage`: the `maxHistoryPage` option. */
   constructor (broker: Broker, access: Access, maxPage: number) {
@@ -48,16 +59,19 @@ export class Scrollback {
       conn.sendError('forbidden', `not allowed to read the history of room "${room}"`, cid, room)
       return
     }
-    let page
-    try {
-      page = await this.#broker.before(room, before, limit)
-    } catch (err) {
-      conn.request.log.error({ err, room }, 'fastify-chat: history failed, the adapter or store is unavailable')
-      conn.sendError('unavailable', 'the room\'s history is unavailable right now, ask again', cid, room)
-      return
-    }
-    const frame: HistoryFrame = { type: 'history', room, epoch: page.epoch, messages: page.messages, more: page.more }
-    if (cid !== undefined) frame.cid = cid
-    conn.sendRaw(encodeHistory(frame, Math.floor(conn.writeBudget / 2)))
+    const read = this.#broker.before.bind(this.#broker)
+    await this.#reads.run(async () => {
+      let page
+      try {
+        page = await read(room, before, limit)
+      } catch (err) {
+        conn.request.log.error({ err, room }, 'fastify-chat: history failed, the adapter or store is unavailable')
+        conn.sendError('unavailable', 'the room\'s history is unavailable right now, ask again', cid, room)
+        return
+      }
+      const frame: HistoryFrame = { type: 'history', room, epoch: page.epoch, messages: page.messages, more: page.more }
+      if (cid !== undefined) frame.cid = cid
+      conn.sendRaw(encodeHistory(frame, Math.floor(conn.writeBudget / 2)))
+    })
   }
 }

@@ -8,7 +8,10 @@ import type { Test } from 'tap'
 import { redisAdapter, sqliteStore } from '../../index.js'
 import type { FastifyChatOptions, HistoryFrame, HistoryStore, ServerFrame } from '../../index.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
-import { join, listen } from '../helpers/chat.js'
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import { MAX_CONCURRENT_READS } from '../../lib/chat/scrollback.js'
+import { join, listen, within } from '../helpers/chat.js'
+import { eventually } from '../helpers/eventually.js'
 import type { Client } from '../helpers/chat.js'
 import { pageBack, range } from '../helpers/history.js'
 import { adminClient, startRedis } from '../helpers/redis.js'
@@ -158,6 +161,47 @@ t.test('a store without before: requests get unknown_type, app.chat.history with
   t.match(await ask(client, { type: 'history', room: 'lobby', before: 5, limit: 5 }), { type: 'error', code: 'unknown_type' })
   await t.rejects(app.chat.history('lobby', { before: 5 }), { code: 'FST_CHAT_UNSUPPORTED', statusCode: 501 })
   t.strictSame(await app.chat.history('lobby'), [], 'history without before still works')
+})
+
+t.test(`at most ${MAX_CONCURRENT_READS} history reads run at once on a server; the rest wait their turn, none is refused`, async (t) => {
+  // A store whose reads wait until the test lets them go, counting those under way.
+  const memory = new MemoryStore()
+  let running = 0
+  let most = 0
+  let reached: () => void = () => {}
+  const full = new Promise<void>((resolve) => { reached = resolve })
+  let release: () => void = () => {}
+  const released = new Promise<void>((resolve) => { release = resolve })
+  const store: HistoryStore = {
+    append: async (m) => await memory.append(m),
+    recent: async (room, limit) => await memory.recent(room, limit),
+    since: async (room, offset) => await memory.since(room, offset),
+    epoch: async (room) => await memory.epoch(room),
+    before: async (room, offset, limit) => {
+      most = Math.max(most, ++running)
+      if (running === MAX_CONCURRENT_READS) reached()
+      await released
+      running--
+      return await memory.before(room, offset, limit)
+    }
+  }
+  const { app, url } = await listen(t, { ...UNLIMITED, store })
+  await app.chat.broadcast('lobby', 'm1')
+  const readers = MAX_CONCURRENT_READS + 8
+  const clients = await Promise.all(Array.from({ length: readers }, async () => await join(url)))
+  const before = app.chat.stats().messagesIn
+  const answers = clients.map(async (client) => await page(client, 'lobby', 2, 1))
+  await within(full, 3000, `${MAX_CONCURRENT_READS} reads under way`)
+  await eventually(async () => app.chat.stats().messagesIn === before + readers, 3000, 'every request received')
+  // A turn or two for the requests just received to reach the gate.
+  await nextTurn()
+  await nextTurn()
+  t.equal(running, MAX_CONCURRENT_READS, 'the others wait')
+  release()
+  const pages = await Promise.all(answers)
+  t.ok(pages.every((p) => p.messages.length === 1 && p.messages[0]?.text === 'm1'), 'every request is answered')
+  t.equal(most, MAX_CONCURRENT_READS, 'never more at once')
+  for (const client of clients) client.close()
 })
 
 t.test('a store that fails: unavailable, with the room and cid, and the socket stays', async (t) => {
