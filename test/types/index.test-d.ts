@@ -120,7 +120,7 @@ expectError(app.chat.size = 3)
 app.register(fastifyChat, {
   identify: () => ({ id: 'u1', data: { staff: true }, expiresAt: Date.now() + 60_000 }),
   authorize: ({ action, room, client, to }) => {
-    expectType<'join' | 'publish' | 'direct'>(action)
+    expectType<'join' | 'publish' | 'direct' | 'history'>(action)
     expectType<string>(room)
     expectType<string>(client.clientId)
     expectType<string | undefined>(to)
