@@ -21,15 +21,11 @@
 //   resume                          read again on paused subscribers
 //   close    { code }               every subscriber sends a close frame and ends its socket, all at once
 //   stats    counters, histogram and closes so far (`bytes`: everything the sockets read, upgrade responses included)
-import net from 'node:net'
 import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks'
 import { Histogram } from './lib/histogram.mjs'
-import {
-  FrameReader, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, OP_BINARY,
-  checkUpgradeResponse, clientFrame, clientFrameSize, upgradeRequest, writeClientFrame
-} from './lib/ws.mjs'
+import { answerControl, openAll, openWebSocket, serveCommands } from './lib/raw-client.mjs'
+import { FrameReader, OP_CLOSE, OP_TEXT, OP_BINARY, clientFrame, clientFrameSize, writeClientFrame } from './lib/ws.mjs'
 
-const HOST = '127.0.0.1'
 const PAYLOAD_BYTES = 64
 const MARK = 0x7e // '~' around the timestamp in the payload
 
@@ -135,13 +131,10 @@ class Client {
   onFrame (op, buf, s, e, len) {
     if (op === OP_TEXT || op === OP_BINARY) {
       this.onDataFrame(buf, s, e, len)
-    } else if (op === OP_PING) {
-      this.send(clientFrame(OP_PONG, Buffer.from(buf.subarray(s, e))))
-    } else if (op === OP_CLOSE) {
-      this.closeCode = len >= 2 ? buf.readUInt16BE(s) : 1005
-      this.send(clientFrame(OP_CLOSE, len >= 2 ? buf.subarray(s, s + 2) : undefined))
-      this.socket.end()
+      return
     }
+    if (op === OP_CLOSE) this.closeCode = len >= 2 ? buf.readUInt16BE(s) : 1005
+    answerControl(this, op, buf, s, e, len)
   }
 
   /** A data frame: classify it by its first bytes, count messages, decode a sample. */
@@ -194,54 +187,14 @@ class Client {
 
   /** Resolves once ready (upgraded, and joined / connected where the protocol says so), or with a failure reason. */
   open (port, timeoutMs) {
-    return new Promise((resolve) => {
-      let settled = false
-      const done = (reason) => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        resolve(reason)
-      }
-      const timer = setTimeout(() => {
-        done('timeout')
-        this.socket.destroy()
-      }, timeoutMs)
-      this.onReady = () => done(null)
-      const { request, accept } = upgradeRequest(HOST, port, PATHS[kind](this.index))
-      let head = Buffer.alloc(0)
-      let upgraded = false
-      const onRead = (n, buf) => {
-        totals.bytes += n
-        const chunk = buf.subarray(0, n)
-        if (upgraded) {
-          this.onData(chunk)
-          return
-        }
-        head = Buffer.concat([head, chunk])
-        const end = head.indexOf('\r\n\r\n')
-        if (end < 0) {
-          if (head.length > 16384) socket.destroy()
-          return
-        }
-        const failure = checkUpgradeResponse(head.subarray(0, end).toString('latin1'), accept)
-        if (failure !== null) {
-          done(failure)
-          socket.destroy()
-          return
-        }
-        upgraded = true
-        if (kind === 'naive') this.markReady()
-        if (head.length > end + 4) this.onData(head.subarray(end + 4))
-      }
-      const socket = net.connect({ host: HOST, port, onread: { buffer: READ_BUFFER, callback: onRead } })
-      this.socket = socket
-      socket.setNoDelay(true)
-      socket.on('connect', () => socket.write(request))
-      socket.on('error', (err) => done(err.code ?? 'error'))
-      socket.on('close', () => {
+    return openWebSocket(this, { port, path: PATHS[kind](this.index), timeoutMs, readBuffer: READ_BUFFER }, {
+      read: (n) => { totals.bytes += n },
+      upgraded: () => { if (kind === 'naive') this.markReady() },
+      data: (chunk) => this.onData(chunk),
+      closed: (upgraded) => {
         if (upgraded) this.onClosed()
-        done(this.closeCode === null ? 'closed' : `closed ${this.closeCode}`)
-      })
+        return this.closeCode === null ? 'closed' : `closed ${this.closeCode}`
+      }
     })
   }
 }
@@ -264,18 +217,7 @@ async function connect ({ port, kind: k, subs, pubs, pubsCount, sample, roomSize
     c.reader.keep = true
   }
   clients.push(...fresh)
-  const failures = {}
-  let next = 0
-  const deadline = Date.now() + timeoutMs
-  async function lane () {
-    while (next < fresh.length) {
-      const client = fresh[next++]
-      const left = deadline - Date.now()
-      const failure = left <= 0 ? 'timeout' : await client.open(port, left)
-      if (failure !== null) failures[failure] = (failures[failure] ?? 0) + 1
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, fresh.length) }, lane))
+  const failures = await openAll(fresh, (client, left) => client.open(port, left), { concurrency, timeoutMs })
   return {
     ready: fresh.filter((c) => c.ready && !c.closed).length,
     failures,
@@ -441,19 +383,6 @@ function stop () {
   return true
 }
 
-const commands = { connect, reset, publish, stop, pause, resume, close, stats }
-
-process.on('message', async ({ id, cmd, ...args }) => {
-  if (cmd === 'exit') {
-    for (const c of clients) c.socket?.destroy()
-    process.exit(0)
-  }
-  try {
-    const result = await commands[cmd](args)
-    process.send({ id, result })
-  } catch (err) {
-    process.send({ id, error: String(err?.stack ?? err) })
-  }
+serveCommands({ connect, reset, publish, stop, pause, resume, close, stats }, () => {
+  for (const c of clients) c.socket?.destroy()
 })
-// No orphan: leave with the runner.
-process.on('disconnect', () => process.exit(0))

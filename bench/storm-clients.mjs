@@ -18,13 +18,9 @@
 //   caughtUp   { offset }                      how many members have seen `offset` or later
 //   verify     { acked }                       per member: acknowledged offsets missing, and duplicates
 //   stats                                      bytes read, frames by kind
-import net from 'node:net'
-import {
-  FrameReader, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT,
-  checkUpgradeResponse, clientFrame, clientFrameSize, upgradeRequest, writeClientFrame
-} from './lib/ws.mjs'
+import { answerControl, openAll, openWebSocket, serveCommands } from './lib/raw-client.mjs'
+import { FrameReader, OP_TEXT, clientFrameSize, writeClientFrame } from './lib/ws.mjs'
 
-const HOST = '127.0.0.1'
 // A `joined` may list thousands of users before presence is capped: keep it whole.
 const MAX_FRAME = 16 * 1024 * 1024
 const RETRY_MS = 100
@@ -92,11 +88,7 @@ class Member {
 
   #onFrame (op, buf, s, e, len) {
     if (op === OP_TEXT) this.#onText(buf, s, e)
-    else if (op === OP_PING) this.send(clientFrame(OP_PONG, Buffer.from(buf.subarray(s, e))))
-    else if (op === OP_CLOSE) {
-      this.send(clientFrame(OP_CLOSE, len >= 2 ? buf.subarray(s, s + 2) : undefined))
-      this.socket.end()
-    }
+    else answerControl(this, op, buf, s, e, len)
   }
 
   #onText (buf, s, e) {
@@ -172,53 +164,18 @@ class Member {
   /** Resolves with null once in (joined; on the naive loop, upgraded), or with why not. */
   connect (rejoin, timeoutMs) {
     this.ready = false
-    return new Promise((resolve) => {
-      let settled = false
-      const done = (reason) => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        this.onReady = null
-        resolve(reason)
-      }
-      const timer = setTimeout(() => {
-        done('timeout')
-        socket.destroy()
-      }, timeoutMs)
-      this.onReady = () => done(null)
-      const { request, accept } = upgradeRequest(HOST, port, this.path(rejoin))
-      let head = Buffer.alloc(0)
-      let upgraded = false
-      const socket = net.connect({ host: HOST, port })
-      this.socket = socket
-      this.reader = new FrameReader(this.reader.onFrame, true, MAX_FRAME)
-      socket.setNoDelay(true)
-      socket.on('connect', () => socket.write(request))
-      socket.on('data', (chunk) => {
-        totals.bytes += chunk.length
-        if (upgraded) {
-          this.reader.push(chunk)
-          return
-        }
-        head = Buffer.concat([head, chunk])
-        const end = head.indexOf('\r\n\r\n')
-        if (end < 0) return
-        const failure = checkUpgradeResponse(head.subarray(0, end).toString('latin1'), accept)
-        if (failure !== null) {
-          done(failure)
-          socket.destroy()
-          return
-        }
-        upgraded = true
+    this.reader = new FrameReader(this.reader.onFrame, true, MAX_FRAME)
+    return openWebSocket(this, { port, path: this.path(rejoin), timeoutMs }, {
+      read: (n) => { totals.bytes += n },
+      upgraded: () => {
         this.open = true
         if (kind !== 'chat') this.#ready()
-        if (head.length > end + 4) this.reader.push(head.subarray(end + 4))
-      })
-      socket.on('error', (err) => done(err.code ?? 'error'))
-      socket.on('close', () => {
+      },
+      data: (chunk) => this.reader.push(chunk),
+      closed: () => {
         this.open = false
-        done('closed')
-      })
+        return 'closed'
+      }
     })
   }
 
@@ -240,18 +197,7 @@ async function connect ({ port: p, kind: k, count, room: r, concurrency = 25, ti
   const fresh = []
   for (let i = 0; i < count; i++) fresh.push(new Member(members.length + i))
   members.push(...fresh)
-  const failures = {}
-  let next = 0
-  const deadline = Date.now() + timeoutMs
-  async function lane () {
-    while (next < fresh.length) {
-      const m = fresh[next++]
-      const left = deadline - Date.now()
-      const failure = left <= 0 ? 'timeout' : await m.connect(false, left)
-      if (failure !== null) failures[failure] = (failures[failure] ?? 0) + 1
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, fresh.length) }, lane))
+  const failures = await openAll(fresh, (m, left) => m.connect(false, left), { concurrency, timeoutMs })
   return { ready: fresh.filter((m) => m.ready && m.open).length, failures }
 }
 
@@ -367,18 +313,7 @@ function stats () {
   return { ...totals }
 }
 
-const commands = { connect, publisher: openPublisher, publish, stop, closed, rejoin, caughtUp, verify, stats }
-
-process.on('message', async ({ id, cmd, ...args }) => {
-  if (cmd === 'exit') {
-    for (const m of members) m.socket?.destroy()
-    publisher?.socket?.destroy()
-    process.exit(0)
-  }
-  try {
-    process.send({ id, result: await commands[cmd](args) })
-  } catch (err) {
-    process.send({ id, error: String(err?.stack ?? err) })
-  }
+serveCommands({ connect, publisher: openPublisher, publish, stop, closed, rejoin, caughtUp, verify, stats }, () => {
+  for (const m of members) m.socket?.destroy()
+  publisher?.socket?.destroy()
 })
-process.on('disconnect', () => process.exit(0))

@@ -7,7 +7,7 @@ import { ROOM_RULE, isRoomName } from './protocol/text.js'
 import type { RateLimit } from './transport/rate-limit.js'
 import type { HistoryStore } from './stores/history-store.js'
 import { MemoryStore } from './stores/memory-store.js'
-import { MAX_HISTORY_PAGE, MAX_MEMBERS_PAGE } from './protocol/wire.js'
+import { MAX_HISTORY_PAGE, MAX_MEMBERS_PAGE, SIGNAL_NAME_PATTERN } from './protocol/wire.js'
 import type { User } from './protocol/wire.js'
 import { integerOption as integer, refuseUnknownKeys, shown } from './validate.js'
 
@@ -25,8 +25,8 @@ export interface Identity {
 
 /** What `authorize` is asked: may `client` do `action` in `room`? */
 export interface AuthorizeRequest {
-  /** `join`: join `room` (also a resume); `publish`: send a message to it; `direct`: open the direct room with `to`; `history`: read back through it (a member's `history` request). */
-  action: 'join' | 'publish' | 'direct' | 'history'
+  /** `join`: join `room` (also a resume); `publish`: send a message to it; `signal`: send it a signal (typing); `direct`: open the direct room with `to`; `history`: read back through it (a member's `history` request). */
+  action: 'join' | 'publish' | 'signal' | 'direct' | 'history'
   room: string
   client: ChatClient
   /** For `direct`: the other user's id. */
@@ -63,7 +63,7 @@ export interface FastifyChatOptions {
   identify?: (request: FastifyRequest) => Identity | false | Promise<Identity | false>
   /**
    * Decides every join (including the auto-join and every resume), every
-   * message (before `onMessage`) and every direct conversation opened: `true`
+   * message (before `onMessage`), every signal and every direct conversation opened: `true`
    * allows it; anything else, or a throw, refuses it with a `forbidden` error.
    * @default everything is allowed
    */
@@ -89,6 +89,14 @@ export interface FastifyChatOptions {
   maxBufferedBytes?: number
   /** Per-connection token bucket for incoming frames, or `false` for none. @default { messages: 10, intervalMs: 1000, burst: 20 } */
   rateLimit?: RateLimit | false
+  /** Names of the `signal` frames clients may send (others get `unknown_signal`); `[]` turns signals off. @default ['typing'] */
+  signals?: readonly string[]
+  /**
+   * Per-connection token bucket for `signal` frames, on top of `rateLimit`,
+   * or `false` for none. Signals over it are dropped and counted, with no
+   * error frame. @default { messages: 5, intervalMs: 1000, burst: 5 }
+   */
+  signalRate?: RateLimit | false
   /** Open chat sockets allowed on this server; past this the upgrade gets 503. @default 10000 */
   maxConnections?: number
   /** Open chat sockets allowed per client IP (`request.ip`); past this the upgrade gets 429. 0 turns it off. @default 0 */
@@ -136,6 +144,8 @@ export interface ResolvedOptions {
   readonly heartbeatInterval: number
   readonly maxBufferedBytes: number
   readonly rateLimit: Readonly<RateLimit> | null
+  readonly signals: ReadonlySet<string>
+  readonly signalRate: Readonly<RateLimit> | null
   readonly maxConnections: number
   readonly maxConnectionsPerIp: number
   /** Normalized origins, a function, or `null` for the same-host rule. */
@@ -165,6 +175,8 @@ export const defaults = Object.freeze({
   heartbeatInterval: 30_000,
   maxBufferedBytes: 1024 * 1024,
   rateLimit: Object.freeze({ messages: 10, intervalMs: 1000, burst: 20 }) as RateLimit | false,
+  signals: Object.freeze(['typing']) as readonly string[],
+  signalRate: Object.freeze({ messages: 5, intervalMs: 1000, burst: 5 }) as RateLimit | false,
   maxConnections: 10_000,
   maxConnectionsPerIp: 0,
   closeTimeout: 2000,
@@ -198,7 +210,7 @@ const CONTROL_METHODS = ['send', 'pair', 'pairOf'] as const
 const KNOWN_KEYS: ReadonlySet<string> = new Set([
   'path', 'echo', 'defaultRoom', 'historySize', 'maxMessageLength', 'maxRoomsPerClient', 'identify', 'authorize',
   'refresh', 'onMessage',
-  'store', 'serveClient', 'maxPayload', 'heartbeatInterval', 'maxBufferedBytes', 'rateLimit', 'maxConnections',
+  'store', 'serveClient', 'maxPayload', 'heartbeatInterval', 'maxBufferedBytes', 'rateLimit', 'signals', 'signalRate', 'maxConnections',
   'maxConnectionsPerIp', 'allowedOrigins', 'closeTimeout', 'presenceGraceMs', 'adapter',
   'presenceListMax', 'presenceEventsMax', 'occupancyIntervalMs', 'maxConcurrentJoins', 'secret',
   'maxHistoryPage',
@@ -229,18 +241,33 @@ function resolveAdapter (opts: FastifyChatOptions, historySize: number): Adapter
   return adapter
 }
 
-function resolveRateLimit (value: unknown): Readonly<RateLimit> | null {
+function resolveRateLimit (value: unknown, name = 'rateLimit'): Readonly<RateLimit> | null {
   if (value === false) return null
   if (typeof value !== 'object' || value === null) {
-    throw new FST_CHAT_INVALID_OPTION('rateLimit', `must be false or { messages, intervalMs, burst }, got ${shown(value)}`)
+    throw new FST_CHAT_INVALID_OPTION(name, `must be false or { messages, intervalMs, burst }, got ${shown(value)}`)
   }
-  refuseUnknownKeys(value, new Set(['messages', 'intervalMs', 'burst']), 'rateLimit')
+  refuseUnknownKeys(value, new Set(['messages', 'intervalMs', 'burst']), name)
   const limit = value as Record<string, unknown>
   return Object.freeze({
-    messages: integer('rateLimit.messages', limit.messages, 1, 1_000_000),
-    intervalMs: integer('rateLimit.intervalMs', limit.intervalMs, 1, MAX_TIMER_MS),
-    burst: integer('rateLimit.burst', limit.burst, 1, 1_000_000)
+    messages: integer(`${name}.messages`, limit.messages, 1, 1_000_000),
+    intervalMs: integer(`${name}.intervalMs`, limit.intervalMs, 1, MAX_TIMER_MS),
+    burst: integer(`${name}.burst`, limit.burst, 1, 1_000_000)
   })
+}
+
+// More names than a client could usefully tell apart: a list this long is a mistake.
+const MAX_SIGNAL_NAMES = 64
+
+function resolveSignals (value: unknown): ReadonlySet<string> {
+  if (!Array.isArray(value) || value.length > MAX_SIGNAL_NAMES) {
+    throw new FST_CHAT_INVALID_OPTION('signals', `must be an array of at most ${MAX_SIGNAL_NAMES} signal names, got ${shown(value)}`)
+  }
+  for (const name of value) {
+    if (typeof name !== 'string' || !SIGNAL_NAME_PATTERN.test(name)) {
+      throw new FST_CHAT_INVALID_OPTION('signals', `has ${shown(name)}, which is not a signal name (1 to 32 letters, digits, _ . : or -)`)
+    }
+  }
+  return new Set(value as string[])
 }
 
 function resolveOrigins (value: unknown): ResolvedOptions['allowedOrigins'] {
@@ -319,6 +346,8 @@ export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions 
     heartbeatInterval: heartbeat,
     maxBufferedBytes: integer('maxBufferedBytes', pick('maxBufferedBytes'), 1, Number.MAX_SAFE_INTEGER),
     rateLimit: resolveRateLimit(pick('rateLimit')),
+    signals: resolveSignals(pick('signals')),
+    signalRate: resolveRateLimit(pick('signalRate'), 'signalRate'),
     maxConnections: integer('maxConnections', pick('maxConnections'), 1, 10_000_000),
     maxConnectionsPerIp: integer('maxConnectionsPerIp', pick('maxConnectionsPerIp'), 0, 10_000_000),
     allowedOrigins: resolveOrigins(opts.allowedOrigins),

@@ -3,8 +3,12 @@ import diagnostics from 'node:diagnostics_channel'
 /** Why an upgrade was refused. */
 export type RefusalReason = 'origin' | 'unauthorized' | 'forbidden' | 'server_full' | 'ip_full' | 'closing'
 
-/** Why a frame or a socket was dropped. */
-export type DropReason = 'rate_limited' | 'overloaded' | 'slow_consumer' | 'too_large' | 'invalid' | 'dead_peer'
+/**
+ * Why a frame or a socket was dropped. `signal_limited`: a signal over its
+ * sender's `signalRate`; `signal_shed`: a signal not written to one
+ * recipient that lagged (or while the server was congested).
+ */
+export type DropReason = 'rate_limited' | 'overloaded' | 'slow_consumer' | 'too_large' | 'invalid' | 'dead_peer' | 'signal_limited' | 'signal_shed'
 
 /** Counters since the plugin registered, returned by `app.chat.stats()`. */
 export interface ChatStats {
@@ -48,7 +52,7 @@ export class Stats {
   refused: Record<RefusalReason, number> = { origin: 0, unauthorized: 0, forbidden: 0, server_full: 0, ip_full: 0, closing: 0 }
   messagesIn = 0
   deliveriesOut = 0
-  drops: Record<DropReason, number> = { rate_limited: 0, overloaded: 0, slow_consumer: 0, too_large: 0, invalid: 0, dead_peer: 0 }
+  drops: Record<DropReason, number> = { rate_limited: 0, overloaded: 0, slow_consumer: 0, too_large: 0, invalid: 0, dead_peer: 0, signal_limited: 0, signal_shed: 0 }
 
   accept (from: Peer): void {
     this.accepted++

@@ -1,40 +1,19 @@
-import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import type { Test } from 'tap'
-import fastifyChat from '../index.js'
 import type { FastifyChatOptions } from '../index.js'
 import { directRoom } from '../lib/chat/direct.js'
-import { Client } from './helpers/chat.js'
+import { Client, listen, userFromQuery, userSocket } from './helpers/chat.js'
 
 /** The plugin with users named by `?user=` (display name capitalised), no default room. */
 async function server (t: Test, opts: FastifyChatOptions = {}): Promise<{ app: FastifyInstance, url: string }> {
-  const app = Fastify()
-  await app.register(fastifyChat, {
-    presenceGraceMs: 0,
-    defaultRoom: null,
-    identify: (request) => {
-      const { user = '' } = request.query as { user?: string }
-      return { id: user, name: user.charAt(0).toUpperCase() + user.slice(1) }
-    },
-    ...opts
-  })
-  t.teardown(() => app.close())
-  const address = await app.listen({ port: 0, host: '127.0.0.1' })
-  return { app, url: address.replace('http', 'ws') }
-}
-
-async function user (t: Test, url: string, id: string): Promise<Client> {
-  const client = await Client.connect(url, `/chat?user=${id}`)
-  t.teardown(() => client.close())
-  await client.expect('welcome')
-  return client
+  return await listen(t, { defaultRoom: null, identify: userFromQuery, ...opts })
 }
 
 t.test('alice opens a conversation with bob; bob, in no room, is brought in by her first message', async (t) => {
   const { app, url } = await server(t)
-  const bob = await user(t, url, 'bob')
-  const alice = await user(t, url, 'alice')
+  const bob = await userSocket(t, url, 'bob')
+  const alice = await userSocket(t, url, 'alice')
   alice.send({ type: 'join', with: 'bob' })
   const opened = await alice.expect('joined')
   const room = directRoom('alice', 'bob')
@@ -63,16 +42,16 @@ t.test('alice opens a conversation with bob; bob, in no room, is brought in by h
 
 t.test('the other user\'s name is their id while nothing here knows it', async (t) => {
   const { url } = await server(t)
-  const alice = await user(t, url, 'alice')
+  const alice = await userSocket(t, url, 'alice')
   alice.send({ type: 'join', with: 'zed' })
   t.match(await alice.expect('joined'), { with: { id: 'zed', name: 'zed' } })
 })
 
 t.test('every tab of the other user that is not in the room is brought in; one already in gets no second joined', async (t) => {
   const { url } = await server(t)
-  const tab1 = await user(t, url, 'bob')
-  const tab2 = await user(t, url, 'bob')
-  const alice = await user(t, url, 'alice')
+  const tab1 = await userSocket(t, url, 'bob')
+  const tab2 = await userSocket(t, url, 'bob')
+  const alice = await userSocket(t, url, 'alice')
   const room = directRoom('alice', 'bob')
   tab1.send({ type: 'join', with: 'alice' })
   await tab1.expect('joined')
@@ -88,12 +67,12 @@ t.test('every tab of the other user that is not in the room is brought in; one a
 
 t.test('app.chat.addToRoom into a direct room adds one of its users as its user: with the other, whose sockets its messages bring in', async (t) => {
   const { app, url } = await server(t)
-  const alice = await user(t, url, 'alice')
+  const alice = await userSocket(t, url, 'alice')
   alice.send({ type: 'join', with: 'bob' })
   const { room } = await alice.expect('joined')
   alice.send({ type: 'leave', room })
   await alice.expect('left')
-  const bob = await user(t, url, 'bob')
+  const bob = await userSocket(t, url, 'bob')
   t.equal(await app.chat.addToRoom(room, 'bob'), 1)
   t.match(await bob.expect('joined'), { room, with: { id: 'alice', name: 'Alice' } })
   bob.send({ type: 'message', room, text: 'you called?' })
@@ -103,13 +82,13 @@ t.test('app.chat.addToRoom into a direct room adds one of its users as its user:
 
 t.test('a third user can join neither by `with` nor by name', async (t) => {
   const { url } = await server(t)
-  const alice = await user(t, url, 'alice')
+  const alice = await userSocket(t, url, 'alice')
   alice.send({ type: 'join', with: 'bob' })
   const { room } = await alice.expect('joined')
   alice.send({ type: 'message', room, text: 'private' })
   await alice.expect('message')
 
-  const carol = await user(t, url, 'carol')
+  const carol = await userSocket(t, url, 'carol')
   carol.send({ type: 'join', room, cid: 'peek' })
   t.strictSame(await carol.expect('error'), { type: 'error', code: 'forbidden', message: `not allowed in room "${room}"`, room, cid: 'peek' })
   carol.send({ type: 'join', room, since: { epoch: 'x', offset: 0 } })
@@ -124,7 +103,7 @@ t.test('a third user can join neither by `with` nor by name', async (t) => {
 
 t.test('a dm- room nobody opened is refused to everyone', async (t) => {
   const { url } = await server(t)
-  const alice = await user(t, url, 'alice')
+  const alice = await userSocket(t, url, 'alice')
   alice.send({ type: 'join', room: directRoom('alice', 'bob') })
   t.match(await alice.expect('error'), { code: 'forbidden' }, 'not opened yet: the pair is unknown')
   alice.send({ type: 'join', room: 'dm-made-up' })
@@ -133,7 +112,7 @@ t.test('a dm- room nobody opened is refused to everyone', async (t) => {
 
 t.test('bad targets get invalid_message', async (t) => {
   const { url } = await server(t)
-  const alice = await user(t, url, 'alice')
+  const alice = await userSocket(t, url, 'alice')
   const bad = [
     { type: 'join', with: 'alice' },
     { type: 'join', with: '' },
@@ -152,7 +131,7 @@ t.test('bad targets get invalid_message', async (t) => {
 
 t.test('authorize refusing direct gets forbidden, and nothing is opened', async (t) => {
   const { url } = await server(t, { authorize: ({ action, to }) => action !== 'direct' || to !== 'ceo' })
-  const alice = await user(t, url, 'alice')
+  const alice = await userSocket(t, url, 'alice')
   alice.send({ type: 'join', with: 'ceo', cid: 'd1' })
   t.match(await alice.expect('error'), { code: 'forbidden', room: directRoom('alice', 'ceo'), cid: 'd1' })
   alice.send({ type: 'join', room: directRoom('alice', 'ceo') })
@@ -163,10 +142,10 @@ t.test('authorize refusing direct gets forbidden, and nothing is opened', async 
 
 t.test('history, offsets and since recovery work in a direct room, by `with` and by name', async (t) => {
   const { url } = await server(t)
-  const alice = await user(t, url, 'alice')
+  const alice = await userSocket(t, url, 'alice')
   alice.send({ type: 'join', with: 'bob' })
   const { room } = await alice.expect('joined')
-  const bob = await user(t, url, 'bob')
+  const bob = await userSocket(t, url, 'bob')
   bob.send({ type: 'join', with: 'alice' })
   await bob.expect('joined')
   await alice.expect('presence')
@@ -181,10 +160,10 @@ t.test('history, offsets and since recovery work in a direct room, by `with` and
   await bob.expect('message')
   await bob.expect('message')
 
-  const back = await user(t, url, 'alice')
+  const back = await userSocket(t, url, 'alice')
   back.send({ type: 'join', with: 'bob', since: { epoch: (await epochOf(back, room)), offset: one.offset } })
   t.match(await back.expect('joined'), { room, recovered: true, history: [{ text: 'two' }, { text: 'three' }], with: { id: 'bob', name: 'Bob' } })
-  const other = await user(t, url, 'alice')
+  const other = await userSocket(t, url, 'alice')
   other.send({ type: 'join', room, since: { epoch: (await epochOf(other, room)), offset: 2 } })
   t.match(await other.expect('joined'), { room, recovered: true, history: [{ text: 'three' }], with: { id: 'bob' } }, 'by name, once recorded, for one of the two')
 })

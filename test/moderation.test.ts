@@ -3,28 +3,16 @@ import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import type { Test } from 'tap'
 import fastifyChat, { CloseCode } from '../index.js'
-import { Client } from './helpers/chat.js'
+import { Client, listen, userFromQuery, userSocket } from './helpers/chat.js'
 
 /** The plugin with users named by `?user=`, listening. */
 async function server (t: Test): Promise<{ app: FastifyInstance, url: string }> {
-  const app = Fastify()
-  await app.register(fastifyChat, {
-    presenceGraceMs: 0,
-    identify: (request) => {
-      const { user } = request.query as { user?: string }
-      return { id: user, name: user }
-    }
-  })
-  t.teardown(() => app.close())
-  const address = await app.listen({ port: 0, host: '127.0.0.1' })
-  return { app, url: address.replace('http', 'ws') }
+  return await listen(t, { identify: userFromQuery })
 }
 
 /** A user's socket in `lobby`, past its welcome and joined. */
 async function user (t: Test, url: string, id: string): Promise<Client> {
-  const client = await Client.connect(url, `/chat?user=${id}`)
-  t.teardown(() => client.close())
-  await client.expect('welcome')
+  const client = await userSocket(t, url, id)
   await client.expect('joined')
   return client
 }

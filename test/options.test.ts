@@ -42,6 +42,8 @@ t.test('no options resolve to the defaults, complete and frozen', async (t) => {
     heartbeatInterval: 30_000,
     maxBufferedBytes: 1024 * 1024,
     rateLimit: { messages: 10, intervalMs: 1000, burst: 20 },
+    signals: new Set(['typing']),
+    signalRate: { messages: 5, intervalMs: 1000, burst: 5 },
     maxConnections: 10_000,
     maxConnectionsPerIp: 0,
     allowedOrigins: null,
@@ -86,6 +88,8 @@ t.test('given values are kept and the user object is left alone', async (t) => {
     heartbeatInterval: 0,
     maxBufferedBytes: 1,
     rateLimit: false,
+    signals: ['typing', 'stopped-typing', 'app.recording:1'],
+    signalRate: false,
     maxConnections: 1,
     maxConnectionsPerIp: 1,
     closeTimeout: 0,
@@ -101,7 +105,7 @@ t.test('given values are kept and the user object is left alone', async (t) => {
   const resolved = resolveOptions(opts)
   const { adapter, ...rest } = resolved
   const { store: _store, ...expected } = before
-  t.strictSame(rest, { ...expected, rateLimit: null, allowedOrigins: null, presenceGraceMs: 1000 })
+  t.strictSame(rest, { ...expected, rateLimit: null, signals: new Set(expected.signals), signalRate: null, allowedOrigins: null, presenceGraceMs: 1000 })
   t.type(adapter, LocalAdapter, 'the in-process adapter, over the given store')
   t.equal(resolved.identify, identify)
   t.equal(resolved.authorize, authorize)
@@ -110,6 +114,15 @@ t.test('given values are kept and the user object is left alone', async (t) => {
   t.not(resolved, opts)
   t.strictSame(opts, before, 'the user object is unchanged')
   t.notOk(Object.isFrozen(opts), 'the user object is not frozen')
+})
+
+t.test('signals are copied: changing the given list later changes nothing', async (t) => {
+  const names = ['typing']
+  const resolved = resolveOptions({ signals: names, signalRate: { messages: 2, intervalMs: 500, burst: 3 } })
+  names.push('late')
+  t.strictSame(resolved.signals, new Set(['typing']))
+  t.strictSame(resolved.signalRate, { messages: 2, intervalMs: 500, burst: 3 })
+  t.strictSame(resolveOptions({ signals: [] }).signals, new Set(), 'none: signals are off')
 })
 
 t.test('allowedOrigins and rateLimit are normalized', async (t) => {
@@ -178,6 +191,18 @@ t.test('every invalid value throws FST_CHAT_INVALID_OPTION naming the option', a
     ['rateLimit.messages', { rateLimit: { messages: 0, intervalMs: 1000, burst: 1 } }],
     ['rateLimit.intervalMs', { rateLimit: { messages: 1, intervalMs: 0, burst: 1 } }],
     ['rateLimit.burst', { rateLimit: { messages: 1, intervalMs: 1000 } }],
+    ['signals', { signals: 'typing' }],
+    ['signals', { signals: null }],
+    ['signals', { signals: ['typing', 5] }],
+    ['signals', { signals: ['has space'] }],
+    ['signals', { signals: [''] }],
+    ['signals', { signals: ['x'.repeat(33)] }],
+    ['signals', { signals: Array.from({ length: 65 }, (_, i) => `s${i}`) }],
+    ['signalRate', { signalRate: true }],
+    ['signalRate', { signalRate: null }],
+    ['signalRate.messages', { signalRate: { messages: 0, intervalMs: 1000, burst: 1 } }],
+    ['signalRate.burst', { signalRate: { messages: 1, intervalMs: 1000 } }],
+    ['signalRate.rate', { signalRate: { rate: 1, messages: 1, intervalMs: 1000, burst: 1 } }],
     ['maxConnections', { maxConnections: 0 }],
     ['maxConnectionsPerIp', { maxConnectionsPerIp: -1 }],
     ['allowedOrigins', { allowedOrigins: 'https://example.com' }],

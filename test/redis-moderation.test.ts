@@ -10,32 +10,30 @@ import fastifyChat, { redisAdapter } from '../index.js'
 import type { FastifyChatOptions, RedisAdapterOptions } from '../index.js'
 import { directRoom } from '../lib/chat/direct.js'
 import type { ServerFrame } from '../lib/protocol/wire.js'
-import { Client, within } from './helpers/chat.js'
-import { eventually } from './helpers/eventually.js'
-import { adapterUps, adminClient, startRedis } from './helpers/redis.js'
+import { Client, userFromQuery, within } from './helpers/chat.js'
+import { adminClient, allUnavailable, restartForControl, startRedis } from './helpers/redis.js'
 import type { RedisServer } from './helpers/redis.js'
 
 interface Node { app: FastifyInstance, url: string }
-
-/** `?user=bob` is user `bob`, named `Bob`; no user, no socket. */
-function identify (request: { query: unknown }): { id: string, name: string } | false {
-  const { user } = request.query as { user?: unknown }
-  if (typeof user !== 'string' || user === '') return false
-  return { id: user, name: user[0]?.toUpperCase() + user.slice(1) }
-}
 
 async function node (t: Test, redis: RedisServer, opts: FastifyChatOptions = {}, adapter: Partial<RedisAdapterOptions> = {}): Promise<Node> {
   const app = Fastify()
   await app.register(fastifyChat, {
     presenceGraceMs: 0,
     defaultRoom: null,
-    identify,
+    identify: userFromQuery,
     ...opts,
     adapter: redisAdapter({ url: redis.url, presenceTtlMs: 15_000, ...adapter } as RedisAdapterOptions)
   })
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   return { app, url: `ws://127.0.0.1:${(app.server.address() as { port: number }).port}` }
+}
+
+/** Two servers on one fresh redis-server. */
+async function twoNodes (t: Test, opts: FastifyChatOptions = {}, adapter: Partial<RedisAdapterOptions> = {}): Promise<{ redis: RedisServer, a: Node, b: Node }> {
+  const redis = await startRedis(t)
+  return { redis, a: await node(t, redis, opts, adapter), b: await node(t, redis, opts, adapter) }
 }
 
 /** A socket of `user` on `node`, past its welcome; `clientId` is this socket's. */
@@ -80,8 +78,7 @@ async function lobby (t: Test, a: Node, b: Node): Promise<{ alice: Client, carol
 }
 
 t.test('disconnect({ userId }) on A closes the user\'s sockets on both servers with 4000 and the reason; A counts its own', async (t) => {
-  const redis = await startRedis(t)
-  const [a, b] = [await node(t, redis), await node(t, redis)]
+  const { a, b } = await twoNodes(t)
   const { alice, carol, bobA, bobB } = await lobby(t, a, b)
 
   t.equal(await a.app.chat.disconnect({ userId: 'bob' }, { reason: 'banned' }), 1, 'one socket closed on A; B\'s two are not counted')
@@ -93,8 +90,7 @@ t.test('disconnect({ userId }) on A closes the user\'s sockets on both servers w
 })
 
 t.test('disconnect({ clientId }) on A closes that one socket on B, with the default reason', async (t) => {
-  const redis = await startRedis(t)
-  const [a, b] = [await node(t, redis), await node(t, redis)]
+  const { a, b } = await twoNodes(t)
   const { alice, carol, bobA, bobB } = await lobby(t, a, b)
   const [first, second] = bobB as [Client & { clientId: string }, Client & { clientId: string }]
   t.not(first.clientId, second.clientId, 'each socket of one user has its own clientId')
@@ -111,8 +107,7 @@ t.test('disconnect({ clientId }) on A closes that one socket on B, with the defa
 })
 
 t.test('removeFromRoom on A: bob\'s sockets on both servers get left (removed), the others see him leave once', async (t) => {
-  const redis = await startRedis(t)
-  const [a, b] = [await node(t, redis), await node(t, redis)]
+  const { a, b } = await twoNodes(t)
   const { alice, carol, bobA, bobB } = await lobby(t, a, b)
   // Also in another room, which he keeps.
   await enter(bobA, 'side')
@@ -135,7 +130,6 @@ t.test('removeFromRoom on A: bob\'s sockets on both servers get left (removed), 
 })
 
 t.test('addToRoom on A: bob\'s sockets on both servers join, the others see him join once; authorize is not asked', async (t) => {
-  const redis = await startRedis(t)
   const asked: string[] = []
   const opts: FastifyChatOptions = {
     authorize: ({ action, room, client }) => {
@@ -143,7 +137,7 @@ t.test('addToRoom on A: bob\'s sockets on both servers join, the others see him 
       return !(room === 'staff' && client.id === 'bob')
     }
   }
-  const [a, b] = [await node(t, redis, opts), await node(t, redis, opts)]
+  const { a, b } = await twoNodes(t, opts)
   const alice = await connect(t, a, 'alice')
   await enter(alice, 'staff')
   const carol = await connect(t, b, 'carol')
@@ -174,60 +168,49 @@ t.test('addToRoom on A: bob\'s sockets on both servers join, the others see him 
 })
 
 t.test('a hung Redis: each moderation call rejects with FST_CHAT_ADAPTER_UNAVAILABLE within commandTimeoutMs', async (t) => {
-  const redis = await startRedis(t)
   const commandTimeoutMs = 300
-  const [a, b] = [await node(t, redis, {}, { commandTimeoutMs }), await node(t, redis, {}, { commandTimeoutMs })]
+  const { redis, a, b } = await twoNodes(t, {}, { commandTimeoutMs })
   const { alice } = await lobby(t, a, b)
   const admin = adminClient(t, redis)
   // Answered at once; from then on Redis answers no client until it lifts.
   await admin.call('CLIENT', 'PAUSE', '1500', 'ALL')
-  const started = performance.now()
-  const calls: Array<[string, Promise<number>]> = [
-    ['disconnect', a.app.chat.disconnect({ userId: 'bob' })],
-    ['disconnect by clientId', a.app.chat.disconnect({ clientId: 'x' })],
-    ['removeFromRoom', a.app.chat.removeFromRoom('lobby', 'bob')],
-    ['addToRoom', a.app.chat.addToRoom('lobby', 'bob')]
-  ]
-  for (const [name, call] of calls) await t.rejects(within(call, 3000, name), { code: 'FST_CHAT_ADAPTER_UNAVAILABLE' }, `${name} rejects`)
-  const waited = performance.now() - started
+  const waited = await allUnavailable(t, {
+    disconnect: async () => await a.app.chat.disconnect({ userId: 'bob' }),
+    'disconnect by clientId': async () => await a.app.chat.disconnect({ clientId: 'x' }),
+    removeFromRoom: async () => await a.app.chat.removeFromRoom('lobby', 'bob'),
+    addToRoom: async () => await a.app.chat.addToRoom('lobby', 'bob')
+  })
   t.ok(waited < 1200, `rejected after ${Math.round(waited)} ms, before Redis answered again`)
   t.equal(alice.ws.readyState, alice.ws.OPEN)
 })
 
 t.test('Redis killed: moderation rejects at once and acts on nothing; once restarted it works again on both servers', async (t) => {
-  const redis = await startRedis(t)
   const commandTimeoutMs = 300
-  const [a, b] = [await node(t, redis, {}, { commandTimeoutMs }), await node(t, redis, {}, { commandTimeoutMs })]
+  const { redis, a, b } = await twoNodes(t, {}, { commandTimeoutMs })
   const { bobA, bobB } = await lobby(t, a, b)
 
   await redis.kill()
-  const started = performance.now()
-  const calls: Array<[string, Promise<number>]> = [
-    ['disconnect', a.app.chat.disconnect({ userId: 'bob' }, { reason: 'while down' })],
-    ['removeFromRoom', a.app.chat.removeFromRoom('lobby', 'bob', { reason: 'while down' })],
-    ['addToRoom', a.app.chat.addToRoom('elsewhere', 'bob')],
-    ['disconnect from B', b.app.chat.disconnect({ userId: 'bob' }, { reason: 'while down' })]
-  ]
-  for (const [name, call] of calls) await t.rejects(within(call, 3000, name), { code: 'FST_CHAT_ADAPTER_UNAVAILABLE' }, `${name} rejects`)
-  const waited = performance.now() - started
+  const waited = await allUnavailable(t, {
+    disconnect: async () => await a.app.chat.disconnect({ userId: 'bob' }, { reason: 'while down' }),
+    removeFromRoom: async () => await a.app.chat.removeFromRoom('lobby', 'bob', { reason: 'while down' }),
+    addToRoom: async () => await a.app.chat.addToRoom('elsewhere', 'bob'),
+    'disconnect from B': async () => await b.app.chat.disconnect({ userId: 'bob' }, { reason: 'while down' })
+  })
   t.ok(waited < commandTimeoutMs + 1000, `all rejected within ${Math.round(waited)} ms`)
 
-  // Two servers, each with a command and a subscriber connection, report back.
-  const back = adapterUps(4)
-  await redis.start()
-  await back
-  // The adapters report "up" without waiting for the control channel's SUBSCRIBE (see redis-adapter.ts, the ready handler): wait for both.
-  const admin = adminClient(t, redis)
-  await eventually(async () => {
-    const [, count] = await admin.pubsub('SHARDNUMSUB', 'fastify-chat:control') as [string, number]
-    return count === 2
-  }, 5000, 'both servers to subscribe the control channel again')
+  await restartForControl(t, redis, 2)
   t.equal(await a.app.chat.disconnect({ userId: 'bob' }, { reason: 'after the restart' }), 1)
   // A socket a failed call had closed would carry that call's reason.
   for (const socket of [bobA, ...bobB]) {
     t.same(await within(socket.closed, 3000, 'bob\'s close'), { code: 4000, reason: 'after the restart' }, 'closed by the call after the restart, on either server')
   }
 })
+
+/** Xavier on A and Yvonne on B, past their welcomes, and the name of their direct room. */
+async function xavierAndYvonne (t: Test): Promise<{ a: Node, b: Node, xavier: Client, yvonne: Client, room: string }> {
+  const { a, b } = await twoNodes(t)
+  return { a, b, xavier: await connect(t, a, 'xavier'), yvonne: await connect(t, b, 'yvonne'), room: directRoom('xavier', 'yvonne') }
+}
 
 /**
  * Publishes `commands` on the control channel as another server would, then
@@ -243,8 +226,7 @@ async function commandsThenProbe (t: Test, admin: Redis, commands: unknown[], bo
 }
 
 t.test('control payloads that are not a well-formed command act on nothing and break nothing', async (t) => {
-  const redis = await startRedis(t)
-  const [a, b] = [await node(t, redis), await node(t, redis)]
+  const { redis, a, b } = await twoNodes(t)
   const { alice, carol, bobA, bobB } = await lobby(t, a, b)
   const admin = adminClient(t, redis)
   await commandsThenProbe(t, admin, [
@@ -266,8 +248,7 @@ t.test('control payloads that are not a well-formed command act on nothing and b
 })
 
 t.test('an add command naming no room, or one that breaks the room rule, joins nobody', async (t) => {
-  const redis = await startRedis(t)
-  const [a, b] = [await node(t, redis), await node(t, redis)]
+  const { redis, a, b } = await twoNodes(t)
   const { bobA, bobB } = await lobby(t, a, b)
   const admin = adminClient(t, redis)
   await commandsThenProbe(t, admin, [
@@ -279,11 +260,7 @@ t.test('an add command naming no room, or one that breaks the room rule, joins n
 })
 
 t.test('a direct message reaches the other user on another server, exactly once, in its joined', async (t) => {
-  const redis = await startRedis(t)
-  const [a, b] = [await node(t, redis), await node(t, redis)]
-  const xavier = await connect(t, a, 'xavier')
-  const yvonne = await connect(t, b, 'yvonne')
-  const room = directRoom('xavier', 'yvonne')
+  const { a, xavier, yvonne, room } = await xavierAndYvonne(t)
 
   xavier.send({ type: 'join', with: 'yvonne' })
   const opened = await xavier.expect('joined')
@@ -314,11 +291,7 @@ t.test('a direct message reaches the other user on another server, exactly once,
 })
 
 t.test('a third user cannot join a direct room, by with or by name, on either server', async (t) => {
-  const redis = await startRedis(t)
-  const [a, b] = [await node(t, redis), await node(t, redis)]
-  const xavier = await connect(t, a, 'xavier')
-  const yvonne = await connect(t, b, 'yvonne')
-  const room = directRoom('xavier', 'yvonne')
+  const { a, b, xavier, yvonne, room } = await xavierAndYvonne(t)
   xavier.send({ type: 'join', with: 'yvonne' })
   t.match(await xavier.expect('joined'), { room })
   yvonne.send({ type: 'join', with: 'xavier' })
@@ -348,11 +321,7 @@ t.test('a third user cannot join a direct room, by with or by name, on either se
 })
 
 t.test('history and since recovery in a direct room, across servers', async (t) => {
-  const redis = await startRedis(t)
-  const [a, b] = [await node(t, redis), await node(t, redis)]
-  const xavier = await connect(t, a, 'xavier')
-  const yvonne = await connect(t, b, 'yvonne')
-  const room = directRoom('xavier', 'yvonne')
+  const { a, b, xavier, yvonne, room } = await xavierAndYvonne(t)
   yvonne.send({ type: 'join', with: 'xavier' })
   const { epoch } = await yvonne.expect('joined')
   yvonne.send({ type: 'message', room, text: 'one' })

@@ -1,10 +1,10 @@
 // Idle in one big room: the idle scenario's measure with every fastify-chat
 // socket in the same room, so each one also weighs what a member of a room
 // of that size holds (its presence entry, its share of the room's member set).
-import { fmtCount, fmtKiB, fmtMiB, fmtPct, problems, sideBySide } from '../lib/format.mjs'
+import { fmtCount, fmtKiB, problems, sideBySide } from '../lib/format.mjs'
 import { log } from '../lib/log.mjs'
 import { attempt } from '../lib/rounds.mjs'
-import { idleMemory } from './idle.mjs'
+import { idleMemory, memoryRows } from './idle.mjs'
 
 const ROOM = 'big'
 // An idle connection's RSS in the 2026-11-27 run, in rooms of 100 (bench/README.md),
@@ -32,18 +32,9 @@ export function section (bench, servers, results) {
   return [
     `## Idle in one room: memory per connection with ${fmtCount(total)} connections in the same room`,
     '',
-    sideBySide('', results, servers, [
-      ['Connections open', (r) => r.open, fmtCount, false],
-      ['Server RSS before', (r) => r.beforeKiB, fmtMiB],
-      ['Server RSS with the connections open', (r) => r.afterKiB, fmtMiB],
-      ['Memory per connection', (r) => r.perConnKiB, fmtKiB],
-      [`Memory per connection of the second ${fmtCount(total - Math.floor(total / 2))}`, (r) => r.marginalKiB, fmtKiB],
-      ['V8 heap per connection', (r) => r.heapPerConnKiB, fmtKiB],
-      ['V8 heap per connection of the second half', (r) => r.heapMarginalKiB, fmtKiB],
-      ['Time to open them all', (r) => r.connectSeconds, (v) => `${v.toFixed(1)} s`],
-      ['Server CPU while connecting (% of one core)', (r) => r.serverCpu, fmtPct],
-      ['Load generator CPU while connecting (% of one core)', (r) => r.loadgenCpu, fmtPct, false]
-    ]),
+    sideBySide('', results, servers, memoryRows(total, [
+      ['V8 heap per connection of the second half', (r) => r.heapMarginalKiB, fmtKiB]
+    ])),
     '',
     'Measured as in the idle scenario (RSS and V8 heap after a forced GC, before any connection and with all open, ' +
       'in two halves), but every fastify-chat socket joins the one room `' + ROOM + '` (`?room=`), so the figures ' +

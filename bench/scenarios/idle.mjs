@@ -63,23 +63,33 @@ export async function idleMemory (bench, server, { total, roomSize = 0, room = n
   })
 }
 
+/**
+ * The rows of a table of {@link idleMemory} figures for `total` connections;
+ * `heapRows` follow the V8 heap per connection.
+ */
+export function memoryRows (total, heapRows) {
+  return [
+    ['Connections open', (r) => r.open, fmtCount, false],
+    ['Server RSS before', (r) => r.beforeKiB, fmtMiB],
+    ['Server RSS with the connections open', (r) => r.afterKiB, fmtMiB],
+    ['Memory per connection', (r) => r.perConnKiB, fmtKiB],
+    [`Memory per connection of the second ${fmtCount(total - Math.floor(total / 2))}`, (r) => r.marginalKiB, fmtKiB],
+    ['V8 heap per connection', (r) => r.heapPerConnKiB, fmtKiB],
+    ...heapRows,
+    ['Time to open them all', (r) => r.connectSeconds, (v) => `${v.toFixed(1)} s`],
+    ['Server CPU while connecting (% of one core)', (r) => r.serverCpu, fmtPct],
+    ['Load generator CPU while connecting (% of one core)', (r) => r.loadgenCpu, fmtPct, false]
+  ]
+}
+
 export function section (bench, servers, results) {
   const total = bench.cfg.idle
   return [
     `## Idle: memory per open connection at ${fmtCount(total)} connections`,
     '',
-    sideBySide('', results, servers, [
-      ['Connections open', (r) => r.open, fmtCount, false],
-      ['Server RSS before', (r) => r.beforeKiB, fmtMiB],
-      ['Server RSS with the connections open', (r) => r.afterKiB, fmtMiB],
-      ['Memory per connection', (r) => r.perConnKiB, fmtKiB],
-      [`Memory per connection of the second ${fmtCount(total - Math.floor(total / 2))}`, (r) => r.marginalKiB, fmtKiB],
-      ['V8 heap per connection', (r) => r.heapPerConnKiB, fmtKiB],
-      ['V8 external memory per connection', (r) => r.externalPerConnKiB, fmtKiB],
-      ['Time to open them all', (r) => r.connectSeconds, (v) => `${v.toFixed(1)} s`],
-      ['Server CPU while connecting (% of one core)', (r) => r.serverCpu, fmtPct],
-      ['Load generator CPU while connecting (% of one core)', (r) => r.loadgenCpu, fmtPct, false]
-    ]),
+    sideBySide('', results, servers, memoryRows(total, [
+      ['V8 external memory per connection', (r) => r.externalPerConnKiB, fmtKiB]
+    ])),
     '',
     'RSS (VmRSS) after a forced GC in the server, before any connection and once all are open and the server ' +
       'is idle again; the difference divided by the connections. The connections open in two halves, with the same ' +

@@ -1,4 +1,4 @@
-import type { ChatMessage } from '../protocol/wire.js'
+import type { ChatMessage, SignalFrame } from '../protocol/wire.js'
 import type { HistoryPage, NewMessage, OlderPage } from '../stores/history-store.js'
 
 /** What a publish did: the stored message, and whether its `cid` had been stored before (then nothing was sent). */
@@ -18,6 +18,8 @@ export interface BrokerNode {
    * fresh `joined` (`recovered: false`) before live delivery goes on.
    */
   reset (room: string): void
+  /** Writes a signal to this server's members of its room, except the connection `exclude`; nothing is stored. */
+  signal? (frame: SignalFrame, exclude: string | null): void
 }
 
 /**
@@ -33,6 +35,13 @@ export interface Broker {
   subscribe (room: string): Promise<void>
   /** This server has no local member in `room` any more. */
   unsubscribe (room: string): Promise<void>
+  /**
+   * Has every server (this one included) hand `frame` to its node's
+   * `signal`, best effort: not stored, not numbered, not retried. A broker
+   * without it carries no signals between servers: the plugin then
+   * delivers them on the sender's server only.
+   */
+  signal? (frame: SignalFrame, exclude: string | null): Promise<void>
   /** The latest `limit` messages of `room`, with its epoch and latest offset. */
   recent (room: string, limit: number): Promise<HistoryPage>
   /** Every message after `offset`, or `null` when some are no longer kept (the caller cannot recover without a gap). */

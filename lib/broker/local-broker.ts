@@ -1,6 +1,7 @@
 import type { AppendResult, HistoryPage, HistoryStore, NewMessage, OlderPage } from '../stores/history-store.js'
 import type { Broker, BrokerNode, PublishResult } from './broker.js'
 import { ReadCache } from './read-cache.js'
+import type { SignalFrame } from '../protocol/wire.js'
 
 /** The single-server broker: numbers and keeps messages in a {@link HistoryStore} and hands each straight back to this server. */
 export class LocalBroker implements Broker {
@@ -49,6 +50,10 @@ export class LocalBroker implements Broker {
       this.#node?.deliver(result.message, exclude)
     }
     return result
+  }
+
+  async signal (frame: SignalFrame, exclude: string | null): Promise<void> {
+    this.#node?.signal?.(frame, exclude)
   }
 
   async subscribe (room: string): Promise<void> {

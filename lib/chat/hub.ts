@@ -3,7 +3,7 @@ import type { PresenceEvent, PresenceNode, PresencePage } from '../broker/presen
 import { CloseCode } from '../close-codes.js'
 import { FST_CHAT_CLOSED } from '../errors.js'
 import { defaults } from '../options.js'
-import type { ChatMessage, LeftFrame, MembersFrame, MembersRequest, OccupancyFrame, PresenceFrame, Since, User } from '../protocol/wire.js'
+import type { ChatMessage, LeftFrame, MembersFrame, MembersRequest, OccupancyFrame, PresenceFrame, SignalFrame, Since, User } from '../protocol/wire.js'
 import type { NewMessage } from '../stores/history-store.js'
 import { channels } from '../stats.js'
 import type { Stats } from '../stats.js'
@@ -15,6 +15,7 @@ import type { Held, Replay } from './join-replay.js'
 import { Occupancy } from './occupancy.js'
 import type { PresenceTracker } from './presence-tracker.js'
 import { Rooms } from './rooms.js'
+import { SignalFanout } from './signals.js'
 import type { Room } from './rooms.js'
 
 // A reset whose read of the room fails is tried again after each of these
@@ -24,6 +25,9 @@ import type { Room } from './rooms.js'
 // reconnect (spread by their own backoff, maybe to a healthier server) and
 // rejoin with `since`, which the server answers with `recovered: false`.
 export const RESET_RETRY_MS: readonly number[] = [250, 1000, 4000]
+
+/** Signals of this server on their way through the broker at once; more are dropped. */
+export const MAX_SIGNALS_IN_FLIGHT = 1024
 
 /** What the hub is built from. */
 export interface HubParts {
@@ -64,6 +68,8 @@ export class Hub {
   // Retries of resets, cleared on close.
   readonly #timers = new Set<NodeJS.Timeout>()
   #closed = false
+  #signalsInFlight = 0
+  readonly #signals: SignalFanout
 
   constructor (parts: HubParts) {
     this.#broker = parts.broker
@@ -74,6 +80,7 @@ export class Hub {
     this.#resetRetryMs = parts.resetRetryMs ?? RESET_RETRY_MS
     this.#replay = new JoinReplay(parts.broker, parts.historySize, parts.stats)
     this.#fanout = new Fanout(parts.stats, this.#replay)
+    this.#signals = new SignalFanout(parts.stats, () => this.#fanout.congested)
     this.#listMax = parts.presenceListMax ?? defaults.presenceListMax
     this.#occupancy = new Occupancy({
       eventsMax: parts.presenceEventsMax ?? defaults.presenceEventsMax,
@@ -95,6 +102,7 @@ export class Hub {
   readonly node: BrokerNode & PresenceNode = {
     deliver: (message, exclude) => this.#deliver(message, exclude),
     reset: (room) => this.#reset(room),
+    signal: (frame, exclude) => this.#signal(frame, exclude),
     presence: (event) => this.#presenceEvent(event)
   }
 
@@ -107,6 +115,30 @@ export class Hub {
       channels.message.publish({ room, offset, from })
     }
     return result
+  }
+
+  /**
+   * Sends `from`'s signal to the room's other members on every server,
+   * through the broker when it carries signals. Not awaited, so a slow
+   * broker holds up none of the sender's frames; past
+   * MAX_SIGNALS_IN_FLIGHT on their way, new ones are dropped (counted as
+   * `signal_shed`) rather than piling up behind a hung Redis.
+   */
+  signal (from: Connection, frame: SignalFrame): void {
+    if (this.#closed) return
+    const broker = this.#broker
+    if (broker.signal === undefined) {
+      this.#signal(frame, from.key)
+      return
+    }
+    if (this.#signalsInFlight >= MAX_SIGNALS_IN_FLIGHT) {
+      this.#stats.drop('signal_shed', from.request, frame.room)
+      return
+    }
+    this.#signalsInFlight++
+    broker.signal(frame, from.key)
+      .catch((err: unknown) => from.request.log.debug({ err, room: frame.room }, 'fastify-chat: a signal could not be sent'))
+      .finally(() => { this.#signalsInFlight-- })
   }
 
   add (conn: Connection): void {
@@ -227,6 +259,11 @@ export class Hub {
     conn.send({ type: 'renamed', name, previous })
   }
 
+  /** Counts a signal dropped because its sender went over `signalRate`. */
+  limitedSignal (conn: Connection, room: string): void {
+    this.#stats.drop('signal_limited', conn.request, room)
+  }
+
   /** Counts a message refused because the server is congested. */
   shed (conn: Connection): void {
     this.#stats.drop('overloaded', conn.request)
@@ -239,6 +276,7 @@ export class Hub {
    */
   async close (code: number, reason: string): Promise<void> {
     this.#fanout.flush()
+    this.#signals.close()
     this.#closed = true
     for (const timer of this.#timers) clearTimeout(timer)
     this.#timers.clear()
@@ -251,6 +289,12 @@ export class Hub {
     const room = this.rooms.get(message.room)
     if (room === undefined || this.#closed) return
     this.#fanout.message(room, message, exclude)
+  }
+
+  #signal (frame: SignalFrame, exclude: string | null): void {
+    const room = this.rooms.get(frame.room)
+    if (room === undefined || this.#closed) return
+    this.#signals.add(room, frame, exclude)
   }
 
   /** The room's history changed under this server: every local member gets a fresh `joined`. */

@@ -11,7 +11,8 @@ import { decodeClientFrame, encodeMessage } from '../protocol/codec.js'
 import { textProblem } from '../protocol/text.js'
 import { JoinGate } from './join-gate.js'
 import { RecentCids } from './recent-cids.js'
-import type { ClientFrame, SendFrame, Since, User } from '../protocol/wire.js'
+import type { ClientFrame, SendFrame, SignalFrame, SignalRequest, Since, User } from '../protocol/wire.js'
+import { SignalGate } from './signals.js'
 import type { PublishResult } from '../broker/broker.js'
 
 /**
@@ -49,6 +50,7 @@ export class Session {
   #scrollback: Scrollback
   #cids = new RecentCids()
   readonly #joins: JoinGate
+  readonly #signals: SignalGate
   // Only sockets with publishes on their way have an entry: idle ones cost nothing here.
   readonly #inFlight = new WeakMap<Connection, InFlight>()
 
@@ -60,6 +62,7 @@ export class Session {
     this.#moderation = parts.moderation
     this.#scrollback = parts.scrollback
     this.#joins = new JoinGate(parts.opts.maxConcurrentJoins)
+    this.#signals = new SignalGate(parts.opts.signals, parts.opts.signalRate)
   }
 
   async handle (conn: Connection, raw: string): Promise<void> {
@@ -96,6 +99,8 @@ export class Session {
         return await this.#hub.members(conn, frame)
       case 'history':
         return await this.#scrollback.answer(conn, frame)
+      case 'signal':
+        return await this.#signal(conn, frame)
     }
   }
 
@@ -250,6 +255,38 @@ export class Session {
       .then((result) => this.#published(conn, room, cid, result), (err: unknown) => this.#failed(conn, room, cid, err))
       .catch((err: unknown) => conn.request.log.error({ err }, 'fastify-chat: handling a publish\'s answer failed'))
       .finally(() => this.#settled(conn))
+  }
+
+  /**
+   * Checks a signal and hands it to the room's other members (the sender's
+   * other sockets included: they are other tabs). The limit is taken before
+   * `authorize` is asked, so a flood costs the app no calls; over it, or
+   * while the server is congested, the signal is dropped without an answer.
+   * A refusal is answered with `forbidden` like a refused message.
+   */
+  async #signal (conn: Connection, request: SignalRequest): Promise<void> {
+    const { room, name, cid } = request
+    if (!this.#signals.accepts(name)) {
+      conn.sendError('unknown_signal', `unknown signal "${name}"`, cid, room)
+      return
+    }
+    if (!conn.inRoom(room)) {
+      conn.sendError('not_in_room', `not in room "${room}"`, cid, room)
+      return
+    }
+    if (!this.#signals.take(conn)) {
+      this.#hub.limitedSignal(conn, room)
+      return
+    }
+    let allowed = this.#access.allows(conn, 'signal', room)
+    if (typeof allowed !== 'boolean') allowed = await allowed
+    if (!allowed) {
+      conn.sendError('forbidden', `not allowed to signal in room "${room}"`, cid, room)
+      return
+    }
+    const frame: SignalFrame = { type: 'signal', room, name, from: { id: conn.id, name: conn.name } }
+    if (request.data !== undefined) frame.data = request.data
+    this.#hub.signal(conn, frame)
   }
 
   /** Asks `authorize`, then runs `onMessage`: the text to send, or `null` when the sender was answered and nothing is sent. */

@@ -1,6 +1,6 @@
 // Types of the browser client's public API: erased from the compiled client,
 // so they may come from server modules too.
-import type { ErrorFrame, JoinedFrame, LeftFrame, MembersFrame, MessageFrame, PresenceFrame, RefreshedFrame, RenamedFrame, User, WelcomeFrame } from '../protocol/wire.js'
+import type { ErrorFrame, JoinedFrame, LeftFrame, MembersFrame, MessageFrame, PresenceFrame, RefreshedFrame, RenamedFrame, SignalFrame, User, WelcomeFrame } from '../protocol/wire.js'
 
 /**
  * Where the connection is: `reconnecting` lasts from a drop until the next
@@ -65,6 +65,20 @@ export interface ChatEvents {
    * `closed` by then.
    */
   closed: ClosedEvent
+  /** A signal from another member of a room (any name the server accepts, `typing` included). */
+  signal: SignalFrame
+  /**
+   * Who is typing in `room` changed: `users` is the whole list now (this
+   * user not included), each listed until 5 s after their last typing
+   * signal or their next message in the room. Empty after a drop or a leave.
+   */
+  typing: TypingEvent
+}
+
+/** The users typing in a room; see the `typing` event. */
+export interface TypingEvent {
+  room: string
+  users: User[]
 }
 
 /** What the client knows of the users of a room it is in; see `ChatConnection.presence`. */

@@ -1,5 +1,5 @@
-import type { ChatMessage, ClientFrame, ErrorCode, HistoryFrame, HistoryRequest, JoinedFrame, MembersRequest, MessageFrame, Since, User } from './wire.js'
-import { MAX_CID_LENGTH, MAX_CURSOR_LENGTH, MAX_HISTORY_PAGE, MAX_MEMBERS_PAGE, MAX_NAME_LENGTH, MAX_TOKEN_LENGTH, MAX_USER_ID_LENGTH } from './wire.js'
+import type { ChatMessage, ClientFrame, ErrorCode, HistoryFrame, HistoryRequest, JoinedFrame, MembersRequest, MessageFrame, SignalRequest, Since, User } from './wire.js'
+import { MAX_CID_LENGTH, MAX_CURSOR_LENGTH, MAX_HISTORY_PAGE, MAX_MEMBERS_PAGE, MAX_NAME_LENGTH, MAX_SIGNAL_DATA_BYTES, MAX_TOKEN_LENGTH, MAX_USER_ID_LENGTH, SIGNAL_NAME_PATTERN } from './wire.js'
 import { ROOM_RULE, isRoomName, isWellFormed, sanitizeName, textProblem } from './text.js'
 
 /** The result of decoding one client frame: a checked frame, or the error to answer with. */
@@ -123,6 +123,8 @@ export function decodeClientFrame (raw: string, maxMessageLength: number): Decod
       return decodeMembers(value, cid)
     case 'history':
       return decodeHistory(value, cid)
+    case 'signal':
+      return decodeSignal(value, cid)
     default:
       return fail('unknown_type', `unknown frame type "${value.type.slice(0, 32)}"`, cid)
   }
@@ -168,6 +170,23 @@ function decodeHistory (value: Record<string, unknown>, cid: string | undefined)
     return fail('invalid_message', `"limit" must be an integer from 1 to ${MAX_HISTORY_PAGE}`, cid)
   }
   const frame: HistoryRequest = { type: 'history', room: value.room, before: value.before, limit: limit as number }
+  if (cid !== undefined) frame.cid = cid
+  return { ok: true, frame }
+}
+
+function decodeSignal (value: Record<string, unknown>, cid: string | undefined): Decoded {
+  if (!isRoomName(value.room)) return fail('invalid_room', ROOM_RULE, cid)
+  if (typeof value.name !== 'string' || !SIGNAL_NAME_PATTERN.test(value.name)) {
+    return fail('invalid_message', '"name" must be a signal name: 1 to 32 letters, digits, _ . : or -', cid)
+  }
+  const frame: SignalRequest = { type: 'signal', room: value.room, name: value.name }
+  if (value.data !== undefined) {
+    // Parsed from JSON, so it serialises back; its length decides, not its shape.
+    if (Buffer.byteLength(JSON.stringify(value.data)) > MAX_SIGNAL_DATA_BYTES) {
+      return fail('too_large', `"data" must be at most ${MAX_SIGNAL_DATA_BYTES} bytes of JSON`, cid)
+    }
+    frame.data = value.data
+  }
   if (cid !== undefined) frame.cid = cid
   return { ok: true, frame }
 }

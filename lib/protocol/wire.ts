@@ -29,6 +29,12 @@ export const MAX_HISTORY_PAGE = 1000
 /** Longest `after` cursor of a `members` frame. */
 export const MAX_CURSOR_LENGTH = 256
 
+/** Names a `signal` may have; which of them a server accepts is its `signals` option. */
+export const SIGNAL_NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,32}$/
+
+/** Longest `data` of a `signal`, in bytes of its JSON: signals are hints (typing), not a second message channel. */
+export const MAX_SIGNAL_DATA_BYTES = 256
+
 /** Direct rooms' names start with this; they are open only to their two users. */
 export const DIRECT_PREFIX = 'dm-'
 
@@ -63,6 +69,8 @@ export type ErrorCode =
   | 'invalid_name'
   | 'rejected'
   | 'forbidden'
+  | 'unknown_signal'
+  | 'too_large'
   | 'rate_limited'
   | 'overloaded'
   | 'unavailable'
@@ -133,6 +141,11 @@ export interface LeftFrame { type: 'left', room: string, reason?: 'removed', mes
 export interface RenamedFrame { type: 'renamed', name: string, previous: string }
 /** A `refresh` was accepted: the session now ends at `expiresAt`. */
 export interface RefreshedFrame { type: 'refreshed', expiresAt: number }
+/**
+ * An ephemeral event from another member of `room` (say, `typing`): never
+ * stored, numbered or replayed, and dropped rather than queued when a socket lags.
+ */
+export interface SignalFrame { type: 'signal', room: string, name: string, from: User, data?: unknown }
 export interface ErrorFrame { type: 'error', code: ErrorCode, message: string, room?: string, cid?: string }
 
 /** Every frame the server sends. */
@@ -147,6 +160,7 @@ export type ServerFrame =
   | LeftFrame
   | RenamedFrame
   | RefreshedFrame
+  | SignalFrame
   | ErrorFrame
 
 export interface SendFrame { type: 'message', text: string, room?: string, cid?: string }
@@ -165,5 +179,8 @@ export interface MembersRequest { type: 'members', room: string, after?: string,
 /** Asks for the latest `limit` (1 to the server's `maxHistoryPage`) messages of a room you are in with an offset below `before`. */
 export interface HistoryRequest { type: 'history', room: string, before: number, limit: number, cid?: string }
 
+/** An ephemeral event for the other members of `room`; `name` must be one of the server's `signals`. */
+export interface SignalRequest { type: 'signal', room: string, name: string, data?: unknown, cid?: string }
+
 /** Every frame a client may send (a plain-text frame is a `message` to the first room). */
-export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame | RefreshFrame | MembersRequest | HistoryRequest
+export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame | RefreshFrame | MembersRequest | SignalRequest | HistoryRequest

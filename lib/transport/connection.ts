@@ -272,6 +272,19 @@ export class Connection {
   }
 
   /**
+   * Writes a batch of ephemeral frames (signals) only while the socket is
+   * open and not behind: a lagging reader loses these first, before any
+   * message, and is never closed as slow for them. Returns whether it wrote.
+   */
+  deliverEphemeral (batch: Batch): boolean {
+    const { socket } = this
+    if (socket.readyState !== WebSocket.OPEN) return false
+    const raw = this.#raw
+    if ((raw === null ? socket.bufferedAmount : raw.writableLength) > this.#ctx.behindBytes) return false
+    return this.deliver(batch) !== Delivery.NOT_WRITTEN
+  }
+
+  /**
    * The broadcast hot path: per recipient and batch, a state check, a
    * buffered-bytes check and one write of bytes framed once for everyone.
    */

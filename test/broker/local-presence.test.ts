@@ -2,31 +2,25 @@ import t from 'tap'
 import { LocalPresence } from '../../lib/broker/local-presence.js'
 import type { PresenceEvent, PresenceNode } from '../../lib/broker/presence.js'
 import type { User } from '../../lib/protocol/wire.js'
+import { everyone } from '../helpers/presence.js'
 
 function recorder (): PresenceNode & { events: PresenceEvent[] } {
   const events: PresenceEvent[] = []
   return { events, presence: (event) => { events.push(event) } }
 }
 
-// Every user of the room, paged `limit` at a time; bounded so a cursor that never ends fails the test.
-async function all (presence: LocalPresence, room: string, limit: number): Promise<{ users: User[], pages: number }> {
-  const users: User[] = []
-  let after: string | undefined
-  for (let pages = 1; pages <= 10_000; pages++) {
-    const page = await presence.page(room, after === undefined ? { limit } : { limit, after })
-    users.push(...page.users)
-    if (page.next === undefined) return { users, pages }
-    after = page.next
-  }
-  throw new Error('paging did not end')
+/** A LocalPresence started on a node that records its events. */
+function started (): { presence: LocalPresence, node: ReturnType<typeof recorder> } {
+  const presence = new LocalPresence()
+  const node = recorder()
+  presence.start(node)
+  return { presence, node }
 }
 
 const user = (i: number): User => ({ id: `u${i}`, name: `User ${i}` })
 
 t.test('join adds the user to the room and announces it with the count', async (t) => {
-  const presence = new LocalPresence()
-  const node = recorder()
-  presence.start(node)
+  const { presence, node } = started()
   const alice = { id: 'alice', name: 'Alice', extra: true }
   await presence.join('r', alice)
   await presence.join('r', { id: 'bob', name: 'Bob' })
@@ -43,9 +37,7 @@ t.test('join adds the user to the room and announces it with the count', async (
 })
 
 t.test('users handed out are frozen: nobody can change what every join reads', async (t) => {
-  const presence = new LocalPresence()
-  const node = recorder()
-  presence.start(node)
+  const { presence, node } = started()
   await presence.join('r', { id: 'alice', name: 'Alice' })
   const [listed] = (await presence.page('r', { limit: 5 })).users
   t.ok(Object.isFrozen(listed))
@@ -90,9 +82,7 @@ t.test('the first page is handed out again while it holds, and made anew once it
 })
 
 t.test('a user joining twice is listed once, in their first place, with the later name', async (t) => {
-  const presence = new LocalPresence()
-  const node = recorder()
-  presence.start(node)
+  const { presence, node } = started()
   await presence.join('r', { id: 'alice', name: 'Alice' })
   await presence.join('r', { id: 'bob', name: 'Bob' })
   await presence.join('r', { id: 'alice', name: 'Ally' })
@@ -101,9 +91,7 @@ t.test('a user joining twice is listed once, in their first place, with the late
 })
 
 t.test('leave takes the user out and announces it with the count, once', async (t) => {
-  const presence = new LocalPresence()
-  const node = recorder()
-  presence.start(node)
+  const { presence, node } = started()
   await presence.join('r', { id: 'alice', name: 'Alice' })
   await presence.join('r', { id: 'bob', name: 'Bob' })
   await presence.leave('r', { id: 'alice', name: 'Alice' })
@@ -119,9 +107,7 @@ t.test('leave takes the user out and announces it with the count, once', async (
 })
 
 t.test('rename updates the listed name and announces it with the previous one', async (t) => {
-  const presence = new LocalPresence()
-  const node = recorder()
-  presence.start(node)
+  const { presence, node } = started()
   await presence.join('r', { id: 'alice', name: 'Alice' })
   await presence.rename('r', { id: 'alice', name: 'Ally' }, 'Alice')
   t.strictSame((await presence.page('r', { limit: 5 })).users, [{ id: 'alice', name: 'Ally' }])
@@ -140,12 +126,12 @@ t.test('paging lists every user once, in join order, with a next on every page b
   t.equal(first.users.length, 10)
   t.equal(first.count, 25)
   t.type(first.next, 'string')
-  const { users, pages } = await all(presence, 'r', 10)
+  const { users, pages } = await everyone(presence, 'r', 10)
   t.strictSame(users.map((u) => u.id), Array.from({ length: 25 }, (_, i) => `u${i}`))
   t.equal(pages, 3)
-  const exact = await all(presence, 'r', 25)
+  const exact = await everyone(presence, 'r', 25)
   t.equal(exact.pages, 1, 'a page that takes the last user has no next')
-  t.strictSame(await all(presence, 'r', 5).then((r) => r.pages), 5, 'nor when the last page is exactly full')
+  t.strictSame(await everyone(presence, 'r', 5).then((r) => r.pages), 5, 'nor when the last page is exactly full')
 })
 
 t.test('users leaving and joining between pages: those present throughout are listed exactly once', async (t) => {
@@ -178,10 +164,10 @@ t.test('leaves compact the index: paging a room that lost most of its users stay
   for (let i = 0; i < 500; i++) await presence.join('r', user(i))
   for (let i = 0; i < 500; i++) if (i % 10 !== 0) await presence.leave('r', user(i))
   t.equal(await presence.count('r'), 50)
-  const { users } = await all(presence, 'r', 9)
+  const { users } = await everyone(presence, 'r', 9)
   t.strictSame(users.map((u) => u.id), Array.from({ length: 50 }, (_, i) => `u${i * 10}`))
   for (let i = 500; i < 520; i++) await presence.join('r', user(i))
-  t.equal((await all(presence, 'r', 1000)).users.length, 70)
+  t.equal((await everyone(presence, 'r', 1000)).users.length, 70)
   t.equal((await presence.page('r', { limit: 1 })).users[0].id, 'u0', 'the oldest first')
 })
 

@@ -3,7 +3,6 @@
 // what it does with payloads no server of ours sent.
 import Fastify from 'fastify'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Redis } from 'ioredis'
 import t from 'tap'
 import type { Test } from 'tap'
 import type { ControlCommand } from '../../lib/broker/control.js'
@@ -11,8 +10,7 @@ import { RedisAdapter } from '../../lib/broker/redis/redis-adapter.js'
 import type { RedisAdapterOptions } from '../../lib/broker/redis/redis-adapter.js'
 import { RecordingNode, message } from '../helpers/broker-conformance.js'
 import { within } from '../helpers/chat.js'
-import { eventually } from '../helpers/eventually.js'
-import { adapterUps, adminClient, startRedis } from '../helpers/redis.js'
+import { adminClient, allUnavailable, restartForControl, startRedis } from '../helpers/redis.js'
 import type { RedisServer } from '../helpers/redis.js'
 
 /** A recording node whose control commands can be awaited in order; `fail` makes the next one throw. */
@@ -55,12 +53,6 @@ async function server (t: Test, redis: RedisServer, opts: Partial<RedisAdapterOp
   t.teardown(() => adapter.close())
   await adapter.start({ node, historySize: 10, log })
   return { adapter, node }
-}
-
-/** How many connections subscribe the default chat's control channel (sharded on one Redis 7, as the rooms). */
-async function controlSubscribers (admin: Redis): Promise<number> {
-  const [, count] = await admin.pubsub('SHARDNUMSUB', 'fastify-chat:control') as [string, number]
-  return count
 }
 
 const sorted = (users: Array<{ id: string, name: string }> | null): Array<{ id: string, name: string }> | null =>
@@ -165,23 +157,14 @@ t.test('with Redis away, send, pair and pairOf reject with FST_CHAT_ADAPTER_UNAV
   const b = await server(t, redis, { commandTimeoutMs })
 
   await redis.kill()
-  const started = performance.now()
-  const calls: Array<[string, Promise<unknown>]> = [
-    ['send', a.adapter.control.send({ type: 'disconnect', userId: 'bob', reason: 'while down' })],
-    ['pair', a.adapter.control.pair('dm-down', { id: 'x', name: 'X' }, 'y')],
-    ['pairOf', a.adapter.control.pairOf('dm-down')]
-  ]
-  for (const [name, call] of calls) await t.rejects(within(call, 3000, name), { code: 'FST_CHAT_ADAPTER_UNAVAILABLE' }, `${name} rejects`)
-  const waited = performance.now() - started
+  const waited = await allUnavailable(t, {
+    send: async () => await a.adapter.control.send({ type: 'disconnect', userId: 'bob', reason: 'while down' }),
+    pair: async () => await a.adapter.control.pair('dm-down', { id: 'x', name: 'X' }, 'y'),
+    pairOf: async () => await a.adapter.control.pairOf('dm-down')
+  })
   t.ok(waited < commandTimeoutMs + 1000, `all rejected within ${Math.round(waited)} ms`)
 
-  // Two servers, each with a command and a subscriber connection, report back.
-  const back = adapterUps(4)
-  await redis.start()
-  await back
-  // The adapters report "up" without waiting for the control channel's SUBSCRIBE (see redis-adapter.ts, the ready handler): wait for both.
-  const admin = adminClient(t, redis)
-  await eventually(async () => await controlSubscribers(admin) === 2, 5000, 'both servers to subscribe the control channel again')
+  await restartForControl(t, redis, 2)
   const kick: ControlCommand = { type: 'disconnect', userId: 'bob', reason: 'after the restart' }
   await within(a.adapter.control.send(kick), 3000, 'send after the restart')
   t.same(await b.node.next(), kick, 'the control channel was subscribed again')

@@ -11,7 +11,9 @@ import { defineScripts } from '../../lib/broker/redis/scripts.js'
 import type { User } from '../../lib/protocol/wire.js'
 import type { RecordingNode } from '../helpers/broker-conformance.js'
 import { eventually } from '../helpers/eventually.js'
+import { everyone } from '../helpers/presence.js'
 import { adminClient, redisNode, startRedis } from '../helpers/redis.js'
+import type { RedisServer } from '../helpers/redis.js'
 
 const alice: User = { id: 'alice-id', name: 'alice' }
 const bob: User = { id: 'bob-id', name: 'bob' }
@@ -19,21 +21,18 @@ const carol: User = { id: 'carol-id', name: 'carol' }
 
 const KEYS = new RedisKeys('fastify-chat').presence('lobby')
 
-/** Every user of `room`, paging `limit` at a time, and how many pages it took. */
-async function everyone (presence: Presence, room = 'lobby', limit = 1000): Promise<{ users: User[], pages: number }> {
-  const users: User[] = []
-  let after: string | undefined
-  for (let pages = 1; pages <= 10_000; pages++) {
-    const page = await presence.page(room, after === undefined ? { limit } : { limit, after })
-    users.push(...page.users)
-    if (page.next === undefined) return { users, pages }
-    after = page.next
-  }
-  throw new Error('paging never ended')
+async function names (presence: Presence, room = 'lobby'): Promise<string[]> {
+  return (await everyone(presence, room, 1000)).users.map((u) => u.name).sort()
 }
 
-async function names (presence: Presence, room = 'lobby'): Promise<string[]> {
-  return (await everyone(presence, room)).users.map((u) => u.name).sort()
+/** Two servers on one fresh Redis whose heartbeats never lapse in a test. */
+type Server = Awaited<ReturnType<typeof redisNode>>
+
+/** Servers A and B on a fresh Redis, and a client to inspect it; by default their heartbeats never lapse within a test. */
+async function twoServers (t: Test, ttlA = 600_000, ttlB = ttlA): Promise<{ redis: RedisServer, admin: Admin, a: Server, b: Server }> {
+  const redis = await startRedis(t)
+  const admin = adminClient(t, redis)
+  return { redis, admin, a: await redisNode(t, redis, { presenceTtlMs: ttlA }), b: await redisNode(t, redis, { presenceTtlMs: ttlB }) }
 }
 
 /** The next presence event that is not a `skipped` one (those of a setup, say). */
@@ -92,8 +91,7 @@ async function joinAll (presence: Presence, room: string, users: User[]): Promis
 }
 
 t.test('a user is announced when first present anywhere, and gone when gone everywhere, with the count', async (t) => {
-  const redis = await startRedis(t)
-  const [a, b] = [await redisNode(t, redis, { presenceTtlMs: 600_000 }), await redisNode(t, redis, { presenceTtlMs: 600_000 })]
+  const { a, b } = await twoServers(t)
   for (const { adapter } of [a, b]) await adapter.broker.subscribe('lobby')
 
   await a.adapter.presence.join('lobby', { ...alice, extra: 'not sent' } as User)
@@ -121,8 +119,7 @@ t.test('a user is announced when first present anywhere, and gone when gone ever
 })
 
 t.test('a rename is announced with the previous name, and listed', async (t) => {
-  const redis = await startRedis(t)
-  const [a, b] = [await redisNode(t, redis, { presenceTtlMs: 600_000 }), await redisNode(t, redis, { presenceTtlMs: 600_000 })]
+  const { a, b } = await twoServers(t)
   await b.adapter.broker.subscribe('lobby')
   await a.adapter.presence.join('lobby', alice)
   await expectEvent(t, b.node, 'join', alice, 1)
@@ -136,8 +133,7 @@ t.test('a rename is announced with the previous name, and listed', async (t) => 
 })
 
 t.test('paging a room covers every user once, in id order, and the last page has no next', async (t) => {
-  const redis = await startRedis(t)
-  const [a, b] = [await redisNode(t, redis, { presenceTtlMs: 600_000 }), await redisNode(t, redis, { presenceTtlMs: 600_000 })]
+  const { a, b } = await twoServers(t)
   const users = many('user', 250)
   // Spread over two servers, with some users on both.
   await joinAll(a.adapter.presence, 'lobby', users.slice(0, 150))
@@ -176,11 +172,8 @@ t.test('paging a room covers every user once, in id order, and the last page has
 })
 
 t.test('counts stay right across two servers, two tabs of one user, a crash sweep and a Redis restart', async (t) => {
-  const redis = await startRedis(t)
-  const admin = adminClient(t, redis)
   // Long enough that a busy machine's late timers do not let a heartbeat lapse.
-  const a = await redisNode(t, redis, { presenceTtlMs: 3000 })
-  const b = await redisNode(t, redis, { presenceTtlMs: 3000 })
+  const { redis, admin, a, b } = await twoServers(t, 3000)
   await b.adapter.broker.subscribe('lobby')
   const counts = async (): Promise<number[]> => [await a.adapter.presence.count('lobby'), await b.adapter.presence.count('lobby')]
 
@@ -205,7 +198,7 @@ t.test('counts stay right across two servers, two tabs of one user, a crash swee
   await redis.restart()
   const took = await eventually(async () => (await counts()).join() === '522,522', 10_000, 'counts back after the restart')
   t.comment(`counts back ${took} ms after the restart`)
-  t.strictSame((await everyone(b.adapter.presence)).users.map((u) => u.id).sort(), [alice, bob, ...others].map((u) => u.id).sort(), 'each user once')
+  t.strictSame((await everyone(b.adapter.presence, 'lobby', 1000)).users.map((u) => u.id).sort(), [alice, bob, ...others].map((u) => u.id).sort(), 'each user once')
 })
 
 t.test('a dead server\'s users expire and are announced gone once; live ones are kept alive', async (t) => {
@@ -321,8 +314,7 @@ t.test('a join costs the same in a room of 5,000 as in a room of 10', async (t) 
 })
 
 t.test('closing takes the server\'s users out at once', async (t) => {
-  const redis = await startRedis(t)
-  const [a, b] = [await redisNode(t, redis, { presenceTtlMs: 600_000 }), await redisNode(t, redis, { presenceTtlMs: 600_000 })]
+  const { a, b } = await twoServers(t)
   await b.adapter.broker.subscribe('lobby')
   await a.adapter.presence.join('lobby', alice)
   await a.adapter.presence.join('other', carol)
@@ -336,11 +328,8 @@ t.test('closing takes the server\'s users out at once', async (t) => {
 })
 
 /** Servers A and B on one Redis, listening to the lobby, with alice present through A and bob through B. */
-async function aliceOnABobOnB (t: Test, ttlA: number, ttlB: number): Promise<{ admin: Admin, a: Awaited<ReturnType<typeof redisNode>>, b: Awaited<ReturnType<typeof redisNode>> }> {
-  const redis = await startRedis(t)
-  const admin = adminClient(t, redis)
-  const a = await redisNode(t, redis, { presenceTtlMs: ttlA })
-  const b = await redisNode(t, redis, { presenceTtlMs: ttlB })
+async function aliceOnABobOnB (t: Test, ttlA: number, ttlB: number): Promise<{ admin: Admin, a: Server, b: Server }> {
+  const { admin, a, b } = await twoServers(t, ttlA, ttlB)
   for (const { adapter } of [a, b]) await adapter.broker.subscribe('lobby')
   await a.adapter.presence.join('lobby', alice)
   await b.adapter.presence.join('lobby', bob)
@@ -406,10 +395,7 @@ t.test('a live server\'s member swept while Redis stalled is announced gone and 
 })
 
 t.test('a member Redis holds for a server that no longer has it (a leave whose answer was lost) goes at the next refresh', async (t) => {
-  const redis = await startRedis(t)
-  const admin = adminClient(t, redis)
-  const a = await redisNode(t, redis, { presenceTtlMs: 1500 })
-  const b = await redisNode(t, redis, { presenceTtlMs: 600_000 })
+  const { admin, a, b } = await twoServers(t, 1500, 600_000)
   await b.adapter.broker.subscribe('lobby')
   await a.adapter.presence.join('lobby', alice)
   await expectEvent(t, b.node, 'join', alice, 1)
@@ -428,10 +414,7 @@ t.test('a member Redis holds for a server that no longer has it (a leave whose a
 })
 
 t.test('a server whose members in Redis are as many as it holds, but not the same, is healed at the next refresh', async (t) => {
-  const redis = await startRedis(t)
-  const admin = adminClient(t, redis)
-  const a = await redisNode(t, redis, { presenceTtlMs: 1500 })
-  const b = await redisNode(t, redis, { presenceTtlMs: 600_000 })
+  const { admin, a, b } = await twoServers(t, 1500, 600_000)
   await b.adapter.broker.subscribe('lobby')
   await a.adapter.presence.join('lobby', alice)
   await a.adapter.presence.join('lobby', bob)
@@ -448,9 +431,7 @@ t.test('a server whose members in Redis are as many as it holds, but not the sam
 })
 
 t.test('a user whose member expired but is not swept yet is still present: a join elsewhere is not announced', async (t) => {
-  const redis = await startRedis(t)
-  const admin = adminClient(t, redis)
-  const [a, b] = [await redisNode(t, redis, { presenceTtlMs: 600_000 }), await redisNode(t, redis, { presenceTtlMs: 600_000 })]
+  const { admin, a, b } = await twoServers(t)
   await b.adapter.broker.subscribe('lobby')
   await plant(admin, 'crashed-server', [alice], Date.now() - 1)
   await a.adapter.presence.join('lobby', alice)

@@ -427,6 +427,17 @@ t.test('a live message at or below what a joined replayed is not sent again, eve
 })
 
 /** The next frame of `member`, which must be a `joined` of room r. */
+/** A socket of each of `ids`, joined to room `r` one after the other. */
+async function joinAll (hub: Hub, connect: Setup['connect'], ids: string[]): Promise<Member[]> {
+  const members: Member[] = []
+  for (const id of ids) {
+    const member = await connect(id)
+    await hub.join(member.conn, 'r')
+    members.push(member)
+  }
+  return members
+}
+
 async function joinedOf (member: Member): Promise<JoinedFrame> {
   const frame = await member.client.expect('joined')
   if (frame.room !== 'r') throw new Error(`a joined of ${frame.room}`)
@@ -534,12 +545,7 @@ t.test('reset of a room without members here, or after close, does nothing', asy
 
 t.test('joined lists at most presenceListMax users, and counts them all', async (t) => {
   const { hub, presence, connect } = await setup(t, 10, [1, 1], { presenceListMax: 2 })
-  const members: Member[] = []
-  for (const id of ['alice', 'bob', 'carol']) {
-    const member = await connect(id)
-    await hub.join(member.conn, 'r')
-    members.push(member)
-  }
+  const members = await joinAll(hub, connect, ['alice', 'bob', 'carol'])
   const joined = await Promise.all(members.map(joinedOf))
   t.strictSame(joined.map((frame) => [frame.users.map((u) => u.id), frame.count]), [
     [['alice'], 1], [['alice', 'bob'], 2], [['alice', 'bob'], 3]
@@ -560,12 +566,7 @@ t.test('presenceListMax 0: joined lists nobody, but counts them', async (t) => {
 
 t.test('members: a page of the room after the cursor, with next and cid', async (t) => {
   const { hub, presence, connect } = await setup(t, 10, [1, 1], { presenceListMax: 2 })
-  const members: Member[] = []
-  for (const id of ['alice', 'bob', 'carol']) {
-    const member = await connect(id)
-    await hub.join(member.conn, 'r')
-    members.push(member)
-  }
+  const members = await joinAll(hub, connect, ['alice', 'bob', 'carol'])
   const [alice] = members
   await drainRoom(hub, 'r', alice)
   await hub.members(alice.conn, { type: 'members', room: 'r', cid: 'm1' })
@@ -593,12 +594,7 @@ t.test('members: only for a member of the room; a failed read is unavailable, wi
 
 t.test('above presenceEventsMax members get occupancy counts instead of events, and events again below it', async (t) => {
   const { hub, connect } = await setup(t, 10, [1, 1], { presenceEventsMax: 2, occupancyIntervalMs: 60_000 })
-  const members: Member[] = []
-  for (const id of ['alice', 'bob', 'carol', 'dave']) {
-    const member = await connect(id)
-    await hub.join(member.conn, 'r')
-    members.push(member)
-  }
+  const members = await joinAll(hub, connect, ['alice', 'bob', 'carol', 'dave'])
   const [alice, bob, carol, dave] = members
   await Promise.all(members.map(joinedOf))
   t.strictSame(await drainRoom(hub, 'r', alice, bob, carol), [

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { Occupancy } from '../../lib/chat/occupancy.js'
 import { withFakeClock } from '../helpers/fake-clock.js'
+import type { FakeClock } from '../helpers/fake-clock.js'
 
 const MAX = 5
 const INTERVAL = 100
@@ -11,6 +12,18 @@ function setup (): { occupancy: Occupancy, sent: Array<[string, number]> } {
   return { occupancy, sent }
 }
 
+/** Runs `test` on a fresh Occupancy under a fake clock, and closes it after. */
+async function withOccupancy (test: (run: { occupancy: Occupancy, sent: Array<[string, number]>, clock: FakeClock }) => void): Promise<void> {
+  await withFakeClock((clock) => {
+    const { occupancy, sent } = setup()
+    try {
+      test({ occupancy, sent, clock })
+    } finally {
+      occupancy.close()
+    }
+  })
+}
+
 t.test('up to the limit every event goes out as it is, and no count', async (t) => {
   const { occupancy, sent } = setup()
   for (let count = 1; count <= MAX; count++) t.equal(occupancy.event('r', count), true)
@@ -19,8 +32,7 @@ t.test('up to the limit every event goes out as it is, and no count', async (t) 
 })
 
 t.test('above the limit: no events; the first count at once, then at most one per interval, the latest winning', async (t) => {
-  await withFakeClock((clock) => {
-    const { occupancy, sent } = setup()
+  await withOccupancy(({ occupancy, sent, clock }) => {
     t.equal(occupancy.event('r', MAX + 1), false)
     t.strictSame(sent, [['r', MAX + 1]], 'the first count goes out at once')
     for (let count = MAX + 2; count <= MAX + 20; count++) t.equal(occupancy.event('r', count), false)
@@ -36,25 +48,21 @@ t.test('above the limit: no events; the first count at once, then at most one pe
     occupancy.event('r', MAX + 21)
     clock.tick(INTERVAL)
     t.equal(sent.length, 3, 'a change undone within the interval sends nothing')
-    occupancy.close()
   })
 })
 
 t.test('rooms are counted apart', async (t) => {
-  await withFakeClock((clock) => {
-    const { occupancy, sent } = setup()
+  await withOccupancy(({ occupancy, sent, clock }) => {
     occupancy.event('a', MAX + 1)
     occupancy.event('b', MAX + 1)
     occupancy.event('a', MAX + 2)
     clock.tick(INTERVAL)
     t.strictSame(sent, [['a', MAX + 1], ['b', MAX + 1], ['a', MAX + 2]])
-    occupancy.close()
   })
 })
 
 t.test('back at the limit: the current count at once, then events again; above it again, still one count per interval', async (t) => {
-  await withFakeClock((clock) => {
-    const { occupancy, sent } = setup()
+  await withOccupancy(({ occupancy, sent, clock }) => {
     occupancy.event('r', MAX + 2)
     occupancy.event('r', MAX + 1)
     t.equal(occupancy.event('r', MAX), true, 'the event that crosses back goes out')
@@ -76,13 +84,11 @@ t.test('back at the limit: the current count at once, then events again; above i
     t.equal(occupancy.event('r', MAX - 1), true)
     t.equal(occupancy.event('r', MAX - 2), true)
     t.equal(sent.length, 6, 'below the limit the events carry the count: no more counts')
-    occupancy.close()
   })
 })
 
 t.test('forget and close stop the timers: nothing is sent after them', async (t) => {
-  await withFakeClock((clock) => {
-    const { occupancy, sent } = setup()
+  await withOccupancy(({ occupancy, sent, clock }) => {
     occupancy.event('a', MAX + 1)
     occupancy.event('a', MAX + 2)
     occupancy.event('b', MAX + 1)
@@ -97,6 +103,5 @@ t.test('forget and close stop the timers: nothing is sent after them', async (t)
     t.equal(sent.length, 3, 'nor does any after close')
     occupancy.event('a', MAX + 1)
     t.strictSame(sent.at(-1), ['a', MAX + 1], 'a room forgotten starts afresh')
-    occupancy.close()
   })
 })

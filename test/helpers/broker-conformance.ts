@@ -3,7 +3,7 @@ import type { Test } from 'tap'
 import type { ControlCommand } from '../../lib/broker/control.js'
 import type { Adapter, AdapterContext, AdapterNode } from '../../lib/broker/adapter.js'
 import type { PresenceEvent } from '../../lib/broker/presence.js'
-import type { ChatMessage } from '../../lib/protocol/wire.js'
+import type { ChatMessage, SignalFrame } from '../../lib/protocol/wire.js'
 import type { NewMessage } from '../../lib/stores/history-store.js'
 import { within } from './chat.js'
 import { message, offsets, older, pageBack, range } from './history.js'
@@ -25,11 +25,27 @@ export interface Delivery {
 export class RecordingNode implements AdapterNode {
   readonly #deliveries: Delivery[] = []
   readonly #events: PresenceEvent[] = []
+  readonly #signals: Array<{ frame: SignalFrame, exclude: string | null }> = []
   #waiting: Array<() => void> = []
 
   deliver (message: ChatMessage, exclude: string | null): void {
     this.#deliveries.push({ message, exclude, afterResets: this.resets.length })
     this.#wake()
+  }
+
+  signal (frame: SignalFrame, exclude: string | null): void {
+    this.#signals.push({ frame, exclude })
+    this.#wake()
+  }
+
+  /** The next signal the broker handed over. */
+  async nextSignal (): Promise<{ frame: SignalFrame, exclude: string | null }> {
+    return await this.#next(this.#signals, 'a signal')
+  }
+
+  /** Signals handed over and not yet taken with nextSignal(). */
+  get signalsWaiting (): number {
+    return this.#signals.length
   }
 
   presence (event: PresenceEvent): void {

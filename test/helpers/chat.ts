@@ -44,6 +44,13 @@ export async function listen (t: Teardown, opts: FastifyChatOptions = {}, setup?
   return { app, url: `ws://127.0.0.1:${address.port}` }
 }
 
+/** An `identify` for tests: `?user=bob` is user `bob`, named `Bob`; no user, no socket. */
+export function userFromQuery (request: { query: unknown }): { id: string, name: string } | false {
+  const { user } = request.query as { user?: unknown }
+  if (typeof user !== 'string' || user === '') return false
+  return { id: user, name: user.charAt(0).toUpperCase() + user.slice(1) }
+}
+
 /** The HTTP status a refused upgrade answered with. */
 export async function refusedWith (url: string, headers: Record<string, string> = {}): Promise<number> {
   const ws = new WebSocket(url, { headers })
@@ -124,6 +131,14 @@ export async function join (url: string, query = '', options: WebSocket.ClientOp
   const client = await Client.connect(url, `/chat${query}`, undefined, options)
   await client.expect('welcome')
   await client.expect('joined')
+  return client
+}
+
+/** A socket of user `id` (see {@link userFromQuery}) past its welcome, closed when the test ends. */
+export async function userSocket (t: Teardown, url: string, id: string): Promise<Client> {
+  const client = await Client.connect(url, `/chat?user=${id}`)
+  t.teardown(() => client.close())
+  await client.expect('welcome')
   return client
 }
 

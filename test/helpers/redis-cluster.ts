@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -8,7 +8,7 @@ import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import { within } from './chat.js'
 import { eventually } from './eventually.js'
-import { freePort } from './redis.js'
+import { freePort, spawnRedis } from './redis.js'
 
 const run = promisify(execFile)
 
@@ -30,27 +30,11 @@ class ClusterNode {
   }
 
   async start (): Promise<void> {
-    const child = spawn('redis-server', [
+    this.#process = await spawnRedis([
       '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.#dir,
       '--cluster-enabled', 'yes', '--cluster-config-file', join(this.#dir, `nodes-${this.port}.conf`),
       '--save', '', '--appendonly', 'no'
-    ], { stdio: ['ignore', 'pipe', 'inherit'] })
-    this.#process = child
-    let output: string | null = ''
-    try {
-      await within(new Promise<void>((resolve, reject) => {
-        // The pipe is read to its end so the server never blocks on its log; only the start is kept.
-        child.stdout?.on('data', (chunk: Buffer) => {
-          if (output === null) return
-          output += chunk.toString()
-          if (output.includes('Ready to accept connections')) resolve()
-        })
-        child.once('exit', (code) => reject(new Error(`redis-server (cluster node) exited with ${String(code)}: ${output ?? ''}`)))
-        child.once('error', reject)
-      }), START_MS, `cluster node ${this.port} to start`)
-    } finally {
-      output = null
-    }
+    ], `cluster node ${this.port}`, START_MS)
   }
 
   async stop (): Promise<void> {

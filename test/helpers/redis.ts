@@ -8,10 +8,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
+import type { Test } from 'tap'
 import { RedisAdapter } from '../../lib/broker/redis/redis-adapter.js'
 import type { RedisAdapterOptions } from '../../lib/broker/redis/redis-adapter.js'
 import { RecordingNode } from './broker-conformance.js'
 import { within } from './chat.js'
+import { eventually } from './eventually.js'
 
 /** A free loopback port, found by letting the kernel pick one. */
 export async function freePort (): Promise<number> {
@@ -67,23 +69,7 @@ export class RedisServer {
   /** Starts the server (again, after `stop` or `kill`, on the same port) and waits until it accepts connections. */
   async start (): Promise<void> {
     if (this.running) throw new Error('redis-server is running already')
-    const child = spawn('redis-server', this.#args(), { stdio: ['ignore', 'pipe', 'inherit'] })
-    this.#process = child
-    let output: string | null = ''
-    try {
-      await within(new Promise<void>((resolve, reject) => {
-        // The pipe is read to its end so the server never blocks on its log; only the start is kept.
-        child.stdout?.on('data', (chunk: Buffer) => {
-          if (output === null) return
-          output += chunk.toString()
-          if (output.includes('Ready to accept connections')) resolve()
-        })
-        child.once('exit', (code) => reject(new Error(`redis-server exited with ${String(code)}: ${output ?? ''}`)))
-        child.once('error', reject)
-      }), 10_000, 'redis-server to start')
-    } finally {
-      output = null
-    }
+    this.#process = await spawnRedis(this.#args(), 'redis-server')
   }
 
   /** Shuts the server down with SIGTERM (without `aof`, its data is gone). */
@@ -116,6 +102,34 @@ export class RedisServer {
     await this.stop()
     rmSync(this.dir, { recursive: true, force: true })
   }
+}
+
+/**
+ * Spawns redis-server with `args` and resolves with its process once it
+ * accepts connections; `what` names it in errors. A server that does not
+ * start in time is killed, so no caller is left holding an orphan.
+ */
+export async function spawnRedis (args: string[], what: string, ms = 10_000): Promise<ChildProcess> {
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'inherit'] })
+  let output: string | null = ''
+  try {
+    await within(new Promise<void>((resolve, reject) => {
+      // The pipe is read to its end so the server never blocks on its log; only the start is kept.
+      child.stdout?.on('data', (chunk: Buffer) => {
+        if (output === null) return
+        output += chunk.toString()
+        if (output.includes('Ready to accept connections')) resolve()
+      })
+      child.once('exit', (code) => reject(new Error(`${what} exited with ${String(code)}: ${output ?? ''}`)))
+      child.once('error', reject)
+    }), ms, `${what} to start`)
+  } catch (err) {
+    child.kill('SIGKILL')
+    throw err
+  } finally {
+    output = null
+  }
+  return child
 }
 
 /** Starts redis-server for a test and stops it when the test ends. */
@@ -170,4 +184,32 @@ export async function adapterUps (count: number, ms = 15_000): Promise<void> {
   } finally {
     if (onEvent !== undefined) diagnostics.unsubscribe('fastify-chat:adapter', onEvent)
   }
+}
+
+/**
+ * Starts `redis` again after a kill and resolves once each of `servers`
+ * adapters is back and subscribed to the control channel.
+ */
+export async function restartForControl (t: Test, redis: RedisServer, servers: number): Promise<void> {
+  // Each server has a command and a subscriber connection that report back.
+  const back = adapterUps(2 * servers)
+  await redis.start()
+  await back
+  // The adapters report "up" without waiting for the control channel's SUBSCRIBE (see redis-adapter.ts, the ready handler): wait for every one.
+  const admin = adminClient(t, redis)
+  await eventually(async () => {
+    const [, count] = await admin.pubsub('SHARDNUMSUB', 'fastify-chat:control') as [string, number]
+    return count === servers
+  }, 5000, `${servers} servers to subscribe the control channel again`)
+}
+
+/**
+ * Calls each of `calls` at once; each must reject with
+ * FST_CHAT_ADAPTER_UNAVAILABLE. Resolves with the ms it took until the last did.
+ */
+export async function allUnavailable (t: Test, calls: Record<string, () => Promise<unknown>>): Promise<number> {
+  const started = performance.now()
+  const running = Object.entries(calls).map(([name, call]) => [name, call()] as const)
+  for (const [name, call] of running) await t.rejects(within(call, 3000, name), { code: 'FST_CHAT_ADAPTER_UNAVAILABLE' }, `${name} rejects`)
+  return performance.now() - started
 }

@@ -6,6 +6,7 @@ import fastifyWebsocket from '@fastify/websocket'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
+import type { Test } from 'tap'
 import WebSocket from 'ws'
 import { dropRouteErrorHandler, releaseUpgradeHead, releaseUpgradeResponse, setMaxPayload, untrackClient } from '../../lib/transport/ws-internals.js'
 import fastifyChat from '../../index.js'
@@ -32,6 +33,33 @@ function responsesOf (app: FastifyInstance): Array<WeakRef<object>> {
     done()
   })
   return responses
+}
+
+/** Listens on a free loopback port; resolves with the port. */
+async function portOf (app: FastifyInstance): Promise<number> {
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return (app.server.address() as { port: number }).port
+}
+
+/** A client of the route at `path` on `port`, once it has the route's first message; terminated when the test ends. */
+async function greeted (t: Test, port: number, path = '/'): Promise<WebSocket> {
+  const client = new WebSocket(`ws://127.0.0.1:${port}${path}`)
+  t.teardown(() => client.terminate())
+  await once(client, 'message')
+  return client
+}
+
+/** A message sent on `client` comes back: the socket still works. */
+async function echoes (t: Test, client: WebSocket): Promise<void> {
+  const echoed = once(client, 'message')
+  client.send('the socket still works')
+  t.equal(String((await echoed)[0]), 'the socket still works')
+}
+
+/** A client of the chat route of `app`, past its welcome and joined; closed when the test ends. */
+async function chatClient (t: Test, app: FastifyInstance): Promise<void> {
+  const client = await join(`ws://127.0.0.1:${await portOf(app)}`)
+  t.teardown(() => client.close())
 }
 
 t.test('setMaxPayload reaches the receiver of a real socket', async (t) => {
@@ -96,17 +124,11 @@ t.test('releaseUpgradeResponse detaches the response @fastify/websocket hangs on
     socket.on('message', (data) => socket.send(data.toString()))
     socket.send('hi')
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as { port: number }
-  const client = new WebSocket(`ws://127.0.0.1:${port}/`)
-  t.teardown(() => client.terminate())
-  await once(client, 'message')
+  const client = await greeted(t, await portOf(app))
   t.same(released, [true], 'the stream still has _httpMessage: if this fails, update lib/transport/ws-internals.ts')
   t.equal(responses.length, 1)
   t.equal(responses[0]?.socket, null, 'the response no longer points at the socket, nor the socket at it')
-  const echoed = once(client, 'message')
-  client.send('the socket still works')
-  t.equal(String((await echoed)[0]), 'the socket still works')
+  await echoes(t, client)
 })
 
 t.test('releaseUpgradeResponse leaves alone what it does not recognise', async (t) => {
@@ -124,10 +146,7 @@ t.test('a chat socket keeps no upgrade response once it is open', async (t) => {
   t.teardown(() => app.close())
   const responses = responsesOf(app)
   await app.register(fastifyChat)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as { port: number }
-  const client = await join(`ws://127.0.0.1:${port}`)
-  t.teardown(() => client.close())
+  await chatClient(t, app)
   t.equal(responses.length, 1)
   t.equal(await collected(responses[0] as WeakRef<object>), true)
 })
@@ -150,15 +169,9 @@ t.test('releaseUpgradeHead drops the upgrade bytes @fastify/websocket keeps on t
     socket.on('message', (data) => socket.send(data.toString()))
     socket.send('hi')
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as { port: number }
-  const client = new WebSocket(`ws://127.0.0.1:${port}/`)
-  t.teardown(() => client.terminate())
-  await once(client, 'message')
+  const client = await greeted(t, await portOf(app))
   t.same(seen, [{ before: true, released: true, after: undefined }], 'the request still has a ws-head Buffer: if this fails, update lib/transport/ws-internals.ts')
-  const echoed = once(client, 'message')
-  client.send('the socket still works')
-  t.equal(String((await echoed)[0]), 'the socket still works')
+  await echoes(t, client)
 })
 
 t.test('releaseUpgradeHead leaves alone what it does not recognise', async (t) => {
@@ -177,10 +190,7 @@ t.test('a chat socket\'s request keeps no upgrade bytes once it is open', async 
     done()
   })
   await app.register(fastifyChat)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as { port: number }
-  const client = await join(`ws://127.0.0.1:${port}`)
-  t.teardown(() => client.close())
+  await chatClient(t, app)
   t.equal(raws.length, 1)
   t.equal(headOf(raws[0] as object), undefined)
 })
@@ -197,13 +207,10 @@ t.test('dropRouteErrorHandler takes off the listener that terminates and logs at
     socket.on('error', () => {})
     socket.send('ready')
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as { port: number }
+  const port = await portOf(app)
   const oversize = async (drop: string): Promise<number> => {
-    const client = new WebSocket(`ws://127.0.0.1:${port}/${drop}`)
-    t.teardown(() => client.terminate())
+    const client = await greeted(t, port, `/${drop}`)
     client.on('error', () => {})
-    await once(client, 'message')
     const closed = once(client, 'close')
     client.send('more than sixteen bytes')
     return (await closed)[0] as number
@@ -228,10 +235,6 @@ t.test('untrackClient takes a socket out of the host\'s client set', async (t) =
     tracked.push(app.websocketServer.clients.has(socket))
     socket.send('ready')
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as { port: number }
-  const client = new WebSocket(`ws://127.0.0.1:${port}/`)
-  t.teardown(() => client.terminate())
-  await once(client, 'message')
+  await greeted(t, await portOf(app))
   t.same(tracked, [true, false], 'the server still tracks clients in a Set: if this fails, update lib/transport/ws-internals.ts')
 })

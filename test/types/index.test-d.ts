@@ -120,7 +120,7 @@ expectError(app.chat.size = 3)
 app.register(fastifyChat, {
   identify: () => ({ id: 'u1', data: { staff: true }, expiresAt: Date.now() + 60_000 }),
   authorize: ({ action, room, client, to }) => {
-    expectType<'join' | 'publish' | 'direct' | 'history'>(action)
+    expectType<'join' | 'publish' | 'signal' | 'direct' | 'history'>(action)
     expectType<string>(room)
     expectType<string>(client.clientId)
     expectType<string | undefined>(to)
@@ -263,6 +263,17 @@ app.register(fastifyChat, { rateLimit: false, allowedOrigins: async (origin: str
 expectError(app.register(fastifyChat, { rateLimit: { messages: 5 } }))
 expectError(app.register(fastifyChat, { allowedOrigins: 'https://app.example' }))
 expectType<number>(app.chat.stats().drops.slow_consumer)
+
+// Signals (issue 17).
+app.register(fastifyChat, { signals: ['typing', 'recording'], signalRate: { messages: 2, intervalMs: 1000, burst: 2 } })
+app.register(fastifyChat, { signals: [], signalRate: false })
+expectError(app.register(fastifyChat, { signals: 'typing' }))
+expectError(app.register(fastifyChat, { signalRate: { messages: 5 } }))
+expectType<number>(app.chat.stats().drops.signal_limited)
+expectType<number>(app.chat.stats().drops.signal_shed)
+expectAssignable<ClientFrame>({ type: 'signal', room: 'lobby', name: 'typing', data: { draft: true } })
+expectAssignable<ServerFrame>({ type: 'signal', room: 'lobby', name: 'typing', from: { id: 'a', name: 'alice' } })
+expectNotAssignable<ServerFrame>({ type: 'signal', room: 'lobby', name: 'typing' })
 
 // Durable history (SQLite).
 app.register(fastifyChat, { store: sqliteStore({ path: './data/chat.db', retain: { count: 1000, maxAgeMs: 86_400_000 } }) })

@@ -1,4 +1,4 @@
-import type { ChatMessage } from '../../protocol/wire.js'
+import type { ChatMessage, SignalFrame } from '../../protocol/wire.js'
 import type { ControlCommand } from '../control.js'
 import type { PresenceEvent } from '../presence.js'
 
@@ -11,12 +11,14 @@ import type { PresenceEvent } from '../presence.js'
  * channel per room keeps a room's messages and presence events in one order.
  * The control channel carries moderation commands (`c`), with the server
  * that sent them (`s`), which has run them already, when (`at`, its clock)
- * and their control log entry (`i`).
+ * and their control log entry (`i`). A signal (`s`), with the connection to
+ * skip (`x`), is published by a plain (S)PUBLISH: it is in no stream.
  */
 export type Envelope =
   | { t: 'm', e: string, x: string | null, m: ChatMessage }
   | { t: 'p', e: PresenceEvent, s?: string, v?: string }
   | { t: 'c', i?: string, s: string, at?: number, c: ControlCommand }
+  | { t: 's', x: string | null, s: SignalFrame }
 
 /** The envelope in a channel payload; `null` for anything else (only our scripts publish there, but it is Redis). */
 export function parseEnvelope (payload: string): Envelope | null {
@@ -26,6 +28,6 @@ export function parseEnvelope (payload: string): Envelope | null {
   } catch {
     return null
   }
-  if (typeof envelope !== 'object' || envelope === null || (envelope.t !== 'm' && envelope.t !== 'p' && envelope.t !== 'c')) return null
+  if (typeof envelope !== 'object' || envelope === null || (envelope.t !== 'm' && envelope.t !== 'p' && envelope.t !== 'c' && envelope.t !== 's')) return null
   return envelope
 }

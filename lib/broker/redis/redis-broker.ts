@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { FST_CHAT_ADAPTER_UNAVAILABLE } from '../../errors.js'
-import type { ChatMessage } from '../../protocol/wire.js'
+import type { ChatMessage, SignalFrame } from '../../protocol/wire.js'
 import { newEpoch } from '../../stores/epoch.js'
 import type { HistoryPage, NewMessage, OlderPage } from '../../stores/history-store.js'
 import type { Broker, BrokerNode, PublishResult } from '../broker.js'
@@ -8,7 +8,7 @@ import type { RedisConnections, Role } from './connections.js'
 import type { RedisKeys } from './keys.js'
 import { RetryLoop } from './retry-loop.js'
 import { BEFORE, PUBLISH, RECENT, SINCE } from './history-scripts.js'
-import { runScript } from './lua.js'
+import { runScript, unavailableOnError } from './lua.js'
 
 interface Held { message: ChatMessage, epoch: string, exclude: string | null }
 
@@ -80,6 +80,18 @@ export class RedisBroker implements Broker {
       exclude: JSON.stringify(exclude)
     })
     return { message: JSON.parse(stored) as ChatMessage, duplicate: duplicate === 1 }
+  }
+
+  /** Publishes a signal on its room's channel, beside the room's messages but in no stream: nothing keeps it. */
+  async signal (frame: SignalFrame, exclude: string | null): Promise<void> {
+    const payload = JSON.stringify({ t: 's', x: exclude, s: frame })
+    const { commands, publishCommand } = this.#connections
+    await unavailableOnError(commands.call(publishCommand, this.#keys.channel(frame.room), payload))
+  }
+
+  /** A signal from a room's channel, for this server's members if it listens to the room. */
+  receiveSignal (frame: SignalFrame, exclude: string | null): void {
+    if (this.#rooms.has(frame.room)) this.#node?.signal?.(frame, exclude)
   }
 
   async recent (room: string, limit: number): Promise<HistoryPage> {
