@@ -9,6 +9,7 @@ import { Access } from './lib/chat/access.js'
 import { Hub } from './lib/chat/hub.js'
 import { Moderation } from './lib/chat/moderation.js'
 import { PresenceTracker } from './lib/chat/presence-tracker.js'
+import { Scrollback } from './lib/chat/scrollback.js'
 import { Session } from './lib/chat/session.js'
 import { CloseCode } from './lib/close-codes.js'
 import { resolveOptions } from './lib/options.js'
@@ -93,7 +94,8 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
     stats,
     historySize: opts.historySize,
     maxMessageLength: opts.maxMessageLength,
-    presenceListMax: opts.presenceListMax
+    presenceListMax: opts.presenceListMax,
+    maxHistoryPage: opts.maxHistoryPage
   }))
 
   const ownWebsocket = !fastify.hasDecorator('websocketServer')
@@ -109,10 +111,11 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
     })
   }
 
+  const access = new Access(opts.authorize)
   const gateway = new Gateway({
     opts,
     hub,
-    session: new Session({ hub, opts, access: new Access(opts.authorize), control: adapter.control, moderation }),
+    session: new Session({ hub, opts, access, control: adapter.control, moderation, scrollback: new Scrollback(adapter.broker, access, opts.maxHistoryPage) }),
     admission: new Admission(opts),
     stats,
     payloadEnforced: ownWebsocket,
@@ -165,7 +168,7 @@ export default fastifyChat
 export { defaults } from './lib/options.js'
 export type { AuthorizeRequest, FastifyChatOptions, Identity, OutgoingMessage, Refreshed } from './lib/options.js'
 export type { RateLimit } from './lib/transport/rate-limit.js'
-export type { BroadcastOptions, Chat, DisconnectTarget, HistoryOptions, ModerationOptions, PresenceOptions } from './lib/api.js'
+export type { BroadcastOptions, Chat, DisconnectTarget, HistoryBeforeOptions, HistoryOptions, ModerationOptions, PresenceOptions } from './lib/api.js'
 export type { ChatClient } from './lib/chat/client-view.js'
 
 // Errors and close codes.
@@ -176,7 +179,8 @@ export {
   FST_CHAT_INVALID_MESSAGE,
   FST_CHAT_INVALID_OPTION,
   FST_CHAT_INVALID_ROOM,
-  FST_CHAT_STORE_UNAVAILABLE
+  FST_CHAT_STORE_UNAVAILABLE,
+  FST_CHAT_UNSUPPORTED
 } from './lib/errors.js'
 export { CloseCode } from './lib/close-codes.js'
 
@@ -185,7 +189,7 @@ export { MemoryStore } from './lib/stores/memory-store.js'
 export type { MemoryStoreOptions } from './lib/stores/memory-store.js'
 export { sqliteStore, SqliteStore } from './lib/stores/sqlite-store.js'
 export type { SqliteRetention, SqliteStoreOptions } from './lib/stores/sqlite-store.js'
-export type { AppendResult, HistoryPage, HistoryStore, NewMessage } from './lib/stores/history-store.js'
+export type { AppendResult, HistoryPage, HistoryStore, NewMessage, OlderPage } from './lib/stores/history-store.js'
 
 // Adapters: the seam to other servers.
 export { redisAdapter, RedisAdapter } from './lib/broker/redis/redis-adapter.js'

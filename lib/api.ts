@@ -3,12 +3,13 @@ import type { PageRequest, PresencePage } from './broker/presence.js'
 import type { Hub } from './chat/hub.js'
 import type { Moderation } from './chat/moderation.js'
 import type { PresenceTracker } from './chat/presence-tracker.js'
-import { FST_CHAT_CLOSED, FST_CHAT_INVALID_ARGUMENT, FST_CHAT_INVALID_MESSAGE, FST_CHAT_INVALID_ROOM } from './errors.js'
-import { SYSTEM_USER } from './options.js'
+import { FST_CHAT_CLOSED, FST_CHAT_INVALID_ARGUMENT, FST_CHAT_INVALID_MESSAGE, FST_CHAT_INVALID_ROOM, FST_CHAT_UNSUPPORTED } from './errors.js'
+import { SYSTEM_USER, defaults } from './options.js'
 import { isCursor, isPageLimit } from './protocol/codec.js'
 import { isRoomName, isWellFormed, textProblem } from './protocol/text.js'
 import { MAX_CURSOR_LENGTH, MAX_MEMBERS_PAGE, MAX_USER_ID_LENGTH } from './protocol/wire.js'
 import type { ChatMessage, User } from './protocol/wire.js'
+import type { OlderPage } from './stores/history-store.js'
 import type { ChatStats, Stats } from './stats.js'
 import type { Connections } from './transport/connections.js'
 
@@ -24,6 +25,17 @@ export interface HistoryOptions {
   since?: number
   /** At most this many messages. @default historySize */
   limit?: number
+  /** Paging back takes {@link HistoryBeforeOptions} instead. */
+  before?: undefined
+}
+
+/** Options of `app.chat.history` paging back: a page of older messages, as a client's `history` request gets. */
+export interface HistoryBeforeOptions {
+  /** Only messages with an offset below this one, an integer >= 0. */
+  before: number
+  /** At most this many messages, from 1 to `maxHistoryPage`. @default maxHistoryPage */
+  limit?: number
+  since?: undefined
 }
 
 /** Options of `app.chat.presence`. */
@@ -59,6 +71,13 @@ export interface Chat {
   presence (room: string, opts?: PresenceOptions): Promise<PresencePage>
   /** How many distinct users are in `room` on every server. */
   occupancy (room: string): Promise<number>
+  /**
+   * A page of older messages: the latest `limit` kept ones below offset
+   * `before`, oldest first, with the room's epoch and latest offset, and
+   * whether older ones are kept (`more`); pass the first one's offset as
+   * `before` for the next page.
+   */
+  history (room: string, opts: HistoryBeforeOptions): Promise<OlderPage>
   /** Stored messages of `room`, oldest first. */
   history (room: string, opts?: HistoryOptions): Promise<ChatMessage[]>
   /** Counters since the plugin registered. */
@@ -96,6 +115,8 @@ export interface ChatParts {
   maxMessageLength: number
   /** The default page size of `presence`. */
   presenceListMax: number
+  /** The largest (and default) page of `history` with `before`. @default defaults.maxHistoryPage */
+  maxHistoryPage?: number
 }
 
 function checkRoom (room: unknown): string {
@@ -149,6 +170,16 @@ function checkPage (opts: unknown, defaultLimit: number): PageRequest {
   return { limit, after }
 }
 
+function checkOlder (opts: Record<string, unknown>, maxPage: number): { before: number, limit: number } {
+  if (opts.since !== undefined) throw new FST_CHAT_INVALID_ARGUMENT('since', 'cannot be given with before')
+  const before = checkCount('before', opts.before)
+  const { limit = maxPage } = opts
+  if (!Number.isInteger(limit) || (limit as number) < 1 || (limit as number) > maxPage) {
+    throw new FST_CHAT_INVALID_ARGUMENT('limit', `must be an integer from 1 to ${maxPage}, got ${JSON.stringify(limit) ?? String(limit)}`)
+  }
+  return { before, limit: limit as number }
+}
+
 /** A copy the caller may change: a store may hand out the objects it keeps. */
 function copyMessage (message: ChatMessage): ChatMessage {
   return { ...message, from: { id: message.from.id, name: message.from.name } }
@@ -158,6 +189,22 @@ function copyMessage (message: ChatMessage): ChatMessage {
 export function createChat (parts: ChatParts): Chat {
   const { hub, moderation, broker, presence, connections, stats, historySize, maxMessageLength } = parts
   const pageSize = Math.max(1, parts.presenceListMax)
+  const maxHistoryPage = parts.maxHistoryPage ?? defaults.maxHistoryPage
+  async function history (room: string, opts: HistoryOptions | HistoryBeforeOptions = {}): Promise<ChatMessage[] | OlderPage> {
+    checkRoom(room)
+    if (typeof opts !== 'object' || opts === null) throw new FST_CHAT_INVALID_ARGUMENT('opts', 'must be an object')
+    if (opts.before !== undefined) {
+      const { before, limit } = checkOlder(opts as unknown as Record<string, unknown>, maxHistoryPage)
+      if (broker.before === undefined) throw new FST_CHAT_UNSUPPORTED('history with "before" needs a store (or adapter) with before()')
+      const page = await broker.before(room, before, limit)
+      return { epoch: page.epoch, offset: page.offset, messages: page.messages.map(copyMessage), more: page.more }
+    }
+    const limit = checkCount('limit', opts.limit ?? historySize)
+    if (opts.since === undefined) return (await broker.recent(room, limit)).messages.map(copyMessage)
+    const after = checkCount('since', opts.since)
+    const page = await broker.since(room, after) ?? await broker.recent(room, historySize)
+    return page.messages.filter((m) => m.offset > after).slice(0, limit).map(copyMessage)
+  }
   const open = (): void => {
     if (hub.closed) throw new FST_CHAT_CLOSED()
   }
@@ -191,14 +238,7 @@ export function createChat (parts: ChatParts): Chat {
       return await presence.count(checkRoom(room))
     },
 
-    async history (room: string, opts: HistoryOptions = {}): Promise<ChatMessage[]> {
-      checkRoom(room)
-      const limit = checkCount('limit', opts.limit ?? historySize)
-      if (opts.since === undefined) return (await broker.recent(room, limit)).messages.map(copyMessage)
-      const after = checkCount('since', opts.since)
-      const page = await broker.since(room, after) ?? await broker.recent(room, historySize)
-      return page.messages.filter((m) => m.offset > after).slice(0, limit).map(copyMessage)
-    },
+    history: history as Chat['history'],
 
     stats (): ChatStats {
       return stats.snapshot(connections.size)

@@ -52,3 +52,10 @@ export const FST_CHAT_ADAPTER_UNAVAILABLE = createError<'FST_CHAT_ADAPTER_UNAVAI
   'fastify-chat: adapter unavailable: %s',
   503
 )
+
+/** Thrown by `app.chat.history` with `before` when the store (or adapter) cannot page back: it has no `before()`. */
+export const FST_CHAT_UNSUPPORTED = createError<'FST_CHAT_UNSUPPORTED', [string]>(
+  'FST_CHAT_UNSUPPORTED',
+  'fastify-chat: %s',
+  501
+)

@@ -7,7 +7,7 @@ import { ROOM_RULE, isRoomName } from './protocol/text.js'
 import type { RateLimit } from './transport/rate-limit.js'
 import type { HistoryStore } from './stores/history-store.js'
 import { MemoryStore } from './stores/memory-store.js'
-import { MAX_MEMBERS_PAGE, SIGNAL_NAME_PATTERN } from './protocol/wire.js'
+import { MAX_HISTORY_PAGE, MAX_MEMBERS_PAGE, SIGNAL_NAME_PATTERN } from './protocol/wire.js'
 import type { User } from './protocol/wire.js'
 import { integerOption as integer, refuseUnknownKeys, shown } from './validate.js'
 
@@ -25,8 +25,8 @@ export interface Identity {
 
 /** What `authorize` is asked: may `client` do `action` in `room`? */
 export interface AuthorizeRequest {
-  /** `join`: join `room` (also a resume); `publish`: send a message to it; `signal`: send it a signal (typing); `direct`: open the direct room with `to`. */
-  action: 'join' | 'publish' | 'signal' | 'direct'
+  /** `join`: join `room` (also a resume); `publish`: send a message to it; `signal`: send it a signal (typing); `direct`: open the direct room with `to`; `history`: read back through it (a member's `history` request). */
+  action: 'join' | 'publish' | 'signal' | 'direct' | 'history'
   room: string
   client: ChatClient
   /** For `direct`: the other user's id. */
@@ -115,6 +115,8 @@ export interface FastifyChatOptions {
   occupancyIntervalMs?: number
   /** Joins processed at once on this server; more wait their turn in order (none is refused). @default 256 */
   maxConcurrentJoins?: number
+  /** Most messages one `history` request (a scroll back) may ask for, 1 to 1000. @default 100 */
+  maxHistoryPage?: number
   /**
    * Key that signs resume tokens, at least 32 characters; give every server
    * of a chat the same one. @default the adapter's (Redis, or the SQLite
@@ -154,6 +156,7 @@ export interface ResolvedOptions {
   readonly presenceEventsMax: number
   readonly occupancyIntervalMs: number
   readonly maxConcurrentJoins: number
+  readonly maxHistoryPage: number
   readonly secret: string | null
   /** The given adapter, or an in-process one over the given (or a new in-memory) store. */
   readonly adapter: Adapter
@@ -181,7 +184,8 @@ export const defaults = Object.freeze({
   presenceListMax: 100,
   presenceEventsMax: 200,
   occupancyIntervalMs: 1000,
-  maxConcurrentJoins: 256
+  maxConcurrentJoins: 256,
+  maxHistoryPage: 100
 })
 
 // Timers take at most a signed 32-bit number of milliseconds.
@@ -209,6 +213,7 @@ const KNOWN_KEYS: ReadonlySet<string> = new Set([
   'store', 'serveClient', 'maxPayload', 'heartbeatInterval', 'maxBufferedBytes', 'rateLimit', 'signals', 'signalRate', 'maxConnections',
   'maxConnectionsPerIp', 'allowedOrigins', 'closeTimeout', 'presenceGraceMs', 'adapter',
   'presenceListMax', 'presenceEventsMax', 'occupancyIntervalMs', 'maxConcurrentJoins', 'secret',
+  'maxHistoryPage',
   'prefix', 'logLevel', 'logSerializers'
 ])
 
@@ -352,6 +357,7 @@ export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions 
     presenceEventsMax: integer('presenceEventsMax', pick('presenceEventsMax'), 0, 10_000_000),
     occupancyIntervalMs: integer('occupancyIntervalMs', pick('occupancyIntervalMs'), 10, MAX_TIMER_MS),
     maxConcurrentJoins: integer('maxConcurrentJoins', pick('maxConcurrentJoins'), 1, 1_000_000),
+    maxHistoryPage: integer('maxHistoryPage', pick('maxHistoryPage'), 1, MAX_HISTORY_PAGE),
     secret: resolveSecret(opts.secret),
     // Last: the default adapter is made only once every other option is valid.
     adapter: resolveAdapter(opts, historySize)

@@ -203,6 +203,35 @@ t.test('history refuses a bad room, limit or since', async (t) => {
   await t.rejects(chat.history('lobby', { limit: '3' as unknown as number }), { message: /got "3"/ }, 'the value is shown')
 })
 
+t.test('history with before: a page of older messages, oldest first, with epoch, offset and more', async (t) => {
+  const { chat, adapter } = await setup(t, 6)
+  for (let i = 1; i <= 8; i++) await chat.broadcast('lobby', `m${i}`)
+  const { epoch } = await adapter.broker.recent('lobby', 0)
+  const page = await chat.history('lobby', { before: 9, limit: 2 })
+  t.strictSame({ ...page, messages: page.messages.map((m) => m.text) }, { epoch, offset: 8, messages: ['m7', 'm8'], more: true })
+  t.strictSame(await chat.history('lobby', { before: 5 }).then((p) => [p.messages.map((m) => m.offset), p.more]), [[3, 4], false], 'limit defaults to maxHistoryPage; 1 and 2 are no longer kept')
+  t.strictSame(await chat.history('lobby', { before: 0, limit: 100 }), { epoch, offset: 8, messages: [], more: false })
+  t.strictSame(await chat.history('nobody', { before: 10 }).then((p) => [p.messages, p.more, p.offset]), [[], false, 0])
+  const [first] = (await chat.history('lobby', { before: 9, limit: 1 })).messages
+  first.text = 'rewritten'
+  t.equal((await chat.history('lobby', { before: 9, limit: 1 })).messages[0]?.text, 'm8', 'the messages are the caller\'s copies')
+})
+
+t.test('history with before refuses a bad before, limit or mix', async (t) => {
+  const { chat } = await setup(t)
+  const refuse = async (opts: unknown, what: string, message?: RegExp): Promise<void> => {
+    const err = await chat.history('lobby', opts as { before: number }).then(() => null, (err: unknown) => err)
+    t.ok(err instanceof TypeError, `${what}: a TypeError`)
+    t.match(err, { code: 'FST_CHAT_INVALID_ARGUMENT', ...(message === undefined ? {} : { message }) }, what)
+  }
+  for (const before of [-1, 1.5, NaN, Infinity, '3', null, Number.MAX_SAFE_INTEGER + 1]) await refuse({ before }, `before ${String(before)}`, /"before" must be an integer >= 0/)
+  for (const limit of [0, -1, 1.5, '3', null, 101]) await refuse({ before: 5, limit }, `limit ${String(limit)}`, /"limit" must be an integer from 1 to 100/)
+  await refuse({ before: 5, since: 2 }, 'since and before', /"since" cannot be given with before/)
+  await refuse(null, 'opts null')
+  await refuse('before', 'opts a string')
+  await t.rejects(chat.history('no/slash', { before: 5 }), { code: 'FST_CHAT_INVALID_ROOM' })
+})
+
 // The memory store keeps the objects it hands out: what app.chat returns
 // must be copies, or a caller that changes them rewrites the history every
 // later join replays.

@@ -53,6 +53,7 @@ t.test('no options resolve to the defaults, complete and frozen', async (t) => {
     presenceEventsMax: 200,
     occupancyIntervalMs: 1000,
     maxConcurrentJoins: 256,
+    maxHistoryPage: 100,
     secret: null
   }
   const { adapter, ...resolved } = resolveOptions()
@@ -96,6 +97,7 @@ t.test('given values are kept and the user object is left alone', async (t) => {
     presenceEventsMax: 0,
     occupancyIntervalMs: 10,
     maxConcurrentJoins: 1,
+    maxHistoryPage: 1000,
     secret: 's'.repeat(32)
   }
   const before = { ...opts }
@@ -212,6 +214,10 @@ t.test('every invalid value throws FST_CHAT_INVALID_OPTION naming the option', a
     ['maxConcurrentJoins', { maxConcurrentJoins: 0 }],
     ['maxConcurrentJoins', { maxConcurrentJoins: 1.5 }],
     ['maxConcurrentJoins', { maxConcurrentJoins: '256' }],
+    ['maxHistoryPage', { maxHistoryPage: 0 }],
+    ['maxHistoryPage', { maxHistoryPage: 1001 }],
+    ['maxHistoryPage', { maxHistoryPage: 2.5 }],
+    ['maxHistoryPage', { maxHistoryPage: '100' }],
     ['secret', { secret: 's'.repeat(31) }],
     ['secret', { secret: '' }],
     ['secret', { secret: 42 }],

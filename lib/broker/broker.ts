@@ -1,5 +1,5 @@
 import type { ChatMessage, SignalFrame } from '../protocol/wire.js'
-import type { HistoryPage, NewMessage } from '../stores/history-store.js'
+import type { HistoryPage, NewMessage, OlderPage } from '../stores/history-store.js'
 
 /** What a publish did: the stored message, and whether its `cid` had been stored before (then nothing was sent). */
 export interface PublishResult {
@@ -46,4 +46,11 @@ export interface Broker {
   recent (room: string, limit: number): Promise<HistoryPage>
   /** Every message after `offset`, or `null` when some are no longer kept (the caller cannot recover without a gap). */
   since (room: string, offset: number): Promise<HistoryPage | null>
+  /**
+   * The latest `limit` kept messages of `room` below `offset`, oldest first,
+   * and whether older ones are kept (see `HistoryStore.before`). Optional:
+   * a broker without it cannot page back, and clients' `history` requests get
+   * `unknown_type`.
+   */
+  before? (room: string, offset: number, limit: number): Promise<OlderPage>
 }

@@ -1,4 +1,4 @@
-import type { AppendResult, HistoryPage, HistoryStore, NewMessage } from '../stores/history-store.js'
+import type { AppendResult, HistoryPage, HistoryStore, NewMessage, OlderPage } from '../stores/history-store.js'
 import type { Broker, BrokerNode, PublishResult } from './broker.js'
 import { ReadCache } from './read-cache.js'
 import type { SignalFrame } from '../protocol/wire.js'
@@ -12,9 +12,19 @@ export class LocalBroker implements Broker {
   // its own pace, so a room's appends are chained to number them in call order.
   readonly #appending = new Map<string, Promise<AppendResult>>()
   readonly #reads = new ReadCache()
+  /**
+   * The store's `before`, when it has one. Not through the read cache: each
+   * scroll back asks for its own page, and sharing is for the few pages
+   * many joins ask for at once.
+   */
+  readonly before?: (room: string, offset: number, limit: number) => Promise<OlderPage>
 
   constructor (store: HistoryStore) {
     this.#store = store
+    if (typeof store.before === 'function') {
+      const before = store.before
+      this.before = async (room, offset, limit) => await before.call(store, room, offset, limit)
+    }
   }
 
   start (node: BrokerNode): void {

@@ -5,6 +5,7 @@ import type { Access } from './access.js'
 import { directRoom, isDirectRoom } from './direct.js'
 import type { Hub } from './hub.js'
 import type { Moderation } from './moderation.js'
+import type { Scrollback } from './scrollback.js'
 import type { OutgoingMessage, ResolvedOptions } from '../options.js'
 import { decodeClientFrame, encodeMessage } from '../protocol/codec.js'
 import { textProblem } from '../protocol/text.js'
@@ -36,6 +37,7 @@ export interface SessionParts {
   access: Access
   control: Control
   moderation: Moderation
+  scrollback: Scrollback
 }
 
 /** Reads one client's frames and turns them into hub actions, answering bad ones with `error` frames. */
@@ -45,6 +47,7 @@ export class Session {
   #access: Access
   #control: Control
   #moderation: Moderation
+  #scrollback: Scrollback
   #cids = new RecentCids()
   readonly #joins: JoinGate
   readonly #signals: SignalGate
@@ -57,6 +60,7 @@ export class Session {
     this.#access = parts.access
     this.#control = parts.control
     this.#moderation = parts.moderation
+    this.#scrollback = parts.scrollback
     this.#joins = new JoinGate(parts.opts.maxConcurrentJoins)
     this.#signals = new SignalGate(parts.opts.signals, parts.opts.signalRate)
   }
@@ -93,6 +97,8 @@ export class Session {
         return await this.#refresh(conn, frame.token)
       case 'members':
         return await this.#hub.members(conn, frame)
+      case 'history':
+        return await this.#scrollback.answer(conn, frame)
       case 'signal':
         return await this.#signal(conn, frame)
     }

@@ -1,5 +1,5 @@
-import type { ChatMessage, ClientFrame, ErrorCode, JoinedFrame, MembersRequest, MessageFrame, SignalRequest, Since, User } from './wire.js'
-import { MAX_CID_LENGTH, MAX_CURSOR_LENGTH, MAX_MEMBERS_PAGE, MAX_NAME_LENGTH, MAX_SIGNAL_DATA_BYTES, MAX_TOKEN_LENGTH, MAX_USER_ID_LENGTH, SIGNAL_NAME_PATTERN } from './wire.js'
+import type { ChatMessage, ClientFrame, ErrorCode, HistoryFrame, HistoryRequest, JoinedFrame, MembersRequest, MessageFrame, SignalRequest, Since, User } from './wire.js'
+import { MAX_CID_LENGTH, MAX_CURSOR_LENGTH, MAX_HISTORY_PAGE, MAX_MEMBERS_PAGE, MAX_NAME_LENGTH, MAX_SIGNAL_DATA_BYTES, MAX_TOKEN_LENGTH, MAX_USER_ID_LENGTH, SIGNAL_NAME_PATTERN } from './wire.js'
 import { ROOM_RULE, isRoomName, isWellFormed, sanitizeName, textProblem } from './text.js'
 
 /** The result of decoding one client frame: a checked frame, or the error to answer with. */
@@ -121,6 +121,8 @@ export function decodeClientFrame (raw: string, maxMessageLength: number): Decod
     }
     case 'members':
       return decodeMembers(value, cid)
+    case 'history':
+      return decodeHistory(value, cid)
     case 'signal':
       return decodeSignal(value, cid)
     default:
@@ -153,6 +155,25 @@ function decodeMembers (value: Record<string, unknown>, cid: string | undefined)
   return { ok: true, frame }
 }
 
+const HISTORY_KEYS: ReadonlySet<string> = new Set(['type', 'room', 'before', 'limit', 'cid'])
+
+// Strict, unlike older frames: a misspelt field ("after", "offset") would
+// otherwise page from somewhere the client did not mean.
+function decodeHistory (value: Record<string, unknown>, cid: string | undefined): Decoded {
+  if (!isRoomName(value.room)) return fail('invalid_room', ROOM_RULE, cid)
+  for (const key of Object.keys(value)) {
+    if (!HISTORY_KEYS.has(key)) return fail('invalid_message', `a history request has no field "${key.slice(0, 32)}"`, cid)
+  }
+  if (!isOffset(value.before)) return fail('invalid_message', '"before" must be an integer >= 0', cid)
+  const { limit } = value
+  if (!Number.isInteger(limit) || (limit as number) < 1 || (limit as number) > MAX_HISTORY_PAGE) {
+    return fail('invalid_message', `"limit" must be an integer from 1 to ${MAX_HISTORY_PAGE}`, cid)
+  }
+  const frame: HistoryRequest = { type: 'history', room: value.room, before: value.before, limit: limit as number }
+  if (cid !== undefined) frame.cid = cid
+  return { ok: true, frame }
+}
+
 function decodeSignal (value: Record<string, unknown>, cid: string | undefined): Decoded {
   if (!isRoomName(value.room)) return fail('invalid_room', ROOM_RULE, cid)
   if (typeof value.name !== 'string' || !SIGNAL_NAME_PATTERN.test(value.name)) {
@@ -168,6 +189,30 @@ function decodeSignal (value: Record<string, unknown>, cid: string | undefined):
   }
   if (cid !== undefined) frame.cid = cid
   return { ok: true, frame }
+}
+
+/**
+ * The `history` frame, with as many of the page's latest messages as keep
+ * it within `maxBytes` (UTF-8), for the reason {@link encodeJoined} gives.
+ * When some are left out, `more` is true: the client asks again from the
+ * first one it got. The latest message is always in: each page moves on.
+ */
+export function encodeHistory (frame: HistoryFrame, maxBytes: number): string {
+  const { messages } = frame
+  const cid = frame.cid === undefined ? '' : `,"cid":${JSON.stringify(frame.cid)}`
+  const head = JSON.stringify({ type: 'history', room: frame.room, epoch: frame.epoch }).slice(0, -1)
+  // `,"messages":[` + `],"more":false` + `}`.
+  let bytes = Buffer.byteLength(head) + 13 + 14 + Buffer.byteLength(cid) + 1
+  const kept: string[] = []
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const encoded = JSON.stringify(messages[i])
+    bytes += Buffer.byteLength(encoded) + (kept.length > 0 ? 1 : 0)
+    // Always one: a page that fits nothing would be asked for again and again.
+    if (bytes > maxBytes && kept.length > 0) break
+    kept.push(encoded)
+  }
+  const more = frame.more || kept.length < messages.length
+  return `${head},"messages":[${kept.reverse().join(',')}],"more":${String(more)}${cid}}`
 }
 
 /** The `message` frame for a stored message, encoded once for every recipient. */

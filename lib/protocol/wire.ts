@@ -23,6 +23,9 @@ export const MAX_TOKEN_LENGTH = 8192
 /** Most users one `members` page (or `app.chat.presence` call) may ask for. */
 export const MAX_MEMBERS_PAGE = 1000
 
+/** Most messages one `history` page may hold: the upper bound of the `maxHistoryPage` option. */
+export const MAX_HISTORY_PAGE = 1000
+
 /** Longest `after` cursor of a `members` frame. */
 export const MAX_CURSOR_LENGTH = 256
 
@@ -125,6 +128,14 @@ export interface PresenceFrame {
 export interface OccupancyFrame { type: 'occupancy', room: string, count: number }
 /** A page of a room's users; `next`, when present, is the `after` of the next page. */
 export interface MembersFrame { type: 'members', room: string, users: User[], count: number, next?: string, cid?: string }
+/**
+ * A page of a room's older messages, oldest first: the answer to a `history`
+ * request. `more` tells whether the room keeps older ones; ask again with
+ * the first message's offset as `before`. `epoch` is the room's now: when it
+ * is not the one of the client's `joined`, the offsets are from another
+ * history.
+ */
+export interface HistoryFrame { type: 'history', room: string, epoch: string, messages: ChatMessage[], more: boolean, cid?: string }
 /** Leaving a room; `reason` is set when the client did not ask: `removed` by the app. */
 export interface LeftFrame { type: 'left', room: string, reason?: 'removed', message?: string }
 export interface RenamedFrame { type: 'renamed', name: string, previous: string }
@@ -145,6 +156,7 @@ export type ServerFrame =
   | PresenceFrame
   | OccupancyFrame
   | MembersFrame
+  | HistoryFrame
   | LeftFrame
   | RenamedFrame
   | RefreshedFrame
@@ -164,8 +176,11 @@ export interface RefreshFrame { type: 'refresh', token: string }
 /** Asks for a page of a room the client is in: `limit` users (default the server's `presenceListMax`) after the cursor `after`. */
 export interface MembersRequest { type: 'members', room: string, after?: string, limit?: number, cid?: string }
 
+/** Asks for the latest `limit` (1 to the server's `maxHistoryPage`) messages of a room you are in with an offset below `before`. */
+export interface HistoryRequest { type: 'history', room: string, before: number, limit: number, cid?: string }
+
 /** An ephemeral event for the other members of `room`; `name` must be one of the server's `signals`. */
 export interface SignalRequest { type: 'signal', room: string, name: string, data?: unknown, cid?: string }
 
 /** Every frame a client may send (a plain-text frame is a `message` to the first room). */
-export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame | RefreshFrame | MembersRequest | SignalRequest
+export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame | RefreshFrame | MembersRequest | SignalRequest | HistoryRequest

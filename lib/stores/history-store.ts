@@ -27,6 +27,15 @@ export interface HistoryPage {
 }
 
 /**
+ * A page of a room's older messages, read back from an offset (a scroll
+ * back): the latest ones before it, oldest first.
+ */
+export interface OlderPage extends HistoryPage {
+  /** Whether the room keeps messages older than the first one in `messages`: ask again with that one's offset as `before`. */
+  more: boolean
+}
+
+/**
  * Where messages are numbered and kept. Bring your own by implementing this
  * interface; every method may be called concurrently for different rooms,
  * except that the in-process adapter calls `append` for one room only once
@@ -51,6 +60,16 @@ export interface HistoryStore {
   since (room: string, offset: number): Promise<HistoryPage | null>
   /** The room's current epoch. */
   epoch (room: string): Promise<string>
+  /**
+   * The latest `limit` (at least 1) kept messages with an offset below
+   * `offset`, oldest first, and whether older ones are kept: a scroll back
+   * through the room, one page at a time. Empty, with `more: false`, when
+   * nothing kept is older than `offset` (an `offset` of 0 or 1, say). Its cost
+   * should follow `limit`, not the room's size. Optional: without it, clients'
+   * `history` requests get `unknown_type` and `app.chat.history` with
+   * `before` throws `FST_CHAT_UNSUPPORTED`.
+   */
+  before? (room: string, offset: number, limit: number): Promise<OlderPage>
   /**
    * Opens what the store needs (a file, a connection); called once when the
    * plugin registers, so a bad environment fails `register` with a clear error.

@@ -3,7 +3,7 @@ import { FST_CHAT_INVALID_OPTION } from '../errors.js'
 import { integerOption, refuseUnknownKeys, shown } from '../validate.js'
 import { newEpoch } from './epoch.js'
 import { CID_WINDOW } from './history-store.js'
-import type { AppendResult, HistoryPage, HistoryStore, NewMessage } from './history-store.js'
+import type { AppendResult, HistoryPage, HistoryStore, NewMessage, OlderPage } from './history-store.js'
 
 interface RoomLog {
   epoch: string
@@ -130,6 +130,19 @@ export class MemoryStore implements HistoryStore {
     const missed = log.offset - offset
     if (missed < 0 || missed > log.messages.length) return null
     return { epoch: log.epoch, offset: log.offset, messages: this.#latest(log, missed) }
+  }
+
+  async before (room: string, offset: number, limit: number): Promise<OlderPage> {
+    const log = this.#read(room)
+    const n = log.messages.length
+    // Kept offsets are consecutive: the ring holds `oldest` to `log.offset`.
+    const oldest = log.offset - n + 1
+    const end = Math.min(Math.floor(offset), log.offset + 1)
+    const count = Math.max(0, Math.min(Math.floor(limit), end - oldest))
+    const first = end - count
+    const messages = new Array<ChatMessage>(count)
+    for (let i = 0; i < count; i++) messages[i] = log.messages[(log.start + first - oldest + i) % n] as ChatMessage
+    return { epoch: log.epoch, offset: log.offset, messages, more: first > oldest }
   }
 
   async epoch (room: string): Promise<string> {

@@ -6,7 +6,7 @@ import { newEpoch } from './epoch.js'
 import { checkSharedMemory, ensureDirectory, explain, loadDriver, migrate, toMessage } from './sqlite-file.js'
 import type { Database, MessageRow, RoomRow } from './sqlite-file.js'
 import { CID_WINDOW } from './history-store.js'
-import type { AppendResult, HistoryPage, HistoryStore, NewMessage } from './history-store.js'
+import type { AppendResult, HistoryPage, HistoryStore, NewMessage, OlderPage } from './history-store.js'
 
 /** How much of the history the file keeps; without it, every message stays. */
 export interface SqliteRetention {
@@ -59,6 +59,7 @@ interface Connection {
   room: BetterSqlite3.Statement<[string], RoomRow>
   latest: BetterSqlite3.Statement<[string, number], MessageRow>
   after: BetterSqlite3.Statement<[string, number, number], MessageRow>
+  older: BetterSqlite3.Statement<[string, number, number], MessageRow>
   pruneAge: (before: number) => void
   /** The file's resume secret, made on first use. */
   secret: () => string
@@ -203,6 +204,7 @@ export class SqliteStore implements HistoryStore {
       room: db.prepare('SELECT epoch, last_offset AS offset FROM rooms WHERE name = ?'),
       latest: db.prepare('SELECT seq, ts, from_id, from_name, text, cid FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?'),
       after: db.prepare('SELECT seq, ts, from_id, from_name, text, cid FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      older: db.prepare('SELECT seq, ts, from_id, from_name, text, cid FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?'),
       // Remembered cids go too: their copies hold the text that maxAgeMs is there to delete.
       pruneAge: db.transaction((before: number) => {
         pruneMessages.run(before)
@@ -269,6 +271,23 @@ export class SqliteStore implements HistoryStore {
       // Offsets are consecutive, so fewer rows than missed means some were pruned.
       if (rows.length !== missed) return null
       return { epoch: state.epoch, offset: state.offset, messages: rows.map((row) => toMessage(room, row)) }
+    })
+  }
+
+  /**
+   * Pages back through everything the file keeps (`historySize` bounds only
+   * `recent` and `since`): one read of at most `limit + 1` rows down the
+   * primary key, the extra one telling whether older messages are kept.
+   */
+  async before (room: string, offset: number, limit: number): Promise<OlderPage> {
+    const sql = this.#sql ?? await this.#open()
+    const count = Math.max(0, Math.floor(limit))
+    return sql.read(() => {
+      const state = this.#roomState(sql, room)
+      const rows = offset <= 1 || state.offset === 0 ? [] : sql.older.all(room, Math.floor(offset), count + 1)
+      const more = rows.length > count
+      if (more) rows.pop()
+      return { epoch: state.epoch, offset: state.offset, messages: rows.reverse().map((row) => toMessage(room, row)), more }
     })
   }
 

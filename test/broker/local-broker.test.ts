@@ -81,3 +81,30 @@ t.test('subscribing is a no-op: one server gets every room', async (t) => {
   await t.resolves(broker.subscribe('r'))
   await t.resolves(broker.unsubscribe('r'))
 })
+
+t.test('before: the store\'s, read anew each time (not shared like recent), and absent when the store has none', async (t) => {
+  // Counts the reads that reach the store.
+  class CountingStore extends MemoryStore {
+    reads = 0
+    override async before (room: string, offset: number, limit: number): ReturnType<MemoryStore['before']> {
+      this.reads++
+      return await super.before(room, offset, limit)
+    }
+  }
+  const store = new CountingStore()
+  const broker = new LocalBroker(store)
+  broker.start(recorder())
+  await broker.subscribe('r')
+  for (let i = 1; i <= 5; i++) await broker.publish(message(`m${i}`), null)
+  const pages = await Promise.all([broker.before?.('r', 5, 2), broker.before?.('r', 5, 2)])
+  t.strictSame(pages.map((page) => page?.messages.map((m) => m.offset)), [[3, 4], [3, 4]])
+  t.equal(store.reads, 2, 'each call read the store')
+
+  const without: Broker = new LocalBroker({
+    append: async (m) => await store.append(m),
+    recent: async (room, limit) => await store.recent(room, limit),
+    since: async (room, offset) => await store.since(room, offset),
+    epoch: async (room) => await store.epoch(room)
+  })
+  t.equal(without.before, undefined, 'a store without before(): a broker without it')
+})

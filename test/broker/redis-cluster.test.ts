@@ -138,6 +138,8 @@ t.test('history and since recovery are served by the other instance', async (t) 
   t.equal(joined.recovered, true, 'recovered on the other instance')
   t.strictSame(joined.history.map((m) => m.text), ['two', 'three'], 'exactly the messages missed')
   t.strictSame((await a.app.chat.history(room)).map((m) => m.text), ['one', 'two', 'three'], 'one history for both instances')
+  const older = await a.app.chat.history(room, { before: 3, limit: 1 })
+  t.strictSame([older.messages.map((m) => m.text), older.more, older.epoch], [['two'], true, epoch], 'paged back on the room\'s shard')
 })
 
 t.test('presence: joins, leaves and the count across instances', async (t) => {

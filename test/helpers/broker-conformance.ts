@@ -6,7 +6,7 @@ import type { PresenceEvent } from '../../lib/broker/presence.js'
 import type { ChatMessage, SignalFrame } from '../../lib/protocol/wire.js'
 import type { NewMessage } from '../../lib/stores/history-store.js'
 import { within } from './chat.js'
-import { message, offsets, range } from './history.js'
+import { message, offsets, older, pageBack, range } from './history.js'
 
 export { message } from './history.js'
 
@@ -252,6 +252,32 @@ export function brokerConformance (t: Test, name: string, start: AdapterFactory,
       t.equal(await broker.since('fresh', 1), null, 'beyond the latest of a fresh room')
     })
 
+    t.test('before is the latest kept messages below an offset, oldest first, bounded by limit', async (t) => {
+      const { broker } = await filled(t, 'a', WINDOW)
+      const { epoch } = await broker.recent('a', 0)
+      t.strictSame(await older(broker, 'a', WINDOW + 1, 2).then((p) => ({ ...p, messages: offsets(p) })), { epoch, offset: WINDOW, messages: [WINDOW - 1, WINDOW], more: true })
+      t.strictSame(await older(broker, 'a', 3, 2).then((p) => [offsets(p), p.more]), [[1, 2], false], 'a page that ends at 1 has no more')
+      t.strictSame(await older(broker, 'a', 4, 2).then((p) => [offsets(p), p.more]), [[2, 3], true])
+      t.strictSame(await older(broker, 'a', WINDOW + 1, 0).then((p) => [p.messages, p.more]), [[], true], 'limit 0: nothing, and whether older are kept')
+      t.strictSame(await older(broker, 'a', Number.MAX_SAFE_INTEGER, 1).then(offsets), [WINDOW], 'beyond the latest: the latest')
+      for (const before of [0, 1]) t.strictSame(await older(broker, 'a', before, 5), { epoch, offset: WINDOW, messages: [], more: false }, `nothing before ${before}`)
+      const fresh = await older(broker, 'fresh', 10, 5)
+      t.strictSame(fresh, { epoch: (await broker.recent('fresh', 0)).epoch, offset: 0, messages: [], more: false }, 'a room never written')
+    })
+
+    t.test('paging back with before gives the kept window once, in order, and more is false only at the end', async (t) => {
+      const last = WINDOW * 3 + 2
+      const { broker } = await filled(t, 'a', last)
+      await broker.publish(message('b', 'other room'), null)
+      for (const limit of [1, 2, WINDOW, 100]) {
+        const pages = await pageBack(async (before) => await older(broker, 'a', before, limit), last + 1)
+        t.strictSame(pages.flatMap((page) => [...(offsets(page) as number[])].reverse()), range(last - WINDOW + 1, last).reverse(), `limit ${limit}: the latest WINDOW, each once`)
+        t.ok(pages.slice(0, -1).every((page) => page.more && page.messages.length === limit), `limit ${limit}: every page but the last is full and has more`)
+        t.ok(pages.every((page) => page.messages.every((m) => m.room === 'a' && m.text === `m${m.offset}`)), `limit ${limit}: the room's own messages`)
+      }
+      t.strictSame(await older(broker, 'a', last - WINDOW + 1, 5).then((p) => [offsets(p), p.more]), [[], false], 'nothing before the oldest kept')
+    })
+
     t.test('messages round-trip every field, and cid only when given', async (t) => {
       const { adapter: { broker } } = await open(t)
       const plain: NewMessage = { room: 'r', ts: 1_764_230_400_123, from: { id: 'id-Ω', name: 'zoë 🚀' }, text: 'héllo\n"quoted" \\ 🎉 <b>' }
@@ -261,6 +287,7 @@ export function brokerConformance (t: Test, name: string, start: AdapterFactory,
       const recent = (await broker.recent('r', 10)).messages
       t.strictSame(recent, expected)
       t.strictSame((await broker.since('r', 0))?.messages, expected)
+      t.strictSame((await older(broker, 'r', 3, 10)).messages, expected)
       t.notOk(Object.hasOwn(recent[0] as object, 'cid'), 'no cid key when none was given')
     })
 

@@ -2,7 +2,7 @@ import type { Test } from 'tap'
 import type { ChatMessage } from '../../lib/protocol/wire.js'
 import { CID_WINDOW } from '../../lib/stores/history-store.js'
 import type { HistoryStore, NewMessage } from '../../lib/stores/history-store.js'
-import { message, offsets, range } from './history.js'
+import { message, offsets, older, pageBack, range } from './history.js'
 
 /**
  * How many messages per room the stores under test keep and replay: build
@@ -118,6 +118,45 @@ export function conformance (t: Test, name: string, makeStore: () => Promise<His
       t.equal(await store.since('fresh', 1), null)
     })
 
+    t.test('before is the latest messages below an offset, oldest first, bounded by limit', async (t) => {
+      const store = await filled(t, 'a', WINDOW)
+      const epoch = await store.epoch('a')
+      const page = await older(store, 'a', WINDOW + 1, 2)
+      t.strictSame({ ...page, messages: offsets(page) }, { epoch, offset: WINDOW, messages: [WINDOW - 1, WINDOW], more: true })
+      t.strictSame(page.messages.map((m) => m.text), [`m${WINDOW - 1}`, `m${WINDOW}`])
+      t.strictSame(offsets(await older(store, 'a', 4, 2)), [2, 3])
+      t.equal((await older(store, 'a', 4, 2)).more, true, '1 is older')
+      t.strictSame(await older(store, 'a', 3, 2).then((p) => [offsets(p), p.more]), [[1, 2], false], 'a page that ends at 1 has no more')
+      t.strictSame(await older(store, 'a', 3, 10).then((p) => [offsets(p), p.more]), [[1, 2], false])
+      t.strictSame(await older(store, 'a', 1_000_000, 3).then((p) => [offsets(p), p.more]), [range(WINDOW - 2, WINDOW), true], 'beyond the latest: the latest')
+      t.strictSame(await older(store, 'a', WINDOW + 1, 0).then((p) => [p.messages, p.more]), [[], true], 'limit 0: nothing, and whether older are kept')
+      t.strictSame(await older(store, 'a', Number.MAX_SAFE_INTEGER, 1).then(offsets), [WINDOW])
+      for (const before of [0, 1]) {
+        t.strictSame(await older(store, 'a', before, 5), { epoch, offset: WINDOW, messages: [], more: false }, `nothing before ${before}`)
+      }
+    })
+
+    t.test('before in a room never written is empty at offset 0', async (t) => {
+      const store = await open(t)
+      t.strictSame(await older(store, 'nobody-here', 10, 5), { epoch: await store.epoch('nobody-here'), offset: 0, messages: [], more: false })
+    })
+
+    t.test('paging back with before gives every kept offset once, in order, and more is false only at the end', async (t) => {
+      const last = WINDOW * 3 + 2
+      const store = await filled(t, 'a', last)
+      await stored(store, message('b', 'other room'))
+      for (const limit of [1, 2, 3, WINDOW, 100]) {
+        const pages = await pageBack(async (before) => await older(store, 'a', before, limit), last + 1)
+        const seen = pages.flatMap((page) => offsets(page) as number[]).sort((x, y) => x - y)
+        const oldest = seen[0] as number
+        t.ok(oldest === 1 || oldest === last - WINDOW + 1, `limit ${limit}: from the first message or the latest WINDOW (${oldest})`)
+        t.strictSame(pages.flatMap((page) => [...(offsets(page) as number[])].reverse()), range(oldest, last).reverse(), `limit ${limit}: each once, newest page first`)
+        t.ok(pages.every((page) => page.messages.length <= limit && page.messages.every((m) => m.room === 'a')), `limit ${limit}: pages within limit, of the room`)
+        t.ok(pages.slice(0, -1).every((page) => page.more && page.messages.length === limit), `limit ${limit}: every page but the last is full and has more`)
+        t.strictSame(await older(store, 'a', oldest, limit).then((p) => [offsets(p), p.more]), [[], false], `limit ${limit}: nothing before the oldest kept`)
+      }
+    })
+
     t.test('epochs are stable per room, distinct per room and per fresh store', async (t) => {
       const store = await open(t)
       const other = await open(t)
@@ -156,6 +195,7 @@ export function conformance (t: Test, name: string, makeStore: () => Promise<His
       const since = (await store.since('r', 0))?.messages
       t.strictSame(recent, expected)
       t.strictSame(since, expected)
+      t.strictSame((await older(store, 'r', 3, 10)).messages, expected)
       t.notOk(Object.hasOwn(recent[0] as object, 'cid'), 'no cid key when none was given')
       t.equal(recent[1]?.cid, 'c-1')
     })
@@ -239,6 +279,8 @@ export function conformance (t: Test, name: string, makeStore: () => Promise<His
 
         const after = await opened(t, await reopen(before))
         t.equal(await after.epoch('a'), epoch, 'the same history')
+        const latest = CID_WINDOW + 1 + WINDOW
+        t.strictSame(await older(after, 'a', latest + 1, 2).then((p) => [offsets(p), p.more]), [[latest - 1, latest], true], 'paging back reads the reopened file')
         t.strictSame(await after.append(message('a', 'resent', 'c1')), { message: { ...message('a', 'text of c1', 'c1'), offset: 2 }, duplicate: true }, 'a resend gets the stored copy')
         t.equal((await after.append(message('a', 'resent', `c${CID_WINDOW}`))).duplicate, true)
         const last = CID_WINDOW + 1 + WINDOW

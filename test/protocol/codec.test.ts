@@ -1,7 +1,7 @@
 import t from 'tap'
-import { decodeClientFrame, encodeJoined, encodeMessage, isCursor, isPageLimit, parseSinceParam, peekCid } from '../../lib/protocol/codec.js'
+import { decodeClientFrame, encodeHistory, encodeJoined, encodeMessage, isCursor, isPageLimit, parseSinceParam, peekCid } from '../../lib/protocol/codec.js'
 import type { Decoded } from '../../lib/protocol/codec.js'
-import { MAX_CURSOR_LENGTH, MAX_MEMBERS_PAGE } from '../../lib/protocol/wire.js'
+import { MAX_CID_LENGTH, MAX_CURSOR_LENGTH, MAX_HISTORY_PAGE, MAX_MEMBERS_PAGE } from '../../lib/protocol/wire.js'
 import type { ChatMessage } from '../../lib/protocol/wire.js'
 
 const MAX = 10
@@ -221,6 +221,52 @@ t.test('members frames', async (t) => {
   t.equal(isPageLimit(0), false)
   t.equal(isCursor('1'), true)
   t.equal(isCursor(''), false)
+})
+
+t.test('history frames', async (t) => {
+  t.strictSame(decode({ type: 'history', room: 'dev', before: 10, limit: 5 }), { ok: true, frame: { type: 'history', room: 'dev', before: 10, limit: 5 } })
+  t.strictSame(decode({ type: 'history', room: 'dev', before: 0, limit: 1, cid: 'h1' }), { ok: true, frame: { type: 'history', room: 'dev', before: 0, limit: 1, cid: 'h1' } }, 'before 0 is a page (an empty one)')
+  t.strictSame(decode({ type: 'history', room: 'dev', before: Number.MAX_SAFE_INTEGER, limit: MAX_HISTORY_PAGE }),
+    { ok: true, frame: { type: 'history', room: 'dev', before: Number.MAX_SAFE_INTEGER, limit: MAX_HISTORY_PAGE } }, 'the largest before and limit')
+  for (const room of [undefined, '', 'no spaces', 'x'.repeat(65), 7]) {
+    t.strictSame(failure(decode({ type: 'history', room, before: 5, limit: 5, cid: 'c2' })), { code: 'invalid_room', cid: 'c2' }, `room ${JSON.stringify(room)}`)
+  }
+  for (const before of [undefined, null, -1, 1.5, '10', Number.MAX_SAFE_INTEGER + 1, [], {}, true]) {
+    t.strictSame(failure(decode({ type: 'history', room: 'dev', before, limit: 5, cid: 'c3' })), { code: 'invalid_message', cid: 'c3' }, `before ${JSON.stringify(before)}`)
+  }
+  for (const limit of [undefined, null, 0, -1, 2.5, '5', MAX_HISTORY_PAGE + 1, [], true]) {
+    t.strictSame(failure(decode({ type: 'history', room: 'dev', before: 5, limit, cid: 'c4' })), { code: 'invalid_message', cid: 'c4' }, `limit ${JSON.stringify(limit)}`)
+  }
+  for (const extra of [{ after: 3 }, { since: { epoch: 'e', offset: 1 } }, { reverse: true }, { text: 'hi' }]) {
+    t.strictSame(failure(decode({ type: 'history', room: 'dev', before: 5, limit: 5, cid: 'c5', ...extra })), { code: 'invalid_message', cid: 'c5' }, `a field of no history request: ${JSON.stringify(extra)}`)
+  }
+  t.strictSame(failure(decode({ type: 'history', room: 'dev', before: 5, limit: 5, cid: 'x'.repeat(MAX_CID_LENGTH + 1) })), { code: 'invalid_message' }, 'an overlong cid is the error, not echoed')
+  const long = decode({ type: 'history', room: 'dev', before: 5, limit: 5, ['k'.repeat(1000)]: 1 })
+  t.ok(!long.ok && long.message.length < 100, 'an unknown field is named within bounds')
+})
+
+t.test('encodeHistory', async (t) => {
+  const from = { id: 'u1', name: 'alice' }
+  const messages: ChatMessage[] = [1, 2, 3, 4].map((offset) => ({ room: 'r', offset, ts: 0, from, text: 'x'.repeat(100) }))
+  const frame = { type: 'history' as const, room: 'r', epoch: 'e1', messages, more: false }
+
+  t.test('with room for everything, it is the frame as JSON', async (t) => {
+    t.equal(encodeHistory(frame, 1 << 20), JSON.stringify(frame))
+    t.equal(encodeHistory({ ...frame, more: true, cid: 'h"1' }, 1 << 20), JSON.stringify({ ...frame, more: true, cid: 'h"1' }))
+    t.equal(encodeHistory({ ...frame, messages: [] }, 1 << 20), JSON.stringify({ ...frame, messages: [] }))
+  })
+
+  t.test('it keeps the latest messages that fit, and says there is more', async (t) => {
+    const full = Buffer.byteLength(JSON.stringify(frame))
+    const one = Buffer.byteLength(JSON.stringify(messages[0])) + 1
+    for (const [maxBytes, kept] of [[full, 4], [full - 1, 3], [full - one, 3], [full - one - 1, 2], [full - 3 * one, 1], [0, 1]]) {
+      const encoded = encodeHistory(frame, maxBytes)
+      const decoded = JSON.parse(encoded) as typeof frame
+      t.strictSame(decoded.messages.map((m) => m.offset), [4, 3, 2, 1].slice(0, kept).reverse(), `${maxBytes} bytes`)
+      t.equal(decoded.more, kept < 4, 'more once any is left out')
+      if (maxBytes > 0) t.ok(Buffer.byteLength(encoded) <= maxBytes, `${Buffer.byteLength(encoded)} <= ${maxBytes}`)
+    }
+  })
 })
 
 t.test('cid', async (t) => {

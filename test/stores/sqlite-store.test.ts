@@ -392,6 +392,23 @@ t.test('a bad environment fails register with FST_CHAT_STORE_UNAVAILABLE naming 
   })
 })
 
+t.test('before pages back through everything the file keeps, past historySize, down the primary key', async (t) => {
+  const path = newFile()
+  const store = sqliteStore({ path, historySize: 3 })
+  t.teardown(() => store.close())
+  const fresh = await store.before('a', 5, 5)
+  t.strictSame([fresh.messages, fresh.more, fresh.offset], [[], false, 0], 'no init() needed, and a room never written is empty')
+  for (let i = 1; i <= 10; i++) await store.append(message('a', `m${i}`))
+  await store.append(message('b'))
+  t.strictSame(offsets((await store.recent('a', 100)).messages), [8, 9, 10], 'historySize bounds recent')
+  t.strictSame(await store.before('a', 11, 5).then((p) => [offsets(p.messages), p.more]), [[6, 7, 8, 9, 10], true], 'but not before')
+  t.strictSame(await store.before('a', 6, 10).then((p) => [offsets(p.messages), p.more]), [[1, 2, 3, 4, 5], false])
+  t.strictSame(await store.before('a', 11, 0).then((p) => [p.messages, p.more]), [[], true], 'limit 0: nothing, and whether older are kept')
+  const plan = inspect(t, path).prepare('EXPLAIN QUERY PLAN SELECT seq, ts, from_id, from_name, text, cid FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?')
+    .all('a', 11, 6) as Array<{ detail: string }>
+  t.match(plan.map((row) => row.detail).join('; '), /^SEARCH messages USING (PRIMARY KEY|INDEX sqlite_autoindex_messages_1) \(room=\? AND seq<\?\)$/, 'one search of the primary key: no scan, no sort')
+})
+
 t.test('retain.count keeps the latest N messages per room', async (t) => {
   const path = newFile()
   const store = await open(t, { path, retain: { count: 3 } })
@@ -403,6 +420,7 @@ t.test('retain.count keeps the latest N messages per room', async (t) => {
   t.strictSame(offsets((await store.recent('a', 100)).messages), [8, 9, 10])
   t.strictSame(offsets((await store.since('a', 7))?.messages), [8, 9, 10])
   t.equal(await store.since('a', 6), null, 'a gap once messages were pruned')
+  t.strictSame(await store.before('a', 10, 10).then((p) => [offsets(p.messages), p.more]), [[8, 9], false], 'nothing older than what is kept')
   t.equal((await store.append(message('a'))).message.offset, 11, 'numbering goes on')
 })
 
@@ -545,7 +563,7 @@ t.test('close', async (t) => {
     await store.append(message('a'))
     await store.close()
     await t.resolves(store.close())
-    const calls: Array<() => Promise<unknown>> = [() => store.append(message('a')), () => store.recent('a', 1), () => store.since('a', 0), () => store.epoch('a'), () => store.init()]
+    const calls: Array<() => Promise<unknown>> = [() => store.append(message('a')), () => store.recent('a', 1), () => store.since('a', 0), () => store.epoch('a'), () => store.before('a', 2, 1), () => store.init()]
     for (const call of calls) {
       await t.rejects(call, { code: 'FST_CHAT_STORE_UNAVAILABLE', message: /the store is closed$/ })
     }

@@ -28,6 +28,7 @@ import type {
   HistoryStore,
   Identity,
   NewMessage,
+  OlderPage,
   OutgoingMessage,
   ServerFrame,
   User
@@ -104,6 +105,11 @@ expectType<Chat>(app.chat)
 expectType<Promise<ChatMessage>>(app.chat.broadcast('lobby', 'hello'))
 expectType<Promise<ChatMessage>>(app.chat.broadcast('lobby', 'hello', { from: { id: 'bot', name: 'Bot' } }))
 expectType<Promise<ChatMessage[]>>(app.chat.history('lobby', { since: 3, limit: 10 }))
+expectType<Promise<ChatMessage[]>>(app.chat.history('lobby'))
+expectType<Promise<OlderPage>>(app.chat.history('lobby', { before: 100, limit: 20 }))
+expectType<Promise<OlderPage>>(app.chat.history('lobby', { before: 100 }))
+expectError(app.chat.history('lobby', { before: 100, since: 3 }))
+expectError(app.chat.history('lobby', { before: '100' }))
 expectType<string[]>(app.chat.rooms())
 expectType<number>(app.chat.size)
 expectError(app.chat.broadcast('lobby'))
@@ -114,7 +120,7 @@ expectError(app.chat.size = 3)
 app.register(fastifyChat, {
   identify: () => ({ id: 'u1', data: { staff: true }, expiresAt: Date.now() + 60_000 }),
   authorize: ({ action, room, client, to }) => {
-    expectType<'join' | 'publish' | 'signal' | 'direct'>(action)
+    expectType<'join' | 'publish' | 'signal' | 'direct' | 'history'>(action)
     expectType<string>(room)
     expectType<string>(client.clientId)
     expectType<string | undefined>(to)

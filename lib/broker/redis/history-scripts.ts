@@ -121,3 +121,32 @@ local out = {epoch, seq, 1}
 for i = 1, #entries do out[#out + 1] = entries[i][2][2] end
 return out
 `)
+
+/**
+ * The latest messages of a room before an offset: one step of a scroll back.
+ * Reads at most `limit + 1` entries down the stream from `before`, the extra
+ * one telling whether older ones are kept.
+ *
+ * KEYS[1] epochKey, KEYS[2] seqKey, KEYS[3] logKey, KEYS[4] cidsKey, KEYS[5] cidMessagesKey: the room's.
+ * ARGV[1] freshEpoch: the epoch to set if the room has none.
+ * ARGV[2] before: only offsets below this one, an integer >= 0 in decimal digits.
+ * ARGV[3] limit: at most this many messages.
+ *
+ * Returns {epoch, latest offset, more (1 or 0), ...stored JSON, oldest first}.
+ */
+export const BEFORE = script<[string, number, number, ...string[]]>()('fastifyChatBefore', HISTORY_KEYS,
+  ['freshEpoch', 'before', 'limit'], EPOCH + `
+local seq = tonumber(redis.call('GET', seqKey) or '0')
+local out = {epoch, seq, 0}
+local n = tonumber(limit)
+if tonumber(before) <= 1 then return out end
+-- The digits as given: tostring() of a large Lua number is not a stream id.
+local entries = redis.call('XREVRANGE', logKey, '(' .. before .. '-1', '-', 'COUNT', n + 1)
+local count = #entries
+if count > n then
+  out[3] = 1
+  count = n
+end
+for i = count, 1, -1 do out[#out + 1] = entries[i][2][2] end
+return out
+`)

@@ -2,12 +2,12 @@ import type { FastifyBaseLogger } from 'fastify'
 import { FST_CHAT_ADAPTER_UNAVAILABLE } from '../../errors.js'
 import type { ChatMessage, SignalFrame } from '../../protocol/wire.js'
 import { newEpoch } from '../../stores/epoch.js'
-import type { HistoryPage, NewMessage } from '../../stores/history-store.js'
+import type { HistoryPage, NewMessage, OlderPage } from '../../stores/history-store.js'
 import type { Broker, BrokerNode, PublishResult } from '../broker.js'
 import type { RedisConnections, Role } from './connections.js'
 import type { RedisKeys } from './keys.js'
 import { RetryLoop } from './retry-loop.js'
-import { PUBLISH, RECENT, SINCE } from './history-scripts.js'
+import { BEFORE, PUBLISH, RECENT, SINCE } from './history-scripts.js'
 import { runScript, unavailableOnError } from './lua.js'
 
 interface Held { message: ChatMessage, epoch: string, exclude: string | null }
@@ -100,6 +100,16 @@ export class RedisBroker implements Broker {
       limit
     })
     return { epoch, offset, messages: parse(stored) }
+  }
+
+  /** Pages back through the room's stream, which keeps the latest `historySize`. */
+  async before (room: string, offset: number, limit: number): Promise<OlderPage> {
+    const [epoch, latest, more, ...stored] = await runScript(this.#connections.commands, BEFORE, this.#keys.history(room), {
+      freshEpoch: newEpoch(),
+      before: String(Math.max(0, Math.floor(offset))),
+      limit: Math.max(0, Math.floor(limit))
+    })
+    return { epoch, offset: latest, messages: parse(stored), more: more === 1 }
   }
 
   async since (room: string, offset: number): Promise<HistoryPage | null> {
