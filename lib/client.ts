@@ -2,8 +2,8 @@
 // `<path>/client.js` and its modules under `<path>/client/`, loaded by pages
 // as ES modules: it may import only ./client/*.js at runtime, never server
 // code (type imports are erased, so they may come from anywhere).
-import type { MembersFrame, SendFrame, User } from './protocol/wire.js'
-import type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, MembersPage, RoomPresence } from './client/types.js'
+import type { HistoryFrame, MembersFrame, SendFrame, User } from './protocol/wire.js'
+import type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, HistoryQuery, MembersPage, RoomPresence } from './client/types.js'
 import { Backoff } from './client/backoff.js'
 import { checkRoom, checkToken, checkUserId } from './client/checks.js'
 import { Directs } from './client/directs.js'
@@ -17,11 +17,12 @@ import type { Parts } from './client/parts.js'
 import { randomCid } from './client/requests.js'
 import { Rooms } from './client/rooms.js'
 import { membersError, membersRequest, Roster } from './client/roster.js'
+import { historyError, Scrollback } from './client/scrollback.js'
 import { SendQueue } from './client/send-queue.js'
 import { socketUrl } from './client/socket-url.js'
 import { Typing } from './client/typing.js'
 
-export type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, MembersError, MembersPage, RoomPresence, TypingEvent, WebSocketLike } from './client/types.js'
+export type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, HistoryError, HistoryQuery, MembersError, MembersPage, RoomPresence, TypingEvent, WebSocketLike } from './client/types.js'
 export { ROOM_PATTERN } from './client/checks.js'
 
 // CloseCode.DISCONNECTED and CloseCode.SESSION_EXPIRED (lib/close-codes.ts),
@@ -71,6 +72,7 @@ export class ChatConnection {
       retries: new JoinRetries(backoff),
       sends: new SendQueue(opts.maxQueue),
       roster: new Roster(events),
+      scrollback: new Scrollback(events),
       // Signals are never queued: one that cannot go now is stale by the time it could.
       typing: new Typing(events, (frame) => {
         if (this.#status !== 'open') return false
@@ -218,6 +220,32 @@ export class ChatConnection {
     return this.#p.typing.users(room)
   }
 
+  /**
+   * Asks for up to `limit` messages of `room` (a room this client is in)
+   * with offsets below `before`, oldest first; the page's `more` says
+   * whether older ones are kept. Compare its `epoch` with the room's: a page
+   * of another epoch does not continue what is shown. Rejects with a
+   * {@link HistoryError}: the server's error code, `not_open`, `closed` when
+   * the socket drops first, or `timeout` after 10 s.
+   */
+  async history (room: string, query: HistoryQuery): Promise<HistoryFrame> {
+    const frame = Scrollback.request(room, query)
+    if (this.#status !== 'open') throw historyError('not_open', `chat connection is ${this.#status}`)
+    return await this.#p.scrollback.request(frame, (request) => this.#p.link.write(request))
+  }
+
+  /**
+   * Loads the page before the oldest message this client holds in `room`
+   * (from its `joined`, then from each page loaded), emitted as a `history`
+   * event to prepend. Resolves with whether older ones are left; `false`
+   * without asking once none are. Rejects as {@link history} does, with
+   * `not_in_room` before the room's `joined`, and with `stale` when the room
+   * started over while the page was on its way.
+   */
+  async loadOlder (room: string, limit = 50): Promise<boolean> {
+    return await this.#p.scrollback.loadOlder(room, limit, async (query) => await this.history(room, query))
+  }
+
   /** Asks for a new name; while not open it is used on the next connect. */
   rename (name: string): void {
     if (this.#status === 'open') this.#p.link.write({ type: 'name', name })
@@ -238,6 +266,8 @@ export class ChatConnection {
     sends.clear()
     rooms.dropped()
     roster.clear()
+    this.#p.scrollback.failAll()
+    this.#p.scrollback.clear()
     this.#p.typing.close()
     this.#setStatus('closed')
     events.emit('closed', why)
@@ -267,6 +297,7 @@ export class ChatConnection {
   #dropped (): void {
     this.#p.retries.stop()
     this.#p.roster.failPages()
+    this.#p.scrollback.failAll()
     this.#p.rooms.dropped()
     this.#p.typing.dropped()
     this.#setStatus('reconnecting')

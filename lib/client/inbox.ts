@@ -42,6 +42,7 @@ export class Inbox {
         return events.emit('presence', frame)
       case 'occupancy': return roster.setCount(frame.room, frame.count)
       case 'members': return roster.onMembers(frame)
+      case 'history': return this.#p.scrollback.onHistory(frame)
       case 'signal':
         this.#p.typing.onSignal(frame, me.id)
         return events.emit('signal', frame)
@@ -49,8 +50,9 @@ export class Inbox {
         me.expiresAt = frame.expiresAt
         return events.emit('refreshed', frame)
       case 'error':
-        // A members() request's error is its promise's to tell.
+        // A members() or history() request's error is its promise's to tell.
         if (roster.onError(frame.cid, frame.code, frame.message)) return
+        if (this.#p.scrollback.onError(frame.cid, frame.code, frame.message)) return
         this.#onError(frame)
         return events.emit('error', frame)
     }
@@ -70,6 +72,7 @@ export class Inbox {
     if (frame.with !== undefined) directs.joined(frame.room, frame.with)
     const { reset, history } = rooms.onJoined(frame, directs.has(frame.room))
     const before = roster.start(frame)
+    this.#p.scrollback.onJoined(frame)
     if (reset) events.emit('reset', frame)
     events.emit('joined', history === frame.history ? frame : { ...frame, history })
     if (before !== frame.count) events.emit('count', { room: frame.room, count: frame.count })
@@ -105,5 +108,6 @@ export class Inbox {
     this.#p.roster.delete(room)
     this.#p.retries.stop(room)
     this.#p.typing.forget(room)
+    this.#p.scrollback.forget(room)
   }
 }

@@ -5,6 +5,7 @@ import type { JoinRetries } from './join-retries.js'
 import type { Link } from './link.js'
 import type { Rooms } from './rooms.js'
 import type { Roster } from './roster.js'
+import type { Scrollback } from './scrollback.js'
 import type { SendQueue } from './send-queue.js'
 import type { Typing } from './typing.js'
 import type { ChatEvents } from './types.js'
@@ -19,6 +20,7 @@ export interface Parts {
   readonly retries: JoinRetries
   readonly sends: SendQueue
   readonly roster: Roster
+  readonly scrollback: Scrollback
   readonly typing: Typing
   /** Whether the socket is open and welcomed, so frames may be written. */
   readonly open: () => boolean

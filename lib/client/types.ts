@@ -1,6 +1,6 @@
 // Types of the browser client's public API: erased from the compiled client,
 // so they may come from server modules too.
-import type { ErrorFrame, JoinedFrame, LeftFrame, MembersFrame, MessageFrame, PresenceFrame, RefreshedFrame, RenamedFrame, SignalFrame, User, WelcomeFrame } from '../protocol/wire.js'
+import type { ErrorFrame, HistoryFrame, JoinedFrame, LeftFrame, MembersFrame, MessageFrame, PresenceFrame, RefreshedFrame, RenamedFrame, SignalFrame, User, WelcomeFrame } from '../protocol/wire.js'
 
 /**
  * Where the connection is: `reconnecting` lasts from a drop until the next
@@ -73,6 +73,21 @@ export interface ChatEvents {
    * signal or their next message in the room. Empty after a drop or a leave.
    */
   typing: TypingEvent
+  /** An older page of a room, loaded with `loadOlder()`: oldest first, all before what the room showed so far. */
+  history: HistoryFrame
+}
+
+/** What `history()` asks for: up to `limit` messages of a room with offsets below `before`. */
+export interface HistoryQuery {
+  /** Offsets below this one; the oldest offset shown, to scroll back from it. */
+  before: number
+  /** 1 to 1000, and at most the server's `maxHistoryPage`. */
+  limit: number
+}
+
+/** Why a `history()` or `loadOlder()` failed: the server's error code, or `not_open`, `closed`, `timeout`, `stale`. */
+export interface HistoryError extends Error {
+  code: string
 }
 
 /** The users typing in a room; see the `typing` event. */

@@ -10,6 +10,7 @@ import type { Link } from '../../lib/client/link.js'
 import type { Parts } from '../../lib/client/parts.js'
 import { Rooms } from '../../lib/client/rooms.js'
 import { Roster } from '../../lib/client/roster.js'
+import { Scrollback } from '../../lib/client/scrollback.js'
 import { SendQueue } from '../../lib/client/send-queue.js'
 import type { ChatEvents } from '../../lib/client/types.js'
 import { Typing } from '../../lib/client/typing.js'
@@ -46,6 +47,7 @@ export function testParts (backoff = new Backoff({ initialMs: 100, maxMs: 1000 }
     retries: new JoinRetries(backoff),
     sends: new SendQueue(),
     roster: new Roster(events),
+    scrollback: new Scrollback(events),
     typing: new Typing(events, (frame) => {
       if (!state.open) return false
       written.push(frame)
