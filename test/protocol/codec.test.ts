@@ -5,11 +5,12 @@ import { MAX_CURSOR_LENGTH, MAX_MEMBERS_PAGE } from '../../lib/protocol/wire.js'
 import type { ChatMessage } from '../../lib/protocol/wire.js'
 
 const MAX = 10
+const META_MAX = 64
 const EMOJI = '\u{1F600}'
 
 /** Decodes a raw string as is, anything else as its JSON. */
 function decode (frame: unknown, max = MAX): Decoded {
-  return decodeClientFrame(typeof frame === 'string' ? frame : JSON.stringify(frame), max)
+  return decodeClientFrame(typeof frame === 'string' ? frame : JSON.stringify(frame), max, META_MAX)
 }
 
 /** The failure's code and echoed cid, with `cid` left out when none was echoed. */
