@@ -1,6 +1,7 @@
 import { Ajv } from 'ajv'
 import type { ErrorObject } from 'ajv'
 import { FST_CHAT_INVALID_OPTION } from '../errors.js'
+import { checkMeta } from '../protocol/meta.js'
 import { shown } from '../validate.js'
 
 /** Checks a message's `meta` against the app's schema: why it fails, or `null` when it passes. */
@@ -50,4 +51,19 @@ export function compileMetaSchema (schema: unknown): MetaSchema | null {
     if (validate(meta) as boolean) return null
     return describe((validate.errors as ErrorObject[])[0])
   }
+}
+
+/**
+ * Checks a `meta` that the app gave (`onMessage`, `app.chat.broadcast`)
+ * like a sender's, and returns a copy through JSON: every store then keeps
+ * the same thing (a Date becomes its string), and the app's object can
+ * change no stored message.
+ */
+export function checkAppMeta (meta: unknown, maxBytes: number, schema: MetaSchema | null): { ok: true, meta: Record<string, unknown> } | { ok: false, message: string } {
+  const checked = checkMeta(meta, maxBytes)
+  if (!checked.ok) return checked
+  const copy = JSON.parse(checked.json) as Record<string, unknown>
+  // The copy is what is stored, so it is what the schema must pass (a Date is a string by then).
+  const problem = schema?.(copy) ?? null
+  return problem === null ? { ok: true, meta: copy } : { ok: false, message: problem }
 }

@@ -8,7 +8,7 @@ import type { Moderation } from './moderation.js'
 import type { OutgoingMessage, ResolvedOptions } from '../options.js'
 import { decodeClientFrame, encodeMessage } from '../protocol/codec.js'
 import { textProblem } from '../protocol/text.js'
-import { checkMeta } from '../protocol/meta.js'
+import { checkAppMeta } from './meta-schema.js'
 import { JoinGate } from './join-gate.js'
 import { RecentCids } from './recent-cids.js'
 import type { ClientFrame, SendFrame, Since, User } from '../protocol/wire.js'
@@ -363,19 +363,16 @@ export class Session {
   /**
    * The meta after `onMessage`, which may have set, replaced or changed it
    * in place, is checked again like the sender's; one that fails is the
-   * app's bug, logged, and the sender gets `internal_error`. A copy through
-   * JSON is stored, so every store keeps the same (a Date becomes its
-   * string) and the app's object can change no stored message.
+   * app's bug, logged, and the sender gets `internal_error`.
    */
   #recheckMeta (conn: Connection, message: OutgoingMessage): OutgoingMessage | null {
     if (message.meta === undefined) return message
-    const checked = checkMeta(message.meta, this.#opts.maxMetaBytes)
-    const problem = checked.ok ? this.#opts.metaSchema?.(message.meta) ?? null : checked.message
-    if (!checked.ok || problem !== null) {
-      conn.request.log.error({ problem }, 'fastify-chat: onMessage returned a message whose meta is invalid')
+    const checked = checkAppMeta(message.meta, this.#opts.maxMetaBytes, this.#opts.metaSchema)
+    if (!checked.ok) {
+      conn.request.log.error({ problem: checked.message }, 'fastify-chat: onMessage returned a message whose meta is invalid')
       conn.sendError('internal_error', 'the message could not be processed', message.cid)
       return null
     }
-    return { ...message, meta: JSON.parse(checked.json) as Record<string, unknown> }
+    return { ...message, meta: checked.meta }
   }
 }
