@@ -21,7 +21,8 @@ function describe (error: ErrorObject): string {
   const extra: unknown = error.params.additionalProperty ?? error.params.unevaluatedProperty
   if (typeof extra === 'string') path += '/' + pointerSegment(extra)
   if (path.length > MAX_PATH_LENGTH) path = path.slice(0, MAX_PATH_LENGTH) + '…'
-  const what = error.message ?? `fails "${error.keyword}"`
+  // Ajv writes a message for every error unless told `messages: false`.
+  const what = error.message as string
   return path === '' ? `"meta" breaks the schema: ${what}` : `"meta" breaks the schema at ${path}: ${what}`
 }
 
