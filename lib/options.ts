@@ -89,8 +89,8 @@ export interface FastifyChatOptions {
   refresh?: (token: string, client: ChatClient) => Refreshed | false | Promise<Refreshed | false>
   /**
    * Sees every message before it is stored: return a changed message (its
-   * `text` and `meta` are stored; a `meta` it sets or changes is checked
-   * again like the sender's), or `false` to drop it.
+   * `text` and `meta` are stored; without a `meta` key the sender's stays;
+   * the meta is checked again like the sender's), or `false` to drop it.
    */
   onMessage?: (message: OutgoingMessage, client: ChatClient) =>
     OutgoingMessage | boolean | undefined | void | Promise<OutgoingMessage | boolean | undefined | void>

@@ -120,6 +120,7 @@ t.test('onMessage reads and changes meta; what it leaves is checked again', asyn
         case 'mark': return { ...message, meta: { ...message.meta, checked: true } }
         case 'add': return { ...message, meta: { replyTo: 1 } }
         case 'drop meta': return { ...message, meta: undefined }
+        case 'text only': return { room: message.room, text: 'TEXT ONLY' }
         case 'break': return { ...message, meta: { replyTo: 'one' } }
         case 'break in place': (message.meta as Record<string, unknown>).extra = 1; return true
         case 'oversize': return { ...message, meta: { mentions: ['x'.repeat(3000)] } }
@@ -136,13 +137,14 @@ t.test('onMessage reads and changes meta; what it leaves is checked again', asyn
   t.match(await send(client, { text: 'mark', meta: { replyTo: 2 } }), { type: 'message', meta: { replyTo: 2, checked: true } }, 'a changed meta is stored')
   t.match(await send(client, { text: 'add' }), { type: 'message', text: 'add', meta: { replyTo: 1 } }, 'the hook may add a meta')
   t.notOk(Object.hasOwn(await send(client, { text: 'drop meta', meta: { replyTo: 2 } }), 'meta'), 'or remove it')
+  t.match(await send(client, { text: 'text only', meta: { replyTo: 2 } }), { type: 'message', text: 'TEXT ONLY', meta: { replyTo: 2 } }, 'a returned message without a meta key keeps the sender\'s')
 
   for (const text of ['break', 'break in place', 'oversize']) {
     t.match(await send(client, { text, cid: `c-${text}`, meta: { replyTo: 2 } }), { type: 'error', code: 'internal_error', cid: `c-${text}` }, `${text}: the app's bug is not sent`)
   }
   t.equal(lines.filter((line) => line.msg === 'fastify-chat: onMessage returned a message whose meta is invalid').length, 3, 'and is logged')
   t.match(lines.map((line) => line.problem), [/at \/replyTo: must be integer/, /at \/extra: must NOT have additional properties/, /larger than 2048 bytes/])
-  t.strictSame((await app.chat.history('lobby')).map((m) => m.text), ['as is', 'mark', 'add', 'drop meta'], 'none of those was stored')
+  t.strictSame((await app.chat.history('lobby')).map((m) => m.text), ['as is', 'mark', 'add', 'drop meta', 'TEXT ONLY'], 'none of those was stored')
 })
 
 /**

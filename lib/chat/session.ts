@@ -354,8 +354,11 @@ export class Session {
         return null
       }
       // The room stays the one the sender is in: onMessage may change the text and meta, not the audience.
-      approved = { ...message, text, meta: (result as OutgoingMessage).meta }
-      if (approved.meta === undefined) delete approved.meta
+      // A hook written before meta existed returns no meta key: the sender's stays; `meta: undefined` removes it.
+      const meta = Object.hasOwn(result as object, 'meta') ? (result as OutgoingMessage).meta : message.meta
+      approved = { ...message, text }
+      if (meta === undefined) delete approved.meta
+      else approved.meta = meta
     }
     return this.#recheckMeta(conn, approved)
   }
