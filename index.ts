@@ -94,6 +94,8 @@ const plugin: FastifyPluginAsync<FastifyChatOptions> = async function fastifyCha
     stats,
     historySize: opts.historySize,
     maxMessageLength: opts.maxMessageLength,
+    maxMetaBytes: opts.maxMetaBytes,
+    metaSchema: opts.metaSchema,
     presenceListMax: opts.presenceListMax,
     maxHistoryPage: opts.maxHistoryPage
   }))

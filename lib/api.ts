@@ -1,6 +1,8 @@
 import type { Broker } from './broker/broker.js'
 import type { PageRequest, PresencePage } from './broker/presence.js'
 import type { Hub } from './chat/hub.js'
+import { checkAppMeta } from './chat/meta-schema.js'
+import type { MetaSchema } from './chat/meta-schema.js'
 import type { Moderation } from './chat/moderation.js'
 import type { PresenceTracker } from './chat/presence-tracker.js'
 import { FST_CHAT_CLOSED, FST_CHAT_INVALID_ARGUMENT, FST_CHAT_INVALID_MESSAGE, FST_CHAT_INVALID_ROOM, FST_CHAT_UNSUPPORTED } from './errors.js'
@@ -12,11 +14,14 @@ import type { ChatMessage, User } from './protocol/wire.js'
 import type { OlderPage } from './stores/history-store.js'
 import type { ChatStats, Stats } from './stats.js'
 import type { Connections } from './transport/connections.js'
+import type { NewMessage } from './stores/history-store.js'
 
 /** Options of `app.chat.broadcast`. */
 export interface BroadcastOptions {
   /** Sender shown to clients. @default { id: 'system', name: 'system' } */
   from?: User
+  /** Structured data for clients, checked like a sender's (`maxMetaBytes`, `metaSchema`). @default none */
+  meta?: Record<string, unknown>
 }
 
 /** Options of `app.chat.history`. */
@@ -113,6 +118,8 @@ export interface ChatParts {
   stats: Stats
   historySize: number
   maxMessageLength: number
+  maxMetaBytes: number
+  metaSchema: MetaSchema | null
   /** The default page size of `presence`. */
   presenceListMax: number
   /** The largest (and default) page of `history` with `before`. @default defaults.maxHistoryPage */
@@ -182,7 +189,9 @@ function checkOlder (opts: Record<string, unknown>, maxPage: number): { before: 
 
 /** A copy the caller may change: a store may hand out the objects it keeps. */
 function copyMessage (message: ChatMessage): ChatMessage {
-  return { ...message, from: { id: message.from.id, name: message.from.name } }
+  const copy = { ...message, from: { id: message.from.id, name: message.from.name } }
+  if (message.meta !== undefined) copy.meta = structuredClone(message.meta)
+  return copy
 }
 
 /** Builds `app.chat`: the documented members and nothing else, frozen. */
@@ -214,7 +223,13 @@ export function createChat (parts: ChatParts): Chat {
       const problem = textProblem(text, maxMessageLength)
       if (problem !== null) throw new FST_CHAT_INVALID_MESSAGE(problem.message)
       const from = opts.from ?? SYSTEM_USER
-      const result = await hub.publish({ room, ts: Date.now(), from: { id: from.id, name: from.name }, text }, null)
+      const message: NewMessage = { room, ts: Date.now(), from: { id: from.id, name: from.name }, text }
+      if (opts.meta !== undefined) {
+        const checked = checkAppMeta(opts.meta, parts.maxMetaBytes, parts.metaSchema)
+        if (!checked.ok) throw new FST_CHAT_INVALID_MESSAGE(checked.message)
+        message.meta = checked.meta
+      }
+      const result = await hub.publish(message, null)
       return copyMessage(result.message)
     },
 

@@ -3,6 +3,8 @@ import type { Adapter } from './broker/adapter.js'
 import { LocalAdapter } from './broker/local-adapter.js'
 import type { ChatClient } from './chat/client-view.js'
 import { FST_CHAT_INVALID_OPTION } from './errors.js'
+import { compileMetaSchema } from './chat/meta-schema.js'
+import type { MetaSchema } from './chat/meta-schema.js'
 import { ROOM_RULE, isRoomName } from './protocol/text.js'
 import type { RateLimit } from './transport/rate-limit.js'
 import type { HistoryStore } from './stores/history-store.js'
@@ -43,6 +45,8 @@ export interface OutgoingMessage {
   room: string
   text: string
   cid?: string
+  /** The sender's structured data, already checked against `maxMetaBytes` and `metaSchema`. */
+  meta?: Record<string, unknown>
 }
 
 /** Options of the fastify-chat plugin. */
@@ -57,6 +61,15 @@ export interface FastifyChatOptions {
   historySize?: number
   /** Longest message text, in Unicode characters. @default 2000 */
   maxMessageLength?: number
+  /** Largest `meta` of a message, in bytes of its JSON (UTF-8); a larger one gets `too_large`. @default 2048 */
+  maxMetaBytes?: number
+  /**
+   * JSON Schema every message's `meta` must match, compiled once at register
+   * with Ajv (strict; nothing stripped, defaulted or coerced). A message
+   * whose `meta` fails it gets `invalid_message` naming the failing path.
+   * @default any JSON object
+   */
+  metaSchema?: Record<string, unknown>
   /** Rooms one client may be in at once, the auto-joined room included. @default 20 */
   maxRoomsPerClient?: number
   /** Accepts (with an identity) or refuses (`false` or a throw) the upgrade, before any socket opens. */
@@ -74,7 +87,11 @@ export interface FastifyChatOptions {
    * get `unknown_type`.
    */
   refresh?: (token: string, client: ChatClient) => Refreshed | false | Promise<Refreshed | false>
-  /** Sees every message before it is stored: return a changed message, or `false` to drop it. */
+  /**
+   * Sees every message before it is stored: return a changed message (its
+   * `text` and `meta` are stored; without a `meta` key the sender's stays;
+   * the meta is checked again like the sender's), or `false` to drop it.
+   */
   onMessage?: (message: OutgoingMessage, client: ChatClient) =>
     OutgoingMessage | boolean | undefined | void | Promise<OutgoingMessage | boolean | undefined | void>
   /** Where history lives, with the in-process adapter. @default an in-memory store of `historySize` per room */
@@ -134,6 +151,9 @@ export interface ResolvedOptions {
   readonly defaultRoom: string | null
   readonly historySize: number
   readonly maxMessageLength: number
+  readonly maxMetaBytes: number
+  /** The compiled `metaSchema`, or `null` for none. */
+  readonly metaSchema: MetaSchema | null
   readonly maxRoomsPerClient: number
   readonly identify: NonNullable<FastifyChatOptions['identify']> | null
   readonly authorize: NonNullable<FastifyChatOptions['authorize']> | null
@@ -169,6 +189,7 @@ export const defaults = Object.freeze({
   defaultRoom: 'lobby',
   historySize: 100,
   maxMessageLength: 2000,
+  maxMetaBytes: 2048,
   maxRoomsPerClient: 20,
   serveClient: true,
   maxPayload: 64 * 1024,
@@ -208,7 +229,7 @@ const CONTROL_METHODS = ['send', 'pair', 'pairOf'] as const
 
 // Every option, and the register options Fastify itself reads.
 const KNOWN_KEYS: ReadonlySet<string> = new Set([
-  'path', 'echo', 'defaultRoom', 'historySize', 'maxMessageLength', 'maxRoomsPerClient', 'identify', 'authorize',
+  'path', 'echo', 'defaultRoom', 'historySize', 'maxMessageLength', 'maxMetaBytes', 'metaSchema', 'maxRoomsPerClient', 'identify', 'authorize',
   'refresh', 'onMessage',
   'store', 'serveClient', 'maxPayload', 'heartbeatInterval', 'maxBufferedBytes', 'rateLimit', 'signals', 'signalRate', 'maxConnections',
   'maxConnectionsPerIp', 'allowedOrigins', 'closeTimeout', 'presenceGraceMs', 'adapter',
@@ -336,6 +357,9 @@ export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions 
     defaultRoom,
     historySize,
     maxMessageLength: integer('maxMessageLength', pick('maxMessageLength'), 1, 1_000_000),
+    // 2 bytes: `{}`.
+    maxMetaBytes: integer('maxMetaBytes', pick('maxMetaBytes'), 2, 1024 * 1024),
+    metaSchema: compileMetaSchema(opts.metaSchema),
     maxRoomsPerClient: integer('maxRoomsPerClient', pick('maxRoomsPerClient'), 1, 10_000),
     identify: optionalFunction('identify', opts.identify),
     authorize: optionalFunction('authorize', opts.authorize),

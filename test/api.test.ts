@@ -5,6 +5,8 @@ import { createChat } from '../lib/api.js'
 import type { Chat } from '../lib/api.js'
 import { LocalAdapter } from '../lib/broker/local-adapter.js'
 import { Moderation } from '../lib/chat/moderation.js'
+import { compileMetaSchema } from '../lib/chat/meta-schema.js'
+import type { MetaSchema } from '../lib/chat/meta-schema.js'
 import { Hub } from '../lib/chat/hub.js'
 import { PresenceTracker } from '../lib/chat/presence-tracker.js'
 import { Stats } from '../lib/stats.js'
@@ -15,6 +17,7 @@ import { wsPair } from './helpers/chat.js'
 
 const HISTORY = 3
 const MAX_LENGTH = 10
+const MAX_META = 40
 const log = { warn () {}, error () {} } as unknown as FastifyBaseLogger
 
 interface Parts {
@@ -26,7 +29,7 @@ interface Parts {
 }
 
 /** The facade over the real parts the plugin builds (a local adapter over a store of `kept` messages per room), without Fastify. */
-async function setup (t: Test, kept = 10, presenceListMax = 100): Promise<Parts> {
+async function setup (t: Test, kept = 10, presenceListMax = 100, metaSchema: MetaSchema | null = null): Promise<Parts> {
   const adapter = new LocalAdapter(new MemoryStore({ size: kept }), true)
   const stats = new Stats()
   const connections = new Connections(stats)
@@ -38,7 +41,7 @@ async function setup (t: Test, kept = 10, presenceListMax = 100): Promise<Parts>
     await hub.close(1001, 'done')
     await adapter.close()
   })
-  const chat = createChat({ hub, moderation, broker: adapter.broker, presence, connections, stats, historySize: HISTORY, maxMessageLength: MAX_LENGTH, presenceListMax })
+  const chat = createChat({ hub, moderation, broker: adapter.broker, presence, connections, stats, historySize: HISTORY, maxMessageLength: MAX_LENGTH, maxMetaBytes: MAX_META, metaSchema, presenceListMax })
   return { chat, hub, adapter, connections, stats }
 }
 
@@ -88,6 +91,29 @@ t.test('broadcast refuses a bad room or text before anything is stored', async (
   await t.rejects(chat.broadcast('lobby', 5 as unknown as string), { code: 'FST_CHAT_INVALID_MESSAGE' })
   t.equal((await adapter.broker.recent('lobby', 10)).offset, 0, 'nothing stored')
   t.strictSame(await chat.broadcast('lobby', 'x'.repeat(MAX_LENGTH)).then((m) => m.offset), 1, 'up to maxMessageLength is fine')
+})
+
+t.test('broadcast stores a meta checked like a sender\'s, and hands out copies of it', async (t) => {
+  const schema = compileMetaSchema({ type: 'object', properties: { replyTo: { type: 'integer' }, at: { type: 'string' } }, additionalProperties: false })
+  const { chat, adapter } = await setup(t, 10, 100, schema)
+  const meta = { replyTo: 1 }
+  const stored = await chat.broadcast('lobby', 'hi', { meta })
+  t.strictSame(stored.meta, { replyTo: 1 })
+  meta.replyTo = 99
+  ;(stored.meta as { replyTo: number }).replyTo = 98
+  t.strictSame((await adapter.broker.recent('lobby', 1)).messages[0]?.meta, { replyTo: 1 }, 'neither the given object nor the returned one is the stored one')
+  const history = await chat.history('lobby')
+  ;(history[0]?.meta as { replyTo: number }).replyTo = 97
+  t.strictSame((await chat.history('lobby'))[0]?.meta, { replyTo: 1 }, 'history hands out copies too')
+  const at = new Date(0)
+  t.strictSame((await chat.broadcast('lobby', 'dated', { meta: { at } })).meta, { at: at.toJSON() }, 'stored as its JSON, as every store would keep it')
+
+  await t.rejects(chat.broadcast('lobby', 'hi', { meta: { replyTo: 'one' } }), { code: 'FST_CHAT_INVALID_MESSAGE', message: /at \/replyTo: must be integer/ })
+  await t.rejects(chat.broadcast('lobby', 'hi', { meta: { extra: 1 } }), { code: 'FST_CHAT_INVALID_MESSAGE', message: /at \/extra: must NOT have additional properties/ })
+  await t.rejects(chat.broadcast('lobby', 'hi', { meta: { at: 'x'.repeat(MAX_META) } }), { code: 'FST_CHAT_INVALID_MESSAGE', message: /larger than 40 bytes/ })
+  await t.rejects(chat.broadcast('lobby', 'hi', { meta: [] as unknown as Record<string, unknown> }), { code: 'FST_CHAT_INVALID_MESSAGE', message: /must be a JSON object/ })
+  await t.rejects(chat.broadcast('lobby', 'hi', { meta: { replyTo: 1n } }), { code: 'FST_CHAT_INVALID_MESSAGE', message: /cannot be serialised/ })
+  t.equal((await adapter.broker.recent('lobby', 10)).offset, 2, 'none of those was stored')
 })
 
 t.test('broadcast once the hub is closed is FST_CHAT_CLOSED', async (t) => {

@@ -32,6 +32,8 @@ t.test('no options resolve to the defaults, complete and frozen', async (t) => {
     defaultRoom: 'lobby',
     historySize: 100,
     maxMessageLength: 2000,
+    maxMetaBytes: 2048,
+    metaSchema: null,
     maxRoomsPerClient: 20,
     identify: null,
     authorize: null,
@@ -77,6 +79,7 @@ t.test('given values are kept and the user object is left alone', async (t) => {
     defaultRoom: 'general',
     historySize: 0,
     maxMessageLength: 1,
+    maxMetaBytes: 2,
     maxRoomsPerClient: 1,
     identify,
     authorize,
@@ -105,7 +108,7 @@ t.test('given values are kept and the user object is left alone', async (t) => {
   const resolved = resolveOptions(opts)
   const { adapter, ...rest } = resolved
   const { store: _store, ...expected } = before
-  t.strictSame(rest, { ...expected, rateLimit: null, signals: new Set(expected.signals), signalRate: null, allowedOrigins: null, presenceGraceMs: 1000 })
+  t.strictSame(rest, { ...expected, rateLimit: null, signals: new Set(expected.signals), signalRate: null, allowedOrigins: null, presenceGraceMs: 1000, metaSchema: null })
   t.type(adapter, LocalAdapter, 'the in-process adapter, over the given store')
   t.equal(resolved.identify, identify)
   t.equal(resolved.authorize, authorize)

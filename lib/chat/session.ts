@@ -9,11 +9,13 @@ import type { Scrollback } from './scrollback.js'
 import type { OutgoingMessage, ResolvedOptions } from '../options.js'
 import { decodeClientFrame, encodeMessage } from '../protocol/codec.js'
 import { textProblem } from '../protocol/text.js'
+import { checkAppMeta } from './meta-schema.js'
 import { JoinGate } from './join-gate.js'
 import { RecentCids } from './recent-cids.js'
 import type { ClientFrame, SendFrame, SignalFrame, SignalRequest, Since, User } from '../protocol/wire.js'
 import { SignalGate } from './signals.js'
 import type { PublishResult } from '../broker/broker.js'
+import type { NewMessage } from '../stores/history-store.js'
 
 /**
  * Publishes of one socket on their way to the broker at once. A sender does
@@ -28,6 +30,12 @@ export const MAX_IN_FLIGHT = 64
 interface InFlight {
   count: number
   wake: (() => void) | null
+}
+
+/** What a message is sent with once `authorize` and `onMessage` let it through. */
+interface Approved {
+  text: string
+  meta?: Record<string, unknown>
 }
 
 /** What a session is built from. */
@@ -68,7 +76,7 @@ export class Session {
   async handle (conn: Connection, raw: string): Promise<void> {
     // A client the server closed (flood, too slow, too large) has no say any more.
     if (conn.closedByServer) return
-    const decoded = decodeClientFrame(raw, this.#opts.maxMessageLength)
+    const decoded = decodeClientFrame(raw, this.#opts.maxMessageLength, this.#opts.maxMetaBytes)
     if (!decoded.ok) {
       conn.request.log.debug({ code: decoded.code }, 'fastify-chat: bad frame')
       conn.sendError(decoded.code, decoded.message, decoded.cid)
@@ -217,6 +225,14 @@ export class Session {
       conn.sendError('not_in_room', room === undefined ? 'join a room first' : `not in room "${room}"`, cid)
       return
     }
+    // The codec checked its shape and size; the app's schema is checked here, where the options are.
+    if (frame.meta !== undefined && this.#opts.metaSchema !== null) {
+      const problem = this.#opts.metaSchema(frame.meta)
+      if (problem !== null) {
+        conn.sendError('invalid_message', problem, cid)
+        return
+      }
+    }
     if (this.#hub.congested) {
       // More is being sent than this server can write out: shed the new
       // message (the sender is told, and may retry) so latency and memory
@@ -236,21 +252,18 @@ export class Session {
       }
       this.#cids.set(room, cid, 'pending')
     }
-    let text: string | null = null
+    let approved: Approved | null = null
     try {
-      text = await this.#approve(conn, room, frame.text, cid)
-      if (text !== null) await this.#slot(conn)
+      approved = await this.#approve(conn, room, frame)
+      if (approved !== null) await this.#slot(conn)
     } finally {
-      if (text === null && cid !== undefined) this.#cids.delete(room, cid)
+      if (approved === null && cid !== undefined) this.#cids.delete(room, cid)
     }
-    if (text === null) return
-    const published = this.#hub.publish({
-      room,
-      ts: Date.now(),
-      from: { id: conn.id, name: conn.name },
-      text,
-      ...(cid === undefined ? {} : { cid })
-    }, this.#opts.echo ? null : conn.key)
+    if (approved === null) return
+    const message: NewMessage = { room, ts: Date.now(), from: { id: conn.id, name: conn.name }, text: approved.text }
+    if (cid !== undefined) message.cid = cid
+    if (approved.meta !== undefined) message.meta = approved.meta
+    const published = this.#hub.publish(message, this.#opts.echo ? null : conn.key)
     published
       .then((result) => this.#published(conn, room, cid, result), (err: unknown) => this.#failed(conn, room, cid, err))
       .catch((err: unknown) => conn.request.log.error({ err }, 'fastify-chat: handling a publish\'s answer failed'))
@@ -289,17 +302,20 @@ export class Session {
     this.#hub.signal(conn, frame)
   }
 
-  /** Asks `authorize`, then runs `onMessage`: the text to send, or `null` when the sender was answered and nothing is sent. */
-  async #approve (conn: Connection, room: string, text: string, cid: string | undefined): Promise<string | null> {
+  /** Asks `authorize`, then runs `onMessage`: the text and meta to send, or `null` when the sender was answered and nothing is sent. */
+  async #approve (conn: Connection, room: string, frame: SendFrame): Promise<Approved | null> {
+    const { cid } = frame
     let allowed = this.#access.allows(conn, 'publish', room)
     if (typeof allowed !== 'boolean') allowed = await allowed
     if (!allowed) {
       conn.sendError('forbidden', `not allowed to send to room "${room}"`, cid, room)
       return null
     }
-    if (this.#opts.onMessage === null) return text
-    const changed = await this.#runOnMessage(conn, cid === undefined ? { room, text } : { room, text, cid })
-    return changed === null ? null : changed.text
+    if (this.#opts.onMessage === null) return frame
+    const message: OutgoingMessage = { room, text: frame.text }
+    if (cid !== undefined) message.cid = cid
+    if (frame.meta !== undefined) message.meta = frame.meta
+    return await this.#runOnMessage(conn, message)
   }
 
   /** Takes one of the socket's MAX_IN_FLIGHT slots, waiting for an answer when none is free. */
@@ -370,14 +386,39 @@ export class Session {
       conn.sendError('rejected', 'the message was rejected', cid)
       return null
     }
-    if (result === undefined || result === true) return message
-    const text: unknown = (result as Partial<OutgoingMessage> | null)?.text
-    if (typeof text !== 'string' || textProblem(text, this.#opts.maxMessageLength) !== null) {
-      conn.request.log.error('fastify-chat: onMessage returned a message without valid text')
-      conn.sendError('internal_error', 'the message could not be processed', cid)
+    let approved: OutgoingMessage
+    if (result === undefined || result === true) {
+      approved = message
+    } else {
+      const text: unknown = (result as Partial<OutgoingMessage> | null)?.text
+      if (typeof text !== 'string' || textProblem(text, this.#opts.maxMessageLength) !== null) {
+        conn.request.log.error('fastify-chat: onMessage returned a message without valid text')
+        conn.sendError('internal_error', 'the message could not be processed', cid)
+        return null
+      }
+      // The room stays the one the sender is in: onMessage may change the text and meta, not the audience.
+      // A hook written before meta existed returns no meta key: the sender's stays; `meta: undefined` removes it.
+      const meta = Object.hasOwn(result as object, 'meta') ? (result as OutgoingMessage).meta : message.meta
+      approved = { ...message, text }
+      if (meta === undefined) delete approved.meta
+      else approved.meta = meta
+    }
+    return this.#recheckMeta(conn, approved)
+  }
+
+  /**
+   * The meta after `onMessage`, which may have set, replaced or changed it
+   * in place, is checked again like the sender's; one that fails is the
+   * app's bug, logged, and the sender gets `internal_error`.
+   */
+  #recheckMeta (conn: Connection, message: OutgoingMessage): OutgoingMessage | null {
+    if (message.meta === undefined) return message
+    const checked = checkAppMeta(message.meta, this.#opts.maxMetaBytes, this.#opts.metaSchema)
+    if (!checked.ok) {
+      conn.request.log.error({ problem: checked.message }, 'fastify-chat: onMessage returned a message whose meta is invalid')
+      conn.sendError('internal_error', 'the message could not be processed', message.cid)
       return null
     }
-    // The room stays the one the sender is in: onMessage may change the text, not the audience.
-    return { ...message, text }
+    return { ...message, meta: checked.meta }
   }
 }

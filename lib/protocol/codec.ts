@@ -1,5 +1,6 @@
 import type { ChatMessage, ClientFrame, ErrorCode, HistoryFrame, HistoryRequest, JoinedFrame, MembersRequest, MessageFrame, SignalRequest, Since, User } from './wire.js'
 import { MAX_CID_LENGTH, MAX_CURSOR_LENGTH, MAX_HISTORY_PAGE, MAX_MEMBERS_PAGE, MAX_NAME_LENGTH, MAX_SIGNAL_DATA_BYTES, MAX_TOKEN_LENGTH, MAX_USER_ID_LENGTH, SIGNAL_NAME_PATTERN } from './wire.js'
+import { checkMeta } from './meta.js'
 import { ROOM_RULE, isRoomName, isWellFormed, sanitizeName, textProblem } from './text.js'
 
 /** The result of decoding one client frame: a checked frame, or the error to answer with. */
@@ -44,7 +45,7 @@ function checkText (text: string, maxLength: number, cid?: string): Decoded | nu
  * character is not `{` is a plain chat message, so the classic chat page and
  * `wscat` work unchanged; anything starting with `{` must be a protocol object.
  */
-export function decodeClientFrame (raw: string, maxMessageLength: number): Decoded {
+export function decodeClientFrame (raw: string, maxMessageLength: number, maxMetaBytes: number): Decoded {
   const start = raw.search(NOT_JSON_SPACE)
   if (start === -1 || raw.charCodeAt(start) !== 0x7b /* { */) {
     return checkText(raw, maxMessageLength) ?? { ok: true, frame: { type: 'message', text: raw } }
@@ -80,6 +81,11 @@ export function decodeClientFrame (raw: string, maxMessageLength: number): Decod
       const frame: ClientFrame = { type: 'message', text: value.text }
       if (value.room !== undefined) frame.room = value.room
       if (cid !== undefined) frame.cid = cid
+      if (value.meta !== undefined) {
+        const meta = checkMeta(value.meta, maxMetaBytes)
+        if (!meta.ok) return fail(meta.code, meta.message, cid)
+        frame.meta = value.meta as Record<string, unknown>
+      }
       return { ok: true, frame }
     }
     case 'join': {
@@ -226,6 +232,7 @@ export function encodeMessage (message: ChatMessage): string {
     text: message.text
   }
   if (message.cid !== undefined) frame.cid = message.cid
+  if (message.meta !== undefined) frame.meta = message.meta
   return JSON.stringify(frame)
 }
 

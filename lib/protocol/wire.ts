@@ -55,6 +55,8 @@ export interface ChatMessage {
   text: string
   /** Client-chosen id, echoed back. */
   cid?: string
+  /** Structured data the sender attached (a JSON object); absent when none was. See docs/protocol.md. */
+  meta?: Record<string, unknown>
 }
 
 /** Error codes sent in `error` frames. */
@@ -63,6 +65,7 @@ export type ErrorCode =
   | 'unknown_type'
   | 'empty_text'
   | 'text_too_long'
+  | 'too_large'
   | 'invalid_room'
   | 'not_in_room'
   | 'too_many_rooms'
@@ -70,7 +73,6 @@ export type ErrorCode =
   | 'rejected'
   | 'forbidden'
   | 'unknown_signal'
-  | 'too_large'
   | 'rate_limited'
   | 'overloaded'
   | 'unavailable'
@@ -163,7 +165,7 @@ export type ServerFrame =
   | SignalFrame
   | ErrorFrame
 
-export interface SendFrame { type: 'message', text: string, room?: string, cid?: string }
+export interface SendFrame { type: 'message', text: string, room?: string, cid?: string, meta?: Record<string, unknown> }
 /** Joins a room by name, or (with `with`) the direct room of the sender and that user. */
 export type JoinFrame =
   | { type: 'join', room: string, with?: undefined, since?: Since, cid?: string }

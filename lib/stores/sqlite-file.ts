@@ -17,6 +17,8 @@ export interface MessageRow {
   from_name: string
   text: string
   cid: string | null
+  /** The message's `meta` as JSON, NULL when it has none. */
+  meta: string | null
 }
 
 export interface RoomRow {
@@ -27,13 +29,16 @@ export interface RoomRow {
 // Bump when the tables change, and migrate older files in migrate().
 // A table that only this version reads (meta) needs no bump: an older
 // version ignores it, and this one creates it in any file it opens.
-const SCHEMA_VERSION = 2
+const SCHEMA_VERSION = 3
 
 // One row per message. `seq` is the message's offset ("offset" is an SQL
 // keyword). Offsets come from rooms.last_offset, never from MAX(seq), so they
 // keep counting after the oldest messages are pruned.
 //
-// `meta` holds what the file keeps besides history: the key that signs
+// messages.meta and cids.meta hold the message's `meta` as JSON text, NULL
+// when it has none (so a message without costs nothing more).
+//
+// The `meta` table holds what the file keeps besides history: the key that signs
 // resume tokens, so they outlive the process.
 //
 // `cids` is a ring of CID_WINDOW slots per room holding the latest messages
@@ -57,6 +62,7 @@ CREATE TABLE IF NOT EXISTS messages (
   from_name TEXT NOT NULL,
   text TEXT NOT NULL,
   cid TEXT,
+  meta TEXT,
   PRIMARY KEY (room, seq)
 );
 CREATE TABLE IF NOT EXISTS cids (
@@ -68,6 +74,7 @@ CREATE TABLE IF NOT EXISTS cids (
   from_id TEXT NOT NULL,
   from_name TEXT NOT NULL,
   text TEXT NOT NULL,
+  meta TEXT,
   PRIMARY KEY (room, cid)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS cids_by_slot ON cids (room, slot);
@@ -92,6 +99,13 @@ UPDATE rooms SET cid_count = COALESCE((SELECT MAX(slot) + 1 FROM cids WHERE cids
 `
 }
 
+// Schemas 1 and 2 had no meta column: their messages have none (NULL).
+// Schema 1 had no cids table either; SCHEMA creates it with the column.
+const ADD_META = {
+  messages: 'ALTER TABLE messages ADD COLUMN meta TEXT',
+  cids: 'ALTER TABLE cids ADD COLUMN meta TEXT'
+}
+
 // Only age pruning needs them, and every index slows appends down.
 const TS_INDEXES = `
 CREATE INDEX IF NOT EXISTS messages_by_ts ON messages (ts);
@@ -102,6 +116,7 @@ CREATE INDEX IF NOT EXISTS cids_by_ts ON cids (ts);
 export function toMessage (room: string, row: MessageRow): ChatMessage {
   const message: ChatMessage = { room, offset: row.seq, ts: row.ts, from: { id: row.from_id, name: row.from_name }, text: row.text }
   if (row.cid !== null) message.cid = row.cid
+  if (row.meta !== null) message.meta = JSON.parse(row.meta) as Record<string, unknown>
   return message
 }
 
@@ -163,6 +178,8 @@ export function migrate (db: Database, withTsIndex: boolean): void {
       throw new Error(`it was written by a newer fastify-chat (schema ${version}, this version reads ${SCHEMA_VERSION})`)
     }
     if (version === 1) db.exec(FROM_SCHEMA_1.before)
+    if (version === 1 || version === 2) db.exec(ADD_META.messages)
+    if (version === 2) db.exec(ADD_META.cids)
     db.exec(SCHEMA)
     if (version === 1) db.exec(FROM_SCHEMA_1.after)
     if (withTsIndex) db.exec(TS_INDEXES)

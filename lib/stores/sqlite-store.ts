@@ -151,17 +151,17 @@ export class SqliteStore implements HistoryStore {
   }
 
   #prepare (db: Database): Connection {
-    const seen = db.prepare<[string, string], MessageRow>('SELECT seq, ts, from_id, from_name, text, cid FROM cids WHERE room = ? AND cid = ?')
+    const seen = db.prepare<[string, string], MessageRow>('SELECT seq, ts, from_id, from_name, text, cid, meta FROM cids WHERE room = ? AND cid = ?')
     const bump = db.prepare<[number, string], { offset: number, cids: number }>(
       'UPDATE rooms SET last_offset = last_offset + 1, cid_count = cid_count + ? WHERE name = ? RETURNING last_offset AS offset, cid_count AS cids'
     )
     const create = db.prepare<[string, string, number]>('INSERT INTO rooms (name, epoch, last_offset, cid_count) VALUES (?, ?, 1, ?)')
-    const insert = db.prepare<[string, number, number, string, string, string, string | null]>(
-      'INSERT INTO messages (room, seq, ts, from_id, from_name, text, cid) VALUES (?, ?, ?, ?, ?, ?, ?)'
+    const insert = db.prepare<[string, number, number, string, string, string, string | null, string | null]>(
+      'INSERT INTO messages (room, seq, ts, from_id, from_name, text, cid, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
     )
     // REPLACE: the cid that held the slot, CID_WINDOW cids ago, is forgotten.
-    const remember = db.prepare<[string, string, number, number, number, string, string, string]>(
-      'INSERT OR REPLACE INTO cids (room, cid, slot, seq, ts, from_id, from_name, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
+    const remember = db.prepare<[string, string, number, number, number, string, string, string, string | null]>(
+      'INSERT OR REPLACE INTO cids (room, cid, slot, seq, ts, from_id, from_name, text, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'
     )
     const pruneCount = db.prepare<[string, number]>('DELETE FROM messages WHERE room = ? AND seq <= ?')
     const retainCount = this.#retainCount
@@ -178,8 +178,9 @@ export class SqliteStore implements HistoryStore {
         create.run(room, this.#unwritten.get(room) ?? newEpoch(), counted)
       }
       const { offset } = state
-      insert.run(room, offset, message.ts, message.from.id, message.from.name, message.text, cid ?? null)
-      if (cid !== undefined) remember.run(room, cid, (state.cids - 1) % CID_WINDOW, offset, message.ts, message.from.id, message.from.name, message.text)
+      const meta = message.meta === undefined ? null : JSON.stringify(message.meta)
+      insert.run(room, offset, message.ts, message.from.id, message.from.name, message.text, cid ?? null, meta)
+      if (cid !== undefined) remember.run(room, cid, (state.cids - 1) % CID_WINDOW, offset, message.ts, message.from.id, message.from.name, message.text, meta)
       if (retainCount !== undefined && offset > retainCount) pruneCount.run(room, offset - retainCount)
       return offset
     })
@@ -202,9 +203,9 @@ export class SqliteStore implements HistoryStore {
       append: (message) => append.immediate(message),
       read: <T>(fn: () => T): T => read(fn) as T,
       room: db.prepare('SELECT epoch, last_offset AS offset FROM rooms WHERE name = ?'),
-      latest: db.prepare('SELECT seq, ts, from_id, from_name, text, cid FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?'),
-      after: db.prepare('SELECT seq, ts, from_id, from_name, text, cid FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?'),
-      older: db.prepare('SELECT seq, ts, from_id, from_name, text, cid FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?'),
+      latest: db.prepare('SELECT seq, ts, from_id, from_name, text, cid, meta FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?'),
+      after: db.prepare('SELECT seq, ts, from_id, from_name, text, cid, meta FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      older: db.prepare('SELECT seq, ts, from_id, from_name, text, cid, meta FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?'),
       // Remembered cids go too: their copies hold the text that maxAgeMs is there to delete.
       pruneAge: db.transaction((before: number) => {
         pruneMessages.run(before)

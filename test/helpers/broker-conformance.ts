@@ -291,6 +291,24 @@ export function brokerConformance (t: Test, name: string, start: AdapterFactory,
       t.notOk(Object.hasOwn(recent[0] as object, 'cid'), 'no cid key when none was given')
     })
 
+    t.test('meta round-trips through publish, delivery, recent and since, and only when given', async (t) => {
+      const { adapter: { broker }, node } = await open(t)
+      await broker.subscribe('r')
+      const meta = { replyTo: 1, mentions: ['u2', 'zoë 🚀'], nested: { deep: [1, { x: null }], flag: false }, empty: {} }
+      const plain = message('r', 'no meta')
+      const withMeta: NewMessage = { ...message('r', 'with meta', 'c-meta'), meta }
+      const expected = [{ ...plain, offset: 1 }, { ...withMeta, offset: 2 }]
+      t.strictSame([(await broker.publish(plain, null)).message, (await broker.publish(withMeta, null)).message], expected)
+      t.strictSame([(await node.delivery()).message, (await node.delivery()).message], expected, 'delivered with its meta')
+      const recent = (await broker.recent('r', 10)).messages
+      t.strictSame(recent, expected)
+      t.strictSame((await broker.since('r', 1))?.messages, expected.slice(1))
+      t.notOk(Object.hasOwn(recent[0] as object, 'meta'), 'no meta key when none was given')
+      if (can.dedupesCids) {
+        t.strictSame(await broker.publish({ ...withMeta, meta: { other: true } }, null), { message: expected[1], duplicate: true }, 'a resent cid gets the stored meta back')
+      }
+    })
+
     t.test('closing twice is harmless', async (t) => {
       const { adapter } = await open(t)
       await adapter.broker.publish(message('a'), null)

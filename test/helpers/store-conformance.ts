@@ -200,6 +200,23 @@ export function conformance (t: Test, name: string, makeStore: () => Promise<His
       t.equal(recent[1]?.cid, 'c-1')
     })
 
+    t.test('meta round-trips as given, through recent, since and a resent cid, and only when given', async (t) => {
+      const store = await open(t)
+      const meta = { replyTo: 1, mentions: ['u2', 'zoë 🚀'], nested: { deep: [1, { x: null }], flag: false, 'key "quoted"': 'v\n\\' }, empty: {} }
+      const plain = message('r', 'no meta')
+      const withMeta: NewMessage = { ...message('r', 'with meta', 'c-meta'), meta }
+      const expected = [{ ...plain, offset: 1 }, { ...withMeta, offset: 2 }]
+      t.strictSame([await stored(store, plain), await stored(store, withMeta)], expected)
+      const recent = (await store.recent('r', 10)).messages
+      t.strictSame(recent, expected)
+      t.strictSame((await store.since('r', 1))?.messages, expected.slice(1))
+      if (store.before !== undefined) t.strictSame((await store.before('r', 3, 10)).messages, expected, 'and through before')
+      t.notOk(Object.hasOwn(recent[0] as object, 'meta'), 'no meta key when none was given')
+      t.strictSame(await store.append({ ...withMeta, meta: { other: true } }), { message: expected[1], duplicate: true }, 'a resend gets the stored meta back')
+      for (let i = 0; i < WINDOW; i++) await stored(store, message('r', `filler ${i}`))
+      t.strictSame((await store.append(withMeta)).message, expected[1], 'and still once the message itself is trimmed')
+    })
+
     t.test('concurrent appends get consecutive offsets per room, none twice', async (t) => {
       const store = await open(t)
       const rooms = ['a', 'b', 'c']
@@ -290,6 +307,21 @@ export function conformance (t: Test, name: string, makeStore: () => Promise<His
         t.equal((await after.append(message('a', 'resent', 'c1'))).duplicate, false, 'c1 is pushed out by it: the window goes on sliding from where it was')
         t.equal((await after.append(message('a', 'resent', 'c3'))).duplicate, true)
         t.equal((await after.recent('a', 1)).offset, last + 2)
+      })
+    }
+
+    if (reopen !== undefined) {
+      t.test('meta is kept across a close and a reopen', async (t) => {
+        const before = await open(t)
+        const withMeta: NewMessage = { ...message('a', 'kept', 'c-kept'), meta: { replyTo: 7, mentions: ['u2'] } }
+        await stored(before, message('a', 'plain'))
+        await stored(before, withMeta)
+        await before.close?.()
+        const after = await opened(t, await reopen(before))
+        const expected = [{ ...message('a', 'plain'), offset: 1 }, { ...withMeta, offset: 2 }]
+        t.strictSame((await after.recent('a', 10)).messages, expected)
+        t.strictSame((await after.since('a', 0))?.messages, expected)
+        t.strictSame(await after.append(withMeta), { message: expected[1], duplicate: true })
       })
     }
 

@@ -5,11 +5,12 @@ import { MAX_CID_LENGTH, MAX_CURSOR_LENGTH, MAX_HISTORY_PAGE, MAX_MEMBERS_PAGE }
 import type { ChatMessage } from '../../lib/protocol/wire.js'
 
 const MAX = 10
+const META_MAX = 64
 const EMOJI = '\u{1F600}'
 
 /** Decodes a raw string as is, anything else as its JSON. */
 function decode (frame: unknown, max = MAX): Decoded {
-  return decodeClientFrame(typeof frame === 'string' ? frame : JSON.stringify(frame), max)
+  return decodeClientFrame(typeof frame === 'string' ? frame : JSON.stringify(frame), max, META_MAX)
 }
 
 /** The failure's code and echoed cid, with `cid` left out when none was echoed. */
@@ -124,6 +125,40 @@ t.test('message frames', async (t) => {
     for (const room of ['', 'has space', 'a'.repeat(65), 5, null, { name: 'a' }]) {
       t.strictSame(failure(decode({ type: 'message', text: 'hi', room })), { code: 'invalid_room' }, JSON.stringify(room))
     }
+  })
+})
+
+t.test('message frames with meta', async (t) => {
+  t.test('an object is kept as sent, alongside room and cid', async (t) => {
+    const meta = { replyTo: 4, mentions: ['u2'], nested: { ok: [true, null] } }
+    t.strictSame(decode({ type: 'message', text: 'hi', room: 'r', cid: 'c1', meta }), { ok: true, frame: { type: 'message', text: 'hi', room: 'r', cid: 'c1', meta } })
+    t.strictSame(decode({ type: 'message', text: 'hi', meta: {} }), { ok: true, frame: { type: 'message', text: 'hi', meta: {} } })
+  })
+
+  t.test('a frame without meta decodes without a meta key', async (t) => {
+    const decoded = decode({ type: 'message', text: 'hi' })
+    t.ok(decoded.ok && !Object.hasOwn(decoded.frame, 'meta'))
+  })
+
+  t.test('anything but an object is invalid_message, with the cid echoed', async (t) => {
+    for (const meta of [null, [], ['a'], 'text', 3, false]) {
+      t.strictSame(failure(decode({ type: 'message', text: 'hi', cid: 'c1', meta })), { code: 'invalid_message', cid: 'c1' }, JSON.stringify(meta))
+    }
+  })
+
+  t.test(`more than maxMetaBytes (${META_MAX}) of JSON is too_large`, async (t) => {
+    // {"k":"…"} is 8 bytes around the value.
+    t.equal(decode({ type: 'message', text: 'hi', meta: { k: 'x'.repeat(META_MAX - 8) } }).ok, true)
+    t.strictSame(failure(decode({ type: 'message', text: 'hi', cid: 'c2', meta: { k: 'x'.repeat(META_MAX - 7) } })), { code: 'too_large', cid: 'c2' })
+  })
+
+  t.test('nesting deeper than JSON.stringify can take is refused, not thrown', async (t) => {
+    const raw = '{"type":"message","text":"hi","meta":{"a":' + '['.repeat(20_000) + ']'.repeat(20_000) + '}}'
+    t.strictSame(failure(decodeClientFrame(raw, MAX, 100_000)), { code: 'invalid_message' })
+  })
+
+  t.test('the text is checked first', async (t) => {
+    t.strictSame(failure(decode({ type: 'message', text: '', meta: 5 })), { code: 'empty_text' })
   })
 })
 
@@ -339,6 +374,12 @@ t.test('encodeMessage', async (t) => {
     t.strictSame(Object.keys(encoded), ['type', 'room', 'offset', 'ts', 'from', 'text', 'cid'])
     t.equal(encoded.cid, 'c1')
     t.notOk(Object.hasOwn(JSON.parse(encodeMessage({ ...message, cid: undefined })), 'cid'))
+  })
+
+  t.test('meta comes last, and only when set', async (t) => {
+    const meta = { replyTo: 1, mentions: ['u2'] }
+    t.equal(encodeMessage({ ...message, cid: 'c1', meta }), '{"type":"message","room":"lobby","offset":3,"ts":1700000000000,"from":{"id":"u1","name":"alice"},"text":"hi","cid":"c1","meta":{"replyTo":1,"mentions":["u2"]}}')
+    t.notOk(Object.hasOwn(JSON.parse(encodeMessage({ ...message, meta: undefined })), 'meta'))
   })
 
   t.test('text is escaped as JSON', async (t) => {

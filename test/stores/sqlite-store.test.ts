@@ -477,7 +477,49 @@ t.test('a schema 1 file is migrated and remembers the latest cids its messages h
   t.equal((await store.append(withCid('x', 'b'))).message.offset, 4)
   t.equal((await store.append(withCid('x', 'b'))).duplicate, true)
   t.equal((await store.append(withCid('twice', 'b'))).duplicate, true, 'and stays remembered')
-  t.equal(inspect(t, path).pragma('user_version', { simple: true }), 2)
+  const withMeta: NewMessage = { ...withCid('m', 'b'), meta: { replyTo: 1 } }
+  t.strictSame(await store.append(withMeta), { message: { ...withMeta, offset: 5 }, duplicate: false }, 'messages keep a meta from now on')
+  t.strictSame(await store.append(withMeta), { message: { ...withMeta, offset: 5 }, duplicate: true }, 'and so does their cid')
+  t.equal(inspect(t, path).pragma('user_version', { simple: true }), 3)
+})
+
+t.test('a schema 2 file is migrated in place: its messages have no meta, new ones keep theirs', async (t) => {
+  const path = newFile()
+  const old = new Database(path)
+  // The tables as schema 2 made them, before messages and cids had a meta column.
+  old.exec(`
+    CREATE TABLE rooms (name TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_offset INTEGER NOT NULL, cid_count INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+    CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, from_id TEXT NOT NULL,
+      from_name TEXT NOT NULL, text TEXT NOT NULL, cid TEXT, PRIMARY KEY (room, seq));
+    CREATE TABLE cids (room TEXT NOT NULL, cid TEXT NOT NULL, slot INTEGER NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
+      from_id TEXT NOT NULL, from_name TEXT NOT NULL, text TEXT NOT NULL, PRIMARY KEY (room, cid)) WITHOUT ROWID;
+    CREATE UNIQUE INDEX cids_by_slot ON cids (room, slot);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    INSERT INTO rooms VALUES ('a', 'epoch-a', 2, 1);
+    INSERT INTO messages VALUES ('a', 1, 1700000000000, 'u1', 'alice', 'old', 'c-old'), ('a', 2, 1700000000000, 'u1', 'alice', 'older cid-less', NULL);
+    INSERT INTO cids VALUES ('a', 'c-old', 0, 1, 1700000000000, 'u1', 'alice', 'old');
+    INSERT INTO meta VALUES ('resume_secret', 'kept-secret');
+  `)
+  old.pragma('user_version = 2')
+  old.close()
+
+  const store = await open(t, { path })
+  t.equal(inspect(t, path).pragma('user_version', { simple: true }), 3)
+  t.equal(await store.secret(), 'kept-secret', 'the rest of the file is kept')
+  t.equal(await store.epoch('a'), 'epoch-a')
+  const before = [{ ...withCid('c-old', 'a', 'old'), offset: 1 }, { ...message('a', 'older cid-less'), offset: 2 }]
+  t.strictSame((await store.recent('a', 10)).messages, before, 'the old messages, without a meta key')
+  t.strictSame(await store.append(withCid('c-old', 'a', 'resent')), { message: before[0], duplicate: true }, 'an old cid is still remembered')
+  const withMeta: NewMessage = { ...withCid('c-new', 'a', 'new'), meta: { replyTo: 1, mentions: ['u2'] } }
+  t.strictSame(await store.append(withMeta), { message: { ...withMeta, offset: 3 }, duplicate: false })
+  t.strictSame((await store.since('a', 2))?.messages, [{ ...withMeta, offset: 3 }])
+  t.strictSame(await store.append(withMeta), { message: { ...withMeta, offset: 3 }, duplicate: true }, 'its cid keeps the meta')
+  t.strictSame(inspect(t, path).prepare('SELECT seq, meta FROM messages ORDER BY seq').all(), [
+    { seq: 1, meta: null }, { seq: 2, meta: null }, { seq: 3, meta: '{"replyTo":1,"mentions":["u2"]}' }
+  ], 'meta is JSON text, NULL when there is none')
+  await store.close()
+  const again = await open(t, { path })
+  t.strictSame((await again.recent('a', 10)).messages.at(-1), { ...withMeta, offset: 3 }, 'opening the migrated file again changes nothing')
 })
 
 t.test('retain.count applies to the whole file when it opens', async (t) => {

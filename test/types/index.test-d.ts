@@ -93,6 +93,18 @@ expectError(app.register(fastifyChat, { store: {} }))
 expectError(app.register(fastifyChat, { identify: 'u1' }))
 expectError(app.register(fastifyChat, { identify: () => 'u1' }))
 expectError(app.register(fastifyChat, { onMessage: () => 'drop' }))
+
+// Structured messages: meta on messages, its size and schema options.
+app.register(fastifyChat, {
+  maxMetaBytes: 4096,
+  metaSchema: { type: 'object', properties: { replyTo: { type: 'integer' } }, additionalProperties: false },
+  onMessage: (message) => ({ ...message, meta: { ...message.meta, seen: true } })
+})
+expectError(app.register(fastifyChat, { maxMetaBytes: '2048' }))
+expectError(app.register(fastifyChat, { metaSchema: 'object' }))
+expectError(app.register(fastifyChat, { onMessage: (message) => ({ ...message, meta: ['not', 'an', 'object'] }) }))
+expectType<Promise<ChatMessage>>(app.chat.broadcast('lobby', 'reply', { meta: { replyTo: 3 } }))
+expectType<Record<string, unknown> | undefined>(({} as ChatMessage).meta)
 expectError(app.register(fastifyChat, { unknownOption: true }))
 
 expectAssignable<FastifyChatOptions>({ path: '/chat', echo: true })
