@@ -37,4 +37,6 @@ export interface Broker {
   recent (room: string, limit: number): Promise<HistoryPage>
   /** Every message after `offset`, or `null` when some are no longer kept (the caller cannot recover without a gap). */
   since (room: string, offset: number): Promise<HistoryPage | null>
+  /** The entry at `offset` in `room`, or `null` when there is none or it is no longer kept. */
+  entry (room: string, offset: number): Promise<ChatMessage | null>
 }

@@ -1,3 +1,4 @@
+import type { ChatMessage } from '../protocol/wire.js'
 import type { AppendResult, HistoryPage, HistoryStore, NewMessage } from '../stores/history-store.js'
 import type { Broker, BrokerNode, PublishResult } from './broker.js'
 import { ReadCache } from './read-cache.js'
@@ -55,6 +56,10 @@ export class LocalBroker implements Broker {
 
   async since (room: string, offset: number): Promise<HistoryPage | null> {
     return await this.#reads.get(room, `since:${offset}`, async () => await this.#store.since(room, offset))
+  }
+
+  async entry (room: string, offset: number): Promise<ChatMessage | null> {
+    return await this.#store.entry(room, offset)
   }
 
   close (): void {

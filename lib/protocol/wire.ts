@@ -35,7 +35,12 @@ export interface User {
   name: string
 }
 
-/** A stored chat message, as delivered to clients and returned by `app.chat`. */
+/**
+ * A stored entry of a room's log, as delivered to clients and returned by
+ * `app.chat`: a message, or (with `type`) an edit or a delete of the message
+ * at offset `of`. Nothing in the log changes in place; clients apply edits
+ * and deletes to the messages they show.
+ */
 export interface ChatMessage {
   room: string
   /** Position in the room: 1, 2, 3, ... */
@@ -43,10 +48,18 @@ export interface ChatMessage {
   /** Milliseconds since the Unix epoch. */
   ts: number
   from: User
+  /** The message's text, or an edit's new text; empty for a delete (whose frames carry none). */
   text: string
   /** Client-chosen id, echoed back. */
   cid?: string
+  /** Absent for a message. */
+  type?: EntryType
+  /** For an edit or a delete: the offset of the message it applies to. */
+  of?: number
 }
+
+/** What a log entry other than a message does to the message at its `of`. */
+export type EntryType = 'edit' | 'delete'
 
 /** Error codes sent in `error` frames. */
 export type ErrorCode =
@@ -60,6 +73,8 @@ export type ErrorCode =
   | 'invalid_name'
   | 'rejected'
   | 'forbidden'
+  | 'not_found'
+  | 'edit_window_expired'
   | 'rate_limited'
   | 'overloaded'
   | 'unavailable'
@@ -99,7 +114,11 @@ export interface JoinedFrame {
   /** In a direct room: the other user. */
   with?: User
 }
-export interface MessageFrame extends ChatMessage { type: 'message' }
+export interface MessageFrame extends Omit<ChatMessage, 'type' | 'of'> { type: 'message' }
+/** A message's new text: a numbered entry of the room's log, like a message. */
+export interface EditFrame extends Omit<ChatMessage, 'type' | 'of'> { type: 'edit', of: number }
+/** A message taken back: a numbered entry of the room's log, like a message, without text. */
+export interface DeleteFrame extends Omit<ChatMessage, 'type' | 'of' | 'text'> { type: 'delete', of: number }
 export interface PresenceFrame {
   type: 'presence'
   room: string
@@ -129,6 +148,8 @@ export type ServerFrame =
   | WelcomeFrame
   | JoinedFrame
   | MessageFrame
+  | EditFrame
+  | DeleteFrame
   | PresenceFrame
   | OccupancyFrame
   | MembersFrame
@@ -150,5 +171,10 @@ export interface RefreshFrame { type: 'refresh', token: string }
 /** Asks for a page of a room the client is in: `limit` users (default the server's `presenceListMax`) after the cursor `after`. */
 export interface MembersRequest { type: 'members', room: string, after?: string, limit?: number, cid?: string }
 
+/** Replaces the text of the message at offset `of` (by default only its author may). */
+export interface EditRequest { type: 'edit', room: string, of: number, text: string, cid?: string }
+/** Deletes the message at offset `of` (by default only its author may). */
+export interface DeleteRequest { type: 'delete', room: string, of: number, cid?: string }
+
 /** Every frame a client may send (a plain-text frame is a `message` to the first room). */
-export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame | RefreshFrame | MembersRequest
+export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame | RefreshFrame | MembersRequest | EditRequest | DeleteRequest

@@ -5,7 +5,7 @@ import { access, mkdir, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import type BetterSqlite3 from 'better-sqlite3'
 import { FST_CHAT_STORE_UNAVAILABLE } from '../errors.js'
-import type { ChatMessage } from '../protocol/wire.js'
+import type { ChatMessage, EntryType } from '../protocol/wire.js'
 import { CID_WINDOW } from './history-store.js'
 
 export type Database = BetterSqlite3.Database
@@ -17,7 +17,12 @@ export interface MessageRow {
   from_name: string
   text: string
   cid: string | null
+  kind: EntryType | null
+  of_seq: number | null
 }
+
+/** The columns of a stored message, in MessageRow's order. */
+export const MESSAGE_COLUMNS = 'seq, ts, from_id, from_name, text, cid, kind, of_seq'
 
 export interface RoomRow {
   epoch: string
@@ -27,11 +32,14 @@ export interface RoomRow {
 // Bump when the tables change, and migrate older files in migrate().
 // A table that only this version reads (meta) needs no bump: an older
 // version ignores it, and this one creates it in any file it opens.
-const SCHEMA_VERSION = 2
+const SCHEMA_VERSION = 3
 
 // One row per message. `seq` is the message's offset ("offset" is an SQL
 // keyword). Offsets come from rooms.last_offset, never from MAX(seq), so they
 // keep counting after the oldest messages are pruned.
+//
+// `kind` is null for a message, else 'edit' or 'delete' of the message at
+// offset `of_seq` ("of" is an SQL keyword too).
 //
 // `meta` holds what the file keeps besides history: the key that signs
 // resume tokens, so they outlive the process.
@@ -57,6 +65,8 @@ CREATE TABLE IF NOT EXISTS messages (
   from_name TEXT NOT NULL,
   text TEXT NOT NULL,
   cid TEXT,
+  kind TEXT,
+  of_seq INTEGER,
   PRIMARY KEY (room, seq)
 );
 CREATE TABLE IF NOT EXISTS cids (
@@ -68,6 +78,8 @@ CREATE TABLE IF NOT EXISTS cids (
   from_id TEXT NOT NULL,
   from_name TEXT NOT NULL,
   text TEXT NOT NULL,
+  kind TEXT,
+  of_seq INTEGER,
   PRIMARY KEY (room, cid)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS cids_by_slot ON cids (room, slot);
@@ -92,6 +104,22 @@ UPDATE rooms SET cid_count = COALESCE((SELECT MAX(slot) + 1 FROM cids WHERE cids
 `
 }
 
+// Columns added after a table was first made: a file of an older schema
+// gets them in place, null (a message) in every row it already has.
+const ADDED_COLUMNS: ReadonlyArray<[table: string, column: string, type: string]> = [
+  ['messages', 'kind', 'TEXT'],
+  ['messages', 'of_seq', 'INTEGER'],
+  ['cids', 'kind', 'TEXT'],
+  ['cids', 'of_seq', 'INTEGER']
+]
+
+function addColumns (db: Database): void {
+  for (const [table, column, type] of ADDED_COLUMNS) {
+    const columns = db.pragma(`table_info(${table})`) as Array<{ name: string }>
+    if (!columns.some((existing) => existing.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`)
+  }
+}
+
 // Only age pruning needs them, and every index slows appends down.
 const TS_INDEXES = `
 CREATE INDEX IF NOT EXISTS messages_by_ts ON messages (ts);
@@ -102,6 +130,10 @@ CREATE INDEX IF NOT EXISTS cids_by_ts ON cids (ts);
 export function toMessage (room: string, row: MessageRow): ChatMessage {
   const message: ChatMessage = { room, offset: row.seq, ts: row.ts, from: { id: row.from_id, name: row.from_name }, text: row.text }
   if (row.cid !== null) message.cid = row.cid
+  if (row.kind !== null) {
+    message.type = row.kind
+    message.of = row.of_seq as number
+  }
   return message
 }
 
@@ -164,6 +196,7 @@ export function migrate (db: Database, withTsIndex: boolean): void {
     }
     if (version === 1) db.exec(FROM_SCHEMA_1.before)
     db.exec(SCHEMA)
+    if (version < SCHEMA_VERSION) addColumns(db)
     if (version === 1) db.exec(FROM_SCHEMA_1.after)
     if (withTsIndex) db.exec(TS_INDEXES)
     db.pragma(`user_version = ${SCHEMA_VERSION}`)

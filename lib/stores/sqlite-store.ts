@@ -3,9 +3,10 @@ import type BetterSqlite3 from 'better-sqlite3'
 import { FST_CHAT_INVALID_OPTION, FST_CHAT_STORE_UNAVAILABLE } from '../errors.js'
 import { integerOption, refuseUnknownKeys, shown } from '../validate.js'
 import { newEpoch } from './epoch.js'
-import { checkSharedMemory, ensureDirectory, explain, loadDriver, migrate, toMessage } from './sqlite-file.js'
+import { MESSAGE_COLUMNS, checkSharedMemory, ensureDirectory, explain, loadDriver, migrate, toMessage } from './sqlite-file.js'
 import type { Database, MessageRow, RoomRow } from './sqlite-file.js'
 import { CID_WINDOW } from './history-store.js'
+import type { ChatMessage } from '../protocol/wire.js'
 import type { AppendResult, HistoryPage, HistoryStore, NewMessage } from './history-store.js'
 
 /** How much of the history the file keeps; without it, every message stays. */
@@ -59,6 +60,7 @@ interface Connection {
   room: BetterSqlite3.Statement<[string], RoomRow>
   latest: BetterSqlite3.Statement<[string, number], MessageRow>
   after: BetterSqlite3.Statement<[string, number, number], MessageRow>
+  entry: BetterSqlite3.Statement<[string, number], MessageRow>
   pruneAge: (before: number) => void
   /** The file's resume secret, made on first use. */
   secret: () => string
@@ -150,17 +152,17 @@ export class SqliteStore implements HistoryStore {
   }
 
   #prepare (db: Database): Connection {
-    const seen = db.prepare<[string, string], MessageRow>('SELECT seq, ts, from_id, from_name, text, cid FROM cids WHERE room = ? AND cid = ?')
+    const seen = db.prepare<[string, string], MessageRow>(`SELECT ${MESSAGE_COLUMNS} FROM cids WHERE room = ? AND cid = ?`)
     const bump = db.prepare<[number, string], { offset: number, cids: number }>(
       'UPDATE rooms SET last_offset = last_offset + 1, cid_count = cid_count + ? WHERE name = ? RETURNING last_offset AS offset, cid_count AS cids'
     )
     const create = db.prepare<[string, string, number]>('INSERT INTO rooms (name, epoch, last_offset, cid_count) VALUES (?, ?, 1, ?)')
-    const insert = db.prepare<[string, number, number, string, string, string, string | null]>(
-      'INSERT INTO messages (room, seq, ts, from_id, from_name, text, cid) VALUES (?, ?, ?, ?, ?, ?, ?)'
+    const insert = db.prepare<[string, number, number, string, string, string, string | null, string | null, number | null]>(
+      'INSERT INTO messages (room, seq, ts, from_id, from_name, text, cid, kind, of_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'
     )
     // REPLACE: the cid that held the slot, CID_WINDOW cids ago, is forgotten.
-    const remember = db.prepare<[string, string, number, number, number, string, string, string]>(
-      'INSERT OR REPLACE INTO cids (room, cid, slot, seq, ts, from_id, from_name, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
+    const remember = db.prepare<[string, string, number, number, number, string, string, string, string | null, number | null]>(
+      'INSERT OR REPLACE INTO cids (room, cid, slot, seq, ts, from_id, from_name, text, kind, of_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
     )
     const pruneCount = db.prepare<[string, number]>('DELETE FROM messages WHERE room = ? AND seq <= ?')
     const retainCount = this.#retainCount
@@ -177,8 +179,10 @@ export class SqliteStore implements HistoryStore {
         create.run(room, this.#unwritten.get(room) ?? newEpoch(), counted)
       }
       const { offset } = state
-      insert.run(room, offset, message.ts, message.from.id, message.from.name, message.text, cid ?? null)
-      if (cid !== undefined) remember.run(room, cid, (state.cids - 1) % CID_WINDOW, offset, message.ts, message.from.id, message.from.name, message.text)
+      const kind = message.type ?? null
+      const of = message.of ?? null
+      insert.run(room, offset, message.ts, message.from.id, message.from.name, message.text, cid ?? null, kind, of)
+      if (cid !== undefined) remember.run(room, cid, (state.cids - 1) % CID_WINDOW, offset, message.ts, message.from.id, message.from.name, message.text, kind, of)
       if (retainCount !== undefined && offset > retainCount) pruneCount.run(room, offset - retainCount)
       return offset
     })
@@ -201,8 +205,10 @@ export class SqliteStore implements HistoryStore {
       append: (message) => append.immediate(message),
       read: <T>(fn: () => T): T => read(fn) as T,
       room: db.prepare('SELECT epoch, last_offset AS offset FROM rooms WHERE name = ?'),
-      latest: db.prepare('SELECT seq, ts, from_id, from_name, text, cid FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?'),
-      after: db.prepare('SELECT seq, ts, from_id, from_name, text, cid FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      latest: db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?`),
+      after: db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?`),
+      // The primary key: one probe.
+      entry: db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq = ?`),
       // Remembered cids go too: their copies hold the text that maxAgeMs is there to delete.
       pruneAge: db.transaction((before: number) => {
         pruneMessages.run(before)
@@ -270,6 +276,12 @@ export class SqliteStore implements HistoryStore {
       if (rows.length !== missed) return null
       return { epoch: state.epoch, offset: state.offset, messages: rows.map((row) => toMessage(room, row)) }
     })
+  }
+
+  async entry (room: string, offset: number): Promise<ChatMessage | null> {
+    const sql = this.#sql ?? await this.#open()
+    const row = sql.entry.get(room, offset)
+    return row === undefined ? null : toMessage(room, row)
   }
 
   async epoch (room: string): Promise<string> {

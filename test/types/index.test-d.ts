@@ -170,6 +170,10 @@ class ArrayStore implements HistoryStore {
     return { epoch: 'e1', offset: this.#messages.length, messages }
   }
 
+  async entry (room: string, offset: number): Promise<ChatMessage | null> {
+    return this.#messages.find((m) => m.room === room && m.offset === offset) ?? null
+  }
+
   async epoch (): Promise<string> {
     return 'e1'
   }
@@ -193,6 +197,7 @@ class LoopbackBroker implements Broker {
   async unsubscribe (): Promise<void> {}
   async recent (room: string, limit: number): Promise<HistoryPage> { return await this.#store.recent(room, limit) }
   async since (room: string, offset: number): Promise<HistoryPage | null> { return await this.#store.since(room, offset) }
+  async entry (room: string, offset: number): Promise<ChatMessage | null> { return await this.#store.entry(room, offset) }
 }
 class NobodyPresence implements Presence {
   node: PresenceNode | null = null
