@@ -8,7 +8,7 @@ import type { RateLimit } from './transport/rate-limit.js'
 import type { HistoryStore } from './stores/history-store.js'
 import { MemoryStore } from './stores/memory-store.js'
 import { MAX_MEMBERS_PAGE } from './protocol/wire.js'
-import type { User } from './protocol/wire.js'
+import type { ChatMessage, User } from './protocol/wire.js'
 import { integerOption as integer, refuseUnknownKeys, shown } from './validate.js'
 
 /** What `identify` returns to accept a connection. */
@@ -25,12 +25,18 @@ export interface Identity {
 
 /** What `authorize` is asked: may `client` do `action` in `room`? */
 export interface AuthorizeRequest {
-  /** `join`: join `room` (also a resume); `publish`: send a message to it; `direct`: open the direct room with `to`. */
-  action: 'join' | 'publish' | 'direct'
+  /**
+   * `join`: join `room` (also a resume); `publish`: send a message to it (or
+   * edit one's own); `direct`: open the direct room with `to`; `moderate`:
+   * edit or delete `message`, which another user sent.
+   */
+  action: 'join' | 'publish' | 'direct' | 'moderate'
   room: string
   client: ChatClient
   /** For `direct`: the other user's id. */
   to?: string
+  /** For `moderate`: the message to be edited or deleted. */
+  message?: ChatMessage
 }
 
 /** What `refresh` returns to extend a session: when it now ends, in milliseconds since the Unix epoch. */
@@ -43,6 +49,8 @@ export interface OutgoingMessage {
   room: string
   text: string
   cid?: string
+  /** Set when the text is an edit: the offset of the message it replaces. */
+  of?: number
 }
 
 /** Options of the fastify-chat plugin. */
@@ -77,6 +85,12 @@ export interface FastifyChatOptions {
   /** Sees every message before it is stored: return a changed message, or `false` to drop it. */
   onMessage?: (message: OutgoingMessage, client: ChatClient) =>
     OutgoingMessage | boolean | undefined | void | Promise<OutgoingMessage | boolean | undefined | void>
+  /**
+   * Milliseconds after a message's `ts` during which it may be edited; a
+   * later edit gets `edit_window_expired`. Deletes are not limited. 0 turns it off.
+   * @default 0
+   */
+  editWindowMs?: number
   /** Where history lives, with the in-process adapter. @default an in-memory store of `historySize` per room */
   store?: HistoryStore
   /** Serve the browser client at `<path>/client.js`, and the modules it imports under `<path>/client/`. @default true */
@@ -129,6 +143,7 @@ export interface ResolvedOptions {
   readonly authorize: NonNullable<FastifyChatOptions['authorize']> | null
   readonly refresh: NonNullable<FastifyChatOptions['refresh']> | null
   readonly onMessage: NonNullable<FastifyChatOptions['onMessage']> | null
+  readonly editWindowMs: number
   readonly serveClient: boolean
   readonly maxPayload: number
   readonly heartbeatInterval: number
@@ -157,6 +172,7 @@ export const defaults = Object.freeze({
   historySize: 100,
   maxMessageLength: 2000,
   maxRoomsPerClient: 20,
+  editWindowMs: 0,
   serveClient: true,
   maxPayload: 64 * 1024,
   heartbeatInterval: 30_000,
@@ -184,16 +200,16 @@ function optionalFunction<T> (name: string, value: T | undefined): NonNullable<T
   return value
 }
 
-const STORE_METHODS = ['append', 'recent', 'since', 'epoch'] as const
+const STORE_METHODS = ['append', 'recent', 'since', 'entry', 'epoch'] as const
 const ADAPTER_METHODS = ['start', 'close'] as const
-const BROKER_METHODS = ['publish', 'subscribe', 'unsubscribe', 'recent', 'since'] as const
+const BROKER_METHODS = ['publish', 'subscribe', 'unsubscribe', 'recent', 'since', 'entry'] as const
 const PRESENCE_METHODS = ['join', 'leave', 'rename', 'page', 'count'] as const
 const CONTROL_METHODS = ['send', 'pair', 'pairOf'] as const
 
 // Every option, and the register options Fastify itself reads.
 const KNOWN_KEYS: ReadonlySet<string> = new Set([
   'path', 'echo', 'defaultRoom', 'historySize', 'maxMessageLength', 'maxRoomsPerClient', 'identify', 'authorize',
-  'refresh', 'onMessage',
+  'refresh', 'onMessage', 'editWindowMs',
   'store', 'serveClient', 'maxPayload', 'heartbeatInterval', 'maxBufferedBytes', 'rateLimit', 'maxConnections',
   'maxConnectionsPerIp', 'allowedOrigins', 'closeTimeout', 'presenceGraceMs', 'adapter',
   'presenceListMax', 'presenceEventsMax', 'occupancyIntervalMs', 'maxConcurrentJoins', 'secret',
@@ -309,6 +325,7 @@ export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions 
     authorize: optionalFunction('authorize', opts.authorize),
     refresh: optionalFunction('refresh', opts.refresh),
     onMessage: optionalFunction('onMessage', opts.onMessage),
+    editWindowMs: integer('editWindowMs', pick('editWindowMs'), 0, Number.MAX_SAFE_INTEGER),
     serveClient,
     maxPayload: integer('maxPayload', pick('maxPayload'), 16, 100 * 1024 * 1024),
     heartbeatInterval: heartbeat,

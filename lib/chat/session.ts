@@ -2,6 +2,7 @@ import type { Control } from '../broker/control.js'
 import { CloseCode } from '../close-codes.js'
 import type { Connection } from '../transport/connection.js'
 import type { Access } from './access.js'
+import { Amendments } from './amendments.js'
 import { directRoom, isDirectRoom } from './direct.js'
 import type { Hub } from './hub.js'
 import type { Moderation } from './moderation.js'
@@ -10,7 +11,8 @@ import { decodeClientFrame, encodeMessage } from '../protocol/codec.js'
 import { textProblem } from '../protocol/text.js'
 import { JoinGate } from './join-gate.js'
 import { RecentCids } from './recent-cids.js'
-import type { ClientFrame, SendFrame, Since, User } from '../protocol/wire.js'
+import type { ClientFrame, DeleteRequest, EditRequest, SendFrame, Since, User } from '../protocol/wire.js'
+import type { NewMessage } from '../stores/history-store.js'
 import type { PublishResult } from '../broker/broker.js'
 
 /**
@@ -44,6 +46,7 @@ export class Session {
   #access: Access
   #control: Control
   #moderation: Moderation
+  #amendments: Amendments
   #cids = new RecentCids()
   readonly #joins: JoinGate
   // Only sockets with publishes on their way have an entry: idle ones cost nothing here.
@@ -55,6 +58,7 @@ export class Session {
     this.#access = parts.access
     this.#control = parts.control
     this.#moderation = parts.moderation
+    this.#amendments = new Amendments(async (room, offset) => await parts.hub.entry(room, offset), parts.access, parts.opts.editWindowMs)
     this.#joins = new JoinGate(parts.opts.maxConcurrentJoins)
   }
 
@@ -73,6 +77,8 @@ export class Session {
   async #dispatch (conn: Connection, frame: ClientFrame): Promise<void> {
     switch (frame.type) {
       case 'message':
+      case 'edit':
+      case 'delete':
         return await this.#send(conn, frame)
       case 'join':
         if (frame.with !== undefined) {
@@ -197,9 +203,10 @@ export class Session {
    * next frames go on. Order per sender holds because publishes are issued
    * in frame order: the broker hands them on in call order (one Redis
    * connection, on which Redis runs scripts in order; or a store appending
-   * in call order).
+   * in call order). An edit or a delete takes the same way, as the entry
+   * of the room's log it becomes.
    */
-  async #send (conn: Connection, frame: SendFrame): Promise<void> {
+  async #send (conn: Connection, frame: SendFrame | EditRequest | DeleteRequest): Promise<void> {
     const { cid } = frame
     const room = frame.room ?? conn.firstRoom
     if (room === undefined || !conn.inRoom(room)) {
@@ -227,19 +234,24 @@ export class Session {
     }
     let text: string | null = null
     try {
-      text = await this.#approve(conn, room, frame.text, cid)
+      text = frame.type === 'message' ? await this.#approve(conn, room, frame.text, cid) : await this.#approveAmendment(conn, frame)
       if (text !== null) await this.#slot(conn)
     } finally {
       if (text === null && cid !== undefined) this.#cids.delete(room, cid)
     }
     if (text === null) return
-    const published = this.#hub.publish({
+    const entry: NewMessage = {
       room,
       ts: Date.now(),
       from: { id: conn.id, name: conn.name },
       text,
       ...(cid === undefined ? {} : { cid })
-    }, this.#opts.echo ? null : conn.key)
+    }
+    if (frame.type !== 'message') {
+      entry.type = frame.type
+      entry.of = frame.of
+    }
+    const published = this.#hub.publish(entry, this.#opts.echo ? null : conn.key)
     published
       .then((result) => this.#published(conn, room, cid, result), (err: unknown) => this.#failed(conn, room, cid, err))
       .catch((err: unknown) => conn.request.log.error({ err }, 'fastify-chat: handling a publish\'s answer failed'))
@@ -256,6 +268,16 @@ export class Session {
     }
     if (this.#opts.onMessage === null) return text
     const changed = await this.#runOnMessage(conn, cid === undefined ? { room, text } : { room, text, cid })
+    return changed === null ? null : changed.text
+  }
+
+  /** Checks an edit or a delete, then runs `onMessage` on an edit's text: the text to store ('' for a delete), or `null` when the sender was answered. */
+  async #approveAmendment (conn: Connection, frame: EditRequest | DeleteRequest): Promise<string | null> {
+    if (!await this.#amendments.allows(conn, frame)) return null
+    if (frame.type === 'delete') return ''
+    const { room, text, cid, of } = frame
+    if (this.#opts.onMessage === null) return text
+    const changed = await this.#runOnMessage(conn, cid === undefined ? { room, text, of } : { room, text, cid, of })
     return changed === null ? null : changed.text
   }
 
