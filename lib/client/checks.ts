@@ -23,6 +23,12 @@ export function checkRoom (room: string): string {
   return room
 }
 
+/** An offset a message can have: what `edit` and `delete` name as `of`. */
+export function checkOffset (offset: number): number {
+  if (!Number.isSafeInteger(offset) || offset < 1) throw new TypeError(`invalid offset ${JSON.stringify(offset)}: a message's offset is an integer >= 1`)
+  return offset
+}
+
 export function checkUserId (userId: string): string {
   if (typeof userId !== 'string' || userId.length === 0 || userId.length > MAX_USER_ID_LENGTH) {
     throw new TypeError(`invalid user id ${JSON.stringify(userId)}: use 1 to ${MAX_USER_ID_LENGTH} characters`)

@@ -1,4 +1,5 @@
 import type { Directs } from './directs.js'
+import type { Edits } from './edits.js'
 import type { Emitter } from './emitter.js'
 import type { Identity } from './identity.js'
 import type { JoinRetries } from './join-retries.js'
@@ -18,6 +19,8 @@ export interface Parts {
   readonly retries: JoinRetries
   readonly sends: SendQueue
   readonly roster: Roster
+  /** The applied view: messages with their edits and deletes. */
+  readonly edits: Edits
   /** Whether the socket is open and welcomed, so frames may be written. */
   readonly open: () => boolean
 }
