@@ -5,11 +5,14 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import type { Test } from 'tap'
+import WebSocket from 'ws'
+import { connect } from '../lib/client.js'
+import type { ChatConnection, ChatEvents } from '../lib/client.js'
 import fastifyChat, { MemoryStore, redisAdapter, sqliteStore } from '../index.js'
 import type { AuthorizeRequest, FastifyChatOptions } from '../index.js'
 import type { RedisAdapterOptions } from '../lib/broker/redis/redis-adapter.js'
 import type { ServerFrame } from '../lib/protocol/wire.js'
-import { Client } from './helpers/chat.js'
+import { Client, within } from './helpers/chat.js'
 import { startRedis } from './helpers/redis.js'
 
 /** The plugin with users named by `?user=`, listening. */
@@ -223,4 +226,71 @@ t.test('bad edit and delete frames get their codes', async (t) => {
     alice.send({ ...frame, cid: 'bad' })
     t.match(await nextChat(alice), { type: 'error', code, cid: 'bad' }, JSON.stringify(frame))
   }
+})
+
+/** The next `event` of `conn`; start waiting before you act. */
+async function event<E extends keyof ChatEvents> (conn: ChatConnection, name: E): Promise<ChatEvents[E]> {
+  let off = (): void => {}
+  const seen = new Promise<ChatEvents[E]>((resolve) => { off = conn.on(name, resolve) })
+  try {
+    return await within(seen, 3000, `a ${name} event`)
+  } finally {
+    off()
+  }
+}
+
+t.test('the typed client edits and deletes, gets the events, keeps the applied view, and a new client replays it', async (t) => {
+  const { url } = await server(t)
+  const open = async (id: string): Promise<ChatConnection> => {
+    const conn = connect(`${url}/chat?user=${id}`, { WebSocket, backoff: { initialMs: 5, maxMs: 20 } })
+    t.teardown(() => conn.close())
+    await event(conn, 'joined')
+    return conn
+  }
+  const alice = await open('alice')
+  const bob = await open('bob')
+  const heard = event(bob, 'message')
+  alice.send('helo', 'lobby')
+  const { offset } = await heard
+
+  const edited = event(bob, 'edit')
+  const echoed = event(alice, 'edit')
+  const cid = alice.edit('lobby', offset, 'hello')
+  t.match(await echoed, { cid, of: offset, text: 'hello' })
+  t.match(await edited, { type: 'edit', of: offset, text: 'hello', from: { id: 'alice' } })
+  t.match(bob.message('lobby', offset), { text: 'hello', edited: { by: { id: 'alice' }, offset: offset + 1 } })
+
+  const refused = event(bob, 'error')
+  bob.delete('lobby', offset)
+  t.match(await refused, { code: 'forbidden' })
+  const deleted = event(bob, 'delete')
+  alice.delete('lobby', offset)
+  t.match(await deleted, { type: 'delete', of: offset })
+  t.match(bob.view('lobby').find((m) => m.offset === offset), { text: '', deleted: { by: { id: 'alice' } } })
+
+  const carol = connect(`${url}/chat?user=carol`, { WebSocket, backoff: { initialMs: 5, maxMs: 20 } })
+  t.teardown(() => carol.close())
+  const replayed = event(carol, 'delete')
+  await event(carol, 'joined')
+  t.match(await replayed, { of: offset }, 'the delete follows the joined')
+  t.match(carol.message('lobby', offset), { text: '', deleted: {} }, 'the view applied the replay')
+  t.throws(() => alice.edit('lobby', 0, 'x'), TypeError)
+  t.throws(() => alice.delete('no room!', 1), TypeError)
+  alice.close()
+  t.throws(() => alice.edit('lobby', offset, 'x'), { message: 'chat connection is closed' })
+  t.strictSame(alice.view('lobby'), [], 'a closed connection holds nothing')
+})
+
+t.test('a store that cannot read the message answers unavailable, and stores nothing', async (t) => {
+  class Unreadable extends MemoryStore {
+    override async entry (): Promise<null> {
+      throw new Error('store away')
+    }
+  }
+  const { url } = await server(t, { store: new Unreadable() })
+  const { client: alice } = await user(t, url, 'alice')
+  const offset = await sent(alice, 'hi')
+  alice.send({ type: 'delete', room: 'lobby', of: offset, cid: 'u1' })
+  t.match(await nextChat(alice), { type: 'error', code: 'unavailable', cid: 'u1', room: 'lobby' })
+  t.equal(await sent(alice, 'next'), offset + 1, 'nothing was stored')
 })

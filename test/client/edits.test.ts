@@ -77,7 +77,7 @@ t.test('the inbox applies live edits and deletes, emits them, settles their send
   send(box, del(3, 1))
   send(box, edit(4, 1, 'x'))
   send(box, del(5, 1))
-  t.same(parts.emitted, ['joined', 'edit', 'delete'], 'an edit or delete of a deleted message is no news')
+  t.same(parts.emitted, ['joined', 'count', 'edit', 'delete'], 'an edit or delete of a deleted message is no news')
   t.match(received[1], { type: 'delete', of: 1 })
   send(box, edit(6, 99, 'older than the view'))
   t.match(received[2], { type: 'edit', of: 99 }, 'a message the view does not hold: the page may')
