@@ -274,6 +274,15 @@ t.test('the typed client edits and deletes, gets the events, keeps the applied v
   await event(carol, 'joined')
   t.match(await replayed, { of: offset }, 'the delete follows the joined')
   t.match(carol.message('lobby', offset), { text: '', deleted: {} }, 'the view applied the replay')
+  const again = event(bob, 'message')
+  alice.send('second', 'lobby')
+  const second = (await again).offset
+  const tab = connect(`${url}/chat?user=alice`, { WebSocket, backoff: { initialMs: 5, maxMs: 20 } })
+  t.teardown(() => tab.close())
+  // Its joined replays alice's first edit too: wait for the one of `second`.
+  const queuedEcho = within(new Promise<ChatEvents['edit']>((resolve) => tab.on('edit', (frame) => { if (frame.of === second) resolve(frame) })), 3000, 'the queued edit')
+  const queued = tab.edit('lobby', second, 'sent once open')
+  t.match(await queuedEcho, { cid: queued, of: second, text: 'sent once open' }, 'an edit made before the socket opened waits for it')
   t.throws(() => alice.edit('lobby', 0, 'x'), TypeError)
   t.throws(() => alice.delete('no room!', 1), TypeError)
   alice.close()
