@@ -2,11 +2,13 @@
 // `<path>/client.js` and its modules under `<path>/client/`, loaded by pages
 // as ES modules: it may import only ./client/*.js at runtime, never server
 // code (type imports are erased, so they may come from anywhere).
-import type { HistoryFrame, MembersFrame, SendFrame, User } from './protocol/wire.js'
+import type { DeleteRequest, EditRequest, HistoryFrame, MembersFrame, SendFrame, User } from './protocol/wire.js'
 import type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, HistoryQuery, MembersPage, RoomPresence } from './client/types.js'
 import { Backoff } from './client/backoff.js'
-import { checkRoom, checkToken, checkUserId } from './client/checks.js'
+import { checkMeta, checkOffset, checkRoom, checkToken, checkUserId } from './client/checks.js'
 import { Directs } from './client/directs.js'
+import { Edits } from './client/edits.js'
+import type { AppliedMessage } from './client/edits.js'
 import { Emitter } from './client/emitter.js'
 import { Identity } from './client/identity.js'
 import { Inbox } from './client/inbox.js'
@@ -22,6 +24,7 @@ import { SendQueue } from './client/send-queue.js'
 import { socketUrl } from './client/socket-url.js'
 import { Typing } from './client/typing.js'
 
+export type { AppliedMessage } from './client/edits.js'
 export type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, HistoryError, HistoryQuery, MembersError, MembersPage, RoomPresence, TypingEvent, WebSocketLike } from './client/types.js'
 export { ROOM_PATTERN } from './client/checks.js'
 
@@ -79,6 +82,7 @@ export class ChatConnection {
         link.write(frame)
         return true
       }),
+      edits: new Edits(),
       open: () => this.#status === 'open'
     }
     this.#joins = new Joins(this.#p)
@@ -133,15 +137,46 @@ export class ChatConnection {
     this.#p.events.off(event, listener)
   }
 
-  /** Sends `text` to `room` (default: the first room); queued while not open. Returns the message's `cid`. */
-  send (text: string, room?: string): string {
+  /**
+   * Sends `text` to `room` (default: the first room), with `meta` when given
+   * (a JSON object: `replyTo`, `mentions`, or whatever the server's
+   * `metaSchema` allows); queued while not open. Returns the message's `cid`.
+   */
+  send (text: string, room?: string, meta?: Record<string, unknown>): string {
     if (this.#status === 'closed') throw new Error('chat connection is closed')
     const cid = randomCid()
     const frame: SendFrame = { type: 'message', text, cid }
     if (room !== undefined) frame.room = checkRoom(room)
+    if (meta !== undefined) frame.meta = checkMeta(meta)
     if (this.#status === 'open') this.#sendMessage(frame)
     else this.#p.sends.hold(frame)
     return cid
+  }
+
+  /**
+   * Replaces the text of the message at offset `of` of `room` (by default
+   * only one's own), and its `meta` when given; queued like `send`. Returns
+   * the edit's `cid`.
+   */
+  edit (room: string, of: number, text: string, meta?: Record<string, unknown>): string {
+    const frame: EditRequest = { type: 'edit', room: checkRoom(room), of: checkOffset(of), text }
+    if (meta !== undefined) frame.meta = checkMeta(meta)
+    return this.#amend(frame)
+  }
+
+  /** Deletes the message at offset `of` of `room` (by default only one's own); queued like `send`. Returns the delete's `cid`. */
+  delete (room: string, of: number): string {
+    return this.#amend({ type: 'delete', room: checkRoom(room), of: checkOffset(of) })
+  }
+
+  /** The message at `offset` of `room` with its edits and delete applied, if this client holds it (see {@link view}). */
+  message (room: string, offset: number): AppliedMessage | undefined {
+    return this.#p.edits.message(room, offset)
+  }
+
+  /** The messages this client holds of `room` (its latest 500 at most), oldest first, with their edits and deletes applied. */
+  view (room: string): AppliedMessage[] {
+    return this.#p.edits.view(room)
   }
 
   join (room: string): void {
@@ -264,6 +299,7 @@ export class ChatConnection {
     retries.stop()
     roster.failPages()
     sends.clear()
+    this.#p.edits.clear()
     rooms.dropped()
     roster.clear()
     this.#p.scrollback.failAll()
@@ -279,7 +315,15 @@ export class ChatConnection {
     this.#p.events.emit('status', status)
   }
 
-  #sendMessage (frame: SendFrame): void {
+  #amend (frame: EditRequest | DeleteRequest): string {
+    if (this.#status === 'closed') throw new Error('chat connection is closed')
+    frame.cid = randomCid()
+    if (this.#status === 'open') this.#sendMessage(frame)
+    else this.#p.sends.hold(frame)
+    return frame.cid
+  }
+
+  #sendMessage (frame: SendFrame | EditRequest | DeleteRequest): void {
     this.#p.sends.sent(frame)
     this.#p.link.write(frame)
   }

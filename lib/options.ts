@@ -10,7 +10,7 @@ import type { RateLimit } from './transport/rate-limit.js'
 import type { HistoryStore } from './stores/history-store.js'
 import { MemoryStore } from './stores/memory-store.js'
 import { MAX_HISTORY_PAGE, MAX_MEMBERS_PAGE, SIGNAL_NAME_PATTERN } from './protocol/wire.js'
-import type { User } from './protocol/wire.js'
+import type { ChatMessage, User } from './protocol/wire.js'
 import { integerOption as integer, refuseUnknownKeys, shown } from './validate.js'
 
 /** What `identify` returns to accept a connection. */
@@ -27,12 +27,20 @@ export interface Identity {
 
 /** What `authorize` is asked: may `client` do `action` in `room`? */
 export interface AuthorizeRequest {
-  /** `join`: join `room` (also a resume); `publish`: send a message to it; `signal`: send it a signal (typing); `direct`: open the direct room with `to`; `history`: read back through it (a member's `history` request). */
-  action: 'join' | 'publish' | 'signal' | 'direct' | 'history'
+  /**
+   * `join`: join `room` (also a resume); `publish`: send a message to it (or
+   * edit one's own); `signal`: send it a signal (typing); `direct`: open the
+   * direct room with `to`; `history`: read back through it (a member's
+   * `history` request); `moderate`: edit or delete `message`, which another
+   * user sent.
+   */
+  action: 'join' | 'publish' | 'signal' | 'direct' | 'history' | 'moderate'
   room: string
   client: ChatClient
   /** For `direct`: the other user's id. */
   to?: string
+  /** For `moderate`: the message to be edited or deleted. */
+  message?: ChatMessage
 }
 
 /** What `refresh` returns to extend a session: when it now ends, in milliseconds since the Unix epoch. */
@@ -47,6 +55,8 @@ export interface OutgoingMessage {
   cid?: string
   /** The sender's structured data, already checked against `maxMetaBytes` and `metaSchema`. */
   meta?: Record<string, unknown>
+  /** Set when the text is an edit: the offset of the message it replaces. */
+  of?: number
 }
 
 /** Options of the fastify-chat plugin. */
@@ -94,6 +104,12 @@ export interface FastifyChatOptions {
    */
   onMessage?: (message: OutgoingMessage, client: ChatClient) =>
     OutgoingMessage | boolean | undefined | void | Promise<OutgoingMessage | boolean | undefined | void>
+  /**
+   * Milliseconds after a message's `ts` during which it may be edited; a
+   * later edit gets `edit_window_expired`. Deletes are not limited. 0 turns it off.
+   * @default 0
+   */
+  editWindowMs?: number
   /** Where history lives, with the in-process adapter. @default an in-memory store of `historySize` per room */
   store?: HistoryStore
   /** Serve the browser client at `<path>/client.js`, and the modules it imports under `<path>/client/`. @default true */
@@ -159,6 +175,7 @@ export interface ResolvedOptions {
   readonly authorize: NonNullable<FastifyChatOptions['authorize']> | null
   readonly refresh: NonNullable<FastifyChatOptions['refresh']> | null
   readonly onMessage: NonNullable<FastifyChatOptions['onMessage']> | null
+  readonly editWindowMs: number
   readonly serveClient: boolean
   readonly maxPayload: number
   readonly heartbeatInterval: number
@@ -191,6 +208,7 @@ export const defaults = Object.freeze({
   maxMessageLength: 2000,
   maxMetaBytes: 2048,
   maxRoomsPerClient: 20,
+  editWindowMs: 0,
   serveClient: true,
   maxPayload: 64 * 1024,
   heartbeatInterval: 30_000,
@@ -221,16 +239,16 @@ function optionalFunction<T> (name: string, value: T | undefined): NonNullable<T
   return value
 }
 
-const STORE_METHODS = ['append', 'recent', 'since', 'epoch'] as const
+const STORE_METHODS = ['append', 'recent', 'since', 'entry', 'epoch'] as const
 const ADAPTER_METHODS = ['start', 'close'] as const
-const BROKER_METHODS = ['publish', 'subscribe', 'unsubscribe', 'recent', 'since'] as const
+const BROKER_METHODS = ['publish', 'subscribe', 'unsubscribe', 'recent', 'since', 'entry'] as const
 const PRESENCE_METHODS = ['join', 'leave', 'rename', 'page', 'count'] as const
 const CONTROL_METHODS = ['send', 'pair', 'pairOf'] as const
 
 // Every option, and the register options Fastify itself reads.
 const KNOWN_KEYS: ReadonlySet<string> = new Set([
   'path', 'echo', 'defaultRoom', 'historySize', 'maxMessageLength', 'maxMetaBytes', 'metaSchema', 'maxRoomsPerClient', 'identify', 'authorize',
-  'refresh', 'onMessage',
+  'refresh', 'onMessage', 'editWindowMs',
   'store', 'serveClient', 'maxPayload', 'heartbeatInterval', 'maxBufferedBytes', 'rateLimit', 'signals', 'signalRate', 'maxConnections',
   'maxConnectionsPerIp', 'allowedOrigins', 'closeTimeout', 'presenceGraceMs', 'adapter',
   'presenceListMax', 'presenceEventsMax', 'occupancyIntervalMs', 'maxConcurrentJoins', 'secret',
@@ -365,6 +383,7 @@ export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions 
     authorize: optionalFunction('authorize', opts.authorize),
     refresh: optionalFunction('refresh', opts.refresh),
     onMessage: optionalFunction('onMessage', opts.onMessage),
+    editWindowMs: integer('editWindowMs', pick('editWindowMs'), 0, Number.MAX_SAFE_INTEGER),
     serveClient,
     maxPayload: integer('maxPayload', pick('maxPayload'), 16, 100 * 1024 * 1024),
     heartbeatInterval: heartbeat,

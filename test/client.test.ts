@@ -449,8 +449,8 @@ t.test('a joined it did not ask for is a reset: offsets start over from it, and 
 
   socket.receive({ type: 'joined', room: 'lobby', epoch: 'e2', offset: 1, recovered: false, history: [message(1, 'n1')], users: [], count: 0 })
   t.same(events.slice(2), ['reset e2', 'joined e2'], 'reset, then joined as for any other')
-  socket.receive({ type: 'message', ...message(2, 'n2') })
-  socket.receive({ type: 'message', ...message(2, 'n2') })
+  socket.receive({ ...message(2, 'n2'), type: 'message' })
+  socket.receive({ ...message(2, 'n2'), type: 'message' })
   t.same(texts, ['m5', 'm6', 'n1', 'n2'], 'below the old offsets, and still once')
   conn.join('lobby')
   t.same(socket.sent.at(-1), { type: 'join', room: 'lobby', since: { epoch: 'e2', offset: 2 } }, 'the reset is its position now')
@@ -462,6 +462,7 @@ class LosableStore implements HistoryStore {
   async append (message: NewMessage): Promise<AppendResult> { return await this.current.append(message) }
   async recent (room: string, limit: number): Promise<HistoryPage> { return await this.current.recent(room, limit) }
   async since (room: string, offset: number): Promise<HistoryPage | null> { return await this.current.since(room, offset) }
+  async entry (room: string, offset: number): Promise<ChatMessage | null> { return await this.current.entry(room, offset) }
   async epoch (room: string): Promise<string> { return await this.current.epoch(room) }
 }
 

@@ -19,6 +19,7 @@ function storeWithout (method: string): Record<string, unknown> {
     append: async () => {},
     recent: async () => {},
     since: async () => {},
+    entry: async () => null,
     epoch: async () => ''
   }
   delete store[method]
@@ -39,6 +40,7 @@ t.test('no options resolve to the defaults, complete and frozen', async (t) => {
     authorize: null,
     refresh: null,
     onMessage: null,
+    editWindowMs: 0,
     serveClient: true,
     maxPayload: 65536,
     heartbeatInterval: 30_000,
@@ -85,6 +87,7 @@ t.test('given values are kept and the user object is left alone', async (t) => {
     authorize,
     refresh,
     onMessage,
+    editWindowMs: 60_000,
     store,
     serveClient: false,
     maxPayload: 16,
@@ -173,6 +176,9 @@ t.test('every invalid value throws FST_CHAT_INVALID_OPTION naming the option', a
     ['maxMessageLength', { maxMessageLength: 2.5 }],
     ['maxRoomsPerClient', { maxRoomsPerClient: 0 }],
     ['maxRoomsPerClient', { maxRoomsPerClient: 10_001 }],
+    ['editWindowMs', { editWindowMs: -1 }],
+    ['editWindowMs', { editWindowMs: 1.5 }],
+    ['editWindowMs', { editWindowMs: '60000' }],
     ['identify', { identify: 'fn' }],
     ['identify', { identify: {} }],
     ['onMessage', { onMessage: true }],
@@ -181,6 +187,7 @@ t.test('every invalid value throws FST_CHAT_INVALID_OPTION naming the option', a
     ['store', { store: storeWithout('append') }],
     ['store', { store: storeWithout('recent') }],
     ['store', { store: storeWithout('since') }],
+    ['store', { store: storeWithout('entry') }],
     ['store', { store: storeWithout('epoch') }],
     ['serveClient', { serveClient: 'no' }],
     ['maxPayload', { maxPayload: 15 }],

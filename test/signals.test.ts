@@ -149,6 +149,7 @@ function wrapped (extra: Record<string, unknown>): Adapter {
   return {
     broker: {
       publish: async (m, x) => await b.publish(m, x),
+      entry: async (room, offset) => await b.entry(room, offset),
       subscribe: async (room) => await b.subscribe(room),
       unsubscribe: async (room) => await b.unsubscribe(room),
       recent: async (room, limit) => await b.recent(room, limit),

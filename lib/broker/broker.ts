@@ -53,4 +53,6 @@ export interface Broker {
    * `unknown_type`.
    */
   before? (room: string, offset: number, limit: number): Promise<OlderPage>
+  /** The entry at `offset` in `room`, or `null` when there is none or it is no longer kept. */
+  entry (room: string, offset: number): Promise<ChatMessage | null>
 }

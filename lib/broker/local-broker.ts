@@ -1,7 +1,7 @@
 import type { AppendResult, HistoryPage, HistoryStore, NewMessage, OlderPage } from '../stores/history-store.js'
+import type { ChatMessage, SignalFrame } from '../protocol/wire.js'
 import type { Broker, BrokerNode, PublishResult } from './broker.js'
 import { ReadCache } from './read-cache.js'
-import type { SignalFrame } from '../protocol/wire.js'
 
 /** The single-server broker: numbers and keeps messages in a {@link HistoryStore} and hands each straight back to this server. */
 export class LocalBroker implements Broker {
@@ -70,6 +70,10 @@ export class LocalBroker implements Broker {
 
   async since (room: string, offset: number): Promise<HistoryPage | null> {
     return await this.#reads.get(room, `since:${offset}`, async () => await this.#store.since(room, offset))
+  }
+
+  async entry (room: string, offset: number): Promise<ChatMessage | null> {
+    return await this.#store.entry(room, offset)
   }
 
   close (): void {

@@ -1,9 +1,10 @@
 import type { AuthorizeRequest, ResolvedOptions } from '../options.js'
+import type { ChatMessage } from '../protocol/wire.js'
 import type { Connection } from '../transport/connection.js'
 
 /**
- * Asks the app's `authorize` whether a client may join, publish or open a
- * direct room. Only `true` allows; anything else refuses, and so does a
+ * Asks the app's `authorize` whether a client may join, publish, open a
+ * direct room or moderate another user's message. Only `true` allows; anything else refuses, and so does a
  * throw or a rejection, which is logged with the request's id. Without
  * `authorize`, everything is allowed. The answer is a plain boolean when it
  * can be, so the common synchronous case costs a message no extra await.
@@ -15,10 +16,12 @@ export class Access {
     this.#authorize = authorize
   }
 
-  allows (conn: Connection, action: AuthorizeRequest['action'], room: string, to?: string): boolean | Promise<boolean> {
+  allows (conn: Connection, action: AuthorizeRequest['action'], room: string, to?: string, message?: ChatMessage): boolean | Promise<boolean> {
     const authorize = this.#authorize
-    if (authorize === null) return true
+    // Without authorize, every action but moderating others' messages is allowed.
+    if (authorize === null) return action !== 'moderate'
     const request: AuthorizeRequest = to === undefined ? { action, room, client: conn.view } : { action, room, client: conn.view, to }
+    if (message !== undefined) request.message = { ...message }
     let answer: boolean | Promise<boolean>
     try {
       answer = authorize(request)

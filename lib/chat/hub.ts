@@ -141,6 +141,11 @@ export class Hub {
       .finally(() => { this.#signalsInFlight-- })
   }
 
+  /** The entry at `offset` in `room`, or `null` when there is none or it is no longer kept. */
+  async entry (room: string, offset: number): Promise<ChatMessage | null> {
+    return await this.#broker.entry(room, offset)
+  }
+
   add (conn: Connection): void {
     this.#connections.add(conn)
   }

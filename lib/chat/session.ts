@@ -2,6 +2,7 @@ import type { Control } from '../broker/control.js'
 import { CloseCode } from '../close-codes.js'
 import type { Connection } from '../transport/connection.js'
 import type { Access } from './access.js'
+import { Amendments } from './amendments.js'
 import { directRoom, isDirectRoom } from './direct.js'
 import type { Hub } from './hub.js'
 import type { Moderation } from './moderation.js'
@@ -12,7 +13,7 @@ import { textProblem } from '../protocol/text.js'
 import { checkAppMeta } from './meta-schema.js'
 import { JoinGate } from './join-gate.js'
 import { RecentCids } from './recent-cids.js'
-import type { ClientFrame, SendFrame, SignalFrame, SignalRequest, Since, User } from '../protocol/wire.js'
+import type { ClientFrame, DeleteRequest, EditRequest, SendFrame, SignalFrame, SignalRequest, Since, User } from '../protocol/wire.js'
 import { SignalGate } from './signals.js'
 import type { PublishResult } from '../broker/broker.js'
 import type { NewMessage } from '../stores/history-store.js'
@@ -56,6 +57,7 @@ export class Session {
   #control: Control
   #moderation: Moderation
   #scrollback: Scrollback
+  #amendments: Amendments
   #cids = new RecentCids()
   readonly #joins: JoinGate
   readonly #signals: SignalGate
@@ -69,6 +71,7 @@ export class Session {
     this.#control = parts.control
     this.#moderation = parts.moderation
     this.#scrollback = parts.scrollback
+    this.#amendments = new Amendments(async (room, offset) => await parts.hub.entry(room, offset), parts.access, parts.opts.editWindowMs)
     this.#joins = new JoinGate(parts.opts.maxConcurrentJoins)
     this.#signals = new SignalGate(parts.opts.signals, parts.opts.signalRate)
   }
@@ -88,6 +91,8 @@ export class Session {
   async #dispatch (conn: Connection, frame: ClientFrame): Promise<void> {
     switch (frame.type) {
       case 'message':
+      case 'edit':
+      case 'delete':
         return await this.#send(conn, frame)
       case 'join':
         if (frame.with !== undefined) {
@@ -216,9 +221,10 @@ export class Session {
    * next frames go on. Order per sender holds because publishes are issued
    * in frame order: the broker hands them on in call order (one Redis
    * connection, on which Redis runs scripts in order; or a store appending
-   * in call order).
+   * in call order). An edit or a delete takes the same way, as the entry
+   * of the room's log it becomes.
    */
-  async #send (conn: Connection, frame: SendFrame): Promise<void> {
+  async #send (conn: Connection, frame: SendFrame | EditRequest | DeleteRequest): Promise<void> {
     const { cid } = frame
     const room = frame.room ?? conn.firstRoom
     if (room === undefined || !conn.inRoom(room)) {
@@ -226,8 +232,9 @@ export class Session {
       return
     }
     // The codec checked its shape and size; the app's schema is checked here, where the options are.
-    if (frame.meta !== undefined && this.#opts.metaSchema !== null) {
-      const problem = this.#opts.metaSchema(frame.meta)
+    const meta = frame.type === 'delete' ? undefined : frame.meta
+    if (meta !== undefined && this.#opts.metaSchema !== null) {
+      const problem = this.#opts.metaSchema(meta)
       if (problem !== null) {
         conn.sendError('invalid_message', problem, cid)
         return
@@ -254,16 +261,20 @@ export class Session {
     }
     let approved: Approved | null = null
     try {
-      approved = await this.#approve(conn, room, frame)
+      approved = frame.type === 'message' ? await this.#approve(conn, room, frame) : await this.#approveAmendment(conn, frame)
       if (approved !== null) await this.#slot(conn)
     } finally {
       if (approved === null && cid !== undefined) this.#cids.delete(room, cid)
     }
     if (approved === null) return
-    const message: NewMessage = { room, ts: Date.now(), from: { id: conn.id, name: conn.name }, text: approved.text }
-    if (cid !== undefined) message.cid = cid
-    if (approved.meta !== undefined) message.meta = approved.meta
-    const published = this.#hub.publish(message, this.#opts.echo ? null : conn.key)
+    const entry: NewMessage = { room, ts: Date.now(), from: { id: conn.id, name: conn.name }, text: approved.text }
+    if (cid !== undefined) entry.cid = cid
+    if (approved.meta !== undefined) entry.meta = approved.meta
+    if (frame.type !== 'message') {
+      entry.type = frame.type
+      entry.of = frame.of
+    }
+    const published = this.#hub.publish(entry, this.#opts.echo ? null : conn.key)
     published
       .then((result) => this.#published(conn, room, cid, result), (err: unknown) => this.#failed(conn, room, cid, err))
       .catch((err: unknown) => conn.request.log.error({ err }, 'fastify-chat: handling a publish\'s answer failed'))
@@ -315,6 +326,18 @@ export class Session {
     const message: OutgoingMessage = { room, text: frame.text }
     if (cid !== undefined) message.cid = cid
     if (frame.meta !== undefined) message.meta = frame.meta
+    return await this.#runOnMessage(conn, message)
+  }
+
+  /** Checks an edit or a delete, then runs `onMessage` on an edit's text: the text to store ('' for a delete), or `null` when the sender was answered. */
+  async #approveAmendment (conn: Connection, frame: EditRequest | DeleteRequest): Promise<Approved | null> {
+    if (!await this.#amendments.allows(conn, frame)) return null
+    if (frame.type === 'delete') return { text: '' }
+    if (this.#opts.onMessage === null) return frame
+    const { room, text, cid, of, meta } = frame
+    const message: OutgoingMessage = { room, text, of }
+    if (cid !== undefined) message.cid = cid
+    if (meta !== undefined) message.meta = meta
     return await this.#runOnMessage(conn, message)
   }
 

@@ -23,11 +23,23 @@ export function checkRoom (room: string): string {
   return room
 }
 
+/** An offset a message can have: what `edit` and `delete` name as `of`. */
+export function checkOffset (offset: number): number {
+  if (!Number.isSafeInteger(offset) || offset < 1) throw new TypeError(`invalid offset ${JSON.stringify(offset)}: a message's offset is an integer >= 1`)
+  return offset
+}
+
 export function checkUserId (userId: string): string {
   if (typeof userId !== 'string' || userId.length === 0 || userId.length > MAX_USER_ID_LENGTH) {
     throw new TypeError(`invalid user id ${JSON.stringify(userId)}: use 1 to ${MAX_USER_ID_LENGTH} characters`)
   }
   return userId
+}
+
+/** A message's `meta`: a plain JSON object (the server checks its size and schema). */
+export function checkMeta (meta: Record<string, unknown>): Record<string, unknown> {
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) throw new TypeError('meta must be a JSON object')
+  return meta
 }
 
 export function checkToken (token: string): string {

@@ -1,4 +1,4 @@
-import type { ErrorFrame, JoinedFrame, MessageFrame, ServerFrame, WelcomeFrame } from '../protocol/wire.js'
+import type { ChatMessage, DeleteFrame, EditFrame, ErrorFrame, JoinedFrame, MessageFrame, ServerFrame, WelcomeFrame } from '../protocol/wire.js'
 import type { Joins } from './joins.js'
 import type { Parts } from './parts.js'
 
@@ -27,6 +27,8 @@ export class Inbox {
       case 'welcome': return this.#welcome(frame)
       case 'joined': return this.#onJoined(frame)
       case 'message': return this.#onMessage(frame)
+      case 'edit':
+      case 'delete': return this.#onAmendment(frame)
       case 'left':
         // Asked for, or `removed` by the app: either way not to be rejoined.
         rooms.left(frame.room)
@@ -73,16 +75,43 @@ export class Inbox {
     const { reset, history } = rooms.onJoined(frame, directs.has(frame.room))
     const before = roster.start(frame)
     this.#p.scrollback.onJoined(frame)
+    // Without recovery, what the view held may not continue this history.
+    if (!frame.recovered) this.#p.edits.forget(frame.room)
+    const amended = history.filter((entry) => this.#applies(entry) && entry.type !== undefined)
     if (reset) events.emit('reset', frame)
     events.emit('joined', history === frame.history ? frame : { ...frame, history })
     if (before !== frame.count) events.emit('count', { room: frame.room, count: frame.count })
+    for (const entry of amended) this.#emitAmendment(entry)
   }
 
   #onMessage (frame: MessageFrame): void {
     this.#p.sends.settled(frame.cid)
     if (!this.#p.rooms.onMessage(frame)) return
     this.#p.typing.onMessage(frame, this.#p.me.id)
+    this.#p.edits.apply(frame)
     this.#p.events.emit('message', frame)
+  }
+
+  #onAmendment (frame: EditFrame | DeleteFrame): void {
+    this.#p.sends.settled(frame.cid)
+    if (!this.#p.rooms.onMessage(frame)) return
+    if (!this.#applies(frame)) return
+    if (frame.type === 'edit') this.#p.events.emit('edit', frame)
+    else this.#p.events.emit('delete', frame)
+  }
+
+  /** Applies an entry to the view: false for an edit or delete of a message it shows deleted, which is no news. */
+  #applies (entry: ChatMessage | EditFrame | DeleteFrame): boolean {
+    const { edits } = this.#p
+    return edits.apply(entry) !== null || edits.message(entry.room, entry.of as number)?.deleted === undefined
+  }
+
+  /** The event of an edit or a delete replayed in a `joined`, as its live frame would have it. */
+  #emitAmendment (entry: ChatMessage): void {
+    const { type, text, ...rest } = entry
+    const of = entry.of as number
+    if (type === 'edit') this.#p.events.emit('edit', { ...rest, type, of, text })
+    else this.#p.events.emit('delete', { ...rest, type: 'delete', of })
   }
 
   #onError (frame: ErrorFrame): void {
@@ -109,5 +138,6 @@ export class Inbox {
     this.#p.retries.stop(room)
     this.#p.typing.forget(room)
     this.#p.scrollback.forget(room)
+    this.#p.edits.forget(room)
   }
 }

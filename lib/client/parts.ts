@@ -1,4 +1,5 @@
 import type { Directs } from './directs.js'
+import type { Edits } from './edits.js'
 import type { Emitter } from './emitter.js'
 import type { Identity } from './identity.js'
 import type { JoinRetries } from './join-retries.js'
@@ -22,6 +23,8 @@ export interface Parts {
   readonly roster: Roster
   readonly scrollback: Scrollback
   readonly typing: Typing
+  /** The applied view: messages with their edits and deletes. */
+  readonly edits: Edits
   /** Whether the socket is open and welcomed, so frames may be written. */
   readonly open: () => boolean
 }

@@ -104,7 +104,7 @@ export class Rooms {
   }
 
   /** Moves the room's cursor past `frame`; false when it was seen already. */
-  onMessage (frame: MessageFrame): boolean {
+  onMessage (frame: Pick<MessageFrame, 'room' | 'offset'>): boolean {
     const seen = this.#cursors.get(frame.room)
     if (seen === undefined) return true
     if (frame.offset <= seen.offset) return false

@@ -1,4 +1,7 @@
-import type { SendFrame } from '../protocol/wire.js'
+import type { DeleteRequest, EditRequest, SendFrame } from '../protocol/wire.js'
+
+/** A frame that becomes an entry of a room's log: kept and resent by its cid until it comes back. */
+export type Outgoing = SendFrame | EditRequest | DeleteRequest
 
 /**
  * Messages not yet known to have arrived: queued while the connection is not
@@ -8,8 +11,8 @@ import type { SendFrame } from '../protocol/wire.js'
  */
 export class SendQueue {
   readonly max: number
-  #queue: SendFrame[] = []
-  #inFlight = new Map<string, SendFrame>()
+  #queue: Outgoing[] = []
+  #inFlight = new Map<string, Outgoing>()
 
   constructor (max?: number) {
     max ??= 100
@@ -18,7 +21,7 @@ export class SendQueue {
   }
 
   /** Keeps `frame` for the next socket; throws when `max` already wait. */
-  hold (frame: SendFrame): void {
+  hold (frame: Outgoing): void {
     if (this.#queue.length >= this.max) {
       throw new Error(`chat send queue is full (${this.max} messages waiting for the connection)`)
     }
@@ -26,7 +29,7 @@ export class SendQueue {
   }
 
   /** Notes `frame` as sent; the oldest in flight is forgotten past `max`, being the likeliest to have arrived. */
-  sent (frame: SendFrame): void {
+  sent (frame: Outgoing): void {
     this.#inFlight.set(frame.cid as string, frame)
     if (this.#inFlight.size > this.max) this.#inFlight.delete(this.#inFlight.keys().next().value as string)
   }
@@ -37,7 +40,7 @@ export class SendQueue {
   }
 
   /** What a fresh socket sends, in order: the frames whose fate is unclear, then the queued ones (which leave the queue). */
-  drain (): { unclear: SendFrame[], queued: SendFrame[] } {
+  drain (): { unclear: Outgoing[], queued: Outgoing[] } {
     return { unclear: [...this.#inFlight.values()], queued: this.#queue.splice(0) }
   }
 

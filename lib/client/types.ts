@@ -1,6 +1,6 @@
 // Types of the browser client's public API: erased from the compiled client,
 // so they may come from server modules too.
-import type { ErrorFrame, HistoryFrame, JoinedFrame, LeftFrame, MembersFrame, MessageFrame, PresenceFrame, RefreshedFrame, RenamedFrame, SignalFrame, User, WelcomeFrame } from '../protocol/wire.js'
+import type { DeleteFrame, EditFrame, ErrorFrame, HistoryFrame, JoinedFrame, LeftFrame, MembersFrame, MessageFrame, PresenceFrame, RefreshedFrame, RenamedFrame, SignalFrame, User, WelcomeFrame } from '../protocol/wire.js'
 
 /**
  * Where the connection is: `reconnecting` lasts from a drop until the next
@@ -22,6 +22,14 @@ export interface ClosedEvent {
 /** Events of a {@link ChatConnection} and what their listeners receive. */
 export interface ChatEvents {
   message: MessageFrame
+  /**
+   * A message's text was changed, live or in a `joined` replay (then after
+   * the `joined` event). Not emitted for a message the applied view shows
+   * deleted. `ChatConnection.message(room, of)` has it applied.
+   */
+  edit: EditFrame
+  /** A message was deleted, live or in a `joined` replay (then after the `joined` event); not emitted twice for one message. */
+  delete: DeleteFrame
   /**
    * A room is joined. In a direct room, `with` is the other user: a
    * conversation this client opened with `openDirect`, or one the other user

@@ -1,4 +1,4 @@
-import type { ChatMessage, ClientFrame, ErrorCode, HistoryFrame, HistoryRequest, JoinedFrame, MembersRequest, MessageFrame, SignalRequest, Since, User } from './wire.js'
+import type { ChatMessage, ClientFrame, DeleteFrame, EditFrame, EditRequest, ErrorCode, HistoryFrame, HistoryRequest, JoinedFrame, MembersRequest, MessageFrame, SignalRequest, Since, User } from './wire.js'
 import { MAX_CID_LENGTH, MAX_CURSOR_LENGTH, MAX_HISTORY_PAGE, MAX_MEMBERS_PAGE, MAX_NAME_LENGTH, MAX_SIGNAL_DATA_BYTES, MAX_TOKEN_LENGTH, MAX_USER_ID_LENGTH, SIGNAL_NAME_PATTERN } from './wire.js'
 import { checkMeta } from './meta.js'
 import { ROOM_RULE, isRoomName, isWellFormed, sanitizeName, textProblem } from './text.js'
@@ -131,6 +131,9 @@ export function decodeClientFrame (raw: string, maxMessageLength: number, maxMet
       return decodeHistory(value, cid)
     case 'signal':
       return decodeSignal(value, cid)
+    case 'edit':
+    case 'delete':
+      return decodeAmendment(value, value.type, maxMessageLength, maxMetaBytes, cid)
     default:
       return fail('unknown_type', `unknown frame type "${value.type.slice(0, 32)}"`, cid)
   }
@@ -211,7 +214,7 @@ export function encodeHistory (frame: HistoryFrame, maxBytes: number): string {
   let bytes = Buffer.byteLength(head) + 13 + 14 + Buffer.byteLength(cid) + 1
   const kept: string[] = []
   for (let i = messages.length - 1; i >= 0; i--) {
-    const encoded = JSON.stringify(messages[i])
+    const encoded = encodeEntry(messages[i] as ChatMessage)
     bytes += Buffer.byteLength(encoded) + (kept.length > 0 ? 1 : 0)
     // Always one: a page that fits nothing would be asked for again and again.
     if (bytes > maxBytes && kept.length > 0) break
@@ -221,8 +224,27 @@ export function encodeHistory (frame: HistoryFrame, maxBytes: number): string {
   return `${head},"messages":[${kept.reverse().join(',')}],"more":${String(more)}${cid}}`
 }
 
-/** The `message` frame for a stored message, encoded once for every recipient. */
+function decodeAmendment (value: Record<string, unknown>, type: 'edit' | 'delete', maxMessageLength: number, maxMetaBytes: number, cid: string | undefined): Decoded {
+  if (!isRoomName(value.room)) return fail('invalid_room', ROOM_RULE, cid)
+  if (!isOffset(value.of) || value.of < 1) return fail('invalid_message', '"of" must be the offset of a message, an integer >= 1', cid)
+  const { room, of } = value
+  if (type === 'delete') return { ok: true, frame: cid === undefined ? { type, room, of } : { type, room, of, cid } }
+  if (typeof value.text !== 'string') return fail('invalid_message', '"text" must be a string', cid)
+  const bad = checkText(value.text, maxMessageLength, cid)
+  if (bad !== null) return bad
+  const frame: EditRequest = { type, room, of, text: value.text }
+  if (cid !== undefined) frame.cid = cid
+  if (value.meta !== undefined) {
+    const meta = checkMeta(value.meta, maxMetaBytes)
+    if (!meta.ok) return fail(meta.code, meta.message, cid)
+    frame.meta = value.meta as Record<string, unknown>
+  }
+  return { ok: true, frame }
+}
+
+/** The frame for a stored entry (a `message`, an `edit` or a `delete`), encoded once for every recipient. */
 export function encodeMessage (message: ChatMessage): string {
+  if (message.type !== undefined) return encodeAmendment(message)
   const frame: MessageFrame = {
     type: 'message',
     room: message.room,
@@ -234,6 +256,23 @@ export function encodeMessage (message: ChatMessage): string {
   if (message.cid !== undefined) frame.cid = message.cid
   if (message.meta !== undefined) frame.meta = message.meta
   return JSON.stringify(frame)
+}
+
+function encodeAmendment (entry: ChatMessage): string {
+  const { room, offset, ts, from, text, cid } = entry
+  const of = entry.of as number
+  const frame: EditFrame | DeleteFrame = entry.type === 'edit'
+    ? { type: 'edit', room, offset, ts, from, of, text }
+    : { type: 'delete', room, offset, ts, from, of }
+  if (cid !== undefined) frame.cid = cid
+  return JSON.stringify(frame)
+}
+
+/** A stored entry as an item of a replayed or paged history: as stored, but a delete carries no text. */
+export function encodeEntry (entry: ChatMessage): string {
+  if (entry.type !== 'delete') return JSON.stringify(entry)
+  const { text: _, ...rest } = entry
+  return JSON.stringify(rest)
 }
 
 // Presence hands out one frozen first page for as long as it holds: in a big
@@ -267,7 +306,7 @@ export function encodeJoined (frame: JoinedFrame, maxBytes: number): string {
   const kept: string[] = []
   for (let i = history.length - 1; i >= 0; i--) {
     let encoded = encodedMessages.get(history[i])
-    if (encoded === undefined) encodedMessages.set(history[i], encoded = JSON.stringify(history[i]))
+    if (encoded === undefined) encodedMessages.set(history[i], encoded = encodeEntry(history[i]))
     bytes += Buffer.byteLength(encoded) + (kept.length > 0 ? 1 : 0)
     if (bytes > maxBytes) break
     kept.push(encoded)

@@ -44,7 +44,12 @@ export interface User {
   name: string
 }
 
-/** A stored chat message, as delivered to clients and returned by `app.chat`. */
+/**
+ * A stored entry of a room's log, as delivered to clients and returned by
+ * `app.chat`: a message, or (with `type`) an edit or a delete of the message
+ * at offset `of`. Nothing in the log changes in place; clients apply edits
+ * and deletes to the messages they show.
+ */
 export interface ChatMessage {
   room: string
   /** Position in the room: 1, 2, 3, ... */
@@ -52,12 +57,20 @@ export interface ChatMessage {
   /** Milliseconds since the Unix epoch. */
   ts: number
   from: User
+  /** The message's text, or an edit's new text; empty for a delete (whose frames carry none). */
   text: string
   /** Client-chosen id, echoed back. */
   cid?: string
   /** Structured data the sender attached (a JSON object); absent when none was. See docs/protocol.md. */
   meta?: Record<string, unknown>
+  /** Absent for a message. */
+  type?: EntryType
+  /** For an edit or a delete: the offset of the message it applies to. */
+  of?: number
 }
+
+/** What a log entry other than a message does to the message at its `of`. */
+export type EntryType = 'edit' | 'delete'
 
 /** Error codes sent in `error` frames. */
 export type ErrorCode =
@@ -73,6 +86,8 @@ export type ErrorCode =
   | 'rejected'
   | 'forbidden'
   | 'unknown_signal'
+  | 'not_found'
+  | 'edit_window_expired'
   | 'rate_limited'
   | 'overloaded'
   | 'unavailable'
@@ -112,7 +127,11 @@ export interface JoinedFrame {
   /** In a direct room: the other user. */
   with?: User
 }
-export interface MessageFrame extends ChatMessage { type: 'message' }
+export interface MessageFrame extends Omit<ChatMessage, 'type' | 'of'> { type: 'message' }
+/** A message's new text: a numbered entry of the room's log, like a message. */
+export interface EditFrame extends Omit<ChatMessage, 'type' | 'of'> { type: 'edit', of: number }
+/** A message taken back: a numbered entry of the room's log, like a message, without text. */
+export interface DeleteFrame extends Omit<ChatMessage, 'type' | 'of' | 'text'> { type: 'delete', of: number }
 export interface PresenceFrame {
   type: 'presence'
   room: string
@@ -155,6 +174,8 @@ export type ServerFrame =
   | WelcomeFrame
   | JoinedFrame
   | MessageFrame
+  | EditFrame
+  | DeleteFrame
   | PresenceFrame
   | OccupancyFrame
   | MembersFrame
@@ -184,5 +205,10 @@ export interface HistoryRequest { type: 'history', room: string, before: number,
 /** An ephemeral event for the other members of `room`; `name` must be one of the server's `signals`. */
 export interface SignalRequest { type: 'signal', room: string, name: string, data?: unknown, cid?: string }
 
+/** Replaces the text of the message at offset `of` (by default only its author may). */
+export interface EditRequest { type: 'edit', room: string, of: number, text: string, meta?: Record<string, unknown>, cid?: string }
+/** Deletes the message at offset `of` (by default only its author may). */
+export interface DeleteRequest { type: 'delete', room: string, of: number, cid?: string }
+
 /** Every frame a client may send (a plain-text frame is a `message` to the first room). */
-export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame | RefreshFrame | MembersRequest | SignalRequest | HistoryRequest
+export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame | RefreshFrame | MembersRequest | SignalRequest | HistoryRequest | EditRequest | DeleteRequest

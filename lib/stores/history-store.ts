@@ -58,6 +58,12 @@ export interface HistoryStore {
    * recover without a gap.
    */
   since (room: string, offset: number): Promise<HistoryPage | null>
+  /**
+   * The entry at `offset` in a room (a message, an edit or a delete), or
+   * `null` when there is none or it is no longer kept. Edits and deletes
+   * look their message up here, so it should not scan the room.
+   */
+  entry (room: string, offset: number): Promise<ChatMessage | null>
   /** The room's current epoch. */
   epoch (room: string): Promise<string>
   /**

@@ -145,6 +145,16 @@ export class MemoryStore implements HistoryStore {
     return { epoch: log.epoch, offset: log.offset, messages, more: first > oldest }
   }
 
+  async entry (room: string, offset: number): Promise<ChatMessage | null> {
+    const log = this.#rooms.get(room)
+    if (log === undefined) return null
+    const n = log.messages.length
+    // Kept offsets are consecutive, the latest being log.offset.
+    const back = log.offset - offset
+    if (!Number.isInteger(back) || back < 0 || back >= n) return null
+    return log.messages[(log.start + n - 1 - back) % n] as ChatMessage
+  }
+
   async epoch (room: string): Promise<string> {
     return this.#read(room).epoch
   }

@@ -5,7 +5,7 @@ import { access, mkdir, stat } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import type BetterSqlite3 from 'better-sqlite3'
 import { FST_CHAT_STORE_UNAVAILABLE } from '../errors.js'
-import type { ChatMessage } from '../protocol/wire.js'
+import type { ChatMessage, EntryType } from '../protocol/wire.js'
 import { CID_WINDOW } from './history-store.js'
 
 export type Database = BetterSqlite3.Database
@@ -19,7 +19,12 @@ export interface MessageRow {
   cid: string | null
   /** The message's `meta` as JSON, NULL when it has none. */
   meta: string | null
+  kind: EntryType | null
+  of_seq: number | null
 }
+
+/** The columns of a stored message, in MessageRow's order. */
+export const MESSAGE_COLUMNS = 'seq, ts, from_id, from_name, text, cid, meta, kind, of_seq'
 
 export interface RoomRow {
   epoch: string
@@ -36,9 +41,11 @@ const SCHEMA_VERSION = 3
 // keep counting after the oldest messages are pruned.
 //
 // messages.meta and cids.meta hold the message's `meta` as JSON text, NULL
-// when it has none (so a message without costs nothing more).
+// when it has none (so a message without costs nothing more). `kind` is null
+// for a message, else 'edit' or 'delete' of the message at offset `of_seq`
+// ("of" is an SQL keyword too).
 //
-// The `meta` table holds what the file keeps besides history: the key that signs
+// `meta` holds what the file keeps besides history: the key that signs
 // resume tokens, so they outlive the process.
 //
 // `cids` is a ring of CID_WINDOW slots per room holding the latest messages
@@ -63,6 +70,8 @@ CREATE TABLE IF NOT EXISTS messages (
   text TEXT NOT NULL,
   cid TEXT,
   meta TEXT,
+  kind TEXT,
+  of_seq INTEGER,
   PRIMARY KEY (room, seq)
 );
 CREATE TABLE IF NOT EXISTS cids (
@@ -75,6 +84,8 @@ CREATE TABLE IF NOT EXISTS cids (
   from_name TEXT NOT NULL,
   text TEXT NOT NULL,
   meta TEXT,
+  kind TEXT,
+  of_seq INTEGER,
   PRIMARY KEY (room, cid)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS cids_by_slot ON cids (room, slot);
@@ -99,11 +110,23 @@ UPDATE rooms SET cid_count = COALESCE((SELECT MAX(slot) + 1 FROM cids WHERE cids
 `
 }
 
-// Schemas 1 and 2 had no meta column: their messages have none (NULL).
-// Schema 1 had no cids table either; SCHEMA creates it with the column.
-const ADD_META = {
-  messages: 'ALTER TABLE messages ADD COLUMN meta TEXT',
-  cids: 'ALTER TABLE cids ADD COLUMN meta TEXT'
+// Columns added after a table was first made: a file of an older schema
+// gets them in place, null (a message without meta) in every row it already
+// has. Schema 1 had no cids table; SCHEMA creates it whole.
+const ADDED_COLUMNS: ReadonlyArray<[table: string, column: string, type: string]> = [
+  ['messages', 'meta', 'TEXT'],
+  ['messages', 'kind', 'TEXT'],
+  ['messages', 'of_seq', 'INTEGER'],
+  ['cids', 'meta', 'TEXT'],
+  ['cids', 'kind', 'TEXT'],
+  ['cids', 'of_seq', 'INTEGER']
+]
+
+function addColumns (db: Database): void {
+  for (const [table, column, type] of ADDED_COLUMNS) {
+    const columns = db.pragma(`table_info(${table})`) as Array<{ name: string }>
+    if (!columns.some((existing) => existing.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`)
+  }
 }
 
 // Only age pruning needs them, and every index slows appends down.
@@ -117,6 +140,10 @@ export function toMessage (room: string, row: MessageRow): ChatMessage {
   const message: ChatMessage = { room, offset: row.seq, ts: row.ts, from: { id: row.from_id, name: row.from_name }, text: row.text }
   if (row.cid !== null) message.cid = row.cid
   if (row.meta !== null) message.meta = JSON.parse(row.meta) as Record<string, unknown>
+  if (row.kind !== null) {
+    message.type = row.kind
+    message.of = row.of_seq as number
+  }
   return message
 }
 
@@ -178,9 +205,8 @@ export function migrate (db: Database, withTsIndex: boolean): void {
       throw new Error(`it was written by a newer fastify-chat (schema ${version}, this version reads ${SCHEMA_VERSION})`)
     }
     if (version === 1) db.exec(FROM_SCHEMA_1.before)
-    if (version === 1 || version === 2) db.exec(ADD_META.messages)
-    if (version === 2) db.exec(ADD_META.cids)
     db.exec(SCHEMA)
+    if (version < SCHEMA_VERSION) addColumns(db)
     if (version === 1) db.exec(FROM_SCHEMA_1.after)
     if (withTsIndex) db.exec(TS_INDEXES)
     db.pragma(`user_version = ${SCHEMA_VERSION}`)

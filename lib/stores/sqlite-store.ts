@@ -3,10 +3,11 @@ import type BetterSqlite3 from 'better-sqlite3'
 import { FST_CHAT_INVALID_OPTION, FST_CHAT_STORE_UNAVAILABLE } from '../errors.js'
 import { integerOption, refuseUnknownKeys, shown } from '../validate.js'
 import { newEpoch } from './epoch.js'
-import { checkSharedMemory, ensureDirectory, explain, loadDriver, migrate, toMessage } from './sqlite-file.js'
+import { MESSAGE_COLUMNS, checkSharedMemory, ensureDirectory, explain, loadDriver, migrate, toMessage } from './sqlite-file.js'
 import type { Database, MessageRow, RoomRow } from './sqlite-file.js'
 import { CID_WINDOW } from './history-store.js'
 import type { AppendResult, HistoryPage, HistoryStore, NewMessage, OlderPage } from './history-store.js'
+import type { ChatMessage } from '../protocol/wire.js'
 
 /** How much of the history the file keeps; without it, every message stays. */
 export interface SqliteRetention {
@@ -60,6 +61,7 @@ interface Connection {
   latest: BetterSqlite3.Statement<[string, number], MessageRow>
   after: BetterSqlite3.Statement<[string, number, number], MessageRow>
   older: BetterSqlite3.Statement<[string, number, number], MessageRow>
+  entry: BetterSqlite3.Statement<[string, number], MessageRow>
   pruneAge: (before: number) => void
   /** The file's resume secret, made on first use. */
   secret: () => string
@@ -151,17 +153,17 @@ export class SqliteStore implements HistoryStore {
   }
 
   #prepare (db: Database): Connection {
-    const seen = db.prepare<[string, string], MessageRow>('SELECT seq, ts, from_id, from_name, text, cid, meta FROM cids WHERE room = ? AND cid = ?')
+    const seen = db.prepare<[string, string], MessageRow>(`SELECT ${MESSAGE_COLUMNS} FROM cids WHERE room = ? AND cid = ?`)
     const bump = db.prepare<[number, string], { offset: number, cids: number }>(
       'UPDATE rooms SET last_offset = last_offset + 1, cid_count = cid_count + ? WHERE name = ? RETURNING last_offset AS offset, cid_count AS cids'
     )
     const create = db.prepare<[string, string, number]>('INSERT INTO rooms (name, epoch, last_offset, cid_count) VALUES (?, ?, 1, ?)')
-    const insert = db.prepare<[string, number, number, string, string, string, string | null, string | null]>(
-      'INSERT INTO messages (room, seq, ts, from_id, from_name, text, cid, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
+    const insert = db.prepare<[string, number, number, string, string, string, string | null, string | null, string | null, number | null]>(
+      'INSERT INTO messages (room, seq, ts, from_id, from_name, text, cid, meta, kind, of_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
     )
     // REPLACE: the cid that held the slot, CID_WINDOW cids ago, is forgotten.
-    const remember = db.prepare<[string, string, number, number, number, string, string, string, string | null]>(
-      'INSERT OR REPLACE INTO cids (room, cid, slot, seq, ts, from_id, from_name, text, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'
+    const remember = db.prepare<[string, string, number, number, number, string, string, string, string | null, string | null, number | null]>(
+      'INSERT OR REPLACE INTO cids (room, cid, slot, seq, ts, from_id, from_name, text, meta, kind, of_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
     )
     const pruneCount = db.prepare<[string, number]>('DELETE FROM messages WHERE room = ? AND seq <= ?')
     const retainCount = this.#retainCount
@@ -179,8 +181,10 @@ export class SqliteStore implements HistoryStore {
       }
       const { offset } = state
       const meta = message.meta === undefined ? null : JSON.stringify(message.meta)
-      insert.run(room, offset, message.ts, message.from.id, message.from.name, message.text, cid ?? null, meta)
-      if (cid !== undefined) remember.run(room, cid, (state.cids - 1) % CID_WINDOW, offset, message.ts, message.from.id, message.from.name, message.text, meta)
+      const kind = message.type ?? null
+      const of = message.of ?? null
+      insert.run(room, offset, message.ts, message.from.id, message.from.name, message.text, cid ?? null, meta, kind, of)
+      if (cid !== undefined) remember.run(room, cid, (state.cids - 1) % CID_WINDOW, offset, message.ts, message.from.id, message.from.name, message.text, meta, kind, of)
       if (retainCount !== undefined && offset > retainCount) pruneCount.run(room, offset - retainCount)
       return offset
     })
@@ -203,9 +207,11 @@ export class SqliteStore implements HistoryStore {
       append: (message) => append.immediate(message),
       read: <T>(fn: () => T): T => read(fn) as T,
       room: db.prepare('SELECT epoch, last_offset AS offset FROM rooms WHERE name = ?'),
-      latest: db.prepare('SELECT seq, ts, from_id, from_name, text, cid, meta FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?'),
-      after: db.prepare('SELECT seq, ts, from_id, from_name, text, cid, meta FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?'),
-      older: db.prepare('SELECT seq, ts, from_id, from_name, text, cid, meta FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?'),
+      latest: db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?`),
+      after: db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?`),
+      // The primary key: one probe.
+      entry: db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq = ?`),
+      older: db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?`),
       // Remembered cids go too: their copies hold the text that maxAgeMs is there to delete.
       pruneAge: db.transaction((before: number) => {
         pruneMessages.run(before)
@@ -290,6 +296,12 @@ export class SqliteStore implements HistoryStore {
       if (more) rows.pop()
       return { epoch: state.epoch, offset: state.offset, messages: rows.reverse().map((row) => toMessage(room, row)), more }
     })
+  }
+
+  async entry (room: string, offset: number): Promise<ChatMessage | null> {
+    const sql = this.#sql ?? await this.#open()
+    const row = sql.entry.get(room, offset)
+    return row === undefined ? null : toMessage(room, row)
   }
 
   async epoch (room: string): Promise<string> {

@@ -102,6 +102,7 @@ t.test('before: the store\'s, read anew each time (not shared like recent), and 
 
   const without: Broker = new LocalBroker({
     append: async (m) => await store.append(m),
+    entry: async (room, offset) => await store.entry(room, offset),
     recent: async (room, limit) => await store.recent(room, limit),
     since: async (room, offset) => await store.since(room, offset),
     epoch: async (room) => await store.epoch(room)

@@ -13,10 +13,23 @@ function connection (logged: unknown[][]): Connection {
   return new Connection({ extensions: '' } as WebSocket, { log } as unknown as FastifyRequest, 'alice', 'Alice', { team: 'a' }, ctx, null)
 }
 
-t.test('without authorize everything is allowed, synchronously', async (t) => {
+t.test('without authorize everything but moderating is allowed, synchronously', async (t) => {
   const access = new Access(null)
   t.equal(access.allows(connection([]), 'join', 'lobby'), true)
   t.equal(access.allows(connection([]), 'publish', 'lobby'), true)
+  t.equal(access.allows(connection([]), 'moderate', 'lobby'), false, 'only authors change their messages')
+})
+
+t.test('moderate is asked with a copy of the message', async (t) => {
+  const asked: AuthorizeRequest[] = []
+  const access = new Access((request) => {
+    asked.push(request)
+    return true
+  })
+  const message = { room: 'lobby', offset: 3, ts: 1, from: { id: 'bob', name: 'Bob' }, text: 'hi' }
+  t.equal(access.allows(connection([]), 'moderate', 'lobby', undefined, message), true)
+  t.match(asked[0], { action: 'moderate', room: 'lobby', client: { id: 'alice' }, message })
+  t.not(asked[0]?.message, message, 'a copy: the app cannot change what is stored')
 })
 
 t.test('a synchronous answer stays synchronous; only true allows', async (t) => {

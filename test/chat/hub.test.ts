@@ -108,6 +108,10 @@ class TestBroker implements Broker {
   async since (room: string, offset: number): Promise<HistoryPage | null> {
     return await this.inner.since(room, offset)
   }
+
+  async entry (room: string, offset: number): Promise<ChatMessage | null> {
+    return await this.inner.entry(room, offset)
+  }
 }
 
 /** Local presence whose page (the last read of a join) can be held up, or fail; it records what it was asked. */

@@ -152,6 +152,7 @@ t.test('a store without before: requests get unknown_type, app.chat.history with
   const memory = new MemoryStore()
   const store: HistoryStore = {
     append: async (m) => await memory.append(m),
+    entry: async (room, offset) => await memory.entry(room, offset),
     recent: async (room, limit) => await memory.recent(room, limit),
     since: async (room, offset) => await memory.since(room, offset),
     epoch: async (room) => await memory.epoch(room)
@@ -174,6 +175,7 @@ t.test(`at most ${MAX_CONCURRENT_READS} history reads run at once on a server; t
   const released = new Promise<void>((resolve) => { release = resolve })
   const store: HistoryStore = {
     append: async (m) => await memory.append(m),
+    entry: async (room, offset) => await memory.entry(room, offset),
     recent: async (room, limit) => await memory.recent(room, limit),
     since: async (room, offset) => await memory.since(room, offset),
     epoch: async (room) => await memory.epoch(room),

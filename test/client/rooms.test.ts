@@ -12,7 +12,7 @@ function joined (room: string, fields: Partial<JoinedFrame> = {}): JoinedFrame {
   return { type: 'joined', room, epoch: 'e1', offset: 0, recovered: false, history: [], users: [], count: 1, ...fields }
 }
 
-const live = (room: string, offset: number): MessageFrame => ({ type: 'message', ...message(room, offset) })
+const live = (room: string, offset: number): MessageFrame => ({ ...message(room, offset), type: 'message' })
 
 t.test('without a URL room, the first socket leaves the room to the server; after joined, the first rides in the URL', async (t) => {
   const rooms = new Rooms()

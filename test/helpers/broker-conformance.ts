@@ -309,6 +309,28 @@ export function brokerConformance (t: Test, name: string, start: AdapterFactory,
       }
     })
 
+    t.test('edits and deletes round-trip as entries, and entry reads one by offset', async (t) => {
+      const { adapter: { broker }, node } = await open(t)
+      await broker.subscribe('r')
+      const original = (await broker.publish(message('r', 'helo'), null)).message
+      const edit: NewMessage = { ...message('r', 'hello', 'e-1'), type: 'edit', of: original.offset }
+      const del: NewMessage = { ...message('r', ''), type: 'delete', of: original.offset }
+      const expected = [original, { ...edit, offset: 2 }, { ...del, offset: 3 }]
+      t.strictSame([(await broker.publish(edit, null)).message, (await broker.publish(del, 'k'))?.message], expected.slice(1))
+      t.strictSame((await node.delivery()).message, original)
+      t.strictSame(await node.delivery(), { message: expected[1], exclude: null, afterResets: 0 })
+      t.strictSame((await node.delivery()).message, expected[2])
+      t.strictSame((await broker.recent('r', 10)).messages, expected)
+      t.strictSame((await broker.since('r', 1))?.messages, expected.slice(1))
+      t.strictSame(await broker.entry('r', 1), original)
+      t.strictSame(await broker.entry('r', 2), expected[1])
+      t.equal(await broker.entry('r', 4), null, 'beyond the latest')
+      t.equal(await broker.entry('other', 1), null, 'a room never written')
+      for (let i = 0; i < WINDOW; i++) await broker.publish(message('r'), null)
+      t.equal(await broker.entry('r', 1), null, 'no longer kept')
+      t.equal((await broker.entry('r', 3 + WINDOW))?.offset, 3 + WINDOW, 'the latest')
+    })
+
     t.test('closing twice is harmless', async (t) => {
       const { adapter } = await open(t)
       await adapter.broker.publish(message('a'), null)

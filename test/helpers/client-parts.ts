@@ -3,6 +3,7 @@
 // inbox); the connection itself is tested over real sockets in test/client.test.ts.
 import { Backoff } from '../../lib/client/backoff.js'
 import { Directs } from '../../lib/client/directs.js'
+import { Edits } from '../../lib/client/edits.js'
 import { Emitter } from '../../lib/client/emitter.js'
 import { Identity } from '../../lib/client/identity.js'
 import { JoinRetries } from '../../lib/client/join-retries.js'
@@ -35,7 +36,7 @@ export function testParts (backoff = new Backoff({ initialMs: 100, maxMs: 1000 }
     opened: () => { state.opened++ }
   } as unknown as Link
   const events = new Emitter<ChatEvents>()
-  for (const name of ['welcome', 'joined', 'reset', 'message', 'left', 'renamed', 'presence', 'count', 'members', 'refreshed', 'error'] as const) {
+  for (const name of ['welcome', 'joined', 'reset', 'message', 'left', 'renamed', 'presence', 'count', 'members', 'refreshed', 'error', 'edit', 'delete'] as const) {
     events.on(name, () => emitted.push(name))
   }
   return {
@@ -53,6 +54,7 @@ export function testParts (backoff = new Backoff({ initialMs: 100, maxMs: 1000 }
       written.push(frame)
       return true
     }),
+    edits: new Edits(),
     open: () => state.open,
     written,
     emitted,

@@ -217,6 +217,33 @@ export function conformance (t: Test, name: string, makeStore: () => Promise<His
       t.strictSame((await store.append(withMeta)).message, expected[1], 'and still once the message itself is trimmed')
     })
 
+    t.test('edits and deletes are entries like messages, with their type and of', async (t) => {
+      const store = await open(t)
+      const original = await stored(store, message('r', 'helo'))
+      const edit: NewMessage = { ...message('r', 'hello', 'e-1'), type: 'edit', of: original.offset }
+      const del: NewMessage = { ...message('r', ''), type: 'delete', of: original.offset }
+      const expected = [original, { ...edit, offset: 2 }, { ...del, offset: 3 }]
+      t.strictSame([await stored(store, edit), await stored(store, del)], expected.slice(1))
+      t.strictSame((await store.recent('r', 10)).messages, expected)
+      t.strictSame((await store.since('r', 1))?.messages, expected.slice(1))
+      t.strictSame(await store.append({ ...edit, text: 'resent' }), { message: expected[1], duplicate: true }, 'a resent edit gets the stored edit back')
+    })
+
+    t.test('entry is the one entry at an offset, or null when there is none or it is no longer kept', async (t) => {
+      const store = await filled(t, 'a', WINDOW + 2)
+      await stored(store, { ...message('a', 'fixed', 'c-e'), type: 'edit', of: WINDOW + 2 })
+      t.strictSame(await store.entry('a', WINDOW + 2), { ...message('a', `m${WINDOW + 2}`), offset: WINDOW + 2 })
+      t.strictSame(await store.entry('a', WINDOW + 3), { ...message('a', 'fixed', 'c-e'), type: 'edit', of: WINDOW + 2, offset: WINDOW + 3 })
+      t.equal((await store.entry('a', 4))?.text, 'm4', 'the oldest kept')
+      // A store may keep more than it replays (SQLite without retain keeps every message): then the entry is still there.
+      const older = await store.entry('a', 3)
+      t.ok(older === null || older.text === 'm3', 'pruned, or kept whole')
+      t.equal(await store.entry('a', WINDOW + 4), null, 'beyond the latest')
+      t.equal(await store.entry('a', 0), null)
+      t.equal(await store.entry('b', 1), null, 'another room')
+      t.equal(await store.entry('never', 1), null, 'a room never written')
+    })
+
     t.test('concurrent appends get consecutive offsets per room, none twice', async (t) => {
       const store = await open(t)
       const rooms = ['a', 'b', 'c']

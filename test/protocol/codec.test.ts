@@ -1,5 +1,5 @@
 import t from 'tap'
-import { decodeClientFrame, encodeHistory, encodeJoined, encodeMessage, isCursor, isPageLimit, parseSinceParam, peekCid } from '../../lib/protocol/codec.js'
+import { decodeClientFrame, encodeEntry, encodeHistory, encodeJoined, encodeMessage, isCursor, isPageLimit, parseSinceParam, peekCid } from '../../lib/protocol/codec.js'
 import type { Decoded } from '../../lib/protocol/codec.js'
 import { MAX_CID_LENGTH, MAX_CURSOR_LENGTH, MAX_HISTORY_PAGE, MAX_MEMBERS_PAGE } from '../../lib/protocol/wire.js'
 import type { ChatMessage } from '../../lib/protocol/wire.js'
@@ -386,6 +386,39 @@ t.test('encodeMessage', async (t) => {
     const text = 'quote " backslash \\ newline \n'
     t.equal(JSON.parse(encodeMessage({ ...message, text })).text, text)
   })
+})
+
+t.test('edit and delete frames', async (t) => {
+  t.strictSame(decode({ type: 'edit', room: 'lobby', of: 3, text: 'fixed', cid: 'c1' }), { ok: true, frame: { type: 'edit', room: 'lobby', of: 3, text: 'fixed', cid: 'c1' } })
+  t.strictSame(decode({ type: 'edit', room: 'lobby', of: 1, text: 'x', extra: true }), { ok: true, frame: { type: 'edit', room: 'lobby', of: 1, text: 'x' } })
+  t.strictSame(decode({ type: 'delete', room: 'lobby', of: 3, cid: 'c2' }), { ok: true, frame: { type: 'delete', room: 'lobby', of: 3, cid: 'c2' } })
+  t.strictSame(decode({ type: 'delete', room: 'lobby', of: 3, text: 'ignored' }), { ok: true, frame: { type: 'delete', room: 'lobby', of: 3 } })
+  for (const type of ['edit', 'delete']) {
+    t.strictSame(failure(decode({ type, of: 1, text: 'x', cid: 'c' })), { code: 'invalid_room', cid: 'c' }, `${type} without a room`)
+    t.strictSame(failure(decode({ type, room: 'lobby', text: 'x' })), { code: 'invalid_message' }, `${type} without of`)
+    for (const of of [0, -1, 1.5, '2', null, Number.MAX_SAFE_INTEGER + 1]) {
+      t.strictSame(failure(decode({ type, room: 'lobby', of, text: 'x' })), { code: 'invalid_message' }, `${type} of ${String(of)}`)
+    }
+  }
+  t.strictSame(failure(decode({ type: 'edit', room: 'lobby', of: 1 })), { code: 'invalid_message' }, 'an edit needs text')
+  t.strictSame(failure(decode({ type: 'edit', room: 'lobby', of: 1, text: 5 })), { code: 'invalid_message' })
+  t.strictSame(failure(decode({ type: 'edit', room: 'lobby', of: 1, text: '\u200b ', cid: 'c' })), { code: 'empty_text', cid: 'c' })
+  t.strictSame(failure(decode({ type: 'edit', room: 'lobby', of: 1, text: 'x'.repeat(MAX + 1) })), { code: 'text_too_long' })
+})
+
+t.test('edits and deletes encode as their own frames and history items', async (t) => {
+  const base = { room: 'lobby', offset: 4, ts: 1700000000000, from: { id: 'u1', name: 'alice' } }
+  const edit: ChatMessage = { ...base, text: 'fixed', cid: 'c1', type: 'edit', of: 3 }
+  const del: ChatMessage = { ...base, offset: 5, text: '', type: 'delete', of: 3 }
+  t.equal(encodeMessage(edit), '{"type":"edit","room":"lobby","offset":4,"ts":1700000000000,"from":{"id":"u1","name":"alice"},"of":3,"text":"fixed","cid":"c1"}')
+  t.equal(encodeMessage(del), '{"type":"delete","room":"lobby","offset":5,"ts":1700000000000,"from":{"id":"u1","name":"alice"},"of":3}')
+  t.strictSame(JSON.parse(encodeEntry(edit)), edit, 'an edit item is the stored entry')
+  const { text: _, ...withoutText } = del
+  t.strictSame(JSON.parse(encodeEntry(del)), withoutText, 'a delete item has no text')
+  const message: ChatMessage = { ...base, offset: 3, text: 'hi' }
+  t.equal(encodeEntry(message), JSON.stringify(message), 'a message item as today')
+  const joined = JSON.parse(encodeJoined({ type: 'joined', room: 'lobby', epoch: 'e', offset: 5, recovered: true, history: [message, edit, del], users: [], count: 0 }, 1 << 20))
+  t.strictSame(joined.history, [message, edit, withoutText])
 })
 
 t.test('the browser client checks rooms with the server\'s pattern', async (t) => {

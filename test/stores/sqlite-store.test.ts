@@ -655,3 +655,36 @@ t.test('the resume secret', async (t) => {
     await t.rejects(store.secret(), { code: 'FST_CHAT_STORE_UNAVAILABLE' })
   })
 })
+
+t.test('a schema 2 file gains the entry columns in place: its rows stay messages, its cids keep working, edits go in', async (t) => {
+  const path = newFile()
+  const old = new Database(path)
+  old.exec(`
+    CREATE TABLE rooms (name TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_offset INTEGER NOT NULL, cid_count INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+    CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, from_id TEXT NOT NULL,
+      from_name TEXT NOT NULL, text TEXT NOT NULL, cid TEXT, PRIMARY KEY (room, seq));
+    CREATE TABLE cids (room TEXT NOT NULL, cid TEXT NOT NULL, slot INTEGER NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
+      from_id TEXT NOT NULL, from_name TEXT NOT NULL, text TEXT NOT NULL, PRIMARY KEY (room, cid)) WITHOUT ROWID;
+    CREATE UNIQUE INDEX cids_by_slot ON cids (room, slot);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    INSERT INTO rooms VALUES ('a', 'epoch-a', 2, 1);
+    INSERT INTO messages VALUES ('a', 1, 1700000000000, 'u1', 'alice', 'm1', 'c1');
+    INSERT INTO messages VALUES ('a', 2, 1700000000000, 'u1', 'alice', 'm2', NULL);
+    INSERT INTO cids VALUES ('a', 'c1', 0, 1, 1700000000000, 'u1', 'alice', 'm1');
+  `)
+  old.pragma('user_version = 2')
+  old.close()
+
+  const store = await open(t, { path })
+  t.equal(await store.epoch('a'), 'epoch-a')
+  t.strictSame((await store.recent('a', 10)).messages, [{ ...withCid('c1', 'a', 'm1'), offset: 1 }, { ...message('a', 'm2'), offset: 2 }], 'old rows are messages, with no type key')
+  t.strictSame(await store.append(withCid('c1', 'a', 'resent')), { message: { ...withCid('c1', 'a', 'm1'), offset: 1 }, duplicate: true }, 'a remembered cid')
+  const edit: NewMessage = { ...withCid('e1', 'a', 'm1, fixed'), type: 'edit', of: 1 }
+  t.strictSame(await store.append(edit), { message: { ...edit, offset: 3 }, duplicate: false })
+  t.strictSame(await store.entry('a', 3), { ...edit, offset: 3 })
+  t.strictSame((await store.append(edit)).message, { ...edit, offset: 3 }, 'an edit\'s cid gives the edit back')
+  await store.close()
+  const db = inspect(t, path)
+  t.equal(db.pragma('user_version', { simple: true }), 3)
+  t.strictSame(db.prepare('SELECT seq, kind, of_seq FROM messages ORDER BY seq').all(), [{ seq: 1, kind: null, of_seq: null }, { seq: 2, kind: null, of_seq: null }, { seq: 3, kind: 'edit', of_seq: 1 }])
+})

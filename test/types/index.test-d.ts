@@ -131,11 +131,12 @@ expectError(app.chat.size = 3)
 // Access control: authorize, session expiry and refresh, moderation.
 app.register(fastifyChat, {
   identify: () => ({ id: 'u1', data: { staff: true }, expiresAt: Date.now() + 60_000 }),
-  authorize: ({ action, room, client, to }) => {
-    expectType<'join' | 'publish' | 'signal' | 'direct' | 'history'>(action)
+  authorize: ({ action, room, client, to, message }) => {
+    expectType<'join' | 'publish' | 'signal' | 'direct' | 'history' | 'moderate'>(action)
     expectType<string>(room)
     expectType<string>(client.clientId)
     expectType<string | undefined>(to)
+    expectType<ChatMessage | undefined>(message)
     return (client.data as { staff: boolean }).staff
   },
   refresh: async (token, client) => token === client.id ? { expiresAt: Date.now() + 60_000 } : false
@@ -188,6 +189,10 @@ class ArrayStore implements HistoryStore {
     return { epoch: 'e1', offset: this.#messages.length, messages }
   }
 
+  async entry (room: string, offset: number): Promise<ChatMessage | null> {
+    return this.#messages.find((m) => m.room === room && m.offset === offset) ?? null
+  }
+
   async epoch (): Promise<string> {
     return 'e1'
   }
@@ -211,6 +216,7 @@ class LoopbackBroker implements Broker {
   async unsubscribe (): Promise<void> {}
   async recent (room: string, limit: number): Promise<HistoryPage> { return await this.#store.recent(room, limit) }
   async since (room: string, offset: number): Promise<HistoryPage | null> { return await this.#store.since(room, offset) }
+  async entry (room: string, offset: number): Promise<ChatMessage | null> { return await this.#store.entry(room, offset) }
 }
 class NobodyPresence implements Presence {
   node: PresenceNode | null = null
@@ -291,3 +297,13 @@ expectNotAssignable<ServerFrame>({ type: 'signal', room: 'lobby', name: 'typing'
 app.register(fastifyChat, { store: sqliteStore({ path: './data/chat.db', retain: { count: 1000, maxAgeMs: 86_400_000 } }) })
 expectError(sqliteStore({ retain: { count: 10 } }))
 expectType<'FST_CHAT_STORE_UNAVAILABLE'>(new FST_CHAT_STORE_UNAVAILABLE('path', 'reason').code)
+
+// Edits and deletes: frames of their own, log entries with type and of, and editWindowMs.
+app.register(fastifyChat, { editWindowMs: 15 * 60_000 })
+expectError(app.register(fastifyChat, { editWindowMs: '15m' }))
+expectAssignable<ClientFrame>({ type: 'edit', room: 'lobby', of: 3, text: 'fixed' })
+expectAssignable<ClientFrame>({ type: 'delete', room: 'lobby', of: 3, cid: 'd1' })
+expectNotAssignable<ClientFrame>({ type: 'delete', room: 'lobby' })
+declare const entry: ChatMessage
+expectType<'edit' | 'delete' | undefined>(entry.type)
+expectType<number | undefined>(entry.of)

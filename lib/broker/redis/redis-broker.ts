@@ -126,6 +126,13 @@ export class RedisBroker implements Broker {
     return { complete: complete === 1, page: { epoch, offset: latest, messages: complete === 1 ? parse(stored) : [] } }
   }
 
+  async entry (room: string, offset: number): Promise<ChatMessage | null> {
+    // Entries are added with id `<offset>-1`: one id, one lookup.
+    const id = `${offset}-1`
+    const [found] = await this.#connections.commands.xrange(this.#keys.history(room).logKey, id, id)
+    return found === undefined ? null : JSON.parse(found[1][1] as string) as ChatMessage
+  }
+
   async subscribe (room: string): Promise<void> {
     let listening = this.#rooms.get(room)
     const added = listening === undefined
