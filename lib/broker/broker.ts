@@ -18,6 +18,12 @@ export interface BrokerNode {
    * fresh `joined` (`recovered: false`) before live delivery goes on.
    */
   reset (room: string): void
+  /**
+   * User `userId`'s read position in `room` moved to `offset`: this
+   * server's sockets of that user in the room are told, but `exclude` (a
+   * connection key, the socket that moved it).
+   */
+  read? (room: string, userId: string, offset: number, exclude: string | null): void
 }
 
 /**
@@ -37,4 +43,16 @@ export interface Broker {
   recent (room: string, limit: number): Promise<HistoryPage>
   /** Every message after `offset`, or `null` when some are no longer kept (the caller cannot recover without a gap). */
   since (room: string, offset: number): Promise<HistoryPage | null>
+  /**
+   * Moves user `userId`'s read position in `room` forward to `offset`
+   * (clamped to the room's latest; see `HistoryStore.markRead`), and when
+   * it moved, has every server's node (this one's too) hear of it through
+   * `read`. Resolves to the new position, or `null` when it did not move.
+   * Without the three read methods, the chat keeps positions per socket only.
+   */
+  markRead? (room: string, userId: string, offset: number, exclude: string | null): Promise<number | null>
+  /** User `userId`'s read position in `room`; 0 when none is kept. */
+  readPosition? (room: string, userId: string): Promise<number>
+  /** User `userId`'s read positions, by room. */
+  readPositions? (userId: string): Promise<Record<string, number>>
 }

@@ -1,6 +1,7 @@
 import type { AppendResult, HistoryPage, HistoryStore, NewMessage } from '../stores/history-store.js'
 import type { Broker, BrokerNode, PublishResult } from './broker.js'
 import { ReadCache } from './read-cache.js'
+import { MemoryReads } from '../stores/memory-reads.js'
 
 /** The single-server broker: numbers and keeps messages in a {@link HistoryStore} and hands each straight back to this server. */
 export class LocalBroker implements Broker {
@@ -11,9 +12,13 @@ export class LocalBroker implements Broker {
   // its own pace, so a room's appends are chained to number them in call order.
   readonly #appending = new Map<string, Promise<AppendResult>>()
   readonly #reads = new ReadCache()
+  // Read positions, for a store that keeps none itself.
+  readonly #positions: MemoryReads | null
 
   constructor (store: HistoryStore) {
     this.#store = store
+    const keeps = typeof store.markRead === 'function' && typeof store.readPosition === 'function' && typeof store.readPositions === 'function'
+    this.#positions = keeps ? null : new MemoryReads()
   }
 
   start (node: BrokerNode): void {
@@ -57,7 +62,30 @@ export class LocalBroker implements Broker {
     return await this.#reads.get(room, `since:${offset}`, async () => await this.#store.since(room, offset))
   }
 
+  async markRead (room: string, userId: string, offset: number, exclude: string | null): Promise<number | null> {
+    let moved: number | null
+    if (this.#positions === null) {
+      moved = await (this.#store.markRead as NonNullable<HistoryStore['markRead']>).call(this.#store, room, userId, offset)
+    } else {
+      const { offset: latest } = await this.recent(room, 0)
+      moved = this.#positions.mark(room, userId, Math.min(offset, latest), latest)
+    }
+    if (moved !== null) this.#node?.read?.(room, userId, moved, exclude)
+    return moved
+  }
+
+  async readPosition (room: string, userId: string): Promise<number> {
+    if (this.#positions !== null) return this.#positions.position(room, userId)
+    return await (this.#store.readPosition as NonNullable<HistoryStore['readPosition']>).call(this.#store, room, userId)
+  }
+
+  async readPositions (userId: string): Promise<Record<string, number>> {
+    if (this.#positions !== null) return this.#positions.positions(userId)
+    return await (this.#store.readPositions as NonNullable<HistoryStore['readPositions']>).call(this.#store, userId)
+  }
+
   close (): void {
     this.#node = null
+    this.#positions?.clear()
   }
 }

@@ -90,6 +90,9 @@ export class Session {
         return await this.#refresh(conn, frame.token)
       case 'members':
         return await this.#hub.members(conn, frame)
+      case 'read':
+        if (!conn.inRoom(frame.room)) conn.sendError('not_in_room', `not in room "${frame.room}"`, undefined, frame.room)
+        else this.#hub.reads.mark(conn, frame.room, frame.offset)
     }
   }
 

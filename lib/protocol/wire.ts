@@ -98,6 +98,10 @@ export interface JoinedFrame {
   next?: string
   /** In a direct room: the other user. */
   with?: User
+  /** The user's read position in the room: the offset they read up to, 0 when none. Always sent by this server. */
+  read?: number
+  /** Messages after `read` that are plain (not edits or deletes) and not the user's own; counts at most the server's `historySize`. Always sent by this server. */
+  unread?: number
 }
 export interface MessageFrame extends ChatMessage { type: 'message' }
 export interface PresenceFrame {
@@ -122,6 +126,8 @@ export interface LeftFrame { type: 'left', room: string, reason?: 'removed', mes
 export interface RenamedFrame { type: 'renamed', name: string, previous: string }
 /** A `refresh` was accepted: the session now ends at `expiresAt`. */
 export interface RefreshedFrame { type: 'refreshed', expiresAt: number }
+/** The user's read position in `room` moved: sent to their other sockets in the room. */
+export interface ReadFrame { type: 'read', room: string, offset: number }
 export interface ErrorFrame { type: 'error', code: ErrorCode, message: string, room?: string, cid?: string }
 
 /** Every frame the server sends. */
@@ -135,6 +141,7 @@ export type ServerFrame =
   | LeftFrame
   | RenamedFrame
   | RefreshedFrame
+  | ReadFrame
   | ErrorFrame
 
 export interface SendFrame { type: 'message', text: string, room?: string, cid?: string }
@@ -150,5 +157,8 @@ export interface RefreshFrame { type: 'refresh', token: string }
 /** Asks for a page of a room the client is in: `limit` users (default the server's `presenceListMax`) after the cursor `after`. */
 export interface MembersRequest { type: 'members', room: string, after?: string, limit?: number, cid?: string }
 
+/** Moves the user's read position in `room` forward to `offset` (clamped to the room's latest). */
+export interface ReadRequest { type: 'read', room: string, offset: number }
+
 /** Every frame a client may send (a plain-text frame is a `message` to the first room). */
-export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame | RefreshFrame | MembersRequest
+export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame | RefreshFrame | MembersRequest | ReadRequest

@@ -209,6 +209,7 @@ export class RedisAdapter implements Adapter {
     if (envelope?.t === 'm') this.#broker.receive(envelope.m, envelope.e, envelope.x)
     else if (envelope?.t === 'p' && this.#presence.accepts(envelope)) node.presence(envelope.e)
     else if (envelope?.t === 'c') this.#control.receive(envelope)
+    else if (envelope?.t === 'r') this.#broker.receiveRead(envelope.r, envelope.u, envelope.o, envelope.s, envelope.x)
   }
 
   /** One secret for every server, made by whichever asks first. */
