@@ -61,6 +61,13 @@ export interface Chat {
   occupancy (room: string): Promise<number>
   /** Stored messages of `room`, oldest first. */
   history (room: string, opts?: HistoryOptions): Promise<ChatMessage[]>
+  /**
+   * User `userId`'s unread counts, `{ [room]: count }`, in every room they
+   * have a read position in: messages after it that are plain (not edits or
+   * deletes) and not their own, each counted among the latest `historySize`
+   * at most.
+   */
+  unread (userId: string): Promise<Record<string, number>>
   /** Counters since the plugin registered. */
   stats (): ChatStats
   /**
@@ -198,6 +205,11 @@ export function createChat (parts: ChatParts): Chat {
       const after = checkCount('since', opts.since)
       const page = await broker.since(room, after) ?? await broker.recent(room, historySize)
       return page.messages.filter((m) => m.offset > after).slice(0, limit).map(copyMessage)
+    },
+
+    async unread (userId: string): Promise<Record<string, number>> {
+      checkId('userId', userId)
+      return await hub.reads.unreadOf(userId)
     },
 
     stats (): ChatStats {
