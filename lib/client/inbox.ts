@@ -42,6 +42,9 @@ export class Inbox {
         return events.emit('presence', frame)
       case 'occupancy': return roster.setCount(frame.room, frame.count)
       case 'members': return roster.onMembers(frame)
+      case 'read':
+        this.#p.reads.moved(frame.room, frame.offset)
+        return
       case 'refreshed':
         me.expiresAt = frame.expiresAt
         return events.emit('refreshed', frame)
@@ -69,12 +72,17 @@ export class Inbox {
     const before = roster.start(frame)
     if (reset) events.emit('reset', frame)
     events.emit('joined', history === frame.history ? frame : { ...frame, history })
+    // Read further while the socket was down: the server hears it now.
+    const ahead = this.#p.reads.onJoined(frame, this.#p.me.id)
+    if (ahead !== null) this.#p.link.write({ type: 'read', room: frame.room, offset: ahead })
     if (before !== frame.count) events.emit('count', { room: frame.room, count: frame.count })
   }
 
   #onMessage (frame: MessageFrame): void {
     this.#p.sends.settled(frame.cid)
-    if (this.#p.rooms.onMessage(frame)) this.#p.events.emit('message', frame)
+    if (!this.#p.rooms.onMessage(frame)) return
+    this.#p.reads.onMessage(frame, this.#p.me.id)
+    this.#p.events.emit('message', frame)
   }
 
   #onError (frame: ErrorFrame): void {
@@ -99,5 +107,6 @@ export class Inbox {
     this.#p.directs.delete(room)
     this.#p.roster.delete(room)
     this.#p.retries.stop(room)
+    this.#p.reads.delete(room)
   }
 }

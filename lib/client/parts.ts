@@ -3,6 +3,7 @@ import type { Emitter } from './emitter.js'
 import type { Identity } from './identity.js'
 import type { JoinRetries } from './join-retries.js'
 import type { Link } from './link.js'
+import type { Reads } from './reads.js'
 import type { Rooms } from './rooms.js'
 import type { Roster } from './roster.js'
 import type { SendQueue } from './send-queue.js'
@@ -18,6 +19,7 @@ export interface Parts {
   readonly retries: JoinRetries
   readonly sends: SendQueue
   readonly roster: Roster
+  readonly reads: Reads
   /** Whether the socket is open and welcomed, so frames may be written. */
   readonly open: () => boolean
 }
