@@ -17,8 +17,10 @@ interface RoomState {
   unseen: number
 }
 
+// A live frame says `message`; a stored entry has no type unless it is an edit or a delete.
 function counts (message: ChatMessage, me: string | null): boolean {
-  return (message as { type?: unknown }).type === undefined && message.from.id !== me
+  const { type } = message as { type?: unknown }
+  return (type === undefined || type === 'message') && message.from.id !== me
 }
 
 /**
