@@ -85,6 +85,13 @@ export interface Chat {
   history (room: string, opts: HistoryBeforeOptions): Promise<OlderPage>
   /** Stored messages of `room`, oldest first. */
   history (room: string, opts?: HistoryOptions): Promise<ChatMessage[]>
+  /**
+   * User `userId`'s unread counts, `{ [room]: count }`, in every room they
+   * have a read position in: messages after it that are plain (not edits or
+   * deletes) and not their own, each counted among the latest `historySize`
+   * at most.
+   */
+  unread (userId: string): Promise<Record<string, number>>
   /** Counters since the plugin registered. */
   stats (): ChatStats
   /**
@@ -254,6 +261,11 @@ export function createChat (parts: ChatParts): Chat {
     },
 
     history: history as Chat['history'],
+
+    async unread (userId: string): Promise<Record<string, number>> {
+      checkId('userId', userId)
+      return await hub.reads.unreadOf(userId)
+    },
 
     stats (): ChatStats {
       return stats.snapshot(connections.size)

@@ -3,7 +3,7 @@
 // as ES modules: it may import only ./client/*.js at runtime, never server
 // code (type imports are erased, so they may come from anywhere).
 import type { DeleteRequest, EditRequest, HistoryFrame, MembersFrame, SendFrame, User } from './protocol/wire.js'
-import type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, HistoryQuery, MembersPage, RoomPresence } from './client/types.js'
+import type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, HistoryQuery, MembersPage, RoomPresence, RoomUnread } from './client/types.js'
 import { Backoff } from './client/backoff.js'
 import { checkMeta, checkOffset, checkRoom, checkToken, checkUserId } from './client/checks.js'
 import { Directs } from './client/directs.js'
@@ -17,6 +17,7 @@ import { Joins } from './client/joins.js'
 import { Link } from './client/link.js'
 import type { Parts } from './client/parts.js'
 import { randomCid } from './client/requests.js'
+import { Reads } from './client/reads.js'
 import { Rooms } from './client/rooms.js'
 import { membersError, membersRequest, Roster } from './client/roster.js'
 import { historyError, Scrollback } from './client/scrollback.js'
@@ -25,7 +26,7 @@ import { socketUrl } from './client/socket-url.js'
 import { Typing } from './client/typing.js'
 
 export type { AppliedMessage } from './client/edits.js'
-export type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, HistoryError, HistoryQuery, MembersError, MembersPage, RoomPresence, TypingEvent, WebSocketLike } from './client/types.js'
+export type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, HistoryError, HistoryQuery, MembersError, MembersPage, RoomPresence, RoomUnread, TypingEvent, WebSocketLike } from './client/types.js'
 export { ROOM_PATTERN } from './client/checks.js'
 
 // CloseCode.DISCONNECTED and CloseCode.SESSION_EXPIRED (lib/close-codes.ts),
@@ -83,6 +84,7 @@ export class ChatConnection {
         return true
       }),
       edits: new Edits(),
+      reads: new Reads(events),
       open: () => this.#status === 'open'
     }
     this.#joins = new Joins(this.#p)
@@ -126,6 +128,26 @@ export class ChatConnection {
    */
   presence (room: string): RoomPresence | undefined {
     return this.#p.roster.presence(room)
+  }
+
+  /** Where the user stopped reading `room` and how many messages came after it (`undefined` before its `joined`). */
+  unread (room: string): RoomUnread | undefined {
+    return this.#p.reads.get(room)
+  }
+
+  /**
+   * Marks `room` read up to `offset` (default: the latest message this
+   * client has seen there), for every tab of the user: the server keeps it
+   * and tells the others. A lower position than the current one changes
+   * nothing. While not open, it is sent when the room is joined again.
+   */
+  read (room: string, offset?: number): void {
+    checkRoom(room)
+    const to = offset ?? this.#p.reads.latest(room)
+    if (!Number.isSafeInteger(to) || to < 0) throw new TypeError('offset must be an integer >= 0')
+    if (this.#p.reads.moved(room, to) && this.#status === 'open' && this.#p.rooms.isJoined(room)) {
+      this.#p.link.write({ type: 'read', room, offset: to })
+    }
   }
 
   /** Adds a listener; returns a function that removes it. */

@@ -57,7 +57,7 @@ async function member (t: Test, hub: Hub, id: string, room: string): Promise<Con
 
 t.test('the documented members and nothing else, on a plain frozen object', async (t) => {
   const { chat } = await setup(t)
-  t.strictSame(Reflect.ownKeys(chat).sort(), ['addToRoom', 'broadcast', 'disconnect', 'history', 'occupancy', 'presence', 'removeFromRoom', 'rooms', 'size', 'stats'])
+  t.strictSame(Reflect.ownKeys(chat).sort(), ['addToRoom', 'broadcast', 'disconnect', 'history', 'occupancy', 'presence', 'removeFromRoom', 'rooms', 'size', 'stats', 'unread'])
   t.equal(Object.getPrototypeOf(chat), Object.prototype, 'no internals up the prototype chain')
   t.ok(Object.isFrozen(chat))
   const loose = chat as unknown as Record<string, unknown>

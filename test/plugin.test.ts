@@ -469,7 +469,7 @@ t.test('app.chat holds the documented members and nothing else', async (t) => {
   const app = Fastify()
   await app.register(fastifyChat)
   t.teardown(() => app.close())
-  t.same(Object.keys(app.chat).sort(), ['addToRoom', 'broadcast', 'disconnect', 'history', 'occupancy', 'presence', 'removeFromRoom', 'rooms', 'size', 'stats'])
+  t.same(Object.keys(app.chat).sort(), ['addToRoom', 'broadcast', 'disconnect', 'history', 'occupancy', 'presence', 'removeFromRoom', 'rooms', 'size', 'stats', 'unread'])
   t.equal(Object.getPrototypeOf(app.chat), Object.prototype, 'a plain object, not the hub behind it')
   t.ok(Object.isFrozen(app.chat))
   for (const internal of ['join', 'remove', 'closeAll', 'publish', 'node', 'leave', 'add']) {

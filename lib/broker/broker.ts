@@ -20,6 +20,12 @@ export interface BrokerNode {
   reset (room: string): void
   /** Writes a signal to this server's members of its room, except the connection `exclude`; nothing is stored. */
   signal? (frame: SignalFrame, exclude: string | null): void
+  /**
+   * User `userId`'s read position in `room` moved to `offset`: this
+   * server's sockets of that user in the room are told, but `exclude` (a
+   * connection key, the socket that moved it).
+   */
+  read? (room: string, userId: string, offset: number, exclude: string | null): void
 }
 
 /**
@@ -55,4 +61,16 @@ export interface Broker {
   before? (room: string, offset: number, limit: number): Promise<OlderPage>
   /** The entry at `offset` in `room`, or `null` when there is none or it is no longer kept. */
   entry (room: string, offset: number): Promise<ChatMessage | null>
+  /**
+   * Moves user `userId`'s read position in `room` forward to `offset`
+   * (clamped to the room's latest; see `HistoryStore.markRead`), and when
+   * it moved, has every server's node (this one's too) hear of it through
+   * `read`. Resolves to the new position, or `null` when it did not move.
+   * Without the three read methods, the chat keeps positions per socket only.
+   */
+  markRead? (room: string, userId: string, offset: number, exclude: string | null): Promise<number | null>
+  /** User `userId`'s read position in `room`; 0 when none is kept. */
+  readPosition? (room: string, userId: string): Promise<number>
+  /** User `userId`'s read positions, by room. */
+  readPositions? (userId: string): Promise<Record<string, number>>
 }

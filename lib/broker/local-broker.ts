@@ -2,6 +2,7 @@ import type { AppendResult, HistoryPage, HistoryStore, NewMessage, OlderPage } f
 import type { ChatMessage, SignalFrame } from '../protocol/wire.js'
 import type { Broker, BrokerNode, PublishResult } from './broker.js'
 import { ReadCache } from './read-cache.js'
+import { MemoryReads } from '../stores/memory-reads.js'
 
 /** The single-server broker: numbers and keeps messages in a {@link HistoryStore} and hands each straight back to this server. */
 export class LocalBroker implements Broker {
@@ -18,6 +19,8 @@ export class LocalBroker implements Broker {
    * many joins ask for at once.
    */
   readonly before?: (room: string, offset: number, limit: number) => Promise<OlderPage>
+  // Read positions, for a store that keeps none itself.
+  readonly #positions: MemoryReads | null
 
   constructor (store: HistoryStore) {
     this.#store = store
@@ -25,6 +28,8 @@ export class LocalBroker implements Broker {
       const before = store.before
       this.before = async (room, offset, limit) => await before.call(store, room, offset, limit)
     }
+    const keeps = typeof store.markRead === 'function' && typeof store.readPosition === 'function' && typeof store.readPositions === 'function'
+    this.#positions = keeps ? null : new MemoryReads()
   }
 
   start (node: BrokerNode): void {
@@ -76,7 +81,30 @@ export class LocalBroker implements Broker {
     return await this.#store.entry(room, offset)
   }
 
+  async markRead (room: string, userId: string, offset: number, exclude: string | null): Promise<number | null> {
+    let moved: number | null
+    if (this.#positions === null) {
+      moved = await (this.#store.markRead as NonNullable<HistoryStore['markRead']>).call(this.#store, room, userId, offset)
+    } else {
+      const { offset: latest } = await this.recent(room, 0)
+      moved = this.#positions.mark(room, userId, Math.min(offset, latest), latest)
+    }
+    if (moved !== null) this.#node?.read?.(room, userId, moved, exclude)
+    return moved
+  }
+
+  async readPosition (room: string, userId: string): Promise<number> {
+    if (this.#positions !== null) return this.#positions.position(room, userId)
+    return await (this.#store.readPosition as NonNullable<HistoryStore['readPosition']>).call(this.#store, room, userId)
+  }
+
+  async readPositions (userId: string): Promise<Record<string, number>> {
+    if (this.#positions !== null) return this.#positions.positions(userId)
+    return await (this.#store.readPositions as NonNullable<HistoryStore['readPositions']>).call(this.#store, userId)
+  }
+
   close (): void {
     this.#node = null
+    this.#positions?.clear()
   }
 }

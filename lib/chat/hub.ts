@@ -13,6 +13,8 @@ import { Fanout } from './fanout.js'
 import { JoinReplay } from './join-replay.js'
 import type { Held, Replay } from './join-replay.js'
 import { Occupancy } from './occupancy.js'
+import { Reads } from './reads.js'
+import type { ReadState } from './reads.js'
 import type { PresenceTracker } from './presence-tracker.js'
 import { Rooms } from './rooms.js'
 import { SignalFanout } from './signals.js'
@@ -55,6 +57,8 @@ export interface HubParts {
  */
 export class Hub {
   readonly rooms = new Rooms<Connection>()
+  /** Users' read positions: `read` frames, and what `joined` carries. */
+  readonly reads: Reads
   readonly #broker: Broker
   readonly #presence: PresenceTracker
   readonly #connections: Connections
@@ -79,6 +83,7 @@ export class Hub {
     this.#maxRooms = parts.maxRoomsPerClient
     this.#resetRetryMs = parts.resetRetryMs ?? RESET_RETRY_MS
     this.#replay = new JoinReplay(parts.broker, parts.historySize, parts.stats)
+    this.reads = new Reads(parts.broker, parts.connections, parts.historySize)
     this.#fanout = new Fanout(parts.stats, this.#replay)
     this.#signals = new SignalFanout(parts.stats, () => this.#fanout.congested)
     this.#listMax = parts.presenceListMax ?? defaults.presenceListMax
@@ -103,7 +108,8 @@ export class Hub {
     deliver: (message, exclude) => this.#deliver(message, exclude),
     reset: (room) => this.#reset(room),
     signal: (frame, exclude) => this.#signal(frame, exclude),
-    presence: (event) => this.#presenceEvent(event)
+    presence: (event) => this.#presenceEvent(event),
+    read: (room, userId, offset, exclude) => { if (!this.#closed) this.reads.moved(room, userId, offset, exclude) }
   }
 
   /** Stores a message and fans it out through the broker; every server delivers it. */
@@ -185,6 +191,7 @@ export class Hub {
     const held = this.#replay.begin(conn, room)
     let replay
     let users
+    let reads
     try {
       const { ready } = isNew ? this.#addMember(conn, room) : this.rooms.get(room) as { ready: Promise<void> }
       if (direct !== undefined) conn.setDirect(room, direct)
@@ -192,6 +199,7 @@ export class Hub {
       await conn.announced(room)
       replay = await this.#replay.read(room, since)
       users = await this.#presence.page(room, { limit: this.#listMax })
+      reads = await this.reads.joining(conn, room, replay.page, replay.recovered)
     } catch (err) {
       conn.request.log.error({ err, room }, 'fastify-chat: join failed, the adapter or store is unavailable')
       this.#replay.abandon(conn, room, held)
@@ -207,7 +215,7 @@ export class Hub {
       return
     }
     this.#fanout.flushMessages(joined)
-    this.#finish(joined, conn, held, replay, users)
+    this.#finish(joined, conn, held, replay, users, reads)
   }
 
   /**
@@ -345,12 +353,12 @@ export class Hub {
     if (room === undefined || this.#closed) return
     this.#fanout.flushMessages(room)
     const [replay, users] = read
-    for (const { conn, held } of holds) this.#finish(room, conn, held, replay, users)
+    for (const { conn, held } of holds) this.#finish(room, conn, held, replay, users, this.reads.rejoining(conn, name, replay.page))
   }
 
   /** Sends `conn` its `joined`; what the replay had does not reach it again live. */
-  #finish (room: Room<Connection>, conn: Connection, held: Held, replay: Replay, users: PresencePage): void {
-    if (this.#replay.finish(conn, room.name, held, replay, users)) this.#fanout.floor(room, conn, replay.page.offset)
+  #finish (room: Room<Connection>, conn: Connection, held: Held, replay: Replay, users: PresencePage, reads: ReadState): void {
+    if (this.#replay.finish(conn, room.name, held, replay, users, reads)) this.#fanout.floor(room, conn, replay.page.offset)
   }
 
   #presenceEvent (event: PresenceEvent): void {

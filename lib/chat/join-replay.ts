@@ -8,6 +8,7 @@ import type { HistoryPage } from '../stores/history-store.js'
 import type { Connection } from '../transport/connection.js'
 import type { Batch } from './batch.js'
 import type { Holding } from './fanout.js'
+import type { ReadState } from './reads.js'
 
 // Live messages that arrive while a join replays history are held back so
 // they follow the replay in order; a client whose hold fills up this far
@@ -81,20 +82,21 @@ export class JoinReplay implements Holding {
   }
 
   /**
-   * Sends `joined`, listing the users of `presence`'s page, and then what
+   * Sends `joined`, listing the users of `presence`'s page and carrying the
+   * user's read position (`reads`), and then what
    * was held that the replay did not have; returns whether it did. Nothing
    * is sent when the socket stopped holding meanwhile (it closed or left) or
    * a later begin superseded this one.
    * The frame takes at most half of what the socket may still have waiting,
    * so the messages after it have room too.
    */
-  finish (conn: Connection, room: string, held: Held, replay: Replay, presence: PresencePage): boolean {
+  finish (conn: Connection, room: string, held: Held, replay: Replay, presence: PresencePage, reads: ReadState): boolean {
     if (!this.current(conn, room, held)) return false
     conn.release(room)
     if (!conn.inRoom(room)) return false
     const { page, recovered } = replay
     const { users, count, next } = presence
-    const frame: JoinedFrame = { type: 'joined', room, epoch: page.epoch, offset: page.offset, recovered, history: page.messages, users, count }
+    const frame: JoinedFrame = { type: 'joined', room, epoch: page.epoch, offset: page.offset, recovered, history: page.messages, users, count, read: reads.read, unread: reads.unread }
     if (next !== undefined) frame.next = next
     const direct = conn.directWith(room)
     // Present, the other user's name is current; otherwise it is the last one recorded.

@@ -114,6 +114,9 @@ export class Session {
         return await this.#scrollback.answer(conn, frame)
       case 'signal':
         return await this.#signal(conn, frame)
+      case 'read':
+        if (!conn.inRoom(frame.room)) conn.sendError('not_in_room', `not in room "${frame.room}"`, undefined, frame.room)
+        else this.#hub.reads.mark(conn, frame.room, frame.offset)
     }
   }
 

@@ -48,6 +48,9 @@ export class Inbox {
       case 'signal':
         this.#p.typing.onSignal(frame, me.id)
         return events.emit('signal', frame)
+      case 'read':
+        this.#p.reads.moved(frame.room, frame.offset)
+        return
       case 'refreshed':
         me.expiresAt = frame.expiresAt
         return events.emit('refreshed', frame)
@@ -80,6 +83,9 @@ export class Inbox {
     const amended = history.filter((entry) => this.#applies(entry) && entry.type !== undefined)
     if (reset) events.emit('reset', frame)
     events.emit('joined', history === frame.history ? frame : { ...frame, history })
+    // Read further while the socket was down: the server hears it now.
+    const ahead = this.#p.reads.onJoined(frame, this.#p.me.id)
+    if (ahead !== null) this.#p.link.write({ type: 'read', room: frame.room, offset: ahead })
     if (before !== frame.count) events.emit('count', { room: frame.room, count: frame.count })
     for (const entry of amended) this.#emitAmendment(entry)
   }
@@ -88,6 +94,7 @@ export class Inbox {
     this.#p.sends.settled(frame.cid)
     if (!this.#p.rooms.onMessage(frame)) return
     this.#p.typing.onMessage(frame, this.#p.me.id)
+    this.#p.reads.onMessage(frame, this.#p.me.id)
     this.#p.edits.apply(frame)
     this.#p.events.emit('message', frame)
   }
@@ -139,5 +146,6 @@ export class Inbox {
     this.#p.typing.forget(room)
     this.#p.scrollback.forget(room)
     this.#p.edits.forget(room)
+    this.#p.reads.delete(room)
   }
 }

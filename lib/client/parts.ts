@@ -4,6 +4,7 @@ import type { Emitter } from './emitter.js'
 import type { Identity } from './identity.js'
 import type { JoinRetries } from './join-retries.js'
 import type { Link } from './link.js'
+import type { Reads } from './reads.js'
 import type { Rooms } from './rooms.js'
 import type { Roster } from './roster.js'
 import type { Scrollback } from './scrollback.js'
@@ -25,6 +26,7 @@ export interface Parts {
   readonly typing: Typing
   /** The applied view: messages with their edits and deletes. */
   readonly edits: Edits
+  readonly reads: Reads
   /** Whether the socket is open and welcomed, so frames may be written. */
   readonly open: () => boolean
 }

@@ -67,6 +67,12 @@ export interface ChatEvents {
   refreshed: RefreshedFrame
   status: ConnectionStatus
   /**
+   * A room's read position or unread count changed: from its `joined`, a
+   * new message from someone else, this client's `read()`, or the user's
+   * other tab reading it.
+   */
+  unread: RoomUnread
+  /**
    * This connection is over and will not reconnect: the app called
    * `close()` (1000), the server's app disconnected it (4000), or its
    * session expired with no `params` to reconnect with (4001). `status` is
@@ -102,6 +108,17 @@ export interface HistoryError extends Error {
 export interface TypingEvent {
   room: string
   users: User[]
+}
+
+/**
+ * Where the user stopped reading a room, and how many messages from others
+ * came after it. The count starts from the server's (at most its
+ * `historySize`) and follows the messages and reads since.
+ */
+export interface RoomUnread {
+  room: string
+  read: number
+  unread: number
 }
 
 /** What the client knows of the users of a room it is in; see `ChatConnection.presence`. */

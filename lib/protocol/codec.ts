@@ -134,6 +134,10 @@ export function decodeClientFrame (raw: string, maxMessageLength: number, maxMet
     case 'edit':
     case 'delete':
       return decodeAmendment(value, value.type, maxMessageLength, maxMetaBytes, cid)
+    case 'read':
+      if (!isRoomName(value.room)) return fail('invalid_room', ROOM_RULE, cid)
+      if (!isOffset(value.offset)) return fail('invalid_message', '"offset" must be an integer >= 0', cid)
+      return { ok: true, frame: { type: 'read', room: value.room, offset: value.offset } }
     default:
       return fail('unknown_type', `unknown frame type "${value.type.slice(0, 32)}"`, cid)
   }
@@ -300,7 +304,8 @@ export function encodeJoined (frame: JoinedFrame, maxBytes: number): string {
   const next = frame.next === undefined ? '' : `,"next":${JSON.stringify(frame.next)}`
   const users = `,"users":${listed},"count":${frame.count}${next}}`
   const direct = frame.with === undefined ? {} : { with: frame.with }
-  const head = (recovered: boolean): string => JSON.stringify({ type: 'joined', room, epoch, offset, recovered, ...direct }).slice(0, -1)
+  const { read, unread } = frame
+  const head = (recovered: boolean): string => JSON.stringify({ type: 'joined', room, epoch, offset, recovered, ...direct, read, unread }).slice(0, -1)
   // `,"history":[` + `]`, and the longer of true/false.
   let bytes = Buffer.byteLength(head(false)) + 13 + Buffer.byteLength(users)
   const kept: string[] = []

@@ -126,6 +126,10 @@ export interface JoinedFrame {
   next?: string
   /** In a direct room: the other user. */
   with?: User
+  /** The user's read position in the room: the offset they read up to, 0 when none. Always sent by this server. */
+  read?: number
+  /** Messages after `read` that are plain (not edits or deletes) and not the user's own; counts at most the server's `historySize`. Always sent by this server. */
+  unread?: number
 }
 export interface MessageFrame extends Omit<ChatMessage, 'type' | 'of'> { type: 'message' }
 /** A message's new text: a numbered entry of the room's log, like a message. */
@@ -167,6 +171,8 @@ export interface RefreshedFrame { type: 'refreshed', expiresAt: number }
  * stored, numbered or replayed, and dropped rather than queued when a socket lags.
  */
 export interface SignalFrame { type: 'signal', room: string, name: string, from: User, data?: unknown }
+/** The user's read position in `room` moved: sent to their other sockets in the room. */
+export interface ReadFrame { type: 'read', room: string, offset: number }
 export interface ErrorFrame { type: 'error', code: ErrorCode, message: string, room?: string, cid?: string }
 
 /** Every frame the server sends. */
@@ -184,6 +190,7 @@ export type ServerFrame =
   | RenamedFrame
   | RefreshedFrame
   | SignalFrame
+  | ReadFrame
   | ErrorFrame
 
 export interface SendFrame { type: 'message', text: string, room?: string, cid?: string, meta?: Record<string, unknown> }
@@ -210,5 +217,8 @@ export interface EditRequest { type: 'edit', room: string, of: number, text: str
 /** Deletes the message at offset `of` (by default only its author may). */
 export interface DeleteRequest { type: 'delete', room: string, of: number, cid?: string }
 
+/** Moves the user's read position in `room` forward to `offset` (clamped to the room's latest). */
+export interface ReadRequest { type: 'read', room: string, offset: number }
+
 /** Every frame a client may send (a plain-text frame is a `message` to the first room). */
-export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame | RefreshFrame | MembersRequest | SignalRequest | HistoryRequest | EditRequest | DeleteRequest
+export type ClientFrame = SendFrame | JoinFrame | LeaveFrame | NameFrame | RefreshFrame | MembersRequest | SignalRequest | HistoryRequest | EditRequest | DeleteRequest | ReadRequest

@@ -77,6 +77,19 @@ export interface HistoryStore {
    */
   before? (room: string, offset: number, limit: number): Promise<OlderPage>
   /**
+   * Moves user `userId`'s read position in `room` to `offset`, clamped to
+   * the room's latest offset, when that is further than the kept one, or
+   * when the kept one is beyond the room's latest (its history was lost
+   * since). Resolves to the new position, or `null` when it did not move.
+   * Without the three read methods, the in-process adapter keeps positions
+   * in memory.
+   */
+  markRead? (room: string, userId: string, offset: number): Promise<number | null>
+  /** User `userId`'s read position in `room`; 0 when none is kept. */
+  readPosition? (room: string, userId: string): Promise<number>
+  /** User `userId`'s read positions, by room: every room they have one in. */
+  readPositions? (userId: string): Promise<Record<string, number>>
+  /**
    * Opens what the store needs (a file, a connection); called once when the
    * plugin registers, so a bad environment fails `register` with a clear error.
    */

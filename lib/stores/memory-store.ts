@@ -3,6 +3,7 @@ import { FST_CHAT_INVALID_OPTION } from '../errors.js'
 import { integerOption, refuseUnknownKeys, shown } from '../validate.js'
 import { newEpoch } from './epoch.js'
 import { CID_WINDOW } from './history-store.js'
+import { MemoryReads } from './memory-reads.js'
 import type { AppendResult, HistoryPage, HistoryStore, NewMessage, OlderPage } from './history-store.js'
 
 interface RoomLog {
@@ -44,6 +45,7 @@ export class MemoryStore implements HistoryStore {
   // Epochs handed out for rooms that were read but never written. Kept apart
   // so that clients probing many room names cannot evict real history.
   #unwritten = new Map<string, string>()
+  readonly #reads = new MemoryReads()
 
   constructor (opts: MemoryStoreOptions = {}) {
     if (typeof opts !== 'object' || opts === null) throw new FST_CHAT_INVALID_OPTION('MemoryStore', `needs an options object, got ${shown(opts)}`)
@@ -159,8 +161,22 @@ export class MemoryStore implements HistoryStore {
     return this.#read(room).epoch
   }
 
+  async markRead (room: string, userId: string, offset: number): Promise<number | null> {
+    const latest = this.#rooms.get(room)?.offset ?? 0
+    return this.#reads.mark(room, userId, Math.min(offset, latest), latest)
+  }
+
+  async readPosition (room: string, userId: string): Promise<number> {
+    return this.#reads.position(room, userId)
+  }
+
+  async readPositions (userId: string): Promise<Record<string, number>> {
+    return this.#reads.positions(userId)
+  }
+
   async close (): Promise<void> {
     this.#rooms.clear()
     this.#unwritten.clear()
+    this.#reads.clear()
   }
 }

@@ -45,6 +45,11 @@ const SCHEMA_VERSION = 3
 // for a message, else 'edit' or 'delete' of the message at offset `of_seq`
 // ("of" is an SQL keyword too).
 //
+// `reads` holds each user's read position (an offset, `seq`) per room,
+// keyed by user first: a join reads one row, app.chat.unread one user's rows.
+// Like `meta`, a table only this version reads: files of older versions get
+// it when they open, without a schema bump.
+//
 // `meta` holds what the file keeps besides history: the key that signs
 // resume tokens, so they outlive the process.
 //
@@ -89,6 +94,12 @@ CREATE TABLE IF NOT EXISTS cids (
   PRIMARY KEY (room, cid)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS cids_by_slot ON cids (room, slot);
+CREATE TABLE IF NOT EXISTS reads (
+  user_id TEXT NOT NULL,
+  room TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (user_id, room)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL

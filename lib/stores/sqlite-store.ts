@@ -65,6 +65,10 @@ interface Connection {
   pruneAge: (before: number) => void
   /** The file's resume secret, made on first use. */
   secret: () => string
+  /** Moves a read position forward (see markRead); the new one, or null. */
+  markRead: (room: string, userId: string, offset: number) => number | null
+  readPosition: BetterSqlite3.Statement<[string, string], { seq: number }>
+  readPositions: BetterSqlite3.Statement<[string], { room: string, seq: number }>
 }
 
 /**
@@ -200,8 +204,25 @@ export class SqliteStore implements HistoryStore {
       keep.run(randomBytes(32).toString('base64url'))
       return (stored.get() as { value: string }).value
     })
+    const readPosition = db.prepare<[string, string], { seq: number }>('SELECT seq FROM reads WHERE user_id = ? AND room = ?')
+    const latestOf = db.prepare<[string], { offset: number }>('SELECT last_offset AS offset FROM rooms WHERE name = ?')
+    // The kept position moves when the new one is further, or when it is beyond the room's latest (history lost since).
+    const moveRead = db.prepare<[string, string, number, number], { seq: number }>(
+      'INSERT INTO reads (user_id, room, seq) VALUES (?, ?, ?) ON CONFLICT (user_id, room) DO UPDATE SET seq = excluded.seq ' +
+      'WHERE excluded.seq <> reads.seq AND (excluded.seq > reads.seq OR reads.seq > ?) RETURNING seq'
+    )
+    const markRead = db.transaction((room: string, userId: string, offset: number): number | null => {
+      const latest = latestOf.get(room)?.offset ?? 0
+      const clamped = Math.min(offset, latest)
+      // No row is the same as a row at 0: nothing to write.
+      if (clamped === 0 && readPosition.get(userId, room) === undefined) return null
+      return moveRead.get(userId, room, clamped, latest)?.seq ?? null
+    })
     return {
       db,
+      markRead: (room, userId, offset) => markRead.immediate(room, userId, offset),
+      readPosition,
+      readPositions: db.prepare('SELECT room, seq FROM reads WHERE user_id = ?'),
       // IMMEDIATE: a second process writing the file waits for the lock up
       // front instead of failing when a read lock cannot be upgraded.
       append: (message) => append.immediate(message),
@@ -307,6 +328,22 @@ export class SqliteStore implements HistoryStore {
   async epoch (room: string): Promise<string> {
     const sql = this.#sql ?? await this.#open()
     return sql.read(() => this.#roomState(sql, room).epoch)
+  }
+
+  async markRead (room: string, userId: string, offset: number): Promise<number | null> {
+    const sql = this.#sql ?? await this.#open()
+    return sql.markRead(room, userId, offset)
+  }
+
+  async readPosition (room: string, userId: string): Promise<number> {
+    const sql = this.#sql ?? await this.#open()
+    return sql.readPosition.get(userId, room)?.seq ?? 0
+  }
+
+  async readPositions (userId: string): Promise<Record<string, number>> {
+    const sql = this.#sql ?? await this.#open()
+    // fromEntries: a room may be named __proto__.
+    return Object.fromEntries(sql.readPositions.all(userId).map(({ room, seq }) => [room, seq]))
   }
 
   /**

@@ -65,6 +65,8 @@ export class Connection {
   queued = 0
   /** Cleared by each heartbeat, set by the pong: a socket still cleared at the next beat is dead. */
   alive = true
+  /** Whether `identify` gave the id; a guest's (random, or from a resume token) keeps no read positions beyond this socket. */
+  identified = false
   /** Whether ws itself refuses frames over `maxPayload` (otherwise each message is checked). */
   sizeChecked = false
   readonly bucket: TokenBucket | null

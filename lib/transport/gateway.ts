@@ -182,6 +182,7 @@ export class Gateway {
     const bucket = opts.rateLimit === null ? null : new TokenBucket(opts.rateLimit)
     const conn = new Connection(socket, request, id, name ?? guestName(), identity.data, this.#ctx, bucket)
     conn.sizeChecked = payloadEnforced
+    conn.identified = identified
 
     this.#connections.set(socket, conn)
     // ws closes the socket itself on a protocol error; we only count and log.

@@ -17,6 +17,7 @@ import { Client, listen, within, wsPair } from '../helpers/chat.js'
 const HISTORY = 2
 // An empty room's page of users.
 const NOBODY = { users: [], count: 0 }
+const NO_READS = { read: 0, unread: 0 }
 
 function context (maxBufferedBytes = 1 << 20): ConnectionContext {
   return { maxBufferedBytes, behindBytes: 1 << 18, closeTimeout: 100, stats: new Stats() }
@@ -82,8 +83,8 @@ t.test('a later begin supersedes an earlier one: abandoning or finishing the ear
 
   const stale: Replay = { page: { epoch: 'old', offset: 9, messages: [] }, recovered: true }
   const fresh: Replay = { page: { epoch: 'new', offset: 1, messages: [message(1)] }, recovered: false }
-  t.equal(replay.finish(conn, 'r', first, stale, NOBODY), false, 'the earlier read is not sent')
-  t.equal(replay.finish(conn, 'r', second, fresh, NOBODY), true)
+  t.equal(replay.finish(conn, 'r', first, stale, NOBODY, NO_READS), false, 'the earlier read is not sent')
+  t.equal(replay.finish(conn, 'r', second, fresh, NOBODY, NO_READS), true)
   conn.send({ type: 'left', room: 'marker' })
   const frames = await framesBefore(client, 'marker')
   t.strictSame(frames.map((f) => f.type === 'joined' ? f.epoch : f.type), ['new'], 'one joined: the later one')
@@ -164,11 +165,11 @@ t.test('finish: joined with the replay, then the held messages it did not have a
   held.push(message(4), message(5), presence, message(6), message(7))
   const page = { epoch: 'e1', offset: 5, messages: [message(4), message(5)] }
   const users = [{ id: 'alice', name: 'alice' }, { id: 'bob', name: 'bob' }]
-  t.equal(replay.finish(conn, 'r', held, { page, recovered: true }, { users, count: 7 }), true)
+  t.equal(replay.finish(conn, 'r', held, { page, recovered: true }, { users, count: 7 }, { read: 3, unread: 2 }), true)
   conn.send({ type: 'left', room: 'marker' })
 
   const frames = await framesBefore(client, 'marker')
-  t.strictSame(frames[0], { type: 'joined', room: 'r', epoch: 'e1', offset: 5, recovered: true, history: page.messages, users, count: 7 }, 'the page of users, and the count of them all')
+  t.strictSame(frames[0], { type: 'joined', room: 'r', epoch: 'e1', offset: 5, recovered: true, history: page.messages, users, count: 7, read: 3, unread: 2 }, 'the page of users, the count of them all, and the read position')
   t.strictSame(frames.slice(1).map((f) => f.type === 'message' ? f.offset : f.type), ['presence', 6, 7], 'offsets 4 and 5 came in the replay')
   t.strictSame(frames[1], JSON.parse(presence), 'presence passed through as it was')
   t.strictSame(frames[2], { type: 'message', ...message(6) })
@@ -184,11 +185,11 @@ t.test('finish sends nothing when the socket stopped holding or left the room me
   conn.addRoom('r')
   const abandoned = replay.begin(conn, 'r')
   replay.abandon(conn, 'r', abandoned)
-  t.equal(replay.finish(conn, 'r', abandoned, result, NOBODY), false)
+  t.equal(replay.finish(conn, 'r', abandoned, result, NOBODY, NO_READS), false)
 
   const gone = replay.begin(conn, 'gone')
   gone.push(message(1, 'gone'))
-  t.equal(replay.finish(conn, 'gone', gone, result, NOBODY), false)
+  t.equal(replay.finish(conn, 'gone', gone, result, NOBODY, NO_READS), false)
   t.equal(conn.held('gone'), undefined, 'it let go of the room all the same')
 
   conn.send({ type: 'left', room: 'marker' })
@@ -203,7 +204,7 @@ t.test('finish: the joined frame takes at most half of what the socket may have 
   const big = (offset: number): ChatMessage => ({ ...message(offset), text: 'x'.repeat(10_000) })
   const page = { epoch: 'e1', offset: 10, messages: Array.from({ length: 10 }, (_, i) => big(i + 1)) }
   const held = replay.begin(conn, 'r')
-  t.equal(replay.finish(conn, 'r', held, { page, recovered: true }, { users: [{ id: 'alice', name: 'alice' }], count: 1 }), true)
+  t.equal(replay.finish(conn, 'r', held, { page, recovered: true }, { users: [{ id: 'alice', name: 'alice' }], count: 1 }, NO_READS), true)
   const joined = await client.expect('joined')
   const bytes = Buffer.byteLength(JSON.stringify(joined))
   t.ok(bytes <= 32 * 1024, `${bytes} bytes, within half of maxBufferedBytes`)

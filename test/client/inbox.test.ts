@@ -78,3 +78,23 @@ t.test('left and renamed update the state before their events', async (t) => {
   t.equal(parts.rooms.wants('a'), false)
   t.same(parts.emitted, ['welcome', 'renamed', 'left', 'refreshed'])
 })
+
+t.test('read frames and messages keep the unread counts; a joined behind a read made meanwhile sends it again', async (t) => {
+  const { parts, inbox: box } = inbox()
+  const unread: unknown[] = []
+  parts.events.on('unread', (event) => unread.push(event))
+  send(box, { type: 'welcome', id: 'me', clientId: 'c1', name: 'me' })
+  parts.rooms.want('a')
+  parts.rooms.dial()
+  const from = { id: 'bob', name: 'bob' }
+  send(box, { type: 'joined', room: 'a', epoch: 'e', offset: 2, recovered: false, history: [{ room: 'a', offset: 1, ts: 1, from, text: 'x' }, { room: 'a', offset: 2, ts: 1, from, text: 'y' }], users: [], count: 2, read: 0, unread: 2 })
+  send(box, { type: 'message', room: 'a', offset: 3, ts: 1, from, text: 'z' })
+  send(box, { type: 'read', room: 'a', offset: 2 })
+  t.same(unread, [{ room: 'a', read: 0, unread: 2 }, { room: 'a', read: 0, unread: 3 }, { room: 'a', read: 2, unread: 1 }])
+  parts.reads.moved('a', 3)
+  parts.written.splice(0)
+  send(box, { type: 'joined', room: 'a', epoch: 'e', offset: 3, recovered: true, history: [], users: [], count: 2, read: 2, unread: 1 })
+  t.same(parts.written, [{ type: 'read', room: 'a', offset: 3 }], 'the server hears the read it missed')
+  send(box, { type: 'left', room: 'a' })
+  t.equal(parts.reads.get('a'), undefined, 'forgotten with the room')
+})

@@ -53,6 +53,19 @@ export class RecordingNode implements AdapterNode {
     this.#wake()
   }
 
+  /** Read positions the broker said moved, in order. */
+  readonly reads: Array<{ room: string, userId: string, offset: number, exclude: string | null }> = []
+
+  read (room: string, userId: string, offset: number, exclude: string | null): void {
+    this.reads.push({ room, userId, offset, exclude })
+    this.#wake()
+  }
+
+  /** The next read position that moved. */
+  async readMoved (): Promise<{ room: string, userId: string, offset: number, exclude: string | null }> {
+    return await this.#next(this.reads, 'a read position')
+  }
+
   /** Rooms the broker reset, in order. */
   readonly resets: string[] = []
 
@@ -329,6 +342,29 @@ export function brokerConformance (t: Test, name: string, start: AdapterFactory,
       for (let i = 0; i < WINDOW; i++) await broker.publish(message('r'), null)
       t.equal(await broker.entry('r', 1), null, 'no longer kept')
       t.equal((await broker.entry('r', 3 + WINDOW))?.offset, 3 + WINDOW, 'the latest')
+    })
+
+    t.test('read positions move forward only, clamped to the latest, and the node hears each move', async (t) => {
+      const { adapter: { broker }, node } = await open(t)
+      const { markRead, readPosition, readPositions } = broker
+      if (markRead === undefined || readPosition === undefined || readPositions === undefined) throw new Error('the broker keeps no read positions')
+      await broker.subscribe('a')
+      for (let i = 1; i <= 4; i++) await broker.publish(message('a', `m${i}`), null)
+      for (let i = 1; i <= 4; i++) await node.delivery()
+      t.equal(await readPosition.call(broker, 'a', 'u1'), 0, 'none yet: 0')
+      t.equal(await markRead.call(broker, 'a', 'u1', 2, 'conn-1'), 2)
+      t.strictSame(await node.readMoved(), { room: 'a', userId: 'u1', offset: 2, exclude: 'conn-1' }, 'the node hears it, with the socket to skip')
+      t.equal(await markRead.call(broker, 'a', 'u1', 1, null), null, 'a lower offset is ignored')
+      t.equal(await markRead.call(broker, 'a', 'u1', 2, null), null, 'an equal one too')
+      t.equal(await markRead.call(broker, 'a', 'u1', 50, null), 4, 'beyond the latest: clamped')
+      t.strictSame(await node.readMoved(), { room: 'a', userId: 'u1', offset: 4, exclude: null }, 'the ignored ones were not heard')
+      t.equal(await markRead.call(broker, 'empty', 'u1', 3, null), null, 'a room without messages has nothing to read')
+      t.equal(await readPosition.call(broker, 'a', 'u1'), 4)
+      t.equal(await readPosition.call(broker, 'a', 'u2'), 0, 'per user')
+      await broker.publish(message('b'), null)
+      t.equal(await markRead.call(broker, 'b', 'u1', 1, null), 1)
+      t.strictSame(await readPositions.call(broker, 'u1'), { a: 4, b: 1 })
+      t.strictSame(await readPositions.call(broker, 'nobody'), {})
     })
 
     t.test('closing twice is harmless', async (t) => {

@@ -9,6 +9,7 @@ import { Identity } from '../../lib/client/identity.js'
 import { JoinRetries } from '../../lib/client/join-retries.js'
 import type { Link } from '../../lib/client/link.js'
 import type { Parts } from '../../lib/client/parts.js'
+import { Reads } from '../../lib/client/reads.js'
 import { Rooms } from '../../lib/client/rooms.js'
 import { Roster } from '../../lib/client/roster.js'
 import { Scrollback } from '../../lib/client/scrollback.js'
@@ -55,6 +56,7 @@ export function testParts (backoff = new Backoff({ initialMs: 100, maxMs: 1000 }
       return true
     }),
     edits: new Edits(),
+    reads: new Reads(events),
     open: () => state.open,
     written,
     emitted,

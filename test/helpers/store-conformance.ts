@@ -18,6 +18,13 @@ export const WINDOW = 5
  * For a store that keeps its history across a restart, `reopen` returns a new
  * store on the same data as `store` (which the suite has closed).
  */
+/** The read methods of a store under test, which every store of the package has. */
+function reads (store: HistoryStore): Required<Pick<HistoryStore, 'markRead' | 'readPosition' | 'readPositions'>> {
+  const { markRead, readPosition, readPositions } = store
+  if (markRead === undefined || readPosition === undefined || readPositions === undefined) throw new Error('the store keeps no read positions')
+  return { markRead: markRead.bind(store), readPosition: readPosition.bind(store), readPositions: readPositions.bind(store) }
+}
+
 export function conformance (t: Test, name: string, makeStore: () => Promise<HistoryStore>, reopen?: (store: HistoryStore) => Promise<HistoryStore>): void {
   async function opened (t: Test, store: HistoryStore): Promise<HistoryStore> {
     t.teardown(async () => await store.close?.())
@@ -312,6 +319,28 @@ export function conformance (t: Test, name: string, makeStore: () => Promise<His
       t.equal((await store.recent('a', 100)).messages.length, 1)
     })
 
+    t.test('read positions move forward only, clamped to the room\'s latest, per user and room', async (t) => {
+      const store = await filled(t, 'a', 3)
+      t.equal(await reads(store).readPosition('a', 'u1'), 0, 'none yet: 0')
+      t.strictSame(await reads(store).readPositions('u1'), {})
+      t.equal(await reads(store).markRead('a', 'u1', 2), 2, 'moved')
+      t.equal(await reads(store).markRead('a', 'u1', 1), null, 'a lower offset is ignored')
+      t.equal(await reads(store).markRead('a', 'u1', 2), null, 'an equal one too')
+      t.equal(await reads(store).readPosition('a', 'u1'), 2)
+      t.equal(await reads(store).markRead('a', 'u1', 99), 3, 'beyond the latest: clamped to it')
+      t.equal(await reads(store).markRead('a', 'u1', 99), null, 'and clamped again, it does not move')
+      t.equal(await reads(store).markRead('empty', 'u1', 5), null, 'a room without messages has nothing to read')
+      t.equal(await reads(store).readPosition('empty', 'u1'), 0)
+      t.equal(await reads(store).readPosition('a', 'u2'), 0, 'another user has their own')
+      await stored(store, message('__proto__'))
+      t.equal(await reads(store).markRead('__proto__', 'u1', 1), 1)
+      t.equal(await reads(store).markRead('a', 'u2', 1), 1)
+      const positions = await reads(store).readPositions('u1')
+      t.strictSame(positions, { a: 3, ['__proto__']: 1 }, 'every room of the user, a room named __proto__ included')
+      t.equal(Object.getPrototypeOf(positions), Object.prototype, 'as own properties')
+      t.strictSame(await reads(store).readPositions('u2'), { a: 1 })
+    })
+
     if (reopen !== undefined) {
       t.test('cids are remembered across a close and a reopen', async (t) => {
         const before = await open(t)
@@ -349,6 +378,16 @@ export function conformance (t: Test, name: string, makeStore: () => Promise<His
         t.strictSame((await after.recent('a', 10)).messages, expected)
         t.strictSame((await after.since('a', 0))?.messages, expected)
         t.strictSame(await after.append(withMeta), { message: expected[1], duplicate: true })
+      })
+
+      t.test('read positions are kept across a close and a reopen', async (t) => {
+        const before = await filled(t, 'a', 4)
+        t.equal(await reads(before).markRead('a', 'u1', 3), 3)
+        await before.close?.()
+        const after = await opened(t, await reopen(before))
+        t.equal(await reads(after).readPosition('a', 'u1'), 3)
+        t.strictSame(await reads(after).readPositions('u1'), { a: 3 })
+        t.equal(await reads(after).markRead('a', 'u1', 2), null, 'still only forward')
       })
     }
 

@@ -122,6 +122,7 @@ expectType<Promise<OlderPage>>(app.chat.history('lobby', { before: 100, limit: 2
 expectType<Promise<OlderPage>>(app.chat.history('lobby', { before: 100 }))
 expectError(app.chat.history('lobby', { before: 100, since: 3 }))
 expectError(app.chat.history('lobby', { before: '100' }))
+expectType<Promise<Record<string, number>>>(app.chat.unread('alice'))
 expectType<string[]>(app.chat.rooms())
 expectType<number>(app.chat.size)
 expectError(app.chat.broadcast('lobby'))

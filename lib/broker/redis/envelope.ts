@@ -13,12 +13,17 @@ import type { PresenceEvent } from '../presence.js'
  * that sent them (`s`), which has run them already, when (`at`, its clock)
  * and their control log entry (`i`). A signal (`s`), with the connection to
  * skip (`x`), is published by a plain (S)PUBLISH: it is in no stream.
+ * A read position that moved (`r`)
+ * travels on the room's channel too, with the user (`u`), the new offset
+ * (`o`), the server that moved it (`s`, which told its own sockets) and the
+ * socket to skip (`x`).
  */
 export type Envelope =
   | { t: 'm', e: string, x: string | null, m: ChatMessage }
   | { t: 'p', e: PresenceEvent, s?: string, v?: string }
   | { t: 'c', i?: string, s: string, at?: number, c: ControlCommand }
   | { t: 's', x: string | null, s: SignalFrame }
+  | { t: 'r', r: string, u: string, o: number, s: string, x: string | null }
 
 /** The envelope in a channel payload; `null` for anything else (only our scripts publish there, but it is Redis). */
 export function parseEnvelope (payload: string): Envelope | null {
@@ -28,6 +33,6 @@ export function parseEnvelope (payload: string): Envelope | null {
   } catch {
     return null
   }
-  if (typeof envelope !== 'object' || envelope === null || (envelope.t !== 'm' && envelope.t !== 'p' && envelope.t !== 'c' && envelope.t !== 's')) return null
+  if (typeof envelope !== 'object' || envelope === null || !['m', 'p', 'c', 's', 'r'].includes(envelope.t)) return null
   return envelope
 }

@@ -81,6 +81,14 @@ export class RedisKeys {
     return this.#room(room, 'pair')
   }
 
+  /**
+   * The hash of one user's read positions: room -> offset. Only single-key
+   * scripts touch it, so on a cluster it lives wherever the user's id hashes.
+   */
+  reads (userId: string): string {
+    return `${this.#prefix}:reads:${userId}`
+  }
+
   /** The pub/sub channel carrying moderation commands to every server. */
   get control (): string {
     return `${this.#prefix}:control`

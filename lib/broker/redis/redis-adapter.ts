@@ -210,6 +210,7 @@ export class RedisAdapter implements Adapter {
     else if (envelope?.t === 'p' && this.#presence.accepts(envelope)) node.presence(envelope.e)
     else if (envelope?.t === 'c') this.#control.receive(envelope)
     else if (envelope?.t === 's') this.#broker.receiveSignal(envelope.s, envelope.x)
+    else if (envelope?.t === 'r') this.#broker.receiveRead(envelope.r, envelope.u, envelope.o, envelope.s, envelope.x)
   }
 
   /** One secret for every server, made by whichever asks first. */

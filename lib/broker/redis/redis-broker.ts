@@ -9,6 +9,8 @@ import type { RedisKeys } from './keys.js'
 import { RetryLoop } from './retry-loop.js'
 import { BEFORE, PUBLISH, RECENT, SINCE } from './history-scripts.js'
 import { runScript, unavailableOnError } from './lua.js'
+import { MARK_READ, READ_POSITIONS, SHARE_READ } from './read-scripts.js'
+import { randomId } from '../../random.js'
 
 interface Held { message: ChatMessage, epoch: string, exclude: string | null }
 
@@ -49,6 +51,8 @@ export class RedisBroker implements Broker {
   #historySize = 0
   #log: FastifyBaseLogger | null = null
   readonly #rooms = new Map<string, Listening>()
+  // Read positions this server moved come back on the room's channel; it told its sockets already.
+  readonly #server = randomId()
   // The subscriber came back and has to listen to every room again.
   #resubscribe = false
   readonly #catchUp = new RetryLoop(async () => await this.#catchUpAll(),
@@ -131,6 +135,42 @@ export class RedisBroker implements Broker {
     const id = `${offset}-1`
     const [found] = await this.#connections.commands.xrange(this.#keys.history(room).logKey, id, id)
     return found === undefined ? null : JSON.parse(found[1][1] as string) as ChatMessage
+  }
+
+  /**
+   * Moves a read position; its sockets here are told at once, other
+   * servers' through the room's channel when the user is in the room there.
+   * The room's latest offset is where this server's members stand when it
+   * listens to the room (a socket cannot have read further); otherwise Redis says.
+   */
+  async markRead (room: string, userId: string, offset: number, exclude: string | null): Promise<number | null> {
+    const listening = this.#rooms.get(room)
+    const latest = listening?.epoch != null ? listening.offset : (await this.recent(room, 0)).offset
+    const moved = await runScript(this.#connections.commands, MARK_READ, { readsKey: this.#keys.reads(userId) },
+      { room, offset: Math.min(offset, latest), latest })
+    if (moved < 0) return null
+    this.#node?.read?.(room, userId, moved, exclude)
+    const envelope = JSON.stringify({ t: 'r', r: room, u: userId, o: moved, s: this.#server, x: exclude })
+    await runScript(this.#connections.commands, SHARE_READ, { refsKey: this.#keys.presence(room).refsKey },
+      { user: userId, publish: this.#connections.publishCommand, channel: this.#keys.channel(room), envelope })
+    return moved
+  }
+
+  async readPosition (room: string, userId: string): Promise<number> {
+    return await runScript(this.#connections.commands, READ_POSITIONS, { readsKey: this.#keys.reads(userId) }, { room }) as number
+  }
+
+  async readPositions (userId: string): Promise<Record<string, number>> {
+    const flat = await runScript(this.#connections.commands, READ_POSITIONS, { readsKey: this.#keys.reads(userId) }, { room: '' }) as string[]
+    const entries: Array<[string, number]> = []
+    for (let i = 0; i + 1 < flat.length; i += 2) entries.push([flat[i], Number(flat[i + 1])])
+    return Object.fromEntries(entries)
+  }
+
+  /** A read position another server moved, from a room's channel. */
+  receiveRead (room: string, userId: string, offset: number, server: string, exclude: string | null): void {
+    if (server === this.#server || !this.#rooms.has(room)) return
+    this.#node?.read?.(room, userId, offset, exclude)
   }
 
   async subscribe (room: string): Promise<void> {
