@@ -4,26 +4,15 @@
 // code (type imports are erased, so they may come from anywhere).
 import type { DeleteRequest, EditRequest, HistoryFrame, MembersFrame, SendFrame, User } from './protocol/wire.js'
 import type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, HistoryQuery, MembersPage, RoomPresence, RoomUnread } from './client/types.js'
-import { Backoff } from './client/backoff.js'
 import { checkMeta, checkOffset, checkRoom, checkToken, checkUserId } from './client/checks.js'
-import { Directs } from './client/directs.js'
-import { Edits } from './client/edits.js'
 import type { AppliedMessage } from './client/edits.js'
-import { Emitter } from './client/emitter.js'
-import { Identity } from './client/identity.js'
 import { Inbox } from './client/inbox.js'
-import { JoinRetries } from './client/join-retries.js'
 import { Joins } from './client/joins.js'
-import { Link } from './client/link.js'
+import { buildParts, dropParts, endParts } from './client/parts.js'
 import type { Parts } from './client/parts.js'
 import { randomCid } from './client/requests.js'
-import { Reads } from './client/reads.js'
-import { Rooms } from './client/rooms.js'
-import { membersError, membersRequest, Roster } from './client/roster.js'
+import { membersError, membersRequest } from './client/roster.js'
 import { historyError, Scrollback } from './client/scrollback.js'
-import { SendQueue } from './client/send-queue.js'
-import { socketUrl } from './client/socket-url.js'
-import { Typing } from './client/typing.js'
 
 export type { AppliedMessage } from './client/edits.js'
 export type { ChatEvents, ClosedEvent, ConnectionStatus, ConnectOptions, HistoryError, HistoryQuery, MembersError, MembersPage, RoomPresence, RoomUnread, TypingEvent, WebSocketLike } from './client/types.js'
@@ -56,44 +45,18 @@ export class ChatConnection {
     this.#url.protocol = this.#url.protocol.replace(/^http/, 'ws')
     const params = this.#url.searchParams
 
-    const backoff = new Backoff(opts.backoff)
-    const events = new Emitter<ChatEvents>()
-    const me = new Identity(opts.name ?? params.get('name'), opts.resume ?? params.get('resume'))
-    const rooms = new Rooms()
-    const link = new Link(Socket, backoff, opts.params, {
-      // The first room joins with the upgrade itself.
-      url: (params) => socketUrl(this.#url, params, { name: me.name, resume: me.resume, first: rooms.dial() }),
+    this.#p = buildParts(Socket, this.#url, opts, {
       message: (data) => this.#inbox.receive(data),
       closed: (code, reason) => this.#closed(code, reason),
       retrying: () => this.#dropped()
-    })
-    this.#p = {
-      link,
-      events,
-      me,
-      rooms,
-      directs: new Directs(),
-      retries: new JoinRetries(backoff),
-      sends: new SendQueue(opts.maxQueue),
-      roster: new Roster(events),
-      scrollback: new Scrollback(events),
-      // Signals are never queued: one that cannot go now is stale by the time it could.
-      typing: new Typing(events, (frame) => {
-        if (this.#status !== 'open') return false
-        link.write(frame)
-        return true
-      }),
-      edits: new Edits(),
-      reads: new Reads(events),
-      open: () => this.#status === 'open'
-    }
+    }, () => this.#status === 'open')
     this.#joins = new Joins(this.#p)
     this.#inbox = new Inbox(this.#p, this.#joins, () => this.#welcomed())
 
     const first = params.get('room')
-    if (first !== null) rooms.first(checkRoom(first), params.get('since') ?? '')
-    for (const room of opts.rooms ?? []) rooms.want(checkRoom(room))
-    link.open()
+    if (first !== null) this.#p.rooms.first(checkRoom(first), params.get('since') ?? '')
+    for (const room of opts.rooms ?? []) this.#p.rooms.want(checkRoom(room))
+    this.#p.link.open()
   }
 
   get status (): ConnectionStatus { return this.#status }
@@ -316,19 +279,9 @@ export class ChatConnection {
   }
 
   #end (why: ClosedEvent): void {
-    const { link, retries, roster, sends, rooms, events } = this.#p
-    link.stop(why.code, why.reason)
-    retries.stop()
-    roster.failPages()
-    sends.clear()
-    this.#p.edits.clear()
-    rooms.dropped()
-    roster.clear()
-    this.#p.scrollback.failAll()
-    this.#p.scrollback.clear()
-    this.#p.typing.close()
+    endParts(this.#p, why)
     this.#setStatus('closed')
-    events.emit('closed', why)
+    this.#p.events.emit('closed', why)
   }
 
   #setStatus (status: ConnectionStatus): void {
@@ -361,11 +314,7 @@ export class ChatConnection {
 
   /** A socket dropped, or an attempt failed before one opened: the link waits its backoff, then tries again. */
   #dropped (): void {
-    this.#p.retries.stop()
-    this.#p.roster.failPages()
-    this.#p.scrollback.failAll()
-    this.#p.rooms.dropped()
-    this.#p.typing.dropped()
+    dropParts(this.#p)
     this.#setStatus('reconnecting')
   }
 
