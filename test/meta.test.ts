@@ -210,3 +210,35 @@ async function redisNode (t: Test, prefix: string): Promise<{ app: FastifyInstan
 }
 // The other app is another node on the same Redis, with its own cid memory: the resent cid is found by the adapter.
 await roundTrips(t, 'Redis adapter', async (t) => await redisNode(t, `meta-${++prefixes}`), async (t, before) => await redisNode(t, redisPrefixes.get(before) as string))
+
+t.test('an edit may carry meta, checked like a message\'s; the typed client sends it and keeps it in its view', async (t) => {
+  const { url } = await listen(t, { maxMetaBytes: 64, metaSchema: conventions })
+  const alice = await join(url, '?name=alice')
+  const sent = await send(alice, { text: 'hi', meta: { replyTo: 1 } }) as MessageFrame
+  const edit = async (frame: Record<string, unknown>): Promise<ReturnType<Client['next']>> => {
+    alice.send({ type: 'edit', room: 'lobby', of: sent.offset, text: 'hello', ...frame })
+    return await alice.next()
+  }
+  t.match(await edit({ cid: 'e1', meta: { replyTo: 'x' } }), { type: 'error', code: 'invalid_message', cid: 'e1', message: /at \/replyTo/ })
+  t.match(await edit({ cid: 'e2', meta: { extra: true } }), { type: 'error', code: 'invalid_message', cid: 'e2', message: /at \/extra/ }, 'refused, not stripped')
+  t.match(await edit({ cid: 'e3', meta: { mentions: ['x'.repeat(64)] } }), { type: 'error', code: 'too_large', cid: 'e3' })
+  t.match(await edit({ cid: 'e4', meta: [] }), { type: 'error', code: 'invalid_message', cid: 'e4' })
+  t.match(await edit({ cid: 'e5', meta: { replyTo: 2, checked: true } }), { type: 'edit', of: sent.offset, text: 'hello', cid: 'e5', meta: { replyTo: 2, checked: true } })
+
+  const { connect } = await import('../lib/client.js')
+  const WebSocket = (await import('ws')).default
+  const conn = connect(`${url}/chat?name=bob`, { WebSocket })
+  t.teardown(() => conn.close())
+  const joined = new Promise((resolve) => conn.on('joined', resolve))
+  await joined
+  t.strictSame(conn.message('lobby', sent.offset)?.meta, { replyTo: 2, checked: true }, 'the replayed edit\'s meta is applied')
+  t.throws(() => conn.send('x', 'lobby', [] as unknown as Record<string, unknown>), TypeError)
+  const echoed = new Promise<MessageFrame>((resolve) => conn.on('message', (m) => { if (m.text === 'mine') resolve(m) }))
+  conn.send('mine', 'lobby', { mentions: ['alice'] })
+  const mine = await echoed
+  t.strictSame(mine.meta, { mentions: ['alice'] })
+  const edited = new Promise((resolve) => conn.on('edit', resolve))
+  conn.edit('lobby', mine.offset, 'mine, fixed')
+  await edited
+  t.match(conn.message('lobby', mine.offset), { text: 'mine, fixed', meta: { mentions: ['alice'] } }, 'an edit without meta keeps the message\'s')
+})

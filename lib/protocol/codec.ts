@@ -269,6 +269,7 @@ function encodeAmendment (entry: ChatMessage): string {
     ? { type: 'edit', room, offset, ts, from, of, text }
     : { type: 'delete', room, offset, ts, from, of }
   if (cid !== undefined) frame.cid = cid
+  if (entry.meta !== undefined && frame.type === 'edit') frame.meta = entry.meta
   return JSON.stringify(frame)
 }
 
