@@ -12,8 +12,11 @@
 //            (roomSize > 0: fastify-chat sockets go to rooms of that many instead of the default room;
 //            room: every fastify-chat socket of every load generator joins that one room)
 //   reset    zero the counters and the histogram
-//   publish  { rate, durationMs, reconnect }
+//   publish  { rate, durationMs, reconnect, extras }
 //                                   rate per publisher, msg/s; resolves when all are sent;
+//                                   with `extras` (fastify-chat only), every subscriber also sends a
+//                                   `read` of the latest offset it has seen and every publisher a
+//                                   `typing` signal, once per second each
 //                                   with `reconnect`, a publisher the server closed is replaced
 //                                   50 ms later (what was due meanwhile is skipped, not sent)
 //   stop                            ends a running publish early
@@ -42,9 +45,11 @@ const CH_0 = C('0'); const CH_2 = C('2'); const CH_4 = C('4')
 
 let roomSize = 0
 let oneRoom = null
+// The room of fastify-chat client `i`: the server's default room unless the connect says otherwise.
+const DEFAULT_ROOM = 'bench'
+const roomOf = (i) => oneRoom ?? (roomSize > 0 ? `r${process.pid}-${Math.floor(i / roomSize)}` : DEFAULT_ROOM)
 const PATHS = {
-  chat: (i) => `/chat?name=lg${process.pid}-${i}` +
-    (oneRoom !== null ? `&room=${oneRoom}` : roomSize > 0 ? `&room=r${process.pid}-${Math.floor(i / roomSize)}` : ''),
+  chat: (i) => `/chat?name=lg${process.pid}-${i}` + (oneRoom !== null || roomSize > 0 ? `&room=${roomOf(i)}` : ''),
   naive: () => '/chat',
   socketio: () => '/socket.io/?EIO=4&transport=websocket'
 }
@@ -110,6 +115,8 @@ class Client {
     this.closed = false
     this.closeCode = null
     this.chunkTime = 0
+    // Messages received: with offsets starting at 1 in a fresh room, the latest offset seen.
+    this.got = 0
     this.reader = new FrameReader((op, buf, s, e, len) => this.onFrame(op, buf, s, e, len), sample)
   }
 
@@ -160,6 +167,7 @@ class Client {
       else totals.other++
     }
     if (!message) return
+    this.got++
     if (!this.counts) {
       totals.echoes++
       return
@@ -241,7 +249,7 @@ function reset () {
 }
 
 /** Every publisher sends `rate` msg/s for `durationMs`, phase-shifted so they do not send in lockstep. */
-function publish ({ rate, durationMs, reconnect = false }) {
+function publish ({ rate, durationMs, reconnect = false, extras = false }) {
   const pubs = clients.filter((c) => c.role === 'pub' && !c.closed)
   const interval = 1000 / rate
   const total = Math.max(1, Math.floor(rate * durationMs / 1000))
@@ -273,6 +281,7 @@ function publish ({ rate, durationMs, reconnect = false }) {
     const finish = () => {
       running = false
       clearInterval(timer)
+      clearInterval(extraTimer)
       clearTimeout(guard)
       stopPublishing = null
       resolve({
@@ -322,10 +331,21 @@ function publish ({ rate, durationMs, reconnect = false }) {
       if (!pending) finish()
     }
     const timer = setInterval(tick, 1)
+    const extraTimer = extras && kind === 'chat' ? setInterval(sendExtras, 1000) : undefined
     stopPublishing = finish
     // Bounded even if the event loop is swamped: stop sending 5 s past the end.
     const guard = setTimeout(finish, durationMs + 5000)
   })
+}
+
+/** One second's worth of the chatty extras: each subscriber reads up to what it has, each publisher types. */
+function sendExtras () {
+  for (const c of clients) {
+    if (c.closed || !c.ready) continue
+    const room = roomOf(c.index)
+    if (c.role === 'sub') c.sendText(`{"type":"read","room":"${room}","offset":${c.got}}`)
+    else c.sendText(`{"type":"signal","room":"${room}","name":"typing"}`)
+  }
 }
 
 function subscribers () {

@@ -84,6 +84,9 @@ const ALL_SERVERS = [
   { id: 'chat', label: 'fastify-chat', file: 'chat.mjs', kind: 'chat' },
   { id: 'sqlite', label: 'fastify-chat (SQLite store)', file: 'chat.mjs', kind: 'chat', env: { CHAT_STORE: 'sqlite' }, only: ['ramp', 'cpu'] },
   { id: 'authorize', label: 'fastify-chat (authorize → true)', file: 'chat.mjs', kind: 'chat', env: { CHAT_AUTHORIZE: '1' }, only: ['cpu'] },
+  // Every subscriber reads once a second and every publisher types once a second; users come from
+  // `identify`, so read positions are kept in the store (a guest's live only in its socket).
+  { id: 'extras', label: 'fastify-chat (signals and reads)', file: 'chat.mjs', kind: 'chat', env: { CHAT_IDENTIFY: '1' }, extras: true, only: ['chatty'] },
   { id: 'naive', label: 'naive loop', file: 'naive.mjs', kind: 'naive' },
   { id: 'floor', label: 'floor (raw writes)', file: 'floor.mjs', kind: 'naive', only: ['cpu'] },
   { id: 'socketio', label: 'Socket.IO', file: 'socketio.mjs', kind: 'socketio', only: ['ramp', 'cpu', 'chatty', 'idle', 'overload'] }

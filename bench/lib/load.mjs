@@ -10,13 +10,13 @@ import { P99_LIMIT_MS } from './settings.mjs'
  * `drainMs` for every delivery of what was sent. Counts are reset first, so
  * only messages of this window are counted (the previous one had drained).
  */
-export async function runLoad (rig, { rate, durationMs, receivers, drainMs, watch, reconnect = false }) {
+export async function runLoad (rig, { rate, durationMs, receivers, drainMs, watch, reconnect = false, extras = false }) {
   await rig.all('reset')
   const closesBefore = (await rig.stats()).closes
   const before = rig.snap()
   const publishStarted = performance.now()
   let stoppedEarly = false
-  const publishing = rig.all('publish', () => ({ rate, durationMs, reconnect }), durationMs + 30_000)
+  const publishing = rig.all('publish', () => ({ rate, durationMs, reconnect, extras }), durationMs + 30_000)
   if (watch !== undefined) {
     // `watch(elapsedMs)` runs every 250 ms while publishing; true ends it early.
     const state = { done: false }

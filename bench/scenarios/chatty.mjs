@@ -21,7 +21,7 @@ async function chatty (bench, server) {
     if (conn.ready !== conn.wanted) throw new Error(`${server.label}: ${conn.ready}/${conn.wanted} connected`)
     await rig.quiet(60_000)
     const r = await leastDisturbed(rig, server.label, cfg.retries,
-      () => runLoad(rig, { rate: CHATTY.rate / CHATTY.publishers, durationMs: cfg.chattyMs, receivers: CHATTY.clients, drainMs: cfg.drainMs }))
+      () => runLoad(rig, { rate: CHATTY.rate / CHATTY.publishers, durationMs: cfg.chattyMs, receivers: CHATTY.clients, drainMs: cfg.drainMs, extras: server.extras === true }))
     r.reasons = judge(r, cfg.drainMs)
     log(`  ${server.label}: p50 ${fmtMs(r.p50)}, p99 ${fmtMs(r.p99)}, server ${fmtPct(r.serverCpu)}, loadgen ${fmtPct(r.loadgenCpu)}`)
     return r
@@ -45,7 +45,9 @@ export function section (bench, servers, results) {
     ]),
     '',
     `Each publisher sends ${CHATTY.rate / CHATTY.publishers} msg/s for ${cfg.chattyMs / 1000} s; every message goes to all ` +
-      `${CHATTY.clients} clients, its sender included (${fmtRate(CHATTY.rate * CHATTY.clients)} deliveries).` + roundsNote(cfg.rounds) +
+      `${CHATTY.clients} clients, its sender included (${fmtRate(CHATTY.rate * CHATTY.clients)} deliveries).` +
+      (servers.some((s) => s.extras) ? ' In the "signals and reads" column each subscriber also sends a `read` of the latest offset it has once a second, and each publisher a `typing` signal once a second, which goes to every other member; its users come from `identify`, so every read that moves a position is a store write.' : '') +
+      roundsNote(cfg.rounds) +
       problems(results, servers)
   ]
 }

@@ -9,6 +9,8 @@
 // (a restart takes the same port; a storm needs more than Node's default backlog of 511).
 // CHAT_AUTHORIZE=1 adds an `authorize` that allows everything synchronously:
 // what access control costs when it says yes, once per message and join.
+// CHAT_IDENTIFY=1 adds an `identify` that takes `?name=` as the user's id, so
+// users are not guests and their read positions are kept in the store.
 import { rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -39,6 +41,7 @@ if (process.env.CHAT_STORE === 'sqlite') {
 if (process.env.CHAT_SECRET !== undefined) opts.secret = process.env.CHAT_SECRET
 
 if (process.env.CHAT_AUTHORIZE === '1') opts.authorize = () => true
+if (process.env.CHAT_IDENTIFY === '1') opts.identify = (request) => ({ id: String(request.query.name), name: String(request.query.name).slice(0, 32) })
 
 const removeDb = () => {
   if (dbPath === null) return
