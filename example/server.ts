@@ -52,7 +52,21 @@ export interface StaffData {
   staff: boolean
 }
 
+/**
+ * What a page sends as `?key=`: a random secret it keeps in localStorage,
+ * so every tab of one browser is one user (see {@link keyedIdentify}).
+ */
+export const USER_KEY_PATTERN = /^[A-Za-z0-9_-]{22,128}$/
+
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest()
+
+/**
+ * The user id of a page's key: a hash, so an id that others see (in
+ * presence, say) never tells the key that makes one that user.
+ */
+export function userIdOfKey (key: string): string {
+  return `u-${digest(key).toString('base64url').slice(0, 24)}`
+}
 
 /**
  * Whether `given` is the staff token, in constant time: both sides are hashed
@@ -71,7 +85,7 @@ function staffToken (env: NodeJS.ProcessEnv): string | null {
 }
 
 /**
- * The example's `identify`: a socket opened with `?staff=<token>` is staff.
+ * The example's staff check: a socket opened with `?staff=<token>` is staff.
  * It gives no id, so ids still come from the plugin's resume tokens (a
  * reload stays the same user), and no name, so `?name=` still picks it.
  */
@@ -79,6 +93,23 @@ export function staffIdentify (token: string | null): (request: FastifyRequest) 
   return (request) => {
     const data: StaffData = { staff: isStaffToken((request.query as { staff?: unknown }).staff, token) }
     return { data }
+  }
+}
+
+/**
+ * The example's `identify`: {@link staffIdentify}, plus an id for a socket
+ * that brings a well-formed `?key=`. Read positions are kept per user only
+ * for ids `identify` gives, so the key is what makes unread counts survive a
+ * reload and follow the user from tab to tab. Whoever holds the key is that
+ * user: a demo's stand-in for a real login. Without one (or with a
+ * malformed one) the socket is a guest, its id from a resume token.
+ */
+export function keyedIdentify (token: string | null): (request: FastifyRequest) => Identity {
+  const staff = staffIdentify(token)
+  return (request) => {
+    const identity = staff(request)
+    const key = (request.query as { key?: unknown }).key
+    return typeof key === 'string' && USER_KEY_PATTERN.test(key) ? { ...identity, id: userIdOfKey(key) } : identity
   }
 }
 
@@ -172,7 +203,7 @@ export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyIn
   const chat: FastifyChatOptions = {
     ...opts.chat,
     maxMessageLength: opts.chat?.maxMessageLength ?? MAX_MESSAGE_LENGTH,
-    identify: opts.chat?.identify ?? staffIdentify(token),
+    identify: opts.chat?.identify ?? keyedIdentify(token),
     authorize: opts.chat?.authorize ?? staffRoomsOnly
   }
   const given = opts.chat?.store ?? opts.store
@@ -193,13 +224,14 @@ export async function buildServer (opts: ExampleOptions = {}): Promise<FastifyIn
 }
 
 /**
- * Fastify's request log entry, with the staff token of a socket's URL
- * (`/chat?staff=…`) blanked: logs reach more people than staff do.
+ * Fastify's request log entry, with the staff token and the user key of a
+ * socket's URL (`/chat?staff=…&key=…`) blanked: logs reach more people than
+ * staff do, and a key is all it takes to be its user.
  */
 function loggedRequest (request: FastifyRequest): Record<string, unknown> {
   return {
     method: request.method,
-    url: request.url.replace(/([?&]staff=)[^&]*/g, '$1[redacted]'),
+    url: request.url.replace(/([?&](?:staff|key)=)[^&]*/g, '$1[redacted]'),
     host: request.host,
     remoteAddress: request.ip,
     remotePort: request.socket?.remotePort

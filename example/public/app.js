@@ -1,13 +1,19 @@
-/* global document, fetch, localStorage, sessionStorage, setTimeout, clearTimeout, window */
+/* global crypto, document, fetch, localStorage, sessionStorage, setTimeout, clearTimeout, window */
 // The example page. Every piece of user text goes through textContent: names,
 // room names and messages come from other people.
 import { connect, ROOM_PATTERN } from '/chat/client.js'
+import { RoomLog } from './room-log.js'
+import { actionButton, element, messageItem, pendingItem, typingText } from './view.js'
 
 const NAME_KEY = 'fastify-chat.name'
+// This browser's secret: every tab sends it, so they are all one user (see keyedIdentify in server.ts).
+const USER_KEY = 'fastify-chat.key'
 // Per tab, so a reload is the same user in the same rooms while a new tab is a new guest.
 const SESSION_KEY = 'fastify-chat.session'
-// Enough scrollback for a demo without letting a busy room grow the page forever.
-const MAX_SHOWN = 500
+// Older messages asked for at a time when scrolling back.
+const OLDER_PAGE = 50
+// How close to the top of the list (in pixels) scrolling starts loading older messages.
+const LOAD_WITHIN = 40
 // The counter shows up once a message has used this share of the limit.
 const COUNTER_FROM = 0.8
 
@@ -23,6 +29,10 @@ const ui = {
   roomTitle: $('room-title'),
   leave: $('leave'),
   messages: $('messages'),
+  typing: $('typing'),
+  composing: $('composing'),
+  composingText: $('composing-text'),
+  cancelComposing: $('cancel-composing'),
   sendForm: $('send-form'),
   textInput: $('text-input'),
   sendButton: document.querySelector('#send-form button'),
@@ -34,9 +44,14 @@ const ui = {
   reasonInput: $('reason-input')
 }
 
-/** room name -> { messages, pending: Map<cid, message>, unread }; who is in it, the client keeps (chat.presence). */
+/**
+ * room name -> { log: RoomLog, pending: Map<cid, message> }; who is in it,
+ * who is typing there and how much is unread, the client keeps.
+ */
 const rooms = new Map()
 let current = null
+// A reply or an edit being written: { mode: 'reply' | 'edit', room, message }; null for a new message.
+let composing = null
 // A room the user asked to join (or was in before a reload): we switch to it once the server confirms.
 let switchTo = null
 // The user whose direct conversation this page asked to open: we switch to it once the server confirms.
@@ -53,6 +68,21 @@ function loadSession () {
     return saved !== null && typeof saved === 'object' ? saved : {}
   } catch {
     return {}
+  }
+}
+
+/** This browser's user key, made on its first visit; null when storage is unavailable (the page is then a guest). */
+function userKey () {
+  try {
+    let key = localStorage.getItem(USER_KEY)
+    if (key === null) {
+      const bytes = crypto.getRandomValues(new Uint8Array(24))
+      key = btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_')
+      localStorage.setItem(USER_KEY, key)
+    }
+    return key
+  } catch {
+    return null
   }
 }
 
@@ -84,6 +114,8 @@ const [firstRoom, ...otherRooms] = memberOf
 const socketQuery = new URLSearchParams()
 if (firstRoom !== undefined) socketQuery.set('room', firstRoom)
 if (staffToken !== null) socketQuery.set('staff', staffToken)
+const key = userKey()
+if (key !== null) socketQuery.set('key', key)
 const chat = connect(socketQuery.toString() === '' ? '/chat' : `/chat?${socketQuery}`, {
   name: params.get('name') ?? localStorage.getItem(NAME_KEY) ?? undefined,
   rooms: otherRooms,
@@ -106,17 +138,10 @@ function remember () {
   }
 }
 
-function element (tag, className, text) {
-  const node = document.createElement(tag)
-  if (className) node.className = className
-  if (text !== undefined) node.textContent = text
-  return node
-}
-
 function roomState (name) {
   let room = rooms.get(name)
   if (room === undefined) {
-    room = { messages: [], pending: new Map(), unread: 0 }
+    room = { log: new RoomLog(), pending: new Map() }
     rooms.set(name, room)
   }
   return room
@@ -146,44 +171,12 @@ function dropRoom (name) {
   memberOf.delete(name)
   directs.delete(name)
   if (switchTo === name) switchTo = null
-  if (name === current) {
+  if (name === current || current === null) {
     show(rooms.keys().next().value ?? null)
   } else {
     renderRooms()
     remember()
   }
-}
-
-const clock = { hour: '2-digit', minute: '2-digit' }
-
-/** The time for today's messages; older ones get the date too, and the year when it is not this one. */
-function when (ts) {
-  const date = new Date(ts)
-  const now = new Date()
-  if (date.toDateString() === now.toDateString()) return date.toLocaleTimeString([], clock)
-  const day = date.getFullYear() === now.getFullYear() ? { month: 'short', day: 'numeric' } : { year: 'numeric', month: 'short', day: 'numeric' }
-  return date.toLocaleString([], { ...day, ...clock })
-}
-
-function messageItem (message) {
-  const item = element('li', message.from.id === chat.id ? 'message mine' : 'message')
-  const time = element('time', 'time', when(message.ts))
-  time.dateTime = new Date(message.ts).toISOString()
-  time.title = new Date(message.ts).toLocaleString()
-  item.append(element('span', 'from', message.from.name), time, element('p', 'text', message.text))
-  return item
-}
-
-/** A message sent but not yet back from the server: in the client's queue, or on its way. */
-function pendingItem (message) {
-  const item = element('li', 'message mine pending')
-  item.dataset.cid = message.cid
-  item.append(element('span', 'from', chat.name ?? 'you'), element('span', 'sending', 'sending…'), element('p', 'text', message.text))
-  return item
-}
-
-function pendingElement (cid) {
-  return [...ui.messages.querySelectorAll('.pending')].find((item) => item.dataset.cid === cid)
 }
 
 function renderRooms () {
@@ -194,20 +187,13 @@ function renderRooms () {
     button.dataset.room = name
     if (direct) button.title = `Direct conversation with ${roomLabel(name)}`
     if (name === current) button.setAttribute('aria-current', 'true')
-    if (room.unread > 0) button.append(element('span', 'badge', String(room.unread)))
+    const unread = chat.unread(name)?.unread ?? 0
+    if (unread > 0) button.append(element('span', 'badge', String(unread)))
     button.addEventListener('click', () => show(name))
     const item = element('li')
     item.append(button)
     return item
   }))
-}
-
-function actionButton (className, text, title, onClick) {
-  const node = element('button', className, text)
-  node.type = 'button'
-  node.title = title
-  node.addEventListener('click', onClick)
-  return node
 }
 
 /** One entry of the online list: another user's name opens a direct conversation; staff get remove and kick. */
@@ -245,10 +231,116 @@ function renderUsers () {
   if (presence !== undefined) ui.moreUsers.textContent = `Show more (${users.length} of ${presence.count} shown)`
 }
 
-function renderMessages () {
-  const room = current === null ? null : rooms.get(current)
-  ui.messages.replaceChildren(...(room === null ? [] : [...room.messages.map(messageItem), ...[...room.pending.values()].map(pendingItem)]))
-  ui.messages.scrollTop = ui.messages.scrollHeight
+/** What a message item needs from the page: who the user is, the messages held, and the buttons' actions. */
+const itemPage = {
+  get me () { return chat.id },
+  get name () { return chat.name ?? 'you' },
+  held: (offset) => current === null ? undefined : rooms.get(current)?.log.get(offset),
+  reply: (message) => compose('reply', message),
+  edit: (message) => compose('edit', message),
+  delete: (message) => {
+    if (current === null) return
+    if (composing?.message.offset === message.offset) compose(null)
+    try {
+      chat.delete(current, message.offset)
+    } catch (err) {
+      notify(`Sorry, the message was not deleted: ${err.message}`)
+    }
+  }
+}
+
+function isAtBottom () {
+  const list = ui.messages
+  return list.scrollHeight - list.scrollTop - list.clientHeight < 40
+}
+
+/**
+ * Shows the room's messages, delivered then pending. `keep` says what stays
+ * in place: 'end' scrolls to the latest; 'top' keeps the scroll offset (what
+ * changed is below, or in place); 'bottom' keeps the distance from the end
+ * (older messages came in above).
+ */
+function renderMessages (keep = 'end') {
+  const room = current === null ? undefined : rooms.get(current)
+  const list = ui.messages
+  const { scrollTop } = list
+  const fromEnd = list.scrollHeight - scrollTop
+  list.replaceChildren(...(room === undefined
+    ? []
+    : [
+        ...(room.log.more ? [olderItem] : []),
+        ...room.log.messages.map((message) => messageItem(message, itemPage)),
+        ...[...room.pending.values()].map((message) => pendingItem(message, itemPage))
+      ]))
+  renderOlder()
+  if (keep === 'end') list.scrollTop = list.scrollHeight
+  else if (keep === 'bottom') list.scrollTop = list.scrollHeight - fromEnd
+  else list.scrollTop = scrollTop
+}
+
+// Atop the list while older messages may be kept: for a room too short to scroll, and for keyboards.
+// Inside the list, so it scrolls away with the messages and its going moves nothing shown.
+const olderButton = actionButton('older', 'Load older messages', 'Load older messages', () => { if (current !== null) loadOlder(current) })
+const olderItem = element('li', 'older-item')
+olderItem.append(olderButton)
+
+function renderOlder () {
+  const loading = current !== null && rooms.get(current)?.log.loading === true
+  olderButton.disabled = loading
+  olderButton.textContent = loading ? 'Loading older messages…' : 'Load older messages'
+}
+
+/**
+ * Asks for the page before the oldest entry the room holds. Not loadOlder():
+ * that pages from the oldest the client was given, while the page lets its
+ * oldest messages go when it holds too many, and must ask from its own edge.
+ */
+async function loadOlder (name) {
+  const log = rooms.get(name)?.log
+  if (log === undefined || !log.more || log.loading || chat.status !== 'open') return
+  const { generation, epoch } = log
+  log.loading = true
+  if (name === current) renderOlder()
+  try {
+    const page = await chat.history(name, { before: log.edge, limit: OLDER_PAGE })
+    // The room started over while the page was on its way: it continues nothing shown.
+    if (rooms.get(name)?.log !== log || log.generation !== generation || page.epoch !== epoch) return
+    log.older(page)
+    if (name === current) renderMessages('bottom')
+  } catch (err) {
+    notify(`Sorry, older messages did not load: ${err.message}`)
+  } finally {
+    log.loading = false
+    if (name === current) renderOlder()
+  }
+}
+
+function renderTyping () {
+  ui.typing.textContent = current === null ? '' : typingText(chat.typingIn(current))
+}
+
+/** Starts a reply to `message` or an edit of it (mode 'reply' or 'edit'), or stops either (mode null). */
+function compose (mode, message) {
+  const editing = composing?.mode === 'edit'
+  composing = mode === null || current === null ? null : { mode, room: current, message }
+  ui.composing.hidden = composing === null
+  if (composing !== null) {
+    ui.composingText.replaceChildren(
+      element('span', 'composing-what', mode === 'edit' ? 'Editing your message' : `Replying to ${message.from.name}: `),
+      ...(mode === 'edit' ? [] : [element('span', 'composing-quote', message.text)])
+    )
+  }
+  ui.sendButton.textContent = mode === 'edit' ? 'Save' : 'Send'
+  if (mode === 'edit') ui.textInput.value = message.text
+  else if (editing) ui.textInput.value = ''
+  if (mode !== null) ui.textInput.focus()
+  renderComposer()
+}
+
+/** Marks the room shown read, while the tab is seen: the server keeps it, and the user's other tabs clear their badge. */
+function markRead () {
+  if (current === null || document.visibilityState !== 'visible' || chat.unread(current) === undefined) return
+  chat.read(current)
 }
 
 function renderComposer () {
@@ -267,12 +359,14 @@ function renderComposer () {
 }
 
 function show (name) {
+  if (name !== current && composing !== null) compose(null)
   current = name
-  if (name !== null) roomState(name).unread = 0
   ui.roomTitle.textContent = name === null ? 'No room' : roomLabel(name)
+  markRead()
   renderRooms()
   renderMessages()
   renderUsers()
+  renderTyping()
   renderComposer()
   remember()
 }
@@ -342,24 +436,23 @@ chat.on('renamed', ({ name }) => {
 })
 
 chat.on('joined', (frame) => {
-  const fresh = !rooms.has(frame.room)
   const room = roomState(frame.room)
   // recovered: history is exactly what we missed. Otherwise a gap is possible
   // and history is the latest page, so it replaces what we had.
-  room.messages = (frame.recovered ? room.messages.concat(frame.history) : frame.history).slice(-MAX_SHOWN)
+  room.log.joined(frame)
   // A message whose echo a dropped socket lost comes back in the history instead.
   for (const message of frame.history) room.pending.delete(message.cid)
   // A direct room: one this page opened, or one the other user wrote in first.
   if (frame.with !== undefined) directs.set(frame.room, { id: frame.with.id, name: seenName(frame.with) })
   else memberOf.add(frame.room)
   const asked = switchTo === frame.room || (directTo !== null && frame.with?.id === directTo)
-  if (current === null || asked || current === frame.room) {
+  // Not a room that comes first while the one to show is on its way: showing it would mark it read.
+  const first = current === null && (switchTo === null || !(memberOf.has(switchTo) || directs.has(switchTo)))
+  if (first || asked || current === frame.room) {
     if (switchTo === frame.room) switchTo = null
     if (asked) directTo = null
     show(frame.room)
   } else {
-    // A conversation the other user started: their first messages come in its history.
-    if (fresh && frame.with !== undefined) room.unread = frame.history.filter((message) => message.from.id !== chat.id).length
     renderRooms()
     remember()
   }
@@ -367,22 +460,33 @@ chat.on('joined', (frame) => {
 
 chat.on('message', (message) => {
   const room = roomState(message.room)
-  const mine = message.cid !== undefined && room.pending.delete(message.cid)
-  room.messages.push(message)
-  if (room.messages.length > MAX_SHOWN) room.messages.shift()
-  if (message.room !== current) {
-    if (message.from.id !== chat.id) room.unread++
-    renderRooms()
-    return
-  }
-  const list = ui.messages
-  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40
-  if (mine) pendingElement(message.cid)?.remove()
+  room.pending.delete(message.cid)
+  room.log.add(message)
+  if (message.room !== current) return
+  markRead()
   // Delivered messages stay above the ones still pending, in the server's order.
-  list.insertBefore(messageItem(message), list.querySelector('.pending'))
-  if (list.children.length > MAX_SHOWN) list.firstElementChild.remove()
-  if (atBottom || message.from.id === chat.id) list.scrollTop = list.scrollHeight
+  renderMessages(isAtBottom() || message.from.id === chat.id ? 'end' : 'top')
 })
+
+/** An edit or a delete: the message changes in place, and so do the replies quoting it. */
+function amended (frame) {
+  const changed = rooms.get(frame.room)?.log.add(frame)
+  if (changed === null || changed === undefined) return
+  if (composing?.room === frame.room && composing.message.offset === frame.of && frame.type === 'delete') compose(null)
+  if (frame.room === current) renderMessages(isAtBottom() ? 'end' : 'top')
+}
+chat.on('edit', amended)
+chat.on('delete', amended)
+
+chat.on('typing', ({ room }) => { if (room === current) renderTyping() })
+
+// Counts from the server's joined, kept current by the client: new messages, this tab's reads, the user's other tabs.
+chat.on('unread', ({ room, unread }) => {
+  if (room === current && unread > 0) markRead()
+  if (rooms.has(room)) renderRooms()
+})
+
+document.addEventListener('visibilitychange', markRead)
 
 chat.on('presence', ({ room, event, user }) => {
   if (!rooms.has(room)) return
@@ -425,7 +529,7 @@ chat.on('error', (frame) => {
   // The text goes back into the box, unless something else is being typed there.
   const { text, room } = failed.pending.get(frame.cid)
   failed.pending.delete(frame.cid)
-  pendingElement(frame.cid)?.remove()
+  if (room === current) renderMessages('top')
   const restore = room === current && ui.textInput.value === ''
   if (restore) {
     ui.textInput.value = text
@@ -463,7 +567,21 @@ ui.leave.addEventListener('click', () => {
   if (current !== null) chat.leave(current)
 })
 
-ui.textInput.addEventListener('input', renderComposer)
+ui.textInput.addEventListener('input', () => {
+  renderComposer()
+  // An edit is no news to the others; a cleared box is not typing.
+  if (current !== null && composing?.mode !== 'edit' && ui.textInput.value !== '') chat.typing(current)
+})
+
+ui.textInput.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape' && composing !== null) compose(null)
+})
+
+ui.cancelComposing.addEventListener('click', () => compose(null))
+
+ui.messages.addEventListener('scroll', () => {
+  if (current !== null && ui.messages.scrollTop < LOAD_WITHIN) loadOlder(current)
+})
 
 ui.moreUsers.addEventListener('click', () => {
   const room = current
@@ -482,18 +600,31 @@ ui.sendForm.addEventListener('submit', (event) => {
   const text = ui.textInput.value
   // Too long: the counter says by how much, and the text stays to be shortened.
   if (text.trim() === '' || current === null || [...text].length > maxLength) return
+  if (composing?.mode === 'edit') {
+    const { message } = composing
+    try {
+      if (text !== message.text) chat.edit(current, message.offset, text)
+    } catch (err) {
+      notify(`Sorry, the message was not changed: ${err.message}`)
+      return
+    }
+    ui.textInput.value = ''
+    compose(null)
+    return
+  }
+  const of = composing?.mode === 'reply' ? composing.message.offset : undefined
+  const meta = of === undefined ? undefined : { replyTo: of }
   let cid
   try {
-    cid = chat.send(text, current)
+    cid = chat.send(text, current, meta)
   } catch (err) {
     notify(`Sorry, the message was not sent: ${err.message}`)
     return
   }
   ui.textInput.value = ''
-  const message = { cid, room: current, text }
-  roomState(current).pending.set(cid, message)
-  ui.messages.append(pendingItem(message))
-  ui.messages.scrollTop = ui.messages.scrollHeight
+  roomState(current).pending.set(cid, meta === undefined ? { cid, room: current, text } : { cid, room: current, text, meta })
+  if (composing !== null) compose(null)
+  renderMessages('end')
   renderComposer()
 })
 
