@@ -2,24 +2,11 @@
 import t from 'tap'
 import WebSocket from 'ws'
 import { connect } from '../lib/client.js'
-import type { ChatConnection, ChatEvents, ConnectOptions } from '../lib/client.js'
-import { listen, within } from './helpers/chat.js'
+import type { ChatConnection, ConnectOptions } from '../lib/client.js'
+import { listen } from './helpers/chat.js'
+import { waitFor } from './helpers/client-events.js'
 
 const fast: ConnectOptions = { WebSocket, backoff: { initialMs: 5, maxMs: 20 } }
-
-async function waitFor<E extends keyof ChatEvents> (
-  conn: ChatConnection, event: E, predicate: (payload: ChatEvents[E]) => boolean = () => true
-): Promise<ChatEvents[E]> {
-  let off = (): void => {}
-  const seen = new Promise<ChatEvents[E]>((resolve) => {
-    off = conn.on(event, (payload) => { if (predicate(payload)) resolve(payload) })
-  })
-  try {
-    return await within(seen, 3000, `a ${event} event`)
-  } finally {
-    off()
-  }
-}
 
 function identify (request: { query: unknown }): { id: string, name: string } {
   const { user } = request.query as { user: string }

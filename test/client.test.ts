@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import t from 'tap'
 import WebSocket from 'ws'
 import { connect } from '../lib/client.js'
-import type { ChatConnection, ChatEvents, ConnectOptions, MembersError, WebSocketLike } from '../lib/client.js'
+import type { ChatConnection, ConnectOptions, MembersError, WebSocketLike } from '../lib/client.js'
 import type { AdapterContext, AdapterNode } from '../lib/broker/adapter.js'
 import { LocalAdapter } from '../lib/broker/local-adapter.js'
 import { MAX_CURSOR_LENGTH, MAX_MEMBERS_PAGE } from '../lib/protocol/wire.js'
@@ -11,24 +11,10 @@ import type { ChatMessage, ClientFrame, JoinedFrame, MembersFrame, MembersReques
 import { MemoryStore } from '../lib/stores/memory-store.js'
 import type { AppendResult, HistoryPage, HistoryStore, NewMessage } from '../lib/stores/history-store.js'
 import { join, listen, within } from './helpers/chat.js'
+import { waitFor } from './helpers/client-events.js'
 import { withFakeClock } from './helpers/fake-clock.js'
 
 const fast: ConnectOptions = { WebSocket, backoff: { initialMs: 5, maxMs: 20 } }
-
-/** The next `event` whose payload passes `predicate`; start waiting before you act. */
-async function waitFor<E extends keyof ChatEvents> (
-  conn: ChatConnection, event: E, predicate: (payload: ChatEvents[E]) => boolean = () => true
-): Promise<ChatEvents[E]> {
-  let off = (): void => {}
-  const seen = new Promise<ChatEvents[E]>((resolve) => {
-    off = conn.on(event, (payload) => { if (predicate(payload)) resolve(payload) })
-  })
-  try {
-    return await within(seen, 3000, `a ${event} event`)
-  } finally {
-    off()
-  }
-}
 
 /** Every message text the connection would show, from `joined` history and live messages. */
 function shown (conn: ChatConnection): string[] {

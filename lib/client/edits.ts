@@ -1,16 +1,11 @@
 import type { ChatMessage, User } from '../protocol/wire.js'
 
-/** A message as the client shows it: with the edits and the delete that reached it applied. */
-export interface AppliedMessage {
-  room: string
-  offset: number
-  ts: number
-  from: User
-  /** The latest text; empty once deleted. */
-  text: string
-  cid?: string
-  /** The message's `meta`, or the latest edit's when it carried one; absent once deleted. */
-  meta?: Record<string, unknown>
+/**
+ * A message as the client shows it: with the edits and the delete that
+ * reached it applied. `text` is the latest, empty once deleted; `meta` the
+ * message's, or the latest edit's that carried one, absent once deleted.
+ */
+export interface AppliedMessage extends Omit<ChatMessage, 'type' | 'of'> {
   /** The latest edit applied: when, by whom (the author or a moderator), and its own offset. */
   edited?: { ts: number, by: User, offset: number }
   /** Set once deleted: when, by whom, and the delete's own offset. */

@@ -483,18 +483,21 @@ t.test('a schema 1 file is migrated and remembers the latest cids its messages h
   t.equal(inspect(t, path).pragma('user_version', { simple: true }), 3)
 })
 
+// The tables as schema 2 made them: before meta, edits and deletes had columns.
+const SCHEMA_2_TABLES = `
+CREATE TABLE rooms (name TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_offset INTEGER NOT NULL, cid_count INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, from_id TEXT NOT NULL,
+  from_name TEXT NOT NULL, text TEXT NOT NULL, cid TEXT, PRIMARY KEY (room, seq));
+CREATE TABLE cids (room TEXT NOT NULL, cid TEXT NOT NULL, slot INTEGER NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
+  from_id TEXT NOT NULL, from_name TEXT NOT NULL, text TEXT NOT NULL, PRIMARY KEY (room, cid)) WITHOUT ROWID;
+CREATE UNIQUE INDEX cids_by_slot ON cids (room, slot);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;`
+
 t.test('a schema 2 file is migrated in place: its messages have no meta, new ones keep theirs', async (t) => {
   const path = newFile()
   const old = new Database(path)
-  // The tables as schema 2 made them, before messages and cids had a meta column.
   old.exec(`
-    CREATE TABLE rooms (name TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_offset INTEGER NOT NULL, cid_count INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-    CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, from_id TEXT NOT NULL,
-      from_name TEXT NOT NULL, text TEXT NOT NULL, cid TEXT, PRIMARY KEY (room, seq));
-    CREATE TABLE cids (room TEXT NOT NULL, cid TEXT NOT NULL, slot INTEGER NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
-      from_id TEXT NOT NULL, from_name TEXT NOT NULL, text TEXT NOT NULL, PRIMARY KEY (room, cid)) WITHOUT ROWID;
-    CREATE UNIQUE INDEX cids_by_slot ON cids (room, slot);
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    ${SCHEMA_2_TABLES}
     INSERT INTO rooms VALUES ('a', 'epoch-a', 2, 1);
     INSERT INTO messages VALUES ('a', 1, 1700000000000, 'u1', 'alice', 'old', 'c-old'), ('a', 2, 1700000000000, 'u1', 'alice', 'older cid-less', NULL);
     INSERT INTO cids VALUES ('a', 'c-old', 0, 1, 1700000000000, 'u1', 'alice', 'old');
@@ -660,13 +663,7 @@ t.test('a schema 2 file gains the entry columns in place: its rows stay messages
   const path = newFile()
   const old = new Database(path)
   old.exec(`
-    CREATE TABLE rooms (name TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_offset INTEGER NOT NULL, cid_count INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-    CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, from_id TEXT NOT NULL,
-      from_name TEXT NOT NULL, text TEXT NOT NULL, cid TEXT, PRIMARY KEY (room, seq));
-    CREATE TABLE cids (room TEXT NOT NULL, cid TEXT NOT NULL, slot INTEGER NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,
-      from_id TEXT NOT NULL, from_name TEXT NOT NULL, text TEXT NOT NULL, PRIMARY KEY (room, cid)) WITHOUT ROWID;
-    CREATE UNIQUE INDEX cids_by_slot ON cids (room, slot);
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    ${SCHEMA_2_TABLES}
     INSERT INTO rooms VALUES ('a', 'epoch-a', 2, 1);
     INSERT INTO messages VALUES ('a', 1, 1700000000000, 'u1', 'alice', 'm1', 'c1');
     INSERT INTO messages VALUES ('a', 2, 1700000000000, 'u1', 'alice', 'm2', NULL);
