@@ -6,7 +6,7 @@ import { chromium } from 'playwright-core'
 import type { Browser, Page } from 'playwright-core'
 import t from 'tap'
 import type { Test } from 'tap'
-import { buildServer, staffIdentify } from '../example/server.js'
+import { buildServer, keyedIdentify } from '../example/server.js'
 import type { FastifyChatOptions } from '../index.js'
 import { MemoryStore } from '../lib/stores/memory-store.js'
 import { join } from './helpers/chat.js'
@@ -64,7 +64,7 @@ const STAFF_TOKEN = 'browser-staff-token'
 
 async function start (t: Test, store: MemoryStore, gate: Gate, port = 0, chat: FastifyChatOptions = {}): Promise<Server> {
   // The example's own identify, behind the gate.
-  const identify = staffIdentify(STAFF_TOKEN)
+  const identify = keyedIdentify(STAFF_TOKEN)
   const app = await buildServer({
     env: { STAFF_TOKEN },
     chat: {
@@ -317,10 +317,15 @@ t.test('a message over maxMessageLength keeps its text; the counter says by how 
 })
 
 t.test('a message the server refuses comes back into the box', async (t) => {
-  const { base } = await start(t, new MemoryStore(), new Gate(), 0, { rateLimit: { messages: 1, intervalMs: 600_000, burst: 2 } })
+  // Typing each message sends a typing signal first (one's own message lets
+  // the next keystroke signal at once), and signals count against the limit
+  // too: five frames pass, the sixth, "three", is refused.
+  const { base } = await start(t, new MemoryStore(), new Gate(), 0, { rateLimit: { messages: 1, intervalMs: 600_000, burst: 5 } })
   const alice = await open(t, `${base}/?name=alice`)
   await say(alice, 'one')
+  await waitForText(alice, 'one')
   await say(alice, 'two')
+  await waitForText(alice, 'two')
   await say(alice, 'three')
   t.match(await waitForNotice(alice, /not sent/), /slow down/)
   t.equal(await alice.inputValue('#text-input'), 'three', 'the refused text is back')
@@ -519,9 +524,9 @@ t.test('two pages hold a direct conversation by clicking names; a third cannot o
   t.equal(await waitForNotice(carol, /may not/), `Sorry, you may not enter ${room}.`)
   t.same(await roomsShown(carol), { rooms: ['lobby'], current: 'lobby' })
   const answer = await carol.evaluate(async (room) => await new Promise<unknown[]>((resolve, reject) => {
-    // Carol's own id: the resume token her page keeps.
-    const { resume } = JSON.parse(sessionStorage.getItem('fastify-chat.session') ?? '{}') as { resume: string }
-    const ws = new WebSocket(`${location.origin.replace(/^http/, 'ws')}/chat?name=carol&resume=${encodeURIComponent(resume)}`)
+    // Carol's own id: the user key her browser keeps.
+    const key = localStorage.getItem('fastify-chat.key') ?? ''
+    const ws = new WebSocket(`${location.origin.replace(/^http/, 'ws')}/chat?name=carol&key=${encodeURIComponent(key)}`)
     const frames: unknown[] = []
     const timer = setTimeout(() => reject(new Error(`no answer: ${JSON.stringify(frames)}`)), 10_000)
     ws.onmessage = (event) => {

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import type { Test } from 'tap'
 import WebSocket from 'ws'
-import { buildServer, DEFAULT_CHAT_DB, LISTEN_BACKLOG, MAX_MESSAGE_LENGTH, storeFromEnv } from '../example/server.js'
+import { buildServer, DEFAULT_CHAT_DB, LISTEN_BACKLOG, MAX_MESSAGE_LENGTH, storeFromEnv, userIdOfKey } from '../example/server.js'
 import type { ExampleOptions } from '../example/server.js'
 import { CloseCode } from '../lib/close-codes.js'
 import { MemoryStore } from '../lib/stores/memory-store.js'
@@ -25,6 +25,8 @@ t.teardown(() => rm(tmp, { recursive: true, force: true }))
 
 // The example's staff token where a test sets one; spaces, so URLs must encode it.
 const STAFF_TOKEN = 'correct horse battery staple'
+// A user key as the page makes one: 24 random bytes in base64url.
+const USER_KEY = 'x2Yq0b_Lr7mN4kD-8sWvTfHc1uJpAeZg'
 
 async function build (t: { teardown (fn: () => unknown): void }) {
   const app = await buildServer({ env: { CHAT_DB: ':memory:' } })
@@ -44,6 +46,14 @@ t.test('serves the page and its assets', async (t) => {
   t.equal(script.statusCode, 200)
   t.match(script.headers['content-type'], /javascript/)
   t.match(script.body, "from '/chat/client.js'")
+  // The page's own modules, served beside it.
+  const modules = [...script.body.matchAll(/^import [^'"]*['"]\.\/([\w-]+\.js)['"]/gm)].map((m) => m[1] as string)
+  t.ok(modules.length > 0, 'app.js imports modules of its own')
+  for (const name of modules) {
+    const module = await app.inject(`/${name}`)
+    t.equal(module.statusCode, 200, `${name} is served`)
+    t.match(module.headers['content-type'], /javascript/)
+  }
 
   const css = await app.inject('/style.css')
   t.equal(css.statusCode, 200)
@@ -204,7 +214,7 @@ t.test('the example process serves, then closes every socket with 1001 on SIGTER
   t.match(await page.text(), /<script type="module" src="\/app.js">/)
 
   // A staff socket: its URL carries the token, which the log must not.
-  const socket = new WebSocket(`${(address as string).replace('http', 'ws')}/chat?name=probe&staff=${encodeURIComponent(STAFF_TOKEN)}&room=staff-x`)
+  const socket = new WebSocket(`${(address as string).replace('http', 'ws')}/chat?name=probe&staff=${encodeURIComponent(STAFF_TOKEN)}&key=${USER_KEY}&room=staff-x`)
   const welcome = once(socket, 'message')
   const joined = new Promise((resolve) => socket.on('message', (data) => { if (JSON.parse(String(data)).type === 'joined') resolve(JSON.parse(String(data))) }))
   await once(socket, 'open')
@@ -219,8 +229,9 @@ t.test('the example process serves, then closes every socket with 1001 on SIGTER
   await t.resolves(access(db), 'history went to CHAT_DB')
   await within(logEnded, 3000, 'the end of the log')
   const upgrade = log.find((line) => line.includes('/chat?name=probe'))
-  t.match(upgrade, '/chat?name=probe&staff=[redacted]&room=staff-x', 'the socket\'s request is logged, its token blanked')
+  t.match(upgrade, '/chat?name=probe&staff=[redacted]&key=[redacted]&room=staff-x', 'the socket\'s request is logged, its token and key blanked')
   t.notOk(log.some((line) => line.includes(encodeURIComponent(STAFF_TOKEN)) || line.includes(STAFF_TOKEN)), 'the token is in no log line')
+  t.notOk(log.some((line) => line.includes(USER_KEY)), 'nor the key')
 })
 
 /** The example on a free loopback port, with its history in memory and `env` on top. */
@@ -395,4 +406,39 @@ t.test('with Redis unreachable, a kick answers 503', { timeout: 30_000 }, async 
   t.equal(res.json().code, 'FST_CHAT_ADAPTER_UNAVAILABLE')
   const removed = await post(app, '/staff/remove', { room: 'lobby', userId: bob.id })
   t.equal(removed.statusCode, 503)
+})
+
+t.test('a page\'s key makes its sockets one user, whose read positions the server keeps; no key or a malformed one is a guest', async (t) => {
+  const { app, url } = await served(t)
+  const first = await Client.connect(url, `/chat?name=bob&key=${USER_KEY}`)
+  const welcome = await first.expect('welcome')
+  t.equal(welcome.id, userIdOfKey(USER_KEY), 'the id is the key\'s hash')
+  t.not(welcome.id, USER_KEY, 'and never the key itself')
+  t.equal(welcome.resume, undefined, 'identify gives the id: no resume token')
+  await first.expect('joined')
+  // A second tab: the same user, told of the first one's read.
+  const second = await Client.connect(url, `/chat?name=bob&key=${USER_KEY}`)
+  t.equal((await second.expect('welcome')).id, welcome.id)
+  await second.expect('joined')
+  await app.chat.broadcast('lobby', 'one')
+  t.match(await first.expect('message'), { text: 'one' })
+  t.match(await second.expect('message'), { text: 'one' })
+  first.send({ type: 'read', room: 'lobby', offset: 1 })
+  t.match(await second.expect('read'), { room: 'lobby', offset: 1 })
+  await app.chat.broadcast('lobby', 'two')
+  t.same(await app.chat.unread(welcome.id), { lobby: 1 }, 'the server counts what is after the position')
+  first.close()
+  second.close()
+  const third = await Client.connect(url, `/chat?name=bob&key=${USER_KEY}`)
+  await third.expect('welcome')
+  t.match(await third.expect('joined'), { room: 'lobby', read: 1, unread: 1 }, 'the position outlives the sockets')
+  third.close()
+
+  for (const key of ['', 'short', `${USER_KEY}!`, 'x'.repeat(129)]) {
+    const guest = await Client.connect(url, `/chat?name=guest&key=${encodeURIComponent(key)}`)
+    const hello = await guest.expect('welcome')
+    t.type(hello.resume, 'string', `key ${JSON.stringify(key)}: a guest, with a resume token`)
+    t.not(hello.id, userIdOfKey(key))
+    guest.close()
+  }
 })

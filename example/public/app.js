@@ -1,17 +1,16 @@
-/* global crypto, document, fetch, localStorage, sessionStorage, setTimeout, clearTimeout, window */
+/* global document, fetch, setTimeout, clearTimeout, window */
 // The example page. Every piece of user text goes through textContent: names,
 // room names and messages come from other people.
 import { connect, ROOM_PATTERN } from '/chat/client.js'
 import { RoomLog } from './room-log.js'
+import { isStaff, moderate } from './staff.js'
+import { loadSession, savedName, saveName, saveSession, userKey } from './storage.js'
 import { actionButton, element, messageItem, pendingItem, typingText } from './view.js'
 
-const NAME_KEY = 'fastify-chat.name'
-// This browser's secret: every tab sends it, so they are all one user (see keyedIdentify in server.ts).
-const USER_KEY = 'fastify-chat.key'
-// Per tab, so a reload is the same user in the same rooms while a new tab is a new guest.
-const SESSION_KEY = 'fastify-chat.session'
 // Older messages asked for at a time when scrolling back.
 const OLDER_PAGE = 50
+// Least time between two read positions sent.
+const READ_EVERY_MS = 1000
 // How close to the top of the list (in pixels) scrolling starts loading older messages.
 const LOAD_WITHIN = 40
 // The counter shows up once a message has used this share of the limit.
@@ -61,31 +60,6 @@ let staff = false
 // Longest message the server takes, in code points like the server counts; from /settings.json.
 let maxLength = Infinity
 
-/** What a reload should bring back: { resume, rooms, current }; {} when storage is unavailable. */
-function loadSession () {
-  try {
-    const saved = JSON.parse(sessionStorage.getItem(SESSION_KEY))
-    return saved !== null && typeof saved === 'object' ? saved : {}
-  } catch {
-    return {}
-  }
-}
-
-/** This browser's user key, made on its first visit; null when storage is unavailable (the page is then a guest). */
-function userKey () {
-  try {
-    let key = localStorage.getItem(USER_KEY)
-    if (key === null) {
-      const bytes = crypto.getRandomValues(new Uint8Array(24))
-      key = btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_')
-      localStorage.setItem(USER_KEY, key)
-    }
-    return key
-  } catch {
-    return null
-  }
-}
-
 // ?name= and ?room= in the page's address pick the name and first room, so a link can share them;
 // ?staff= carries the staff token, which the socket and the moderation routes check.
 const params = new URLSearchParams(window.location.search)
@@ -117,7 +91,7 @@ if (staffToken !== null) socketQuery.set('staff', staffToken)
 const key = userKey()
 if (key !== null) socketQuery.set('key', key)
 const chat = connect(socketQuery.toString() === '' ? '/chat' : `/chat?${socketQuery}`, {
-  name: params.get('name') ?? localStorage.getItem(NAME_KEY) ?? undefined,
+  name: params.get('name') ?? savedName(),
   rooms: otherRooms,
   // The same user id as before the reload, so nobody sees us twice.
   resume: typeof session.resume === 'string' ? session.resume : undefined
@@ -131,11 +105,7 @@ function remember () {
     direct: [...directs].map(([room, other]) => ({ room, with: other })),
     current: current ?? switchTo
   }
-  try {
-    sessionStorage.setItem(SESSION_KEY, JSON.stringify(state))
-  } catch {
-    // Storage full or blocked: a reload then starts afresh, nothing worse.
-  }
+  saveSession(state)
 }
 
 function roomState (name) {
@@ -209,8 +179,8 @@ function userItem (user) {
     const room = current
     const tools = element('span', 'tools')
     tools.append(
-      actionButton('remove', 'remove', `Remove ${user.name} from ${roomLabel(room)}`, () => moderate('remove', { room, userId: user.id })),
-      actionButton('kick', 'kick', `Disconnect ${user.name} everywhere`, () => moderate('kick', { userId: user.id }))
+      actionButton('remove', 'remove', `Remove ${user.name} from ${roomLabel(room)}`, () => staffAction('remove', { room, userId: user.id })),
+      actionButton('kick', 'kick', `Disconnect ${user.name} everywhere`, () => staffAction('kick', { userId: user.id }))
     )
     item.append(tools)
   }
@@ -337,10 +307,21 @@ function compose (mode, message) {
   renderComposer()
 }
 
-/** Marks the room shown read, while the tab is seen: the server keeps it, and the user's other tabs clear their badge. */
+let readTimer = null
+/**
+ * Marks the room shown read while the tab is seen and something in it is
+ * unread: the server keeps it, and the user's other tabs clear their badge.
+ * At most once per READ_EVERY_MS, then once more for what came meanwhile:
+ * a busy room must not spend the socket's rate limit on reads.
+ */
 function markRead () {
-  if (current === null || document.visibilityState !== 'visible' || chat.unread(current) === undefined) return
+  if (readTimer !== null || current === null || document.visibilityState !== 'visible') return
+  if ((chat.unread(current)?.unread ?? 0) === 0) return
   chat.read(current)
+  readTimer = setTimeout(() => {
+    readTimer = null
+    markRead()
+  }, READ_EVERY_MS)
 }
 
 function renderComposer () {
@@ -393,20 +374,8 @@ function openDirect (user) {
 }
 
 /** Asks the server to remove or kick a user; the reason typed in the staff box goes along. */
-async function moderate (action, body) {
-  const reason = ui.reasonInput.value.trim()
-  const request = reason === '' ? body : { ...body, reason }
-  try {
-    const response = await fetch(`/staff/${action}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${staffToken}` },
-      body: JSON.stringify(request)
-    })
-    const answer = await response.json().catch(() => ({}))
-    if (!response.ok) notify(`Sorry, that did not work: ${answer.message ?? response.statusText}`)
-  } catch (err) {
-    notify(`Sorry, that did not work: ${err.message}`)
-  }
+function staffAction (action, body) {
+  moderate(staffToken, action, body, ui.reasonInput.value.trim()).catch((err) => notify(`Sorry, that did not work: ${err.message}`))
 }
 
 chat.on('status', (status) => {
@@ -429,7 +398,7 @@ chat.on('welcome', ({ name }) => {
 })
 
 chat.on('renamed', ({ name }) => {
-  localStorage.setItem(NAME_KEY, name)
+  saveName(name)
   ui.nameInput.value = name
   // The client has renamed our own entries; presence tells everyone else.
   renderUsers()
@@ -522,6 +491,8 @@ chat.on('error', (frame) => {
     dropRoom(frame.room)
     return
   }
+  // A typing signal or a read over the rate limit: nothing the user wrote was lost.
+  if (failed === undefined && frame.code === 'rate_limited' && frame.cid === undefined) return
   if (failed === undefined) {
     notify(`Sorry, that did not work: ${frame.message}`)
     return
@@ -629,9 +600,9 @@ ui.sendForm.addEventListener('submit', (event) => {
 })
 
 if (staffToken !== null) {
-  fetch('/staff/check', { headers: { authorization: `Bearer ${staffToken}` } })
-    .then((response) => {
-      staff = response.ok
+  isStaff(staffToken)
+    .then((ok) => {
+      staff = ok
       ui.staffTools.hidden = !staff
       if (staff) renderUsers()
       else notify('That staff token was not accepted: this page has no moderation tools.')
