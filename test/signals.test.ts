@@ -5,13 +5,11 @@ import { LocalAdapter } from '../lib/broker/local-adapter.js'
 import { MAX_SIGNALS_IN_FLIGHT } from '../lib/chat/hub.js'
 import { MemoryStore } from '../lib/stores/memory-store.js'
 import { MAX_SIGNAL_DATA_BYTES } from '../lib/protocol/wire.js'
-import { Client, listen } from './helpers/chat.js'
+import { Client, listen, userSocket } from './helpers/chat.js'
 
 /** A user's socket in `lobby`, past its welcome and joined. */
 async function user (t: Test, url: string, id: string): Promise<Client> {
-  const client = await Client.connect(url, `/chat?user=${id}`)
-  t.teardown(() => client.close())
-  await client.expect('welcome')
+  const client = await userSocket(t, url, id)
   await client.expect('joined')
   return client
 }

@@ -9,7 +9,7 @@ import type { RedisAdapterOptions } from '../../index.js'
 import { parseEnvelope } from '../../lib/broker/redis/envelope.js'
 import type { RedisBroker } from '../../lib/broker/redis/redis-broker.js'
 import type { SignalFrame } from '../../lib/protocol/wire.js'
-import { Client } from '../helpers/chat.js'
+import { Client, userSocket } from '../helpers/chat.js'
 import { adminClient, redisNode, startRedis } from '../helpers/redis.js'
 import type { RedisServer } from '../helpers/redis.js'
 
@@ -30,10 +30,9 @@ async function node (t: Test, redis: RedisServer, adapter: Partial<RedisAdapterO
   return { app, url: `ws://127.0.0.1:${(app.server.address() as { port: number }).port}` }
 }
 
+/** A user's socket in `lobby`, past its welcome and joined. */
 async function user (t: Test, url: string, id: string): Promise<Client> {
-  const client = await Client.connect(url, `/chat?user=${id}`)
-  t.teardown(() => client.close())
-  await client.expect('welcome')
+  const client = await userSocket(t, url, id)
   await client.expect('joined')
   return client
 }
