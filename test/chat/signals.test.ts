@@ -1,5 +1,6 @@
 import { once } from 'node:events'
 import t from 'tap'
+import type { Test } from 'tap'
 import type { FastifyRequest } from 'fastify'
 import WebSocket from 'ws'
 import { Rooms } from '../../lib/chat/rooms.js'
@@ -61,13 +62,19 @@ function received (client: WebSocket): unknown[] {
   return frames
 }
 
-t.test('a room\'s signals of one iteration go out together, to every member but the sender', async (t) => {
+/** Two connections over real sockets, alice (`a`) and bob (`b`), sharing one Stats. */
+async function aliceAndBob (t: Test): Promise<{ stats: Stats, one: Awaited<ReturnType<typeof wsPair>>, two: Awaited<ReturnType<typeof wsPair>>, a: Connection, b: Connection }> {
   const stats = new Stats()
   const ctx: ConnectionContext = { maxBufferedBytes: 64 << 20, behindBytes: 1 << 16, closeTimeout: 100, stats }
   const one = await wsPair(t)
   const two = await wsPair(t)
   const a = new Connection(one.server, request, 'a', 'alice', undefined, ctx, null)
   const b = new Connection(two.server, request, 'b', 'bob', undefined, ctx, null)
+  return { stats, one, two, a, b }
+}
+
+t.test('a room\'s signals of one iteration go out together, to every member but the sender', async (t) => {
+  const { stats, one, two, a, b } = await aliceAndBob(t)
   const room = roomOf('lobby', [a, b])
   const fanout = new SignalFanout(stats, () => false)
   t.teardown(() => fanout.close())
@@ -87,12 +94,7 @@ t.test('a room\'s signals of one iteration go out together, to every member but 
 })
 
 t.test('under congestion nobody gets signals, each miss is counted; a replaying member is skipped', async (t) => {
-  const stats = new Stats()
-  const ctx: ConnectionContext = { maxBufferedBytes: 64 << 20, behindBytes: 1 << 16, closeTimeout: 100, stats }
-  const one = await wsPair(t)
-  const two = await wsPair(t)
-  const a = new Connection(one.server, request, 'a', 'alice', undefined, ctx, null)
-  const b = new Connection(two.server, request, 'b', 'bob', undefined, ctx, null)
+  const { stats, one, a, b } = await aliceAndBob(t)
   let congested = true
   const fanout = new SignalFanout(stats, () => congested)
   t.teardown(() => fanout.close())
