@@ -1,6 +1,7 @@
 // The example page's typing line, replies, edits, deletes, scroll-back and
 // unread badges, in a real Chromium against the example server. Each user is
 // a browser context of their own; a second tab of one user shares its context.
+import { mkdir } from 'node:fs/promises'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import t from 'tap'
@@ -9,6 +10,8 @@ import { buildServer } from '../example/server.js'
 import { MemoryStore } from '../lib/stores/memory-store.js'
 import { launchChromium, newContext, Problems, say, status, texts, WAIT, waitForText, waitForUsers } from './helpers/browser.js'
 
+// The trailing slash matters: file names are appended to it.
+const ARTIFACTS = new URL('./artifacts/', import.meta.url).pathname
 // A real browser: about a minute on two idle cores, more when they are busy.
 t.setTimeout(300_000)
 
@@ -110,6 +113,11 @@ t.test('typing, a reply that quotes, an edit and a delete, as another user sees 
   t.equal(await messageWith(bob, 'hello, edited').locator('.edited').textContent(), '(edited)')
   await bob.waitForFunction(() => document.querySelector('#messages .quote .quote-text')?.textContent === 'hello, edited', undefined, WAIT)
   t.pass('the quote follows the edit')
+  await bob.fill('#text-input', 'typing on')
+  await waitForTyping(alice, 'bob is typing…')
+  await mkdir(ARTIFACTS, { recursive: true })
+  await alice.screenshot({ path: `${ARTIFACTS}features.png` })
+  await bob.fill('#text-input', '')
   t.same(await texts(bob), ['hello, edited', 'hi back'], 'changed in place, nothing added')
 
   await messageWith(alice, 'hello, edited').locator('.delete').click()
@@ -153,6 +161,8 @@ t.test('scrolling to the top loads older messages, above, where they were', asyn
   t.ok(Math.abs(after - before.top) < 2, `the message at the top stays in place (${before.top} then ${after})`)
   t.same(await texts(alice), [...Array.from({ length: 130 }, (_, i) => `old ${i + 1}`), 'a reply to the first'], 'every message once, in order')
   t.equal(await messageWith(alice, 'a reply to the first').locator('.quote-text').textContent(), 'old 1', 'the quoted message is loaded now')
+  await mkdir(ARTIFACTS, { recursive: true })
+  await alice.screenshot({ path: `${ARTIFACTS}scroll-back.png` })
   await alice.locator('#messages .older').waitFor({ state: 'detached', ...WAIT })
   t.pass('nothing older: no button to load more')
   t.same(problems.take(), [], 'no dialog opened and no page error')
@@ -184,6 +194,8 @@ t.test('unread badges: from the server, kept across a reload, cleared by another
   await bob.waitForFunction(() => document.querySelectorAll('#room-list .room').length === 2, undefined, WAIT)
   await waitForBadge(bob, 'lobby', '2')
   t.equal(await bob.textContent('#room-title'), 'other', 'still showing the other room')
+  await mkdir(ARTIFACTS, { recursive: true })
+  await bob.screenshot({ path: `${ARTIFACTS}unread.png` })
 
   // A second tab of bob's: it shows the lobby, which reads it for him everywhere.
   const second = await tab(bobs, `${base}/?name=bob`)
