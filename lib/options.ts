@@ -1,15 +1,15 @@
 import type { FastifyRequest } from 'fastify'
 import type { Adapter } from './broker/adapter.js'
-import { LocalAdapter } from './broker/local-adapter.js'
 import type { ChatClient } from './chat/client-view.js'
 import { FST_CHAT_INVALID_OPTION } from './errors.js'
 import { compileMetaSchema } from './chat/meta-schema.js'
 import type { MetaSchema } from './chat/meta-schema.js'
+import { resolveAdapter } from './options/adapter.js'
+import { MAX_TIMER_MS, optionalFunction, resolveOrigins, resolveRateLimit, resolveSecret, resolveSignals } from './options/checks.js'
 import { ROOM_RULE, isRoomName } from './protocol/text.js'
 import type { RateLimit } from './transport/rate-limit.js'
 import type { HistoryStore } from './stores/history-store.js'
-import { MemoryStore } from './stores/memory-store.js'
-import { MAX_HISTORY_PAGE, MAX_MEMBERS_PAGE, SIGNAL_NAME_PATTERN } from './protocol/wire.js'
+import { MAX_HISTORY_PAGE, MAX_MEMBERS_PAGE } from './protocol/wire.js'
 import type { ChatMessage, User } from './protocol/wire.js'
 import { integerOption as integer, refuseUnknownKeys, shown } from './validate.js'
 
@@ -227,23 +227,8 @@ export const defaults = Object.freeze({
   maxHistoryPage: 100
 })
 
-// Timers take at most a signed 32-bit number of milliseconds.
-const MAX_TIMER_MS = 2 ** 31 - 1
-
 /** Sender used by `app.chat.broadcast` when none is given. */
 export const SYSTEM_USER: Readonly<User> = Object.freeze({ id: 'system', name: 'system' })
-
-function optionalFunction<T> (name: string, value: T | undefined): NonNullable<T> | null {
-  if (value === undefined) return null
-  if (typeof value !== 'function') throw new FST_CHAT_INVALID_OPTION(name, `must be a function, got ${shown(value)}`)
-  return value
-}
-
-const STORE_METHODS = ['append', 'recent', 'since', 'entry', 'epoch'] as const
-const ADAPTER_METHODS = ['start', 'close'] as const
-const BROKER_METHODS = ['publish', 'subscribe', 'unsubscribe', 'recent', 'since', 'entry'] as const
-const PRESENCE_METHODS = ['join', 'leave', 'rename', 'page', 'count'] as const
-const CONTROL_METHODS = ['send', 'pair', 'pairOf'] as const
 
 // Every option, and the register options Fastify itself reads.
 const KNOWN_KEYS: ReadonlySet<string> = new Set([
@@ -255,88 +240,6 @@ const KNOWN_KEYS: ReadonlySet<string> = new Set([
   'maxHistoryPage',
   'prefix', 'logLevel', 'logSerializers'
 ])
-
-/** A user-supplied object that must have `methods`; `null` when not given. */
-function implementation<T> (name: string, role: string, value: T | undefined, methods: readonly string[]): T | null {
-  if (value === undefined) return null
-  if (typeof value !== 'object' || value === null) throw new FST_CHAT_INVALID_OPTION(name, `must be a ${role} object, got ${shown(value)}`)
-  for (const method of methods) {
-    if (typeof (value as Record<string, unknown>)[method] !== 'function') {
-      throw new FST_CHAT_INVALID_OPTION(name, `must implement ${role} (missing ${method}())`)
-    }
-  }
-  return value
-}
-
-function resolveAdapter (opts: FastifyChatOptions, historySize: number): Adapter {
-  const store = implementation('store', 'HistoryStore', opts.store, STORE_METHODS)
-  const adapter = implementation('adapter', 'Adapter', opts.adapter, ADAPTER_METHODS)
-  if (adapter === null) return new LocalAdapter(store ?? new MemoryStore({ size: historySize }), store === null)
-  if (store !== null) throw new FST_CHAT_INVALID_OPTION('store', 'is for the in-process adapter: an adapter keeps its own history')
-  // A missing broker or presence is checked as `null`, which no implementation is.
-  implementation('adapter.broker', 'Broker', adapter.broker ?? null, BROKER_METHODS)
-  implementation('adapter.presence', 'Presence', adapter.presence ?? null, PRESENCE_METHODS)
-  implementation('adapter.control', 'Control', adapter.control ?? null, CONTROL_METHODS)
-  return adapter
-}
-
-function resolveRateLimit (value: unknown, name = 'rateLimit'): Readonly<RateLimit> | null {
-  if (value === false) return null
-  if (typeof value !== 'object' || value === null) {
-    throw new FST_CHAT_INVALID_OPTION(name, `must be false or { messages, intervalMs, burst }, got ${shown(value)}`)
-  }
-  refuseUnknownKeys(value, new Set(['messages', 'intervalMs', 'burst']), name)
-  const limit = value as Record<string, unknown>
-  return Object.freeze({
-    messages: integer(`${name}.messages`, limit.messages, 1, 1_000_000),
-    intervalMs: integer(`${name}.intervalMs`, limit.intervalMs, 1, MAX_TIMER_MS),
-    burst: integer(`${name}.burst`, limit.burst, 1, 1_000_000)
-  })
-}
-
-// More names than a client could usefully tell apart: a list this long is a mistake.
-const MAX_SIGNAL_NAMES = 64
-
-function resolveSignals (value: unknown): ReadonlySet<string> {
-  if (!Array.isArray(value) || value.length > MAX_SIGNAL_NAMES) {
-    throw new FST_CHAT_INVALID_OPTION('signals', `must be an array of at most ${MAX_SIGNAL_NAMES} signal names, got ${shown(value)}`)
-  }
-  for (const name of value) {
-    if (typeof name !== 'string' || !SIGNAL_NAME_PATTERN.test(name)) {
-      throw new FST_CHAT_INVALID_OPTION('signals', `has ${shown(name)}, which is not a signal name (1 to 32 letters, digits, _ . : or -)`)
-    }
-  }
-  return new Set(value as string[])
-}
-
-function resolveOrigins (value: unknown): ResolvedOptions['allowedOrigins'] {
-  if (value === undefined) return null
-  if (typeof value === 'function') return value as ResolvedOptions['allowedOrigins']
-  if (!Array.isArray(value)) throw new FST_CHAT_INVALID_OPTION('allowedOrigins', 'must be an array of origins or a function')
-  const origins = new Set<string>()
-  for (const entry of value) {
-    let origin: string | undefined
-    try {
-      origin = typeof entry === 'string' ? new URL(entry).origin : undefined
-    } catch {}
-    if (origin === undefined || origin === 'null') {
-      throw new FST_CHAT_INVALID_OPTION('allowedOrigins', `has ${JSON.stringify(entry)}, which is not an origin like "https://example.com"`)
-    }
-    origins.add(origin)
-  }
-  return origins
-}
-
-// Shorter keys are guessable enough to forge another user's resume token.
-const MIN_SECRET_LENGTH = 32
-
-function resolveSecret (value: unknown): string | null {
-  if (value === undefined) return null
-  if (typeof value !== 'string' || value.length < MIN_SECRET_LENGTH) {
-    throw new FST_CHAT_INVALID_OPTION('secret', `must be a string of at least ${MIN_SECRET_LENGTH} characters, got ${typeof value === 'string' ? `${value.length} characters` : shown(value)}`)
-  }
-  return value
-}
 
 /** Validates the user's options and returns a new, complete, frozen object. */
 export function resolveOptions (opts: FastifyChatOptions = {}): ResolvedOptions {
