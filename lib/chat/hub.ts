@@ -1,9 +1,9 @@
 import type { Broker, BrokerNode, PublishResult } from '../broker/broker.js'
-import type { PresenceEvent, PresenceNode, PresencePage } from '../broker/presence.js'
+import type { PresenceNode, PresencePage } from '../broker/presence.js'
 import { CloseCode } from '../close-codes.js'
 import { FST_CHAT_CLOSED } from '../errors.js'
 import { defaults } from '../options.js'
-import type { ChatMessage, LeftFrame, MembersFrame, MembersRequest, OccupancyFrame, PresenceFrame, SignalFrame, Since, User } from '../protocol/wire.js'
+import type { ChatMessage, LeftFrame, MembersRequest, Since, User } from '../protocol/wire.js'
 import type { NewMessage } from '../stores/history-store.js'
 import { channels } from '../stats.js'
 import type { Stats } from '../stats.js'
@@ -12,12 +12,12 @@ import type { Connections } from '../transport/connections.js'
 import { Fanout } from './fanout.js'
 import { JoinReplay } from './join-replay.js'
 import type { Held, Replay } from './join-replay.js'
-import { Occupancy } from './occupancy.js'
 import { Reads } from './reads.js'
 import type { ReadState } from './reads.js'
 import type { PresenceTracker } from './presence-tracker.js'
+import { Roster } from './roster.js'
 import { Rooms } from './rooms.js'
-import { SignalFanout } from './signals.js'
+import { SignalRelay } from './signals.js'
 import type { Room } from './rooms.js'
 
 // A reset whose read of the room fails is tried again after each of these
@@ -28,8 +28,7 @@ import type { Room } from './rooms.js'
 // rejoin with `since`, which the server answers with `recovered: false`.
 export const RESET_RETRY_MS: readonly number[] = [250, 1000, 4000]
 
-/** Signals of this server on their way through the broker at once; more are dropped. */
-export const MAX_SIGNALS_IN_FLIGHT = 1024
+export { MAX_SIGNALS_IN_FLIGHT } from './signals.js'
 
 /** What the hub is built from. */
 export interface HubParts {
@@ -53,27 +52,27 @@ export interface HubParts {
  * Coordinates one server's chat: sockets joining and leaving rooms, messages
  * going out through the broker and coming back to be written, and presence.
  * The work itself is done by the parts: {@link Rooms}, {@link Fanout},
- * {@link JoinReplay}, {@link PresenceTracker} and {@link Connections}.
+ * {@link JoinReplay}, {@link PresenceTracker}, {@link Roster},
+ * {@link SignalRelay} and {@link Connections}.
  */
 export class Hub {
   readonly rooms = new Rooms<Connection>()
   /** Users' read positions: `read` frames, and what `joined` carries. */
   readonly reads: Reads
+  /** Signals: sent through the broker, written to the members here. */
+  readonly signals: SignalRelay
   readonly #broker: Broker
   readonly #presence: PresenceTracker
   readonly #connections: Connections
   readonly #stats: Stats
   readonly #replay: JoinReplay
   readonly #fanout: Fanout
-  readonly #occupancy: Occupancy
+  readonly #roster: Roster
   readonly #maxRooms: number
-  readonly #listMax: number
   readonly #resetRetryMs: readonly number[]
   // Retries of resets, cleared on close.
   readonly #timers = new Set<NodeJS.Timeout>()
   #closed = false
-  #signalsInFlight = 0
-  readonly #signals: SignalFanout
 
   constructor (parts: HubParts) {
     this.#broker = parts.broker
@@ -85,12 +84,14 @@ export class Hub {
     this.#replay = new JoinReplay(parts.broker, parts.historySize, parts.stats)
     this.reads = new Reads(parts.broker, parts.connections, parts.historySize)
     this.#fanout = new Fanout(parts.stats, this.#replay)
-    this.#signals = new SignalFanout(parts.stats, () => this.#fanout.congested)
-    this.#listMax = parts.presenceListMax ?? defaults.presenceListMax
-    this.#occupancy = new Occupancy({
+    this.signals = new SignalRelay(parts.broker, parts.stats, this.rooms, () => this.#fanout.congested)
+    this.#roster = new Roster({
+      presence: parts.presence,
+      fanout: this.#fanout,
+      room: (name) => this.#closed ? undefined : this.rooms.get(name),
+      listMax: parts.presenceListMax ?? defaults.presenceListMax,
       eventsMax: parts.presenceEventsMax ?? defaults.presenceEventsMax,
-      intervalMs: parts.occupancyIntervalMs ?? defaults.occupancyIntervalMs,
-      send: (room, count) => this.#sendOccupancy(room, count)
+      intervalMs: parts.occupancyIntervalMs ?? defaults.occupancyIntervalMs
     })
   }
 
@@ -107,8 +108,8 @@ export class Hub {
   readonly node: BrokerNode & PresenceNode = {
     deliver: (message, exclude) => this.#deliver(message, exclude),
     reset: (room) => this.#reset(room),
-    signal: (frame, exclude) => this.#signal(frame, exclude),
-    presence: (event) => this.#presenceEvent(event),
+    signal: (frame, exclude) => this.signals.deliver(frame, exclude),
+    presence: (event) => this.#roster.event(event),
     read: (room, userId, offset, exclude) => { if (!this.#closed) this.reads.moved(room, userId, offset, exclude) }
   }
 
@@ -121,30 +122,6 @@ export class Hub {
       channels.message.publish({ room, offset, from })
     }
     return result
-  }
-
-  /**
-   * Sends `from`'s signal to the room's other members on every server,
-   * through the broker when it carries signals. Not awaited, so a slow
-   * broker holds up none of the sender's frames; past
-   * MAX_SIGNALS_IN_FLIGHT on their way, new ones are dropped (counted as
-   * `signal_shed`) rather than piling up behind a hung Redis.
-   */
-  signal (from: Connection, frame: SignalFrame): void {
-    if (this.#closed) return
-    const broker = this.#broker
-    if (broker.signal === undefined) {
-      this.#signal(frame, from.key)
-      return
-    }
-    if (this.#signalsInFlight >= MAX_SIGNALS_IN_FLIGHT) {
-      this.#stats.drop('signal_shed', from.request, frame.room)
-      return
-    }
-    this.#signalsInFlight++
-    broker.signal(frame, from.key)
-      .catch((err: unknown) => from.request.log.debug({ err, room: frame.room }, 'fastify-chat: a signal could not be sent'))
-      .finally(() => { this.#signalsInFlight-- })
   }
 
   /** The entry at `offset` in `room`, or `null` when there is none or it is no longer kept. */
@@ -198,7 +175,7 @@ export class Hub {
       await ready
       await conn.announced(room)
       replay = await this.#replay.read(room, since)
-      users = await this.#presence.page(room, { limit: this.#listMax })
+      users = await this.#roster.page(room)
       reads = await this.reads.joining(conn, room, replay.page, replay.recovered)
     } catch (err) {
       conn.request.log.error({ err, room }, 'fastify-chat: join failed, the adapter or store is unavailable')
@@ -240,41 +217,13 @@ export class Hub {
     return true
   }
 
-  /**
-   * Answers a member's `members` with a page of the room's users; a socket
-   * not in the room gets `not_in_room`, a failed read `unavailable`.
-   */
-  async members (conn: Connection, request: MembersRequest): Promise<void> {
-    const { room, cid } = request
-    if (!conn.inRoom(room)) {
-      conn.sendError('not_in_room', `not in room "${room}"`, cid, room)
-      return
-    }
-    let page
-    try {
-      const limit = request.limit ?? Math.max(1, this.#listMax)
-      page = await this.#presence.page(room, request.after === undefined ? { limit } : { limit, after: request.after })
-    } catch (err) {
-      conn.request.log.error({ err, room }, 'fastify-chat: members failed, the adapter is unavailable')
-      conn.sendError('unavailable', 'the room\'s members are unavailable right now, ask again', cid, room)
-      return
-    }
-    const frame: MembersFrame = { type: 'members', room, users: page.users, count: page.count }
-    if (page.next !== undefined) frame.next = page.next
-    if (cid !== undefined) frame.cid = cid
-    conn.send(frame)
+  /** Answers a member's `members` with a page of the room's users. */
+  members (conn: Connection, request: MembersRequest): Promise<void> {
+    return this.#roster.members(conn, request)
   }
 
   rename (conn: Connection, name: string): void {
-    const previous = conn.name
-    conn.name = name
-    this.#presence.renamed(conn.roomNames(), { id: conn.id, name }, previous)
-    conn.send({ type: 'renamed', name, previous })
-  }
-
-  /** Counts a signal dropped because its sender went over `signalRate`. */
-  limitedSignal (conn: Connection, room: string): void {
-    this.#stats.drop('signal_limited', conn.request, room)
+    this.#roster.rename(conn, name)
   }
 
   /** Counts a message refused because the server is congested. */
@@ -289,11 +238,11 @@ export class Hub {
    */
   async close (code: number, reason: string): Promise<void> {
     this.#fanout.flush()
-    this.#signals.close()
+    this.signals.close()
     this.#closed = true
     for (const timer of this.#timers) clearTimeout(timer)
     this.#timers.clear()
-    this.#occupancy.close()
+    this.#roster.close()
     this.#presence.close()
     await this.#connections.closeAll(code, reason)
   }
@@ -302,12 +251,6 @@ export class Hub {
     const room = this.rooms.get(message.room)
     if (room === undefined || this.#closed) return
     this.#fanout.message(room, message, exclude)
-  }
-
-  #signal (frame: SignalFrame, exclude: string | null): void {
-    const room = this.rooms.get(frame.room)
-    if (room === undefined || this.#closed) return
-    this.#signals.add(room, frame, exclude)
   }
 
   /** The room's history changed under this server: every local member gets a fresh `joined`. */
@@ -329,7 +272,7 @@ export class Hub {
   async #rejoin (name: string, holds: Array<{ conn: Connection, held: Held }>, attempt: number): Promise<void> {
     let read: [Replay, PresencePage]
     try {
-      read = await Promise.all([this.#replay.read(name, undefined), this.#presence.page(name, { limit: this.#listMax })])
+      read = await Promise.all([this.#replay.read(name, undefined), this.#roster.page(name)])
     } catch (err) {
       // Those that left, closed or rejoined meanwhile are no longer waiting for this one.
       const waiting = holds.filter(({ conn, held }) => this.#replay.current(conn, name, held))
@@ -361,22 +304,6 @@ export class Hub {
     if (this.#replay.finish(conn, room.name, held, replay, users, reads)) this.#fanout.floor(room, conn, replay.page.offset)
   }
 
-  #presenceEvent (event: PresenceEvent): void {
-    const room = this.rooms.get(event.room)
-    if (room === undefined || this.#closed) return
-    if (!this.#occupancy.event(room.name, event.count)) return
-    const frame: PresenceFrame = { type: 'presence', room: event.room, event: event.event, user: event.user, count: event.count }
-    if (event.previous !== undefined) frame.previous = event.previous
-    this.#fanout.presence(room, JSON.stringify(frame), event.user.id)
-  }
-
-  #sendOccupancy (name: string, count: number): void {
-    const room = this.rooms.get(name)
-    if (room === undefined || this.#closed) return
-    const frame: OccupancyFrame = { type: 'occupancy', room: name, count }
-    this.#fanout.presence(room, JSON.stringify(frame), null)
-  }
-
   /** Adds a member locally; the first member subscribes this server, the user's first socket announces the join. */
   #addMember (conn: Connection, name: string): { ready: Promise<void> } {
     const { room, firstOfUser } = this.rooms.add(conn, name, async (room) => await this.#broker.subscribe(room))
@@ -394,7 +321,7 @@ export class Hub {
     if (removed === null) return
     if (removed.lastOfUser) this.#presence.departed(name, { id: conn.id, name: conn.name })
     if (removed.emptied) {
-      this.#occupancy.forget(name)
+      this.#roster.forget(name)
       this.#broker.unsubscribe(name).catch((err: unknown) => conn.request.log.warn({ err }, 'fastify-chat: unsubscribe failed'))
     }
   }

@@ -1,6 +1,7 @@
+import type { Broker } from '../broker/broker.js'
 import type { Stats } from '../stats.js'
 import { Batch } from './batch.js'
-import type { Room } from './rooms.js'
+import type { Room, Rooms } from './rooms.js'
 import type { SignalFrame } from '../protocol/wire.js'
 import type { Connection } from '../transport/connection.js'
 import { TokenBucket } from '../transport/rate-limit.js'
@@ -99,5 +100,70 @@ export class SignalFanout {
       if (!congested && conn.deliverEphemeral(batch)) continue
       this.#stats.drop('signal_shed', conn.request, room.name)
     }
+  }
+}
+
+/** Signals of this server on their way through the broker at once; more are dropped. */
+export const MAX_SIGNALS_IN_FLIGHT = 1024
+
+/**
+ * A signal's way from its sender to its room's other members on every
+ * server: through the broker when it carries signals, else straight to the
+ * members here, written by a {@link SignalFanout}.
+ */
+export class SignalRelay {
+  readonly #broker: Broker
+  readonly #stats: Stats
+  readonly #rooms: Rooms<Connection>
+  readonly #fanout: SignalFanout
+  #inFlight = 0
+  #closed = false
+
+  constructor (broker: Broker, stats: Stats, rooms: Rooms<Connection>, congested: () => boolean) {
+    this.#broker = broker
+    this.#stats = stats
+    this.#rooms = rooms
+    this.#fanout = new SignalFanout(stats, congested)
+  }
+
+  /**
+   * Sends `from`'s signal to the room's other members on every server. Not
+   * awaited, so a slow broker holds up none of the sender's frames; past
+   * MAX_SIGNALS_IN_FLIGHT on their way, new ones are dropped (counted as
+   * `signal_shed`) rather than piling up behind a hung Redis.
+   */
+  send (from: Connection, frame: SignalFrame): void {
+    if (this.#closed) return
+    const broker = this.#broker
+    if (broker.signal === undefined) {
+      this.deliver(frame, from.key)
+      return
+    }
+    if (this.#inFlight >= MAX_SIGNALS_IN_FLIGHT) {
+      this.#stats.drop('signal_shed', from.request, frame.room)
+      return
+    }
+    this.#inFlight++
+    broker.signal(frame, from.key)
+      .catch((err: unknown) => from.request.log.debug({ err, room: frame.room }, 'fastify-chat: a signal could not be sent'))
+      .finally(() => { this.#inFlight-- })
+  }
+
+  /** Counts a signal dropped because its sender went over `signalRate`. */
+  limited (conn: Connection, room: string): void {
+    this.#stats.drop('signal_limited', conn.request, room)
+  }
+
+  /** A signal for the room's members here, from this server or through the broker; `exclude` is a connection key to skip. */
+  deliver (frame: SignalFrame, exclude: string | null): void {
+    const room = this.#rooms.get(frame.room)
+    if (room === undefined || this.#closed) return
+    this.#fanout.add(room, frame, exclude)
+  }
+
+  /** Drops what is pending; later signals go nowhere. */
+  close (): void {
+    this.#fanout.close()
+    this.#closed = true
   }
 }

@@ -4,7 +4,7 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import type { AuthorizeRequest, ServerFrame } from '../../index.js'
-import { MAX_IN_FLIGHT } from '../../lib/chat/session.js'
+import { MAX_IN_FLIGHT } from '../../lib/chat/publishing.js'
 import { MemoryStore } from '../../lib/stores/memory-store.js'
 import type { AppendResult, NewMessage } from '../../lib/stores/history-store.js'
 import { Client, join, listen, within } from '../helpers/chat.js'
