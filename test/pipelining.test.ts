@@ -61,9 +61,9 @@ t.test('500 messages sent back to back reach every member on both instances in t
   }
 })
 
-t.test('with Redis 10 ms away each way, 200 messages take far less than 200 round trips', async (t) => {
+t.test('with Redis 25 ms away each way, 200 messages take far less than 200 round trips', async (t) => {
   const redis = await startRedis(t)
-  const DELAY = 10
+  const DELAY = 25
   const proxy = await startProxy(t, redis.port, { delayMs: DELAY })
   const a = await instance(t, proxy.url)
   const sender = await join(a.url, '?name=sender')
@@ -73,9 +73,10 @@ t.test('with Redis 10 ms away each way, 200 messages take far less than 200 roun
   const { messages } = await readUntil(sender, (messages) => messages.length === COUNT, 5 * COUNT, 30_000)
   const elapsed = Date.now() - started
   t.same(messages.map((m) => m.cid), cids(COUNT), 'every echo, in order')
-  // One at a time, each message would wait for its script's answer: 200 × 20 ms = 4 s at the least.
+  // One at a time, each message would wait for its script's answer: 200 × 50 ms = 10 s at the least.
+  // Pipelined, 64 at a time, it is a few round trips; a third of serial leaves room for a loaded machine.
   const serial = COUNT * 2 * DELAY
-  t.ok(elapsed < serial / 4, `took ${elapsed} ms, against ${serial} ms one round trip at a time`)
+  t.ok(elapsed < serial / 3, `took ${elapsed} ms, against ${serial} ms one round trip at a time`)
 })
 
 t.test('Redis refusing writes mid-stream: every cid gets its echo or an unavailable error naming it, never both, never neither', async (t) => {
