@@ -1,4 +1,4 @@
-import type { ChatMessage, ClientFrame, DeleteFrame, EditFrame, EditRequest, ErrorCode, HistoryFrame, HistoryRequest, JoinedFrame, MembersRequest, MessageFrame, SignalRequest, Since, User } from './wire.js'
+import type { ChatMessage, ClientFrame, DeleteFrame, EditFrame, EditRequest, ErrorCode, HistoryFrame, HistoryRequest, JoinedFrame, MembersRequest, MessageFrame, SendFrame, SignalRequest, Since, User } from './wire.js'
 import { MAX_CID_LENGTH, MAX_CURSOR_LENGTH, MAX_HISTORY_PAGE, MAX_MEMBERS_PAGE, MAX_NAME_LENGTH, MAX_SIGNAL_DATA_BYTES, MAX_TOKEN_LENGTH, MAX_USER_ID_LENGTH, SIGNAL_NAME_PATTERN } from './wire.js'
 import { checkMeta } from './meta.js'
 import { ROOM_RULE, isRoomName, isWellFormed, sanitizeName, textProblem } from './text.js'
@@ -78,15 +78,10 @@ export function decodeClientFrame (raw: string, maxMessageLength: number, maxMet
       }
       const bad = checkText(value.text, maxMessageLength, cid)
       if (bad !== null) return bad
-      const frame: ClientFrame = { type: 'message', text: value.text }
+      const frame: SendFrame = { type: 'message', text: value.text }
       if (value.room !== undefined) frame.room = value.room
       if (cid !== undefined) frame.cid = cid
-      if (value.meta !== undefined) {
-        const meta = checkMeta(value.meta, maxMetaBytes)
-        if (!meta.ok) return fail(meta.code, meta.message, cid)
-        frame.meta = value.meta as Record<string, unknown>
-      }
-      return { ok: true, frame }
+      return withMeta(frame, value.meta, maxMetaBytes, cid)
     }
     case 'join': {
       let frame: ClientFrame
@@ -238,11 +233,15 @@ function decodeAmendment (value: Record<string, unknown>, type: 'edit' | 'delete
   if (bad !== null) return bad
   const frame: EditRequest = { type, room, of, text: value.text }
   if (cid !== undefined) frame.cid = cid
-  if (value.meta !== undefined) {
-    const meta = checkMeta(value.meta, maxMetaBytes)
-    if (!meta.ok) return fail(meta.code, meta.message, cid)
-    frame.meta = value.meta as Record<string, unknown>
-  }
+  return withMeta(frame, value.meta, maxMetaBytes, cid)
+}
+
+/** A message or an edit, with its `meta` when it has one that passes {@link checkMeta}. */
+function withMeta (frame: SendFrame | EditRequest, meta: unknown, maxMetaBytes: number, cid: string | undefined): Decoded {
+  if (meta === undefined) return { ok: true, frame }
+  const checked = checkMeta(meta, maxMetaBytes)
+  if (!checked.ok) return fail(checked.code, checked.message, cid)
+  frame.meta = meta as Record<string, unknown>
   return { ok: true, frame }
 }
 
