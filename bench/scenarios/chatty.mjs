@@ -7,6 +7,8 @@ import { withRig } from '../lib/rig.mjs'
 import { inRounds, leastDisturbed } from '../lib/rounds.mjs'
 
 const CHATTY = { clients: 200, publishers: 20, rate: 1000 }
+/** msg/s in all: `--chatty-rate`, or the scenario's. */
+const rateOf = (cfg) => cfg.chattyRate ?? CHATTY.rate
 
 /** results[server id] = the median run of that server. */
 export async function run (bench, servers) {
@@ -21,7 +23,7 @@ async function chatty (bench, server) {
     if (conn.ready !== conn.wanted) throw new Error(`${server.label}: ${conn.ready}/${conn.wanted} connected`)
     await rig.quiet(60_000)
     const r = await leastDisturbed(rig, server.label, cfg.retries,
-      () => runLoad(rig, { rate: CHATTY.rate / CHATTY.publishers, durationMs: cfg.chattyMs, receivers: CHATTY.clients, drainMs: cfg.drainMs, extras: server.extras === true }))
+      () => runLoad(rig, { rate: rateOf(cfg) / CHATTY.publishers, durationMs: cfg.chattyMs, receivers: CHATTY.clients, drainMs: cfg.drainMs, extras: server.extras === true }))
     r.reasons = judge(r, cfg.drainMs)
     log(`  ${server.label}: p50 ${fmtMs(r.p50)}, p99 ${fmtMs(r.p99)}, server ${fmtPct(r.serverCpu)}, loadgen ${fmtPct(r.loadgenCpu)}`)
     return r
@@ -31,7 +33,7 @@ async function chatty (bench, server) {
 export function section (bench, servers, results) {
   const { cfg } = bench
   return [
-    `## Chatty room: ${CHATTY.clients} clients, ${CHATTY.publishers} of them publishing, ${fmtCount(CHATTY.rate)} msg/s in all`,
+    `## Chatty room: ${CHATTY.clients} clients, ${CHATTY.publishers} of them publishing, ${fmtCount(rateOf(cfg))} msg/s in all`,
     '',
     sideBySide('', results, servers, [
       ['Latency p50', (r) => r.p50, fmtMs],
@@ -44,8 +46,8 @@ export function section (bench, servers, results) {
       ['Other processes (% of one core)', (r) => r.foreignCpu, fmtPct, false]
     ]),
     '',
-    `Each publisher sends ${CHATTY.rate / CHATTY.publishers} msg/s for ${cfg.chattyMs / 1000} s; every message goes to all ` +
-      `${CHATTY.clients} clients, its sender included (${fmtRate(CHATTY.rate * CHATTY.clients)} deliveries).` +
+    `Each publisher sends ${rateOf(cfg) / CHATTY.publishers} msg/s for ${cfg.chattyMs / 1000} s; every message goes to all ` +
+      `${CHATTY.clients} clients, its sender included (${fmtRate(rateOf(cfg) * CHATTY.clients)} deliveries).` +
       (servers.some((s) => s.extras) ? ' In the "signals and reads" column each subscriber also sends a `read` of the latest offset it has once a second, and each publisher a `typing` signal once a second, which goes to every other member; its users come from `identify`, so every read that moves a position is a store write.' : '') +
       roundsNote(cfg.rounds) +
       problems(results, servers)
