@@ -16,7 +16,7 @@
 //                                   rate per publisher, msg/s; resolves when all are sent;
 //                                   with `extras` (fastify-chat only), every subscriber also sends a
 //                                   `read` of the latest offset it has seen and every publisher a
-//                                   `typing` signal, once per second each
+//                                   `typing` signal, once per second each, spread over the second
 //                                   with `reconnect`, a publisher the server closed is replaced
 //                                   50 ms later (what was due meanwhile is skipped, not sent)
 //   stop                            ends a running publish early
@@ -331,17 +331,23 @@ function publish ({ rate, durationMs, reconnect = false, extras = false }) {
       if (!pending) finish()
     }
     const timer = setInterval(tick, 1)
-    const extraTimer = extras && kind === 'chat' ? setInterval(sendExtras, 1000) : undefined
+    const extraTimer = extras && kind === 'chat' ? setInterval(sendExtras, 1000 / EXTRA_SLICES) : undefined
     stopPublishing = finish
     // Bounded even if the event loop is swamped: stop sending 5 s past the end.
     const guard = setTimeout(finish, durationMs + 5000)
   })
 }
 
-/** One second's worth of the chatty extras: each subscriber reads up to what it has, each publisher types. */
+// The extras go out over each second, a slice of the clients every 10 ms, as
+// independent users' would: all at once they would be a burst no room sees.
+const EXTRA_SLICES = 100
+let extraSlice = 0
+
+/** One slice of a second's worth of the chatty extras: each subscriber reads up to what it has, each publisher types. */
 function sendExtras () {
+  const slice = extraSlice++ % EXTRA_SLICES
   for (const c of clients) {
-    if (c.closed || !c.ready) continue
+    if (c.closed || !c.ready || c.index % EXTRA_SLICES !== slice) continue
     const room = roomOf(c.index)
     if (c.role === 'sub') c.sendText(`{"type":"read","room":"${room}","offset":${c.got}}`)
     else c.sendText(`{"type":"signal","room":"${room}","name":"typing"}`)
