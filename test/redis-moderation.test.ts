@@ -12,6 +12,7 @@ import { directRoom } from '../lib/chat/direct.js'
 import type { ServerFrame } from '../lib/protocol/wire.js'
 import { Client, userFromQuery, within } from './helpers/chat.js'
 import { adminClient, allUnavailable, restartForControl, startRedis } from './helpers/redis.js'
+import { startProxy } from './helpers/tcp-proxy.js'
 import type { RedisServer } from './helpers/redis.js'
 
 interface Node { app: FastifyInstance, url: string }
@@ -352,6 +353,46 @@ t.test('history and since recovery in a direct room, across servers', async (t) 
   const reopened = await xavier.expect('joined')
   t.same(reopened.history.map((m) => m.text), ['one', 'two', 'three'], 'the history, opened again')
   t.same((await b.app.chat.history(room, { since: 1 })).map((m) => m.text), ['two', 'three'])
+})
+
+t.test('a socket that opens while a message brings its user in is left to join by itself: its first joined is the one it asked for', async (t) => {
+  const redis = await startRedis(t)
+  // A's Redis is 100 ms away each way: the add that follows xavier's message reaches Redis, then A 100 ms later.
+  const slow = await startProxy(t, redis.port, { delayMs: 100 })
+  const a = await node(t, redis, {}, { url: slow.url })
+  const b = await node(t, redis)
+  const xavier = await connect(t, a, 'xavier')
+  const yvonne = await connect(t, b, 'yvonne')
+  const room = directRoom('xavier', 'yvonne')
+  yvonne.send({ type: 'join', with: 'xavier' })
+  const { epoch } = await yvonne.expect('joined')
+  yvonne.send({ type: 'message', room, text: 'one' })
+  const one = await yvonne.expect('message')
+  t.match(await xavier.expect('joined'), { room, history: [{ text: 'one' }] })
+  yvonne.close()
+  await yvonne.closed
+  t.match(await xavier.expect('presence'), { room, event: 'leave', user: { id: 'yvonne' } })
+
+  const watcher = adminClient(t, redis)
+  await watcher.ssubscribe('fastify-chat:control')
+  const addSent = new Promise<void>((resolve) => {
+    watcher.on('smessage', (_channel: string, payload: string) => {
+      const { c: command } = JSON.parse(payload) as { c: { type: string, userId: string } }
+      if (command.type === 'add' && command.userId === 'yvonne') resolve()
+    })
+  })
+  xavier.send({ type: 'message', room, text: 'two' })
+  await within(addSent, 5000, 'the add that follows xavier\'s message')
+  // Open before A hears back from Redis that its add went out.
+  const back = await connect(t, a, 'yvonne')
+  // A command on A's Redis connection after the add's: once answered, A has run the add on its own sockets.
+  t.same((await a.app.chat.history(room)).map((m) => m.text), ['one', 'two'])
+  back.send({ type: 'join', room, since: { epoch, offset: one.offset } })
+  const resumed = await back.next()
+  t.match(resumed, { type: 'joined', room, epoch, recovered: true }, 'the first joined answers its own join')
+  t.same((resumed as Extract<ServerFrame, { type: 'joined' }>).history.map((m) => m.text), ['two'])
+  // Open when 'three' was sent, it would be brought in by it; in the room already, it just gets it.
+  await marker(t, xavier, [back], room, 'three')
 })
 
 t.test('Redis down: opening a direct conversation or joining one by name answers unavailable', async (t) => {

@@ -27,8 +27,17 @@ export class Moderation {
 
   /** Sends `command` to every other server, then runs it here; the number of sockets it acted on here. */
   async run (command: ControlCommand): Promise<number> {
+    if (command.type !== 'add') {
+      await this.#control.send(command)
+      return this.apply(command)
+    }
+    // The sockets open when the add was given: one that opens while it is on
+    // its way joins by itself (with its own `since`), and an add behind its
+    // connect would answer it first with a `joined` it did not ask for.
+    const open = new Set(this.#connections.ofUser(command.userId))
     await this.#control.send(command)
-    return this.apply(command)
+    if (this.#hub.closed) return 0
+    return this.#add(command.room, command.userId, command.with, open)
   }
 
   /**
@@ -86,10 +95,10 @@ export class Moderation {
     return removed
   }
 
-  #add (room: string, userId: string, direct: User | undefined): number {
+  #add (room: string, userId: string, direct: User | undefined, among?: ReadonlySet<Connection>): number {
     let added = 0
     for (const conn of this.#connections.ofUser(userId)) {
-      if (conn.inRoom(room) || conn.closedByServer) continue
+      if (conn.inRoom(room) || conn.closedByServer || (among !== undefined && !among.has(conn))) continue
       added++
       conn.enqueue(async () => {
         // It may have joined by itself meanwhile: that join answered already.
