@@ -18,6 +18,7 @@
 //   --storm-clients=N     clients in the storm's room (default 5000)
 //   --storm-rate=N        the storm publisher's msg/s (default 10)
 //   --chatty-rate=N       the chatty room's msg/s in all (default 1000)
+//   --rounds=N            runs per server of the scenarios measured in rounds (default 3), the servers taking turns
 //   --storm-spread=MS     storm clients reconnect over a random 0..MS delay, as the typed client does (default 0: at once)
 //   --cpu-prof=DIR        write a V8 CPU profile of every server process to DIR (open it in Chrome DevTools)
 import os from 'node:os'
@@ -53,6 +54,7 @@ if (option('storm-clients') !== undefined) cfg.storm.clients = Number(option('st
 if (option('storm-rate') !== undefined) cfg.storm.rate = Number(option('storm-rate'))
 if (option('storm-spread') !== undefined) cfg.storm.spreadMs = Number(option('storm-spread'))
 if (option('chatty-rate') !== undefined) cfg.chattyRate = Number(option('chatty-rate'))
+if (option('rounds') !== undefined) cfg.rounds = Math.max(1, Number(option('rounds')))
 
 const cores = os.cpus().length
 const pinned = tasksetWorks() && cores >= 2

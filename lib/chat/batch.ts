@@ -18,6 +18,8 @@ interface Entry {
   excludeKey: string | null
   /** User whose sockets must not get it: a user is not told of their own presence. */
   excludeUser: string | null
+  /** A signal: not held for a member whose join replays, and left out for one that is behind. */
+  signal: boolean
 }
 
 function skips (entry: Entry, to: Recipient): boolean {
@@ -26,8 +28,8 @@ function skips (entry: Entry, to: Recipient): boolean {
 }
 
 /**
- * What one room has to send in one event-loop iteration: every message and
- * presence event, each encoded once, framed together into one buffer that
+ * What one room has to send in one event-loop iteration: every message,
+ * presence event and signal, each encoded once, framed together into one buffer that
  * every member gets in one write. A burst of messages then costs each
  * recipient one write (one system call), and the per-recipient work is done
  * once per batch rather than once per message.
@@ -38,6 +40,8 @@ export class Batch {
   bytes = 0
   /** Message entries (deliveries per recipient that gets all of them). */
   messages = 0
+  /** Signal entries. */
+  signals = 0
   // Who some entry skips, as sets: checking a recipient is then one lookup
   // per kind, not one comparison per entry. All null: nobody is skipped.
   #skipKeys: Set<string> | null = null
@@ -48,11 +52,12 @@ export class Batch {
   #floors: ReadonlyMap<Recipient, number> | null = null
   #frames: Buffer | null = null
 
-  add (text: string, message: ChatMessage | null, excludeKey: string | null, excludeUser: string | null): void {
+  add (text: string, message: ChatMessage | null, excludeKey: string | null, excludeUser: string | null, signal = false): void {
     const length = Buffer.byteLength(text)
-    this.entries.push({ text, length, message, excludeKey, excludeUser })
+    this.entries.push({ text, length, message, excludeKey, excludeUser, signal })
     this.bytes += headerLength(length) + length
     if (message !== null) this.messages++
+    if (signal) this.signals++
     if (excludeKey !== null) (this.#skipKeys ??= new Set()).add(excludeKey)
     if (excludeUser !== null) (this.#skipUsers ??= new Set()).add(excludeUser)
     this.#frames = null
@@ -95,9 +100,9 @@ export class Batch {
       (this.#skipKeys !== null && this.#skipKeys.has(to.key))
   }
 
-  /** The entries `to` gets, framed; null when it gets none. */
-  framesFor (to: Recipient): Buffer | null {
-    const entries = this.entriesFor(to)
+  /** The entries `to` gets (without the signals unless `signals`), framed; null when it gets none. */
+  framesFor (to: Recipient, signals = true): Buffer | null {
+    const entries = this.entriesFor(to, signals)
     let bytes = 0
     for (const entry of entries) bytes += headerLength(entry.length) + entry.length
     if (bytes === 0) return null
@@ -115,16 +120,25 @@ export class Batch {
     return n
   }
 
-  /** The entries `to` gets: for sockets that go through ws's own `send()`, or hold live messages back. */
-  entriesFor (to: Recipient): Entry[] {
+  /** Whether `to` gets any of the signals. */
+  signalsFor (to: Recipient): boolean {
+    return this.signals > 0 && this.entriesFor(to).some((entry) => entry.signal)
+  }
+
+  /**
+   * The entries `to` gets (without the signals unless `signals`): for
+   * sockets that go through ws's own `send()`, hold live messages back, or are behind.
+   */
+  entriesFor (to: Recipient, signals = true): Entry[] {
     const { entries } = this
     const start = this.#newcomers?.get(to) ?? 0
-    if (start === 0 && !this.skips(to)) return entries
+    const noSignals = !signals && this.signals > 0
+    if (start === 0 && !noSignals && !this.skips(to)) return entries
     const floor = this.#floors?.get(to) ?? -1
     const out: Entry[] = []
     for (let i = start; i < entries.length; i++) {
       const entry = entries[i]
-      if (!skips(entry, to) && (entry.message === null || entry.message.offset > floor)) out.push(entry)
+      if (!skips(entry, to) && !(noSignals && entry.signal) && (entry.message === null || entry.message.offset > floor)) out.push(entry)
     }
     return out
   }

@@ -29,8 +29,8 @@ export interface Holding {
 
 /**
  * Writes what rooms send: everything a room sends in one event-loop
- * iteration goes into one {@link Batch}, framed once, and each member gets
- * it in one write. Also tells when this server writes less than it is asked
+ * iteration (messages, presence, signals) goes into one {@link Batch},
+ * framed once, and each member gets it in one write. Also tells when this server writes less than it is asked
  * to (congestion), so new messages can be refused before every reader lags.
  */
 export class Fanout {
@@ -70,6 +70,24 @@ export class Fanout {
     // Batched with the room's messages, so they keep their order with them.
     this.#queue(room).add(frame, null, null, user)
     this.#presenceFlush ??= setTimeout(this.flush, PRESENCE_DELAY_MS)
+    this.#flushIfFull(room)
+  }
+
+  /**
+   * Queues an encoded signal for the room's members but the socket `exclude`:
+   * it goes out in the same write as the room's messages. While the server
+   * is congested it is dropped at once, each member's miss counted as
+   * `signal_shed`, so signals go before any message does.
+   */
+  signal (room: Room<Connection>, frame: string, exclude: string | null): void {
+    if (this.congested) {
+      for (const conn of room.members) {
+        if (conn.key !== exclude && conn.held(room.name) === undefined) this.#stats.drop('signal_shed', conn.request, room.name)
+      }
+      return
+    }
+    this.#queue(room).add(frame, null, exclude, null, true)
+    this.#scheduleFlush()
     this.#flushIfFull(room)
   }
 
@@ -153,7 +171,7 @@ export class Fanout {
         this.#holding.hold(conn, held, batch)
         continue
       }
-      const result = conn.deliver(batch)
+      const result = conn.deliver(batch, name)
       if (result === Delivery.NOT_WRITTEN) continue
       reached++
       deliveries += uniform ? batch.messages : batch.messagesFor(conn)

@@ -84,7 +84,7 @@ export class Hub {
     this.#replay = new JoinReplay(parts.broker, parts.historySize, parts.stats)
     this.reads = new Reads(parts.broker, parts.connections, parts.historySize)
     this.#fanout = new Fanout(parts.stats, this.#replay)
-    this.signals = new SignalRelay(parts.broker, parts.stats, this.rooms, () => this.#fanout.congested)
+    this.signals = new SignalRelay(parts.broker, parts.stats, this.rooms, this.#fanout)
     this.#roster = new Roster({
       presence: parts.presence,
       fanout: this.#fanout,

@@ -56,9 +56,9 @@ export class JoinReplay implements Holding {
     return conn.held(room) === held
   }
 
-  /** Holds a batch back from `conn` while its join replays; past the cap the socket is closed with 1013. */
+  /** Holds a batch back from `conn` while its join replays (but its signals, which are not replayed); past the cap the socket is closed with 1013. */
   hold (conn: Connection, held: Array<ChatMessage | string>, batch: Batch): void {
-    for (const entry of batch.entriesFor(conn)) {
+    for (const entry of batch.entriesFor(conn, false)) {
       if (held.length >= MAX_HELD_PER_ROOM) {
         conn.close(CloseCode.TRY_AGAIN_LATER, 'too far behind: reconnect and resume with since').catch(() => {})
         return

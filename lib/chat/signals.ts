@@ -1,6 +1,5 @@
 import type { Broker } from '../broker/broker.js'
 import type { Stats } from '../stats.js'
-import { Batch } from './batch.js'
 import type { Room, Rooms } from './rooms.js'
 import type { SignalFrame } from '../protocol/wire.js'
 import type { Connection } from '../transport/connection.js'
@@ -41,89 +40,34 @@ export class SignalGate {
   }
 }
 
-// A room's signals are written early once they are this much, like a batch of messages.
-const MAX_SIGNAL_BATCH_BYTES = 64 * 1024
-
-/**
- * Writes signals to the members of their rooms. The signals a room gets in
- * one event-loop iteration go out together, framed once, in one write per
- * member (many typists in a big room cost each member one write, not one
- * per signal), to every member but the sender's socket and members whose
- * join is still replaying (they have no `joined` of the room yet). Nothing
- * is queued past that: a member that is behind, and every member while the
- * server is congested, misses them, each miss counted as `signal_shed`, so
- * signals go before any message does.
- */
-export class SignalFanout {
-  readonly #stats: Stats
-  readonly #congested: () => boolean
-  #pending = new Map<Room<Connection>, Batch>()
-  #flushing: NodeJS.Immediate | null = null
-
-  constructor (stats: Stats, congested: () => boolean) {
-    this.#stats = stats
-    this.#congested = congested
-  }
-
-  /** Queues `frame` for `room`'s members, except the connection `exclude`. */
-  add (room: Room<Connection>, frame: SignalFrame, exclude: string | null): void {
-    let batch = this.#pending.get(room)
-    if (batch === undefined) this.#pending.set(room, batch = new Batch())
-    batch.add(JSON.stringify(frame), null, exclude, null)
-    if (batch.bytes >= MAX_SIGNAL_BATCH_BYTES) {
-      this.#pending.delete(room)
-      this.#write(room, batch)
-    }
-    this.#flushing ??= setImmediate(this.flush)
-  }
-
-  /** Writes what is pending now. */
-  readonly flush = (): void => {
-    if (this.#flushing !== null) clearImmediate(this.#flushing)
-    this.#flushing = null
-    const pending = this.#pending
-    this.#pending = new Map()
-    for (const [room, batch] of pending) this.#write(room, batch)
-  }
-
-  /** Drops what is pending and stops the timer. */
-  close (): void {
-    if (this.#flushing !== null) clearImmediate(this.#flushing)
-    this.#flushing = null
-    this.#pending.clear()
-  }
-
-  #write (room: Room<Connection>, batch: Batch): void {
-    const congested = this.#congested()
-    for (const conn of room.members) {
-      if (conn.held(room.name) !== undefined || (batch.skips(conn) && batch.entriesFor(conn).length === 0)) continue
-      if (!congested && conn.deliverEphemeral(batch)) continue
-      this.#stats.drop('signal_shed', conn.request, room.name)
-    }
-  }
-}
-
 /** Signals of this server on their way through the broker at once; more are dropped. */
 export const MAX_SIGNALS_IN_FLIGHT = 1024
+
+/** Where a room's signals are written: the fan-out, beside the room's messages. */
+export interface SignalSink {
+  signal (room: Room<Connection>, frame: string, exclude: string | null): void
+}
 
 /**
  * A signal's way from its sender to its room's other members on every
  * server: through the broker when it carries signals, else straight to the
- * members here, written by a {@link SignalFanout}.
+ * members here. Each server's members get it with the room's next write
+ * (see Fanout.signal): a typist in a busy room costs its members no write of
+ * its own.
  */
 export class SignalRelay {
   readonly #broker: Broker
   readonly #stats: Stats
   readonly #rooms: Rooms<Connection>
-  readonly #fanout: SignalFanout
+  readonly #sink: SignalSink
   #inFlight = 0
   #closed = false
 
-  constructor (broker: Broker, stats: Stats, rooms: Rooms<Connection>, congested: () => boolean) {
+  constructor (broker: Broker, stats: Stats, rooms: Rooms<Connection>, sink: SignalSink) {
     this.#broker = broker
     this.#stats = stats
     this.#rooms = rooms
-    this.#fanout = new SignalFanout(stats, congested)
+    this.#sink = sink
   }
 
   /**
@@ -158,12 +102,11 @@ export class SignalRelay {
   deliver (frame: SignalFrame, exclude: string | null): void {
     const room = this.#rooms.get(frame.room)
     if (room === undefined || this.#closed) return
-    this.#fanout.add(room, frame, exclude)
+    this.#sink.signal(room, JSON.stringify(frame), exclude)
   }
 
-  /** Drops what is pending; later signals go nowhere. */
+  /** Later signals go nowhere. */
   close (): void {
-    this.#fanout.close()
     this.#closed = true
   }
 }

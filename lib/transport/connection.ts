@@ -274,27 +274,19 @@ export class Connection {
   }
 
   /**
-   * Writes a batch of ephemeral frames (signals) only while the socket is
-   * open and not behind: a lagging reader loses these first, before any
-   * message, and is never closed as slow for them. Returns whether it wrote.
-   */
-  deliverEphemeral (batch: Batch): boolean {
-    const { socket } = this
-    if (socket.readyState !== WebSocket.OPEN) return false
-    const raw = this.#raw
-    if ((raw === null ? socket.bufferedAmount : raw.writableLength) > this.#ctx.behindBytes) return false
-    return this.deliver(batch) !== Delivery.NOT_WRITTEN
-  }
-
-  /**
    * The broadcast hot path: per recipient and batch, a state check, a
    * buffered-bytes check and one write of bytes framed once for everyone.
+   * A socket already `behindBytes` behind gets the batch without its signals
+   * (each such miss counted as `signal_shed` in `room`): they would only add
+   * to what it has yet to read.
    */
-  deliver (batch: Batch): DeliveryResult {
+  deliver (batch: Batch, room?: string): DeliveryResult {
     const raw = this.#raw
     if (raw === null) {
+      const behind = this.socket.bufferedAmount > this.#ctx.behindBytes
+      if (behind) this.#shed(batch, room)
       let wrote = false
-      for (const entry of batch.entriesFor(this)) wrote = this.sendRaw(entry.text) || wrote
+      for (const entry of batch.entriesFor(this, !behind)) wrote = this.sendRaw(entry.text) || wrote
       return wrote ? Delivery.WRITTEN : Delivery.NOT_WRITTEN
     }
     if (this.socket.readyState !== WebSocket.OPEN) return Delivery.NOT_WRITTEN
@@ -303,10 +295,20 @@ export class Connection {
       this.#slow(waiting)
       return Delivery.NOT_WRITTEN
     }
-    const frames = batch.skips(this) ? batch.framesFor(this) : batch.frames
+    let frames
+    if (waiting <= this.#ctx.behindBytes) {
+      frames = batch.skips(this) ? batch.framesFor(this) : batch.frames
+    } else {
+      this.#shed(batch, room)
+      frames = batch.framesFor(this, false)
+    }
     if (frames === null) return Delivery.NOT_WRITTEN
     raw.write(frames)
     return waiting > this.#ctx.behindBytes ? Delivery.BEHIND : Delivery.WRITTEN
+  }
+
+  #shed (batch: Batch, room: string | undefined): void {
+    if (batch.signalsFor(this)) this.#ctx.stats.drop('signal_shed', this.request, room)
   }
 
   #slow (buffered: number): void {

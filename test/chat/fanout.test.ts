@@ -320,6 +320,46 @@ t.test('congestion: more than an eighth of at least eight reached members behind
   })
 })
 
+t.test('signals ride in the room\'s batch: one write with its messages, never to the sender; dropped and counted under congestion', async (t) => {
+  await withFakeClock((clock) => {
+    const { fanout, stats, holds, room } = setup()
+    const [alice, bob, carol] = members(3)
+    const r = room('r', alice, bob, carol)
+    fanout.message(r, message('one'), null)
+    fanout.signal(r, 'typing from alice', alice.key)
+    fanout.message(r, message('two'), null)
+    carol.hold('r')
+    clock.immediate()
+    t.strictSame(alice.writes.map((write) => write.got), [['one', 'two']], 'the sender gets the messages only')
+    t.strictSame(bob.writes.map((write) => write.got), [['one', 'typing from alice', 'two']], 'one write, in order')
+    t.equal(holds.length, 1, 'a replaying member is handed the batch (JoinReplay leaves its signals out)')
+    t.equal(stats.deliveriesOut, 4, 'signals are not deliveries')
+
+    fanout.signal(r, 'alone', alice.key)
+    clock.immediate()
+    t.equal(bob.writes.length, 1, 'a signal right after a write-out waits for the flush interval, as a message does')
+    clock.tick(FLUSH_INTERVAL_MS)
+    t.strictSame(bob.writes.at(-1)?.got, ['alone'])
+  })
+
+  await withFakeClock((clock) => {
+    const { fanout, stats, room } = setup()
+    const all = members(8)
+    all.slice(0, 2).forEach((member) => { member.result = Delivery.BEHIND })
+    const r = room('r', ...all)
+    fanout.message(r, message('m'), null)
+    fanout.flush()
+    t.equal(fanout.congested, true)
+    all[7].hold('r')
+    fanout.signal(r, 'typing', all[0].key)
+    t.equal(r.batch, null, 'not queued')
+    t.equal(stats.drops.signal_shed, 6, 'each member\'s miss counted: not the sender\'s, not a replaying member\'s')
+    clock.tick(1000)
+    clock.immediate()
+    t.strictSame(all[1].writes.map((write) => write.got), [['m']], 'nothing was written for it')
+  })
+})
+
 t.test('on real sockets: each member gets its batch as frames, in order', async (t) => {
   const ctx = { maxBufferedBytes: 1 << 20, behindBytes: 1 << 18, closeTimeout: 100, stats: new Stats() }
   const pairs = [await wsPair(t), await wsPair(t)]

@@ -100,9 +100,10 @@ t.test('hold keeps what the socket would have got: messages as stored, presence 
   batch.add(encodeMessage(m2), m2, conn.key, null)
   batch.add('{"presence":"alice"}', null, null, 'alice')
   batch.add(encodeMessage(m3), m3, 'someone else', null)
+  batch.add('{"signal":"bob"}', null, 'bob-key', null, true)
   const held = replay.begin(conn, 'r')
   replay.hold(conn, held, batch)
-  t.strictSame(held, [m1, '{"presence":"bob"}', m3], 'not its own message with echo off, nor its own presence')
+  t.strictSame(held, [m1, '{"presence":"bob"}', m3], 'not its own message with echo off, nor its own presence, nor a signal (never replayed)')
   t.equal(held[0], m1, 'the stored message itself, encoded again only if it is sent')
 })
 
