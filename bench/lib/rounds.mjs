@@ -41,8 +41,9 @@ function median (values) {
 /**
  * Measures every server `bench.cfg.rounds` times, the servers taking turns,
  * and keeps the median of each figure in `keys` (the rest from the run at the
- * median of the first). Server CPU moves by several percent between runs of
- * the same code, which one run per server cannot tell from a difference.
+ * median of the first); `each[key]` lists every round's figure. Server CPU
+ * moves by several percent between runs of the same code, which one run per
+ * server cannot tell from a difference.
  */
 export async function inRounds (bench, scenario, servers, measure, keys) {
   const { rounds } = bench.cfg
@@ -57,7 +58,7 @@ export async function inRounds (bench, scenario, servers, measure, keys) {
   const merged = {}
   for (const [id, list] of Object.entries(runs)) {
     const middle = [...list].sort((a, b) => a[keys[0]] - b[keys[0]])[(list.length - 1) >> 1]
-    merged[id] = { ...middle, rounds: list.map((r) => r[keys[0]]) }
+    merged[id] = { ...middle, rounds: list.map((r) => r[keys[0]]), each: Object.fromEntries(keys.map((key) => [key, list.map((r) => r[key])])) }
     for (const key of keys) merged[id][key] = median(list.map((r) => r[key]))
   }
   return merged

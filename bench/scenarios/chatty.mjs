@@ -38,6 +38,7 @@ export function section (bench, servers, results) {
     sideBySide('', results, servers, [
       ['Latency p50', (r) => r.p50, fmtMs],
       ['Latency p99', (r) => r.p99, fmtMs],
+      ...(cfg.rounds > 1 ? [['p99, each round', (r) => r.each.p99, (list) => list.map(fmtMs).join(', '), false]] : []),
       ['Server CPU (% of one core)', (r) => r.serverCpu, fmtPct],
       ...roundsRow(cfg.rounds, (r) => r.map(fmtPct).join(', ')),
       ['Deliveries/s', (r) => r.deliveriesPerSec, fmtRate, false],
