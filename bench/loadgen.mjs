@@ -17,6 +17,7 @@
 //                                   with `extras` (fastify-chat only), every subscriber also sends a
 //                                   `read` of the latest offset it has seen and every publisher a
 //                                   `typing` signal, once per second each, spread over the second
+//                                   (`extras: 'reads'` or `'signals'`: only those)
 //                                   with `reconnect`, a publisher the server closed is replaced
 //                                   50 ms later (what was due meanwhile is skipped, not sent)
 //   stop                            ends a running publish early
@@ -250,6 +251,7 @@ function reset () {
 
 /** Every publisher sends `rate` msg/s for `durationMs`, phase-shifted so they do not send in lockstep. */
 function publish ({ rate, durationMs, reconnect = false, extras = false }) {
+  extrasSent = extras
   const pubs = clients.filter((c) => c.role === 'pub' && !c.closed)
   const interval = 1000 / rate
   const total = Math.max(1, Math.floor(rate * durationMs / 1000))
@@ -342,6 +344,8 @@ function publish ({ rate, durationMs, reconnect = false, extras = false }) {
 // independent users' would: all at once they would be a burst no room sees.
 const EXTRA_SLICES = 100
 let extraSlice = 0
+// What the extras are: true for both, or 'reads' or 'signals' alone.
+let extrasSent = false
 
 /** One slice of a second's worth of the chatty extras: each subscriber reads up to what it has, each publisher types. */
 function sendExtras () {
@@ -349,8 +353,11 @@ function sendExtras () {
   for (const c of clients) {
     if (c.closed || !c.ready || c.index % EXTRA_SLICES !== slice) continue
     const room = roomOf(c.index)
-    if (c.role === 'sub') c.sendText(`{"type":"read","room":"${room}","offset":${c.got}}`)
-    else c.sendText(`{"type":"signal","room":"${room}","name":"typing"}`)
+    if (c.role === 'sub') {
+      if (extrasSent !== 'signals') c.sendText(`{"type":"read","room":"${room}","offset":${c.got}}`)
+    } else if (extrasSent !== 'reads') {
+      c.sendText(`{"type":"signal","room":"${room}","name":"typing"}`)
+    }
   }
 }
 

@@ -7,7 +7,7 @@
 //
 // Options (after `--`):
 //   --quick               smoke run (under two minutes)
-//   --servers=a,b         subset of chat,sqlite,authorize,naive,floor,socketio
+//   --servers=a,b         subset of chat,sqlite,authorize,extras,naive,floor,socketio, or reads and signals (only when named)
 //   --scenarios=a,b       subset of ramp,cpu,chatty,idle,overload,fill,storm,bigroom,store,redis
 //   --workers=N           load generator processes (default: cores - 1, at least 1)
 //   --nice=N              run servers and load generators at this nice level (e.g. -10 on a
@@ -91,11 +91,14 @@ const ALL_SERVERS = [
   // Every subscriber reads once a second and every publisher types once a second; users come from
   // `identify`, so read positions are kept in the store (a guest's live only in its socket).
   { id: 'extras', label: 'fastify-chat (signals and reads)', file: 'chat.mjs', kind: 'chat', env: { CHAT_IDENTIFY: '1' }, extras: true, only: ['chatty'] },
+  // One of the two alone, to tell their costs apart; only when named in --servers.
+  { id: 'reads', label: 'fastify-chat (reads only)', file: 'chat.mjs', kind: 'chat', env: { CHAT_IDENTIFY: '1' }, extras: 'reads', only: ['chatty'], named: true },
+  { id: 'signals', label: 'fastify-chat (signals only)', file: 'chat.mjs', kind: 'chat', env: { CHAT_IDENTIFY: '1' }, extras: 'signals', only: ['chatty'], named: true },
   { id: 'naive', label: 'naive loop', file: 'naive.mjs', kind: 'naive' },
   { id: 'floor', label: 'floor (raw writes)', file: 'floor.mjs', kind: 'naive', only: ['cpu'] },
   { id: 'socketio', label: 'Socket.IO', file: 'socketio.mjs', kind: 'socketio', only: ['ramp', 'cpu', 'chatty', 'idle', 'overload'] }
 ]
-const wantedServers = option('servers')?.split(',') ?? ALL_SERVERS.map((s) => s.id)
+const wantedServers = option('servers')?.split(',') ?? ALL_SERVERS.filter((s) => s.named !== true).map((s) => s.id)
 const SERVERS = ALL_SERVERS.filter((s) => wantedServers.includes(s.id) && (s.id !== 'sqlite' || hasSqlite))
 const serversFor = (scenario) => SERVERS.filter((s) => s.only === undefined || s.only.includes(scenario))
 
