@@ -280,13 +280,12 @@ export class Connection {
    * (each such miss counted as `signal_shed` in `room`): they would only add
    * to what it has yet to read.
    */
-  deliver (batch: Batch, room?: string): DeliveryResult {
+  deliver (batch: Batch, room: string): DeliveryResult {
     const raw = this.#raw
     if (raw === null) {
-      const behind = this.socket.bufferedAmount > this.#ctx.behindBytes
-      if (behind) this.#shed(batch, room)
+      const shed = this.#shedsSignals(batch, this.socket.bufferedAmount, room)
       let wrote = false
-      for (const entry of batch.entriesFor(this, !behind)) wrote = this.sendRaw(entry.text) || wrote
+      for (const entry of batch.entriesFor(this, !shed)) wrote = this.sendRaw(entry.text) || wrote
       return wrote ? Delivery.WRITTEN : Delivery.NOT_WRITTEN
     }
     if (this.socket.readyState !== WebSocket.OPEN) return Delivery.NOT_WRITTEN
@@ -295,20 +294,19 @@ export class Connection {
       this.#slow(waiting)
       return Delivery.NOT_WRITTEN
     }
-    let frames
-    if (waiting <= this.#ctx.behindBytes) {
-      frames = batch.skips(this) ? batch.framesFor(this) : batch.frames
-    } else {
-      this.#shed(batch, room)
-      frames = batch.framesFor(this, false)
-    }
+    const frames = this.#shedsSignals(batch, waiting, room)
+      ? batch.framesFor(this, false)
+      : batch.skips(this) ? batch.framesFor(this) : batch.frames
     if (frames === null) return Delivery.NOT_WRITTEN
     raw.write(frames)
     return waiting > this.#ctx.behindBytes ? Delivery.BEHIND : Delivery.WRITTEN
   }
 
-  #shed (batch: Batch, room: string | undefined): void {
+  /** Whether this socket, `waiting` bytes behind, gets `batch` without its signals; a miss is counted. */
+  #shedsSignals (batch: Batch, waiting: number, room: string): boolean {
+    if (batch.signals === 0 || waiting <= this.#ctx.behindBytes) return false
     if (batch.signalsFor(this)) this.#ctx.stats.drop('signal_shed', this.request, room)
+    return true
   }
 
   #slow (buffered: number): void {
