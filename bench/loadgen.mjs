@@ -12,8 +12,11 @@
 //            (roomSize > 0: fastify-chat sockets go to rooms of that many instead of the default room;
 //            room: every fastify-chat socket of every load generator joins that one room)
 //   reset    zero the counters and the histogram
-//   publish  { rate, durationMs, reconnect, extras }
+//   publish  { rate, durationMs, warmupMs, reconnect, extras }
 //                                   rate per publisher, msg/s; resolves when all are sent;
+//                                   with `warmupMs`, publishing starts that long before the
+//                                   measured `durationMs` and its messages are delivered and
+//                                   counted but not sampled for latency
 //                                   with `extras` (fastify-chat only), every subscriber also sends a
 //                                   `read` of the latest offset it has seen and every publisher a
 //                                   `typing` signal, once per second each, spread over the second
@@ -63,6 +66,8 @@ const clients = []
 let kind = 'chat'
 let serverPort = 0
 let stopPublishing = null
+// Messages scheduled before this time (the publish's warm-up) are not sampled for latency.
+let sampleFrom = -Infinity
 
 // How late this process is: event-loop delay and GC pauses since the last reset.
 const loopDelay = monitorEventLoopDelay({ resolution: 5 })
@@ -176,7 +181,7 @@ class Client {
     totals.received++
     if (this.sample) {
       const ts = readStamp(buf, s, e)
-      if (!Number.isNaN(ts)) hist.record(Math.max(0, this.chunkTime - ts))
+      if (ts >= sampleFrom) hist.record(Math.max(0, this.chunkTime - ts))
     }
   }
 
@@ -250,17 +255,18 @@ function reset () {
 }
 
 /** Every publisher sends `rate` msg/s for `durationMs`, phase-shifted so they do not send in lockstep. */
-function publish ({ rate, durationMs, reconnect = false, extras = false }) {
+function publish ({ rate, durationMs, warmupMs = 0, reconnect = false, extras = false }) {
   extrasSent = extras
   const pubs = clients.filter((c) => c.role === 'pub' && !c.closed)
   const interval = 1000 / rate
-  const total = Math.max(1, Math.floor(rate * durationMs / 1000))
+  const total = Math.max(1, Math.floor(rate * (warmupMs + durationMs) / 1000))
   const sio = kind === 'socketio'
   const frameSize = clientFrameSize(PAYLOAD_BYTES + (sio ? 10 : 0))
   const sent = new Array(pubs.length).fill(0)
   const resync = new Array(pubs.length).fill(false)
   const replacing = new Array(pubs.length).fill(false)
   const t0 = now() + 2
+  sampleFrom = t0 + warmupMs
   let maxLag = 0
   let skipped = 0
   let reconnects = 0
@@ -336,7 +342,7 @@ function publish ({ rate, durationMs, reconnect = false, extras = false }) {
     const extraTimer = extras && kind === 'chat' ? setInterval(sendExtras, 1000 / EXTRA_SLICES) : undefined
     stopPublishing = finish
     // Bounded even if the event loop is swamped: stop sending 5 s past the end.
-    const guard = setTimeout(finish, durationMs + 5000)
+    const guard = setTimeout(finish, warmupMs + durationMs + 5000)
   })
 }
 

@@ -7,7 +7,7 @@
 //
 // Options (after `--`):
 //   --quick               smoke run (under two minutes)
-//   --servers=a,b         subset of chat,sqlite,authorize,extras,naive,floor,socketio, or reads and signals (only when named)
+//   --servers=a,b         subset of chat,sqlite,authorize,extras,naive,floor,socketio, or reads, signals and dropped (only when named)
 //   --scenarios=a,b       subset of ramp,cpu,chatty,idle,overload,fill,storm,bigroom,store,redis
 //   --workers=N           load generator processes (default: cores - 1, at least 1)
 //   --nice=N              run servers and load generators at this nice level (e.g. -10 on a
@@ -94,6 +94,8 @@ const ALL_SERVERS = [
   // One of the two alone, to tell their costs apart; only when named in --servers.
   { id: 'reads', label: 'fastify-chat (reads only)', file: 'chat.mjs', kind: 'chat', env: { CHAT_IDENTIFY: '1' }, extras: 'reads', only: ['chatty'], named: true },
   { id: 'signals', label: 'fastify-chat (signals only)', file: 'chat.mjs', kind: 'chat', env: { CHAT_IDENTIFY: '1' }, extras: 'signals', only: ['chatty'], named: true },
+  // The extras' traffic alone: the same frames sent, dropped on arrival (a control, only when named).
+  { id: 'dropped', label: 'extras dropped on arrival', file: 'chat.mjs', kind: 'chat', env: { CHAT_IDENTIFY: '1', CHAT_DROP_EXTRAS: '1' }, extras: true, only: ['chatty'], named: true },
   { id: 'naive', label: 'naive loop', file: 'naive.mjs', kind: 'naive' },
   { id: 'floor', label: 'floor (raw writes)', file: 'floor.mjs', kind: 'naive', only: ['cpu'] },
   { id: 'socketio', label: 'Socket.IO', file: 'socketio.mjs', kind: 'socketio', only: ['ramp', 'cpu', 'chatty', 'idle', 'overload'] }

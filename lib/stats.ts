@@ -6,7 +6,7 @@ export type RefusalReason = 'origin' | 'unauthorized' | 'forbidden' | 'server_fu
 /**
  * Why a frame or a socket was dropped. `signal_limited`: a signal over its
  * sender's `signalRate`; `signal_shed`: a signal not written to one
- * recipient that lagged (or while the server was congested).
+ * recipient that lagged, or not written at all while the server was congested.
  */
 export type DropReason = 'rate_limited' | 'overloaded' | 'slow_consumer' | 'too_large' | 'invalid' | 'dead_peer' | 'signal_limited' | 'signal_shed'
 
@@ -31,7 +31,7 @@ export const channels = Object.freeze({
   connection: diagnostics.channel('fastify-chat:connection'),
   /** `{ room, offset, from }` for every stored message. */
   message: diagnostics.channel('fastify-chat:message'),
-  /** `{ reason, ip, room?, buffered? }` for every drop; `buffered` is the socket's queued bytes for `slow_consumer`. */
+  /** `{ reason, ip?, room?, buffered? }` for every drop; `buffered` is the socket's queued bytes for `slow_consumer`; no `ip` for a signal shed whole. */
   drop: diagnostics.channel('fastify-chat:drop'),
   /** `{ event: 'down' | 'up', role, err? }` when an adapter loses or regains its backend (Redis). */
   adapter: diagnostics.channel('fastify-chat:adapter')
@@ -71,6 +71,16 @@ export class Stats {
   drop (reason: DropReason, from: Peer, room?: string, buffered?: number): void {
     this.drops[reason]++
     if (channels.drop.hasSubscribers) channels.drop.publish({ reason, ip: from.ip, room, buffered })
+  }
+
+  /**
+   * A signal dropped whole while the server is congested, before anyone got
+   * it: one count whatever the room's size, and no `ip` (it may have come
+   * from another server).
+   */
+  shedSignal (room: string): void {
+    this.drops.signal_shed++
+    if (channels.drop.hasSubscribers) channels.drop.publish({ reason: 'signal_shed', room })
   }
 
   snapshot (open: number): ChatStats {

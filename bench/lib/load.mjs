@@ -9,14 +9,18 @@ import { P99_LIMIT_MS } from './settings.mjs'
  * Publishes at `rate` msg/s per publisher for `durationMs`, then waits up to
  * `drainMs` for every delivery of what was sent. Counts are reset first, so
  * only messages of this window are counted (the previous one had drained).
+ * With `warmupMs`, publishing runs that long first without a pause: its
+ * messages count as sent and delivered, but latency and CPU are measured
+ * from its end.
  */
-export async function runLoad (rig, { rate, durationMs, receivers, drainMs, watch, reconnect = false, extras = false }) {
+export async function runLoad (rig, { rate, durationMs, warmupMs = 0, receivers, drainMs, watch, reconnect = false, extras = false }) {
   await rig.all('reset')
   const closesBefore = (await rig.stats()).closes
-  const before = rig.snap()
   const publishStarted = performance.now()
   let stoppedEarly = false
-  const publishing = rig.all('publish', () => ({ rate, durationMs, reconnect, extras }), durationMs + 30_000)
+  const publishing = rig.all('publish', () => ({ rate, durationMs, warmupMs, reconnect, extras }), warmupMs + durationMs + 30_000)
+  if (warmupMs > 0) await sleep(warmupMs)
+  const before = rig.snap()
   if (watch !== undefined) {
     // `watch(elapsedMs)` runs every 250 ms while publishing; true ends it early.
     const state = { done: false }
@@ -32,7 +36,7 @@ export async function runLoad (rig, { rate, durationMs, receivers, drainMs, watc
     }
   }
   const pubs = await publishing
-  const publishSeconds = stoppedEarly ? (performance.now() - publishStarted) / 1000 : durationMs / 1000
+  const publishSeconds = stoppedEarly ? (performance.now() - publishStarted) / 1000 : (warmupMs + durationMs) / 1000
   const sent = pubs.reduce((a, p) => a + p.sent, 0)
   const planned = pubs.reduce((a, p) => a + p.planned, 0)
   const maxLagMs = Math.max(...pubs.map((p) => p.maxLagMs))

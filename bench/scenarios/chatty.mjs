@@ -23,7 +23,7 @@ async function chatty (bench, server) {
     if (conn.ready !== conn.wanted) throw new Error(`${server.label}: ${conn.ready}/${conn.wanted} connected`)
     await rig.quiet(60_000)
     const r = await leastDisturbed(rig, server.label, cfg.retries,
-      () => runLoad(rig, { rate: rateOf(cfg) / CHATTY.publishers, durationMs: cfg.chattyMs, receivers: CHATTY.clients, drainMs: cfg.drainMs, extras: server.extras ?? false }))
+      () => runLoad(rig, { rate: rateOf(cfg) / CHATTY.publishers, durationMs: cfg.chattyMs, warmupMs: cfg.chattyWarmupMs, receivers: CHATTY.clients, drainMs: cfg.drainMs, extras: server.extras ?? false }))
     r.reasons = judge(r, cfg.drainMs)
     log(`  ${server.label}: p50 ${fmtMs(r.p50)}, p99 ${fmtMs(r.p99)}, server ${fmtPct(r.serverCpu)}, loadgen ${fmtPct(r.loadgenCpu)}`)
     return r
@@ -47,10 +47,12 @@ export function section (bench, servers, results) {
       ['Other processes (% of one core)', (r) => r.foreignCpu, fmtPct, false]
     ]),
     '',
-    `Each publisher sends ${rateOf(cfg) / CHATTY.publishers} msg/s for ${cfg.chattyMs / 1000} s; every message goes to all ` +
+    `Each publisher sends ${rateOf(cfg) / CHATTY.publishers} msg/s for ${cfg.chattyMs / 1000} s, after ${cfg.chattyWarmupMs / 1000} s of the same ` +
+      'that count for delivery but not for latency or CPU; every message goes to all ' +
       `${CHATTY.clients} clients, its sender included (${fmtRate(rateOf(cfg) * CHATTY.clients)} deliveries).` +
       (servers.some((s) => s.extras) ? ' In the "signals and reads" column each subscriber also sends a `read` of the latest offset it has once a second, and each publisher a `typing` signal once a second, which goes to every other member; its users come from `identify`, so every read that moves a position is a store write.' : '') +
       (servers.some((s) => typeof s.extras === 'string') ? ' The "reads only" and "signals only" columns send one of the two.' : '') +
+      (servers.some((s) => s.id === 'dropped') ? ' The "extras dropped on arrival" column sends the same extras to a server that drops them as ws hands them over, before fastify-chat sees them: what their traffic alone costs.' : '') +
       roundsNote(cfg.rounds) +
       problems(results, servers)
   ]

@@ -11,6 +11,9 @@
 // what access control costs when it says yes, once per message and join.
 // CHAT_IDENTIFY=1 adds an `identify` that takes `?name=` as the user's id, so
 // users are not guests and their read positions are kept in the store.
+// CHAT_DROP_EXTRAS=1 is a control, not a server to deploy: every `read` and
+// `signal` frame is dropped as ws hands it over, before fastify-chat sees it,
+// so the chatty room's extras cost only their traffic.
 import { rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -42,6 +45,16 @@ if (process.env.CHAT_SECRET !== undefined) opts.secret = process.env.CHAT_SECRET
 
 if (process.env.CHAT_AUTHORIZE === '1') opts.authorize = () => true
 if (process.env.CHAT_IDENTIFY === '1') opts.identify = (request) => ({ id: String(request.query.name), name: String(request.query.name).slice(0, 32) })
+
+if (process.env.CHAT_DROP_EXTRAS === '1') {
+  const { WebSocket } = await import('ws')
+  const emit = WebSocket.prototype.emit
+  // `{"type":"r…` and `{"type":"s…`: the type's first letter is at 9. Messages are plain text here.
+  WebSocket.prototype.emit = function (event, data, ...rest) {
+    if (event === 'message' && data[0] === 0x7b && (data[9] === 0x72 || data[9] === 0x73)) return false
+    return emit.call(this, event, data, ...rest)
+  }
+}
 
 const removeDb = () => {
   if (dbPath === null) return

@@ -76,14 +76,13 @@ export class Fanout {
   /**
    * Queues an encoded signal for the room's members but the socket `exclude`:
    * it goes out in the same write as the room's messages. While the server
-   * is congested it is dropped at once, each member's miss counted as
-   * `signal_shed`, so signals go before any message does.
+   * is congested it is dropped at once and counted once as `signal_shed`
+   * (not per member: that would cost a pass over the room, at the moment
+   * the server has least to spare), so signals go before any message does.
    */
   signal (room: Room<Connection>, frame: string, exclude: string | null): void {
     if (this.congested) {
-      for (const conn of room.members) {
-        if (conn.key !== exclude && conn.held(room.name) === undefined) this.#stats.drop('signal_shed', conn.request, room.name)
-      }
+      this.#stats.shedSignal(room.name)
       return
     }
     this.#queue(room).add(frame, null, exclude, null, true)

@@ -1,3 +1,4 @@
+import diagnostics from 'node:diagnostics_channel'
 import type { FastifyRequest } from 'fastify'
 import t from 'tap'
 import type { Batch } from '../../lib/chat/batch.js'
@@ -350,10 +351,17 @@ t.test('signals ride in the room\'s batch: one write with its messages, never to
     fanout.message(r, message('m'), null)
     fanout.flush()
     t.equal(fanout.congested, true)
-    all[7].hold('r')
-    fanout.signal(r, 'typing', all[0].key)
+    const events: unknown[] = []
+    const listen = (event: unknown): void => { events.push(event) }
+    diagnostics.subscribe('fastify-chat:drop', listen)
+    try {
+      fanout.signal(r, 'typing', all[0].key)
+    } finally {
+      diagnostics.unsubscribe('fastify-chat:drop', listen)
+    }
     t.equal(r.batch, null, 'not queued')
-    t.equal(stats.drops.signal_shed, 6, 'each member\'s miss counted: not the sender\'s, not a replaying member\'s')
+    t.equal(stats.drops.signal_shed, 1, 'counted once, not once per member')
+    t.strictSame(events, [{ reason: 'signal_shed', room: 'r' }], 'one drop event, with no ip')
     clock.tick(1000)
     clock.immediate()
     t.strictSame(all[1].writes.map((write) => write.got), [['m']], 'nothing was written for it')
