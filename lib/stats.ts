@@ -68,19 +68,10 @@ export class Stats {
     if (channels.connection.hasSubscribers) channels.connection.publish({ event: 'closed', ip: from.ip, code })
   }
 
-  drop (reason: DropReason, from: Peer, room?: string, buffered?: number): void {
+  /** `from` is null for a frame with no one sender here (a signal shed whole, which may come from another server). */
+  drop (reason: DropReason, from: Peer | null, room?: string, buffered?: number): void {
     this.drops[reason]++
-    if (channels.drop.hasSubscribers) channels.drop.publish({ reason, ip: from.ip, room, buffered })
-  }
-
-  /**
-   * A signal dropped whole while the server is congested, before anyone got
-   * it: one count whatever the room's size, and no `ip` (it may have come
-   * from another server).
-   */
-  shedSignal (room: string): void {
-    this.drops.signal_shed++
-    if (channels.drop.hasSubscribers) channels.drop.publish({ reason: 'signal_shed', room })
+    if (channels.drop.hasSubscribers) channels.drop.publish({ reason, ip: from?.ip, room, buffered })
   }
 
   snapshot (open: number): ChatStats {

@@ -82,7 +82,7 @@ export class Fanout {
    */
   signal (room: Room<Connection>, frame: string, exclude: string | null): void {
     if (this.congested) {
-      this.#stats.shedSignal(room.name)
+      this.#stats.drop('signal_shed', null, room.name)
       return
     }
     this.#queue(room).add(frame, null, exclude, null, true)

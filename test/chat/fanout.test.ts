@@ -351,8 +351,8 @@ t.test('signals ride in the room\'s batch: one write with its messages, never to
     fanout.message(r, message('m'), null)
     fanout.flush()
     t.equal(fanout.congested, true)
-    const events: unknown[] = []
-    const listen = (event: unknown): void => { events.push(event) }
+    const events: Array<{ reason: string, ip?: string, room?: string }> = []
+    const listen = (event: unknown): void => { events.push(event as typeof events[number]) }
     diagnostics.subscribe('fastify-chat:drop', listen)
     try {
       fanout.signal(r, 'typing', all[0].key)
@@ -361,7 +361,10 @@ t.test('signals ride in the room\'s batch: one write with its messages, never to
     }
     t.equal(r.batch, null, 'not queued')
     t.equal(stats.drops.signal_shed, 1, 'counted once, not once per member')
-    t.strictSame(events, [{ reason: 'signal_shed', room: 'r' }], 'one drop event, with no ip')
+    t.equal(events.length, 1, 'one drop event')
+    t.equal(events[0]?.reason, 'signal_shed')
+    t.equal(events[0]?.room, 'r')
+    t.equal(events[0]?.ip, undefined, 'with no ip: the sender may be on another server')
     clock.tick(1000)
     clock.immediate()
     t.strictSame(all[1].writes.map((write) => write.got), [['m']], 'nothing was written for it')
